@@ -1,0 +1,59 @@
+/*
+ * blas.h - the few BLAS/LAPACK routines the core uses, behind the
+ * symbol-prefix macros of the OpenBLAS build we link (scipy-openblas32
+ * prefixes every symbol with "scipy_"; setup.py passes the prefix).
+ * Private to the core: not part of the public API in mfrec.h.
+ */
+#ifndef MFR_BLAS_H
+#define MFR_BLAS_H
+
+#ifndef BLAS_SYMBOL_PREFIX
+#define BLAS_SYMBOL_PREFIX
+#endif
+#ifndef BLAS_SYMBOL_SUFFIX
+#define BLAS_SYMBOL_SUFFIX
+#endif
+#define MFR_CAT3_(a, b, c) a##b##c
+#define MFR_CAT3(a, b, c) MFR_CAT3_(a, b, c)
+#define MFR_BLAS(name) MFR_CAT3(BLAS_SYMBOL_PREFIX, name, BLAS_SYMBOL_SUFFIX)
+
+typedef int blas_int; /* scipy-openblas32: 32-bit integers (LP64) */
+
+enum mfr_cblas_order { MfrRowMajor = 101, MfrColMajor = 102 };
+enum mfr_cblas_trans { MfrNoTrans = 111, MfrTrans = 112 };
+enum mfr_cblas_uplo { MfrUpper = 121, MfrLower = 122 };
+
+void MFR_BLAS(cblas_sgemm)(int order, int transa, int transb, blas_int m,
+                           blas_int n, blas_int k, float alpha, const float *a,
+                           blas_int lda, const float *b, blas_int ldb,
+                           float beta, float *c, blas_int ldc);
+void MFR_BLAS(cblas_dgemm)(int order, int transa, int transb, blas_int m,
+                           blas_int n, blas_int k, double alpha,
+                           const double *a, blas_int lda, const double *b,
+                           blas_int ldb, double beta, double *c, blas_int ldc);
+void MFR_BLAS(cblas_ssyrk)(int order, int uplo, int trans, blas_int n,
+                           blas_int k, float alpha, const float *a,
+                           blas_int lda, float beta, float *c, blas_int ldc);
+
+char *MFR_BLAS(openblas_get_config)(void);
+char *MFR_BLAS(openblas_get_corename)(void);
+int MFR_BLAS(openblas_get_num_threads)(void);
+void MFR_BLAS(openblas_set_num_threads)(int n);
+
+/* BLAS runs single-threaded inside our OpenMP regions: OpenBLAS threads
+ * nested in OpenMP threads oversubscribe the cores (peers lose 15x). */
+static inline int mfr_blas_threads_save_and_set1(void)
+{
+    int prev = MFR_BLAS(openblas_get_num_threads)();
+    if (prev != 1)
+        MFR_BLAS(openblas_set_num_threads)(1);
+    return prev;
+}
+
+static inline void mfr_blas_threads_restore(int prev)
+{
+    if (prev != 1)
+        MFR_BLAS(openblas_set_num_threads)(prev);
+}
+
+#endif /* MFR_BLAS_H */

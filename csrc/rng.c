@@ -1,0 +1,96 @@
+/*
+ * rng.c - a small portable PRNG, so a seed means the same on every platform.
+ *
+ * xoshiro256** (Blackman & Vigna) with its state filled by splitmix64 from
+ * (seed, stream): distinct streams give independent sequences, which lets
+ * parallel code draw per fixed-size block of rows and stay independent of
+ * the thread count.
+ */
+#include <math.h>
+
+#include "internal.h"
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+void mfr_rng_seed(mfr_rng *rng, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ull);
+    for (int i = 0; i < 4; i++)
+        rng->s[i] = splitmix64(&x);
+}
+
+uint64_t mfr_rng_next(mfr_rng *rng)
+{
+    uint64_t *s = rng->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+float mfr_rng_uniform(mfr_rng *rng)
+{
+    return (float)(mfr_rng_next(rng) >> 40) * 0x1.0p-24f;
+}
+
+double mfr_rng_normal(mfr_rng *rng)
+{
+    /* u1 in (0, 1] so the log is finite */
+    double u1 = ((double)(mfr_rng_next(rng) >> 11) + 1.0) * 0x1.0p-53;
+    double u2 = (double)(mfr_rng_next(rng) >> 11) * 0x1.0p-53;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+uint64_t mfr_rng_below(mfr_rng *rng, uint64_t n)
+{
+    /* rejection on the top of the range keeps it unbiased */
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do {
+        x = mfr_rng_next(rng);
+    } while (x >= limit);
+    return x % n;
+}
+
+void mfr_rng_permutation(mfr_rng *rng, int64_t n, int64_t *perm)
+{
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        int64_t j = (int64_t)mfr_rng_below(rng, (uint64_t)i + 1);
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+int mfr_init_factors(float *x, int64_t n, int32_t k, int kind, float scale,
+                     uint64_t seed, uint64_t stream)
+{
+    if (n < 0 || k <= 0 || !(scale >= 0.0f) || !isfinite(scale) ||
+        (kind != MFR_INIT_UNIFORM && kind != MFR_INIT_NORMAL))
+        return MFR_EINVAL;
+    int64_t n_blocks = (n + MFR_RNG_BLOCK - 1) / MFR_RNG_BLOCK;
+    for (int64_t b = 0; b < n_blocks; b++) {
+        mfr_rng rng;
+        mfr_rng_seed(&rng, seed, stream * 0x100000000ull + (uint64_t)b);
+        int64_t end = MFR_MIN(n, (b + 1) * MFR_RNG_BLOCK);
+        for (int64_t i = b * MFR_RNG_BLOCK * (int64_t)k; i < end * (int64_t)k; i++)
+            x[i] = kind == MFR_INIT_UNIFORM ? scale * mfr_rng_uniform(&rng)
+                                            : (float)(scale * mfr_rng_normal(&rng));
+    }
+    return MFR_OK;
+}

@@ -1,0 +1,170 @@
+/*
+ * sgd.c - one epoch of stochastic gradient descent for matrix factorization.
+ *
+ * Objective over the observed ratings (u, i, r):
+ *   L = sum (r - r_hat)^2 + lambda (|p_u|^2 + |q_i|^2 + b_u^2 + b_i^2)
+ *   r_hat = mu + b_u + b_i + p_u . q_i      (biases only when enabled)
+ * Per rating, with e = r - r_hat measured before the update and the
+ * factor 2 of the gradient folded into the learning rate (as Funk,
+ * Surprise and LIBMF do):
+ *   b_u += lr (e - lambda b_u)           b_i += lr (e - lambda b_i)
+ *   p_u += lr (e q_i - lambda p_u)       q_i += lr (e p_u - lambda q_i)
+ * (q_i's step uses the p_u from before its own step). A document whose
+ * gradient is 2 e q with rate eta corresponds to lr = 2 eta here.
+ *
+ * One thread: ratings in an order shuffled from (seed, epoch). Several
+ * threads: users and items are cut into G = 2 * threads stripes; in each of
+ * G rounds the G blocks (s, (s + round) mod G) share no user and no item,
+ * so they run concurrently without locks (the stratified SGD of Gemulla et
+ * al. and LIBMF). Blocks are whole units of work, so the result depends on
+ * G but not on which thread ran which block.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+mfr_sgd_params mfr_sgd_default_params(void)
+{
+    mfr_sgd_params p = {0.005f, 0.02f, 1, 1, 0};
+    return p;
+}
+
+/* Updates for the ratings order[begin..end). Returns the sum of squared
+ * errors, or NaN as soon as an error is no longer finite. */
+MFR_TARGET_CLONES
+static double sgd_run(mfr_model *m, const mfr_sgd_params *p,
+                      const int64_t *order, int64_t begin, int64_t end,
+                      const int32_t *users, const int32_t *items,
+                      const float *ratings)
+{
+    const int32_t k = m->k;
+    const float lr = p->learning_rate, reg = p->regularization;
+    const float mu = (float)m->global_mean;
+    float *restrict bu = p->biases ? m->user_bias : NULL;
+    float *restrict bi = p->biases ? m->item_bias : NULL;
+    double sse = 0.0;
+    for (int64_t j = begin; j < end; j++) {
+        int64_t t = order[j];
+        int32_t u = users[t], i = items[t];
+        float *restrict pu = m->P + (int64_t)u * k;
+        float *restrict qi = m->Q + (int64_t)i * k;
+        float pred = mfr_dot(pu, qi, k);
+        if (bu)
+            pred += mu + bu[u] + bi[i];
+        float e = ratings[t] - pred;
+        if (!(fabsf(e) < 1e15f))  /* NaN or runaway: stop the epoch */
+            return NAN;
+        sse += (double)e * e;
+        if (bu) {
+            bu[u] += lr * (e - reg * bu[u]);
+            bi[i] += lr * (e - reg * bi[i]);
+        }
+#pragma omp simd
+        for (int32_t f = 0; f < k; f++) {
+            float pf = pu[f], qf = qi[f];
+            pu[f] = pf + lr * (e * qf - reg * pf);
+            qi[f] = qf + lr * (e * pf - reg * qf);
+        }
+    }
+    return sse;
+}
+
+static int all_finite(const float *x, int64_t n)
+{
+    for (int64_t t = 0; t < n; t++)
+        if (!isfinite(x[t]))
+            return 0;
+    return 1;
+}
+
+/* Order the shuffled ratings by block of the G x G grid (stable counting
+ * sort, so the order within a block stays random). block_ptr: G*G+1. */
+static void sort_into_blocks(const int64_t *perm, int64_t nnz, const int32_t *users,
+                             const int32_t *items, int g, int64_t *block_ptr,
+                             int64_t *order)
+{
+    const int nb = g * g;
+    for (int b = 0; b <= nb; b++)
+        block_ptr[b] = 0;
+    for (int64_t j = 0; j < nnz; j++) {
+        int64_t t = perm[j];
+        block_ptr[(users[t] % g) * g + items[t] % g + 1]++;
+    }
+    for (int b = 0; b < nb; b++)
+        block_ptr[b + 1] += block_ptr[b];
+    for (int64_t j = 0; j < nnz; j++) {
+        int64_t t = perm[j];
+        int b = (users[t] % g) * g + items[t] % g;
+        order[block_ptr[b]++] = t;
+    }
+    for (int b = nb; b > 0; b--) /* shift back to block starts */
+        block_ptr[b] = block_ptr[b - 1];
+    block_ptr[0] = 0;
+}
+
+int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
+                  const int32_t *users, const int32_t *items,
+                  const float *ratings, int epoch, double *loss)
+{
+    int status = MFR_OK;
+    int64_t *perm = NULL, *order = NULL, *block_ptr = NULL;
+    double *block_sse = NULL;
+    double sse = 0.0;
+    const int threads = mfr_threads(p->n_threads);
+
+    if (nnz <= 0 || m->k <= 0 || !(p->learning_rate > 0.0f) ||
+        !(p->regularization >= 0.0f) || epoch < 0 ||
+        (p->biases && (!m->user_bias || !m->item_bias)))
+        return MFR_EINVAL;
+    status = mfr_check_triplets(nnz, users, m->n_users, items, m->n_items, ratings);
+    if (status != MFR_OK)
+        return status;
+
+    perm = malloc((size_t)nnz * sizeof *perm);
+    if (!perm) {
+        status = MFR_ENOMEM;
+        goto cleanup;
+    }
+    mfr_rng rng;
+    mfr_rng_seed(&rng, p->seed, (uint64_t)epoch);
+    mfr_rng_permutation(&rng, nnz, perm);
+
+    if (threads == 1) {
+        sse = sgd_run(m, p, perm, 0, nnz, users, items, ratings);
+    } else {
+        const int g = 2 * threads;
+        order = malloc((size_t)nnz * sizeof *order);
+        block_ptr = malloc(((size_t)g * g + 1) * sizeof *block_ptr);
+        block_sse = calloc((size_t)g * g, sizeof *block_sse);
+        if (!order || !block_ptr || !block_sse) {
+            status = MFR_ENOMEM;
+            goto cleanup;
+        }
+        sort_into_blocks(perm, nnz, users, items, g, block_ptr, order);
+        for (int round = 0; round < g; round++) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+            for (int s = 0; s < g; s++) {
+                int b = s * g + (s + round) % g;
+                block_sse[b] = sgd_run(m, p, order, block_ptr[b], block_ptr[b + 1],
+                                       users, items, ratings);
+            }
+        }
+        for (int b = 0; b < g * g; b++) /* fixed order: thread-independent */
+            sse += block_sse[b];
+    }
+    if (!isfinite(sse) || !all_finite(m->P, (int64_t)m->n_users * m->k) ||
+        !all_finite(m->Q, (int64_t)m->n_items * m->k) ||
+        (p->biases && (!all_finite(m->user_bias, m->n_users) ||
+                       !all_finite(m->item_bias, m->n_items)))) {
+        status = MFR_EDIVERGED;
+        goto cleanup;
+    }
+    *loss = sse / (double)nnz;
+cleanup:
+    free(perm);
+    free(order);
+    free(block_ptr);
+    free(block_sse);
+    return status;
+}

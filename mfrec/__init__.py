@@ -1,0 +1,25 @@
+"""mfrec: matrix-factorization recommendation with a C core.
+
+    import mfrec
+    data = mfrec.load_movielens("100k")
+    train, test = mfrec.train_test_split(data.ratings, test_size=0.2, seed=42)
+    model = mfrec.Model("sgd", factors=100, seed=42).fit(train, validation=test)
+"""
+import scipy_openblas32  # noqa: F401  (loads OpenBLAS, whose symbols _core uses)
+
+from . import _core, metrics
+from .datasets import load_movielens, make_low_rank
+from .model import Model
+from .model_selection import train_test_split
+from .ratings import Ratings
+
+__version__ = _core.__version__
+
+__all__ = ["Model", "Ratings", "load_movielens", "make_low_rank", "train_test_split",
+           "metrics", "build_info"]
+
+
+def build_info() -> dict:
+    """The versions and the CPU/BLAS variants in use (benchmarks print it)."""
+    return {"mfrec": __version__, "simd": _core.simd_variant(),
+            "openblas": _core.openblas_config()}

@@ -1,0 +1,145 @@
+"""The fitting methods behind ``Model(algorithm)``.
+
+Each algorithm is a subclass of :class:`Algorithm` registered under its name.
+It declares its parameters with their defaults, checks them, and fills the
+core model (a ``_core.Model``: factors, biases, global mean) either one
+iteration at a time (``start`` + ``step``) or in closed form (``solve``).
+Everything else -- id mapping, the iteration loop, early stopping, history,
+prediction, top-N, save/load -- is shared in ``mfrec.model``.
+"""
+from __future__ import annotations
+
+import numbers
+from functools import cached_property
+from typing import Dict, Optional, Type
+
+import numpy as np
+
+from .. import _core
+
+__all__ = ["Algorithm", "TrainData", "get_algorithm", "register", "ALGORITHMS"]
+
+ALGORITHMS: Dict[str, Type["Algorithm"]] = {}
+
+INIT_KINDS = {"uniform": 0, "normal": 1}
+
+
+def register(cls):
+    ALGORITHMS[cls.name] = cls
+    return cls
+
+
+def get_algorithm(name) -> Type["Algorithm"]:
+    if not isinstance(name, str) or name not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {sorted(ALGORITHMS)}, got {name!r}")
+    return ALGORITHMS[name]
+
+
+class TrainData:
+    """Training ratings as contiguous indices (int32) and float32 values,
+    with the CSR by user and by item built on first use."""
+
+    def __init__(self, users, items, ratings, n_users, n_items):
+        self.users, self.items, self.ratings = users, items, ratings
+        self.n_users, self.n_items = n_users, n_items
+
+    def __len__(self):
+        return len(self.ratings)
+
+    @cached_property
+    def by_user(self):
+        """(indptr, item indices, ratings) of each user, items ascending."""
+        return _core.build_csr(self.users, self.items, self.ratings, self.n_users, self.n_items)
+
+    @cached_property
+    def by_item(self):
+        """(indptr, user indices, ratings) of each item, users ascending."""
+        return _core.build_csr(self.items, self.users, self.ratings, self.n_items, self.n_users)
+
+
+# ---- parameter checks shared by the algorithms -----------------------------
+
+def check_int(params, name, low=1, allow_none=False):
+    v = params[name]
+    if v is None and allow_none:
+        return
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+
+
+def check_float(params, name, low=0.0, strict=False):
+    v = params[name]
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+    if not ok or (v <= low if strict else v < low):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {op} {low}, got {v!r}")
+
+
+def check_choice(params, name, choices):
+    if params[name] not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {params[name]!r}")
+
+
+def check_bool(params, name):
+    if not isinstance(params[name], (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {params[name]!r}")
+
+
+class Algorithm:
+    """Base of the fitting methods. Subclasses set ``name`` and ``defaults``
+    and implement ``start``/``step`` (iterative) or ``solve`` (closed form)."""
+
+    name = ""
+    #: parameter -> default; every algorithm has factors, seed and n_threads
+    defaults: Dict[str, object] = {}
+    #: the parameter that counts iterations, or None for a closed form
+    iterations_param: Optional[str] = "epochs"
+    #: predictions are clipped to the training rating range by default
+    clip_predictions = True
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    @classmethod
+    def check_params(cls, params: dict) -> None:
+        check_int(params, "factors", 1)
+        check_int(params, "seed", 0, allow_none=True)
+        check_int(params, "n_threads", 0)
+        if cls.iterations_param:
+            check_int(params, cls.iterations_param, 1)
+
+    def check_data(self, train: TrainData) -> None:
+        """Raise ValueError if the data cannot support the parameters."""
+        k = self.params["factors"]
+        if k > min(train.n_users, train.n_items):
+            raise ValueError(f"factors={k} is larger than the rating matrix allows "
+                             f"({train.n_users} users x {train.n_items} items)")
+
+    def init_factors(self, core, train, seed, kind="normal", scale=0.1):
+        """Random P and Q from (seed, stream 0/1); zero biases if wanted."""
+        k = self.params["factors"]
+        P = np.empty((train.n_users, k), np.float32)
+        Q = np.empty((train.n_items, k), np.float32)
+        _core.init_factors(P, INIT_KINDS[kind], scale, seed, 0)
+        _core.init_factors(Q, INIT_KINDS[kind], scale, seed, 1)
+        core.user_factors, core.item_factors = P, Q
+
+    def start(self, core, train: TrainData, seed: int) -> None:
+        raise NotImplementedError
+
+    def step(self, core, train: TrainData, iteration: int) -> Optional[float]:
+        """One iteration; returns the training loss it reports, or None."""
+        raise NotImplementedError
+
+    def solve(self, core, train: TrainData, seed: int) -> None:
+        raise NotImplementedError
+
+    # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
+    def extra_arrays(self) -> Dict[str, np.ndarray]:
+        return {}
+
+    def load_extra_arrays(self, arrays: Dict[str, np.ndarray]) -> None:
+        pass
+
+
+from . import sgd  # noqa: E402,F401  (registers)

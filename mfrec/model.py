@@ -1,0 +1,449 @@
+"""The Model every algorithm shares: ids, the fitting loop, prediction, files.
+
+Thread rule: ``fit`` trains on a private core model and swaps the finished
+state in under the model's lock; ``predict``/``recommend`` take the same
+lock, so a reader sees either the old model or the new one, never a
+half-updated one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+import warnings
+import zipfile
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import _core
+from .algorithms import TrainData, get_algorithm
+from .ratings import Ratings, as_ids, as_ratings
+
+__all__ = ["Model"]
+
+FILE_FORMAT = "mfrec-model"
+FILE_VERSION = 1
+CORE_ARRAYS = ("user_factors", "item_factors", "user_bias", "item_bias")
+
+
+def index_of(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Contiguous int32 index of each raw id in the sorted `ids`; -1 if absent."""
+    pos = np.searchsorted(ids, raw)
+    pos = np.minimum(pos, len(ids) - 1)
+    found = ids[pos] == raw if len(ids) else np.zeros(len(raw), bool)
+    return np.where(found, pos, -1).astype(np.int32)
+
+
+def core_state(core) -> dict:
+    """Copies of the arrays and the mean of a core model (a snapshot)."""
+    state = {name: getattr(core, name) for name in CORE_ARRAYS}
+    state = {k: None if v is None else v.copy() for k, v in state.items()}
+    state["global_mean"] = core.global_mean
+    return state
+
+
+def set_core_state(core, state: dict) -> None:
+    for name in CORE_ARRAYS:
+        setattr(core, name, state[name])
+    core.global_mean = state["global_mean"]
+
+
+class Model(_core.Model):
+    """A matrix-factorization recommender.
+
+    Parameters
+    ----------
+    algorithm : {"sgd", ...}
+        The fitting method; ``mfrec.algorithms.ALGORITHMS`` lists them.
+    **params
+        The algorithm's parameters (see ``Model.defaults(algorithm)``), e.g.
+        for "sgd": factors=100, learning_rate=0.005, regularization=0.02,
+        biases=True, init="normal", init_scale=0.1, epochs=20, seed=None,
+        n_threads=1.
+
+    Attributes (after fit)
+    ----------------------
+    user_ids, item_ids : the raw ids seen in training, sorted (index i of
+        ``user_factors`` is user ``user_ids[i]``).
+    user_factors, item_factors, user_bias, item_bias, global_mean
+    history : one dict per iteration (``pandas.DataFrame(model.history)``).
+    best_iteration_ : the iteration kept (early stopping restores it).
+    seed_ : the seed used (drawn at random when seed=None).
+    """
+
+    def __init__(self, algorithm: str = "sgd", **params):
+        cls = get_algorithm(algorithm)
+        unknown = sorted(set(params) - set(cls.defaults))
+        if unknown:
+            raise TypeError(f"unknown parameter(s) {unknown} for algorithm {algorithm!r}; "
+                            f"it takes {sorted(cls.defaults)}")
+        full = {**cls.defaults, **params}
+        cls.check_params(full)
+        self.algorithm = algorithm
+        self._params = full
+        self._lock = threading.RLock()
+        self._solver = None
+        self.user_ids = self.item_ids = None
+        self.history = []
+        self.best_iteration_ = None
+        self.seed_ = None
+        self.rating_range_ = None
+
+    # ---- parameters, scikit-learn style -------------------------------------
+
+    @staticmethod
+    def defaults(algorithm: str) -> dict:
+        """The parameters of `algorithm` with their default values."""
+        return dict(get_algorithm(algorithm).defaults)
+
+    def get_params(self) -> dict:
+        return {"algorithm": self.algorithm, **self._params}
+
+    def set_params(self, **params) -> "Model":
+        algorithm = params.pop("algorithm", self.algorithm)
+        merged = {**self._params, **params} if algorithm == self.algorithm else params
+        self.__init__(algorithm, **merged)
+        return self
+
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self):
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._params.items()
+                          if v != get_algorithm(self.algorithm).defaults[k])
+        return f"Model({self.algorithm!r}{', ' if shown else ''}{shown})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.user_ids is not None
+
+    def _check_fitted(self):
+        if not self.is_fitted:
+            raise RuntimeError("this model is not fitted yet: call fit first")
+
+    @property
+    def n_users(self) -> int:
+        self._check_fitted()
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return len(self.item_ids)
+
+    # ---- fitting -----------------------------------------------------------
+
+    def fit(self, users, items=None, ratings=None, *, validation=None,
+            early_stopping: Optional[int] = None,
+            callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
+            verbose: bool = False) -> "Model":
+        """Fit on rating triplets (raw ids of any int64 values).
+
+        Parameters
+        ----------
+        users, items, ratings : 1-D arrays of the same length, or a single
+            :class:`mfrec.Ratings` as `users`.
+        validation : (users, items, ratings) or Ratings, optional. Scored
+            after every iteration (``valid_rmse`` in history).
+        early_stopping : int, optional. Stop when the validation RMSE has not
+            improved for this many iterations, and restore the best factors.
+        callback : callable(model, row), optional. Called after each
+            iteration with the history row; returning False stops training.
+        verbose : print each history row.
+
+        Ctrl-C stops training cleanly: the model keeps its last complete
+        iteration (the best one with early stopping) and a warning says so.
+        """
+        users, items, ratings = _triplets(users, items, ratings, "fit")
+        if len(users) == 0:
+            raise ValueError("fit: no ratings given (empty arrays)")
+        if early_stopping is not None:
+            if isinstance(early_stopping, bool) or not isinstance(early_stopping, (int, np.integer)) \
+                    or early_stopping < 1:
+                raise ValueError(f"early_stopping must be an integer >= 1, got {early_stopping!r}")
+            if validation is None:
+                raise ValueError("early_stopping needs validation data")
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable")
+
+        solver = get_algorithm(self.algorithm)(dict(self._params))
+        user_ids, uidx = np.unique(users, return_inverse=True)
+        item_ids, iidx = np.unique(items, return_inverse=True)
+        train = TrainData(uidx.astype(np.int32).ravel(), iidx.astype(np.int32).ravel(),
+                          ratings, len(user_ids), len(item_ids))
+        solver.check_data(train)
+        seen = train.by_user  # also rejects duplicate (user, item) pairs
+        valid = None
+        if validation is not None:
+            vu, vi, vr = _triplets(*_unpack(validation), "validation")
+            if len(vu) == 0:
+                raise ValueError("validation: no ratings given (empty arrays)")
+            valid = (index_of(vu, user_ids), index_of(vi, item_ids), vr)
+
+        seed = self._params["seed"]
+        seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        work = _core.Model()
+        work.global_mean = float(np.mean(ratings, dtype=np.float64))
+        rating_range = (float(ratings.min()), float(ratings.max()))
+        history, best = [], None
+        n_iter = self._params.get(solver.iterations_param, 1) if solver.iterations_param else 1
+        clip_range = rating_range if solver.clip_predictions else None
+
+        def record(iteration, loss, seconds):
+            row = {"epoch": iteration + 1}
+            if loss is not None:
+                row["train_loss"] = loss
+            row["train_rmse"] = _core.rmse_mae(
+                work._predict(train.users, train.items), train.ratings)[0]
+            if valid is not None:
+                pred = _clip(work._predict(valid[0], valid[1]), clip_range)
+                row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
+            row["seconds"] = seconds
+            history.append(row)
+            if verbose:
+                print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in row.items()), flush=True)
+            return row
+
+        last_good = None
+        try:
+            if solver.iterations_param is None:
+                t0 = time.perf_counter()
+                solver.solve(work, train, seed)
+                record(0, None, time.perf_counter() - t0)
+                best = (0, None)
+            else:
+                solver.start(work, train, seed)
+                stale = 0
+                for it in range(n_iter):
+                    t0 = time.perf_counter()
+                    loss = solver.step(work, train, it)
+                    row = record(it, loss, time.perf_counter() - t0)
+                    last_good = core_state(work)
+                    score = row.get("valid_rmse")
+                    if best is None or (score is not None and score < best[1]):
+                        best, stale = (it, score), 0
+                        best_state = last_good
+                    else:
+                        stale += 1
+                    if callback is not None and callback(self, dict(row)) is False:
+                        break
+                    if early_stopping is not None and stale >= early_stopping:
+                        break
+                if early_stopping is not None:
+                    set_core_state(work, best_state)
+                else:
+                    best = (len(history) - 1, None)
+        except KeyboardInterrupt:
+            if not history:
+                raise
+            if early_stopping is not None:
+                set_core_state(work, best_state)
+            else:
+                set_core_state(work, last_good)
+                best = (len(history) - 1, None)
+            warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
+                          f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
+
+        with self._lock:
+            set_core_state(self, core_state(work))
+            self.seen_indptr, self.seen_indices = seen[0], seen[1]
+            self.user_ids, self.item_ids = user_ids, item_ids
+            self.history = history
+            self.best_iteration_ = best[0] + 1
+            self.seed_ = seed
+            self.rating_range_ = rating_range
+            self._solver = solver
+        return self
+
+    # ---- prediction --------------------------------------------------------
+
+    def predict(self, users, items, clip: Optional[bool] = None, n_threads: int = 1) -> np.ndarray:
+        """Predicted ratings for pairs of raw ids (float32).
+
+        Ids not seen in training fall back to the baseline: the global mean
+        plus whichever bias is known (the item's for an unknown user, and so
+        on); a model without biases predicts 0 for them. `clip` (default: on
+        for explicit-rating algorithms) limits predictions to the range of
+        the training ratings.
+        """
+        self._check_fitted()
+        users, items = as_ids(users, "users"), as_ids(items, "items")
+        if len(users) != len(items):
+            raise ValueError(f"users and items must have the same length "
+                             f"({len(users)} != {len(items)})")
+        if clip is None:
+            clip = self._solver.clip_predictions if self._solver else True
+        with self._lock:
+            out = self._predict(index_of(users, self.user_ids),
+                                index_of(items, self.item_ids), n_threads)
+            return _clip(out, self.rating_range_ if clip else None)
+
+    def score(self, users, items=None, ratings=None) -> dict:
+        """RMSE and MAE of the predictions on rating triplets."""
+        users, items, ratings = _triplets(users, items, ratings, "score")
+        if len(users) == 0:
+            raise ValueError("score: no ratings given (empty arrays)")
+        rmse, mae = _core.rmse_mae(self.predict(users, items), ratings)
+        return {"rmse": rmse, "mae": mae}
+
+    # ---- files -------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the fitted model to one .npz file (no pickle).
+
+        The file is written beside the target under a temporary name and
+        renamed, so a crash mid-save leaves any previous file intact.
+        """
+        self._check_fitted()
+        with self._lock:
+            header = {
+                "format": FILE_FORMAT, "version": FILE_VERSION,
+                "algorithm": self.algorithm, "params": self._params,
+                "global_mean": self.global_mean, "rating_range": self.rating_range_,
+                "history": self.history, "best_iteration": self.best_iteration_,
+                "seed": self.seed_,
+            }
+            arrays = {"user_ids": self.user_ids, "item_ids": self.item_ids,
+                      "seen_indptr": self.seen_indptr, "seen_indices": self.seen_indices}
+            for name in CORE_ARRAYS:
+                if getattr(self, name) is not None:
+                    arrays[name] = getattr(self, name)
+            for name, a in self._solver.extra_arrays().items():
+                arrays["extra_" + name] = a
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".mfrec-", suffix=".npz.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, header=np.array(json.dumps(header)), **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path) -> "Model":
+        """Read a model written by :meth:`save`; ValueError if the file is
+        not a valid mfrec model (corrupt, truncated or inconsistent)."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
+        return cls._from_arrays(arrays, path)
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict, path) -> "Model":
+        def bad(why):
+            return ValueError(f"{path}: not a valid mfrec model file: {why}")
+
+        try:
+            header = json.loads(str(arrays.pop("header")[()]))
+        except (KeyError, ValueError, TypeError) as e:
+            raise bad(f"missing or unreadable header ({e})") from None
+        if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
+            raise bad("wrong format tag")
+        if header.get("version") != FILE_VERSION:
+            raise bad(f"unsupported version {header.get('version')!r}")
+        try:
+            model = cls(header["algorithm"], **header["params"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise bad(f"bad algorithm or parameters ({e})") from None
+
+        def get(name, dtype, ndim, optional=False):
+            a = arrays.get(name)
+            if a is None:
+                if optional:
+                    return None
+                raise bad(f"array {name!r} is missing")
+            if a.dtype != dtype or a.ndim != ndim:
+                raise bad(f"array {name!r} has dtype {a.dtype} and {a.ndim} dimensions")
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise bad(f"array {name!r} has non-finite values")
+            return a
+
+        user_ids, item_ids = get("user_ids", np.int64, 1), get("item_ids", np.int64, 1)
+        P, Q = get("user_factors", np.float32, 2), get("item_factors", np.float32, 2)
+        bu = get("user_bias", np.float32, 1, optional=True)
+        bi = get("item_bias", np.float32, 1, optional=True)
+        indptr, indices = get("seen_indptr", np.int64, 1), get("seen_indices", np.int32, 1)
+        nu, ni = len(user_ids), len(item_ids)
+        if nu == 0 or ni == 0 or np.any(np.diff(user_ids) <= 0) or np.any(np.diff(item_ids) <= 0):
+            raise bad("ids must be non-empty, sorted and unique")
+        if P.shape[0] != nu or Q.shape[0] != ni or P.shape[1] != Q.shape[1]:
+            raise bad(f"factor shapes {P.shape} and {Q.shape} do not match "
+                      f"{nu} users and {ni} items")
+        if (bu is None) != (bi is None) or (bu is not None and (len(bu) != nu or len(bi) != ni)):
+            raise bad("biases do not match the ids")
+        if (len(indptr) != nu + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0)
+                or indptr[-1] != len(indices)
+                or (len(indices) and (indices.min() < 0 or indices.max() >= ni))):
+            raise bad("the training-item index (seen_indptr/seen_indices) is inconsistent")
+        gm = header.get("global_mean")
+        rr = header.get("rating_range")
+        if not isinstance(gm, (int, float)) or not np.isfinite(gm):
+            raise bad("global_mean is missing or not finite")
+        if not (isinstance(rr, list) and len(rr) == 2 and all(isinstance(x, (int, float)) for x in rr)):
+            raise bad("rating_range is missing")
+        solver = get_algorithm(model.algorithm)(dict(model._params))
+        extra = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
+        try:
+            solver.load_extra_arrays(extra)
+        except (KeyError, ValueError, TypeError) as e:
+            raise bad(f"algorithm data: {e}") from None
+        model.user_factors, model.item_factors = P, Q
+        model.user_bias, model.item_bias = bu, bi
+        model.global_mean = gm
+        model.seen_indptr, model.seen_indices = indptr, indices
+        model.user_ids, model.item_ids = user_ids, item_ids
+        model.rating_range_ = tuple(rr)
+        model.history = header.get("history") or []
+        model.best_iteration_ = header.get("best_iteration")
+        model.seed_ = header.get("seed")
+        model._solver = solver
+        return model
+
+
+# ---- helpers -----------------------------------------------------------------
+
+def _unpack(data):
+    if isinstance(data, Ratings):
+        return data.user, data.item, data.rating
+    try:
+        u, i, r = data
+    except (TypeError, ValueError):
+        raise TypeError("validation must be a Ratings or a (users, items, ratings) tuple") from None
+    return u, i, r
+
+
+def _triplets(users, items, ratings, where):
+    """Checked (int64 users, int64 items, float32 ratings) from arrays or a Ratings."""
+    if isinstance(users, Ratings) and items is None and ratings is None:
+        users, items, ratings = users.user, users.item, users.rating
+    if items is None or ratings is None:
+        raise TypeError(f"{where}: give users, items and ratings (or one Ratings)")
+    u, i, r = as_ids(users, "users"), as_ids(items, "items"), as_ratings(ratings)
+    if not len(u) == len(i) == len(r):
+        raise ValueError(f"{where}: users, items and ratings must have the same length "
+                         f"({len(u)}, {len(i)}, {len(r)})")
+    return u, i, r
+
+
+def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
+    if rating_range is None:
+        return pred
+    return np.clip(pred, rating_range[0], rating_range[1], out=pred)
