@@ -112,6 +112,9 @@ class Model(_core.Model):
         params = self.__dict__.get("_params")
         if params is not None and name in params:
             return params[name]
+        solver = self.__dict__.get("_solver")
+        if solver is not None and name in solver.fitted_attributes:
+            return getattr(solver, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self):

@@ -96,6 +96,9 @@ class Algorithm:
     iterations_param: Optional[str] = "epochs"
     #: predictions are clipped to the training rating range by default
     clip_predictions = True
+    #: names of fitted attributes or methods of the solver that the Model
+    #: exposes as its own (e.g. singular_values, energy)
+    fitted_attributes: tuple = ()
 
     def __init__(self, params: dict):
         self.params = params

@@ -1,0 +1,34 @@
+"""Shared fixtures. MovieLens comes from $MFREC_DATA (never downloaded here)."""
+import os
+
+import numpy as np
+import pytest
+
+import mfrec
+
+
+def _load(name):
+    if not os.environ.get("MFREC_DATA"):
+        pytest.fail("set MFREC_DATA to the folder holding ml-100k/ and ml-latest-small/")
+    return mfrec.load_movielens(name, download=False)
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    return _load("100k")
+
+
+@pytest.fixture(scope="session")
+def ml_latest():
+    return _load("latest-small")
+
+
+@pytest.fixture(scope="session")
+def split42(ml100k):
+    """The random 80/20 split with seed 42 the Level-1 document uses."""
+    return mfrec.train_test_split(ml100k.ratings, test_size=0.2, seed=42)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
