@@ -125,6 +125,41 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                   const int32_t *users, const int32_t *items,
                   const float *ratings, int epoch, double *loss);
 
+/* ---- side features (features.c, sgd.c) --------------------------------
+ * Features of users or items (movie genres, say), as SVDFeature and
+ * LightFM use them: row r of the weight matrix X (CSR, n_rows x
+ * n_features; the caller normalizes rows, e.g. to a mean) adds
+ * sum_f X[r,f] V[f] to the row's free factor vector and, with biases,
+ * sum_f X[r,f] c[f] to its free bias. A row without a single rating gets
+ * its factors from its features alone (cold start). */
+typedef struct {
+    mfr_csr x;     /* n_rows x n_features; values are the weights (not NULL) */
+    float *V;      /* n_features x k: the features' factor vectors */
+    float *bias;   /* n_features, or NULL: the features' biases */
+} mfr_features;
+
+/* Check X: monotone indptr, indices in [0, n_cols), finite weights. */
+int mfr_features_check(const mfr_features *f, int32_t n_rows);
+/* The effective rows: eff = free + X V (n_rows x k) and, when free_bias
+ * and eff_bias are both given, eff_bias = free_bias + X c (c = f->bias,
+ * taken as 0 when NULL). Models keep the
+ * free and feature parts apart and write the effective ones into the
+ * shared mfr_model, so prediction and top-N need no change. */
+int mfr_features_apply(const mfr_features *f, int32_t k, const float *free,
+                       const float *free_bias, float *eff, float *eff_bias,
+                       int n_threads);
+/* One SGD epoch of the model whose user row is p_u + sum_a X_ua Z_a and
+ * whose item row is q_i + sum_g Y_ig W_g (user_f / item_f may be NULL):
+ * m holds the free P, Q and biases, and the feature vectors and biases are
+ * updated with them (see sgd.c). The shuffled order is that of
+ * mfr_sgd_epoch with one thread; the epoch is sequential, because feature
+ * vectors are shared by rows that any block of ratings may touch, so
+ * p->n_threads is not used. */
+int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
+                           const mfr_features *item_f, const mfr_sgd_params *p,
+                           int64_t nnz, const int32_t *users, const int32_t *items,
+                           const float *ratings, int epoch, double *loss);
+
 /* ---- truncated SVD (svd.c) -------------------------------------------- */
 
 /* ---- NMF (nmf.c) ------------------------------------------------------ */

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import _core
-from .algorithms import TrainData, get_algorithm
+from .algorithms import Features, TrainData, get_algorithm
 from .ratings import Ratings, as_ids, as_ratings
 
 __all__ = ["Model"]
@@ -49,6 +49,17 @@ def set_core_state(core, state: dict) -> None:
     for name in CORE_ARRAYS:
         setattr(core, name, state[name])
     core.global_mean = state["global_mean"]
+
+
+def fit_state(core, solver) -> tuple:
+    """A snapshot of a fit in progress: the core model and the solver's
+    extra arrays (e.g. feature factors), so that both are restored together."""
+    return core_state(core), {k: v.copy() for k, v in solver.extra_arrays().items()}
+
+
+def set_fit_state(core, solver, state: tuple) -> None:
+    set_core_state(core, state[0])
+    solver.load_extra_arrays(state[1])
 
 
 class Model(_core.Model):
@@ -142,8 +153,9 @@ class Model(_core.Model):
 
     # ---- fitting -----------------------------------------------------------
 
-    def fit(self, users, items=None, ratings=None, *, validation=None,
-            early_stopping: Optional[int] = None,
+    def fit(self, users, items=None, ratings=None, *, item_features=None,
+            item_feature_ids=None, user_features=None, user_feature_ids=None,
+            validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
             verbose: bool = False) -> "Model":
         """Fit on rating triplets (raw ids of any int64 values).
@@ -152,6 +164,19 @@ class Model(_core.Model):
         ----------
         users, items, ratings : 1-D arrays of the same length, or a single
             :class:`mfrec.Ratings` as `users`.
+        item_features : optional (algorithms that use side features, e.g.
+            "sgd"). A matrix with one row per item and one column per
+            feature (dense, or any scipy.sparse matrix), e.g. the genre flags
+            ``data.genres``; row j belongs to raw item id
+            ``item_feature_ids[j]``. An item's factors (and bias) become its
+            free ones plus the combination of its features' (see the
+            algorithm's ``feature_combine``). Items that appear only here,
+            never in the ratings, are known to the model through their
+            features alone (cold start); rated items without a row have no
+            features.
+        item_feature_ids : the raw item id of each row of item_features
+            (unique), required with it.
+        user_features, user_feature_ids : the same for users.
         validation : (users, items, ratings) or Ratings, optional. Scored
             after every iteration (``valid_rmse`` in history).
         early_stopping : int, optional. Stop when the validation RMSE has not
@@ -176,10 +201,16 @@ class Model(_core.Model):
             raise TypeError("callback must be callable")
 
         solver = get_algorithm(self.algorithm)(dict(self._params))
-        user_ids, uidx = np.unique(users, return_inverse=True)
-        item_ids, iidx = np.unique(items, return_inverse=True)
-        train = TrainData(uidx.astype(np.int32).ravel(), iidx.astype(np.int32).ravel(),
-                          ratings, len(user_ids), len(item_ids))
+        user_side = _read_features(user_features, user_feature_ids, "user")
+        item_side = _read_features(item_features, item_feature_ids, "item")
+        if (user_side or item_side) and not solver.uses_features:
+            raise ValueError(f"algorithm {self.algorithm!r} does not use side features "
+                             "(user_features / item_features)")
+        user_ids, uidx = _known_ids(users, user_side)
+        item_ids, iidx = _known_ids(items, item_side)
+        train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
+                          _features_by_index(user_side, user_ids),
+                          _features_by_index(item_side, item_ids))
         solver.check_data(train)
         seen = train.by_user  # also rejects duplicate (user, item) pairs
         valid = None
@@ -228,7 +259,7 @@ class Model(_core.Model):
                     t0 = time.perf_counter()
                     loss = solver.step(work, train, it)
                     row = record(it, loss, time.perf_counter() - t0)
-                    last_good = core_state(work)
+                    last_good = fit_state(work, solver)
                     score = row.get("valid_rmse")
                     if best is None or (score is not None and score < best[1]):
                         best, stale = (it, score), 0
@@ -240,16 +271,16 @@ class Model(_core.Model):
                     if early_stopping is not None and stale >= early_stopping:
                         break
                 if early_stopping is not None:
-                    set_core_state(work, best_state)
+                    set_fit_state(work, solver, best_state)
                 else:
                     best = (len(history) - 1, None)
         except KeyboardInterrupt:
             if not history:
                 raise
             if early_stopping is not None:
-                set_core_state(work, best_state)
+                set_fit_state(work, solver, best_state)
             else:
-                set_core_state(work, last_good)
+                set_fit_state(work, solver, last_good)
                 best = (len(history) - 1, None)
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
@@ -444,6 +475,64 @@ def _triplets(users, items, ratings, where):
         raise ValueError(f"{where}: users, items and ratings must have the same length "
                          f"({len(u)}, {len(i)}, {len(r)})")
     return u, i, r
+
+
+def _read_features(matrix, ids, side: str):
+    """(sorted unique raw ids, COO rows/cols/weights in that id order,
+    n_features) from a dense or scipy.sparse matrix with one row per id;
+    None when no features are given."""
+    name, ids_name = f"{side}_features", f"{side}_feature_ids"
+    if matrix is None:
+        if ids is not None:
+            raise ValueError(f"{ids_name} given without {name}")
+        return None
+    if ids is None:
+        raise ValueError(f"{name} needs {ids_name}: the raw {side} id of each row")
+    ids = as_ids(ids, ids_name)
+    if hasattr(matrix, "tocoo") and not isinstance(matrix, np.ndarray):  # scipy.sparse
+        coo = matrix.tocsr(copy=True)
+        coo.sum_duplicates()
+        coo = coo.tocoo()
+        shape, rows, cols, weights = coo.shape, coo.row, coo.col, np.asarray(coo.data)
+    else:
+        dense = np.asarray(matrix)
+        if dense.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D matrix (rows x features), got shape "
+                             f"{dense.shape}")
+        shape = dense.shape
+        rows, cols = np.nonzero(dense)
+        weights = dense[rows, cols]
+    if shape[0] != len(ids):
+        raise ValueError(f"{name} has {shape[0]} rows but {ids_name} has {len(ids)} ids: "
+                         "give one id per row")
+    if shape[1] < 1:
+        raise ValueError(f"{name} has no columns (features)")
+    weights = as_ratings(weights, f"{name} values")
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    if np.any(sorted_ids[1:] == sorted_ids[:-1]):
+        dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]][0]
+        raise ValueError(f"{ids_name} lists id {dup} twice")
+    rank = np.empty(len(ids), np.int64)
+    rank[order] = np.arange(len(ids))
+    return sorted_ids, rank[rows], cols.astype(np.int32), weights, int(shape[1])
+
+
+def _known_ids(raw: np.ndarray, side) -> tuple:
+    """The model's ids (those rated, plus those with features) and the
+    contiguous index of each rating's id."""
+    ids = np.unique(raw) if side is None else np.union1d(raw, side[0])
+    return ids, index_of(raw, ids)
+
+
+def _features_by_index(side, ids: np.ndarray) -> Optional[Features]:
+    """The features as CSR rows in the model's index order."""
+    if side is None:
+        return None
+    feature_ids, rows, cols, weights, n_features = side
+    rows = index_of(feature_ids, ids)[rows]
+    indptr, indices, values = _core.build_csr(rows, cols, weights, len(ids), n_features)
+    return Features(indptr, indices, values, n_features)
 
 
 def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
