@@ -181,7 +181,10 @@ class Model(_core.Model):
         train = TrainData(uidx.astype(np.int32).ravel(), iidx.astype(np.int32).ravel(),
                           ratings, len(user_ids), len(item_ids))
         solver.check_data(train)
-        seen = train.by_user  # also rejects duplicate (user, item) pairs
+        try:
+            seen = train.by_user
+        except ValueError:  # the only failure left: a repeated (user, item) pair
+            raise ValueError(f"fit: {_duplicates(users, items)}") from None
         valid = None
         if validation is not None:
             vu, vi, vr = _triplets(*_unpack(validation), "validation")
@@ -214,7 +217,9 @@ class Model(_core.Model):
                                 for k, v in row.items()), flush=True)
             return row
 
-        last_good = None
+        # (rows of history, state, best, best_state) after the last complete
+        # iteration, assigned at once so that Ctrl-C never sees it half-updated
+        checkpoint = None
         try:
             if solver.iterations_param is None:
                 t0 = time.perf_counter()
@@ -228,13 +233,13 @@ class Model(_core.Model):
                     t0 = time.perf_counter()
                     loss = solver.step(work, train, it)
                     row = record(it, loss, time.perf_counter() - t0)
-                    last_good = core_state(work)
+                    state = core_state(work)
                     score = row.get("valid_rmse")
                     if best is None or (score is not None and score < best[1]):
-                        best, stale = (it, score), 0
-                        best_state = last_good
+                        best, best_state, stale = (it, score), state, 0
                     else:
                         stale += 1
+                    checkpoint = (len(history), state, best, best_state)
                     if callback is not None and callback(self, dict(row)) is False:
                         break
                     if early_stopping is not None and stale >= early_stopping:
@@ -244,13 +249,15 @@ class Model(_core.Model):
                 else:
                     best = (len(history) - 1, None)
         except KeyboardInterrupt:
-            if not history:
+            if checkpoint is None:
                 raise
+            rows, state, best, best_state = checkpoint
+            del history[rows:]
             if early_stopping is not None:
-                set_core_state(work, best_state)
+                state = best_state
             else:
-                set_core_state(work, last_good)
-                best = (len(history) - 1, None)
+                best = (rows - 1, None)
+            set_core_state(work, state)
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
 
@@ -400,8 +407,13 @@ class Model(_core.Model):
         rr = header.get("rating_range")
         if not isinstance(gm, (int, float)) or not np.isfinite(gm):
             raise bad("global_mean is missing or not finite")
-        if not (isinstance(rr, list) and len(rr) == 2 and all(isinstance(x, (int, float)) for x in rr)):
-            raise bad("rating_range is missing")
+        if not (isinstance(rr, list) and len(rr) == 2
+                and all(isinstance(x, (int, float)) and np.isfinite(x) for x in rr)
+                and rr[0] <= rr[1]):
+            raise bad("rating_range is missing or not a finite (low, high) pair")
+        history = header.get("history", [])
+        if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
+            raise bad("history must be a list of per-iteration records")
         solver = get_algorithm(model.algorithm)(dict(model._params))
         extra = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
         try:
@@ -414,7 +426,7 @@ class Model(_core.Model):
         model.seen_indptr, model.seen_indices = indptr, indices
         model.user_ids, model.item_ids = user_ids, item_ids
         model.rating_range_ = tuple(rr)
-        model.history = header.get("history") or []
+        model.history = history
         model.best_iteration_ = header.get("best_iteration")
         model.seed_ = header.get("seed")
         model._solver = solver
@@ -439,11 +451,20 @@ def _triplets(users, items, ratings, where):
         users, items, ratings = users.user, users.item, users.rating
     if items is None or ratings is None:
         raise TypeError(f"{where}: give users, items and ratings (or one Ratings)")
-    u, i, r = as_ids(users, "users"), as_ids(items, "items"), as_ratings(ratings)
+    u, i = as_ids(users, f"{where}: users"), as_ids(items, f"{where}: items")
+    r = as_ratings(ratings, f"{where}: ratings")
     if not len(u) == len(i) == len(r):
         raise ValueError(f"{where}: users, items and ratings must have the same length "
                          f"({len(u)}, {len(i)}, {len(r)})")
     return u, i, r
+
+
+def _duplicates(users, items) -> str:
+    """Describe the (user, item) pairs that occur more than once."""
+    pairs, counts = np.unique(np.stack([users, items], axis=1), axis=0, return_counts=True)
+    dup = pairs[counts > 1]
+    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
+            f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
 
 
 def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
