@@ -97,7 +97,8 @@ def test_step_follows_finite_difference_gradient(case, rng):
         up, down = theta.copy(), theta.copy()
         up[j] += h
         down[j] -= h
-        grad[j] = (loss_one(up, k, mu, r, reg, biases) - loss_one(down, k, mu, r, reg, biases)) / (2 * h)
+        grad[j] = (loss_one(up, k, mu, r, reg, biases)
+                   - loss_one(down, k, mu, r, reg, biases)) / (2 * h)
     if not biases:
         grad[2 * k:] = 0.0
     core = core_model([p], [q], [bu] if biases else None, [bi] if biases else None,
