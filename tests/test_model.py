@@ -236,19 +236,14 @@ def test_ctrl_c_with_early_stopping_keeps_the_best_epoch(data):
     assert model.score(valid)["rmse"] == pytest.approx(min(scores), rel=1e-12)
 
 
-def test_ctrl_c_before_any_epoch_propagates(data):
-    def stop_in_first_epoch(*args, **kwargs):
+def test_ctrl_c_before_any_epoch_propagates(data, monkeypatch):
+    def interrupted_step(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(mfrec.algorithms.get_algorithm("sgd"), "step", interrupted_step)
     model = small_model()
-    solver_cls = mfrec.algorithms.get_algorithm("sgd")
-    original = solver_cls.step
-    solver_cls.step = stop_in_first_epoch
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            model.fit(data)
-    finally:
-        solver_cls.step = original
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data)
     assert not model.is_fitted
 
 
