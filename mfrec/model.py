@@ -212,7 +212,10 @@ class Model(_core.Model):
                           _features_by_index(user_side, user_ids),
                           _features_by_index(item_side, item_ids))
         solver.check_data(train)
-        seen = train.by_user  # also rejects duplicate (user, item) pairs
+        try:
+            seen = train.by_user
+        except ValueError:  # the only failure left: a repeated (user, item) pair
+            raise ValueError(f"fit: {_duplicates(users, items)}") from None
         valid = None
         if validation is not None:
             vu, vi, vr = _triplets(*_unpack(validation), "validation")
@@ -245,7 +248,9 @@ class Model(_core.Model):
                                 for k, v in row.items()), flush=True)
             return row
 
-        last_good = None
+        # (rows of history, state, best, best_state) after the last complete
+        # iteration, assigned at once so that Ctrl-C never sees it half-updated
+        checkpoint = None
         try:
             if solver.iterations_param is None:
                 t0 = time.perf_counter()
@@ -259,13 +264,13 @@ class Model(_core.Model):
                     t0 = time.perf_counter()
                     loss = solver.step(work, train, it)
                     row = record(it, loss, time.perf_counter() - t0)
-                    last_good = fit_state(work, solver)
+                    state = fit_state(work, solver)
                     score = row.get("valid_rmse")
                     if best is None or (score is not None and score < best[1]):
-                        best, stale = (it, score), 0
-                        best_state = last_good
+                        best, best_state, stale = (it, score), state, 0
                     else:
                         stale += 1
+                    checkpoint = (len(history), state, best, best_state)
                     if callback is not None and callback(self, dict(row)) is False:
                         break
                     if early_stopping is not None and stale >= early_stopping:
@@ -275,13 +280,15 @@ class Model(_core.Model):
                 else:
                     best = (len(history) - 1, None)
         except KeyboardInterrupt:
-            if not history:
+            if checkpoint is None:
                 raise
+            rows, state, best, best_state = checkpoint
+            del history[rows:]
             if early_stopping is not None:
-                set_fit_state(work, solver, best_state)
+                state = best_state
             else:
-                set_fit_state(work, solver, last_good)
-                best = (len(history) - 1, None)
+                best = (rows - 1, None)
+            set_fit_state(work, solver, state)
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
 
@@ -371,13 +378,18 @@ class Model(_core.Model):
     def load(cls, path) -> "Model":
         """Read a model written by :meth:`save`; ValueError if the file is
         not a valid mfrec model (corrupt, truncated or inconsistent)."""
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
-            raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
+        # The file is opened here, not by np.load, which leaks its handle
+        # when the zip is corrupt; errors opening it (missing, no access)
+        # propagate as they are.
+        with open(path, "rb") as fh:
+            try:
+                f = np.load(fh, allow_pickle=False)
+                if not isinstance(f, np.lib.npyio.NpzFile):
+                    raise ValueError("not an .npz archive")
+                with f:
+                    arrays = {k: f[k] for k in f.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+                raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
         return cls._from_arrays(arrays, path)
 
     @classmethod
@@ -431,8 +443,13 @@ class Model(_core.Model):
         rr = header.get("rating_range")
         if not isinstance(gm, (int, float)) or not np.isfinite(gm):
             raise bad("global_mean is missing or not finite")
-        if not (isinstance(rr, list) and len(rr) == 2 and all(isinstance(x, (int, float)) for x in rr)):
-            raise bad("rating_range is missing")
+        if not (isinstance(rr, list) and len(rr) == 2
+                and all(isinstance(x, (int, float)) and np.isfinite(x) for x in rr)
+                and rr[0] <= rr[1]):
+            raise bad("rating_range is missing or not a finite (low, high) pair")
+        history = header.get("history", [])
+        if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
+            raise bad("history must be a list of per-iteration records")
         solver = get_algorithm(model.algorithm)(dict(model._params))
         extra = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
         try:
@@ -445,7 +462,7 @@ class Model(_core.Model):
         model.seen_indptr, model.seen_indices = indptr, indices
         model.user_ids, model.item_ids = user_ids, item_ids
         model.rating_range_ = tuple(rr)
-        model.history = header.get("history") or []
+        model.history = history
         model.best_iteration_ = header.get("best_iteration")
         model.seed_ = header.get("seed")
         model._solver = solver
@@ -470,7 +487,8 @@ def _triplets(users, items, ratings, where):
         users, items, ratings = users.user, users.item, users.rating
     if items is None or ratings is None:
         raise TypeError(f"{where}: give users, items and ratings (or one Ratings)")
-    u, i, r = as_ids(users, "users"), as_ids(items, "items"), as_ratings(ratings)
+    u, i = as_ids(users, f"{where}: users"), as_ids(items, f"{where}: items")
+    r = as_ratings(ratings, f"{where}: ratings")
     if not len(u) == len(i) == len(r):
         raise ValueError(f"{where}: users, items and ratings must have the same length "
                          f"({len(u)}, {len(i)}, {len(r)})")
@@ -533,6 +551,14 @@ def _features_by_index(side, ids: np.ndarray) -> Optional[Features]:
     rows = index_of(feature_ids, ids)[rows]
     indptr, indices, values = _core.build_csr(rows, cols, weights, len(ids), n_features)
     return Features(indptr, indices, values, n_features)
+
+
+def _duplicates(users, items) -> str:
+    """Describe the (user, item) pairs that occur more than once."""
+    pairs, counts = np.unique(np.stack([users, items], axis=1), axis=0, return_counts=True)
+    dup = pairs[counts > 1]
+    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
+            f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
 
 
 def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
