@@ -48,7 +48,9 @@ typedef struct {
     float r;
 } triplet;
 
-/* Bring a factor row towards L1 a few ratings before it is needed. */
+/* Bring a factor row towards L1 a few (AHEAD) ratings before it is needed. */
+enum { AHEAD = 2 };
+
 static inline void prefetch_row(const float *row, int32_t k)
 {
     for (int32_t f = 0; f < k; f += 16)
@@ -60,7 +62,6 @@ static inline void prefetch_row(const float *row, int32_t k)
 MFR_TARGET_CLONES
 static double sgd_run(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n)
 {
-    enum { AHEAD = 2 };
     const int32_t k = m->k;
     const float lr = p->learning_rate, reg = p->regularization;
     const float mu = (float)m->global_mean;
@@ -149,6 +150,10 @@ static double sgd_run_features(mfr_model *m, const mfr_features *uf, const mfr_f
     float *restrict bi = p->biases ? m->item_bias : NULL;
     double sse = 0.0;
     for (int64_t j = 0; j < n; j++) {
+        if (j + AHEAD < n) {
+            prefetch_row(m->P + (int64_t)t[j + AHEAD].u * k, k);
+            prefetch_row(m->Q + (int64_t)t[j + AHEAD].i * k, k);
+        }
         const int32_t u = t[j].u, i = t[j].i;
         float *restrict pu = m->P + (int64_t)u * k;
         float *restrict qi = m->Q + (int64_t)i * k;

@@ -38,3 +38,9 @@ def test_level1_sgd(monkeypatch):
 def test_sgd_from_scratch(monkeypatch):
     text = run_notebook("sgd_from_scratch.ipynb", monkeypatch)
     assert "about 0.91" in text and "dL/dp" in text and "relative difference" in text
+
+
+def test_level2(monkeypatch):
+    text = run_notebook("level2.ipynb", monkeypatch)
+    assert "tuned (search)" in text and "ndcg@10" in text
+    assert "baseline only (no genres)" in text and "learned genre biases" in text
