@@ -1,0 +1,464 @@
+/*
+ * topn.c - top-N lists: recommendations, cosine neighbours, fold-in.
+ *
+ * Every list comes from one engine. For a query row x and target j
+ *   score(x, j) = c + c_x + b_j + s_x s_j (X[x] . Y[j])
+ * recommend:  X = P, Y = Q, c = mu, c_x = b_u, b_j = b_i, s = 1;
+ * similar:    X = Y = F, c = c_x = b_j = 0, s = 1 / |row| (cosine).
+ * Queries are taken in blocks of TOPN_ROWS and targets in tiles of
+ * TOPN_COLS; a tile's dot products come from one sgemm into a scratch
+ * buffer that stays in cache, the skipped targets are set to -inf there,
+ * and one pass keeps the n best of each row in a bounded heap (a
+ * vectorised test against the heap's worst entry rejects most targets).
+ * Targets are visited in ascending index, so a target that ties the worst
+ * kept one never displaces it: ties go to the lower index, as documented
+ * in mfrec.h. Block and tile sizes are fixed, so the lists do not depend
+ * on the thread count.
+ *
+ * Fold-in solves the ridge normal equations (A^T A + lambda I) z = A^T y
+ * of one new user (see mfrec.h) with dsyrk and dposv in double.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "internal.h"
+
+#define TOPN_ROWS 64   /* queries per block (sgemm's m) */
+#define TOPN_COLS 4096 /* targets per tile (sgemm's n): 64 x 4096 floats = 1 MiB */
+#define TOPN_CHUNK 32  /* targets per vectorised rejection test */
+
+typedef struct {
+    int32_t k;
+    const float *X;          /* query rows (n_x x k) */
+    const int32_t *rows;     /* query r is row rows[r] of X; NULL: row r */
+    int64_t n_query;
+    float offset;            /* c */
+    const float *row_offset; /* c_x by X row, or NULL */
+    const float *row_scale;  /* s_x by X row, or NULL */
+    const float *Y;          /* targets (n_y x k) */
+    int32_t n_y;
+    const float *col_bias;   /* b_j, or NULL */
+    const float *col_scale;  /* s_j, or NULL */
+    const int64_t *skip_indptr; /* CSR by X row of targets to skip, or NULL */
+    const int32_t *skip_indices;
+    int skip_self;           /* skip target rows[r] (X and Y the same rows) */
+    int32_t n_pool;
+    const int32_t *pool;     /* strictly ascending targets, or NULL: all */
+} topn_job;
+
+/* Bounded heap of the best n (score, position) pairs seen so far; the root
+ * is the entry that ranks last. */
+typedef struct {
+    float *s;
+    int32_t *j;
+    int32_t count, n;
+} topn_heap;
+
+/* a ranks after b: lower score, or an equal score and a higher index */
+static inline int ranks_after(float sa, int32_t ja, float sb, int32_t jb)
+{
+    return sa < sb || (sa == sb && ja > jb);
+}
+
+static void heap_sift_down(topn_heap *h, int32_t at, int32_t count)
+{
+    float s = h->s[at];
+    int32_t j = h->j[at];
+    for (;;) {
+        int32_t c = 2 * at + 1;
+        if (c >= count)
+            break;
+        if (c + 1 < count && ranks_after(h->s[c + 1], h->j[c + 1], h->s[c], h->j[c]))
+            c++;
+        if (!ranks_after(h->s[c], h->j[c], s, j))
+            break;
+        h->s[at] = h->s[c];
+        h->j[at] = h->j[c];
+        at = c;
+    }
+    h->s[at] = s;
+    h->j[at] = j;
+}
+
+static void heap_offer(topn_heap *h, float s, int32_t j)
+{
+    if (h->count < h->n) {
+        int32_t at = h->count++;
+        while (at > 0) {
+            int32_t parent = (at - 1) / 2;
+            if (!ranks_after(s, j, h->s[parent], h->j[parent]))
+                break;
+            h->s[at] = h->s[parent];
+            h->j[at] = h->j[parent];
+            at = parent;
+        }
+        h->s[at] = s;
+        h->j[at] = j;
+    } else {
+        h->s[0] = s;
+        h->j[0] = j;
+        heap_sift_down(h, 0, h->count);
+    }
+}
+
+/* The score a new entry must beat (strictly): -inf until the heap is full,
+ * so that -inf (skipped) and NaN never enter. */
+static inline float heap_bar(const topn_heap *h)
+{
+    return h->count < h->n ? -INFINITY : h->s[0];
+}
+
+/* Offer the scores a * S[t] + (bias[t] + c) of one row of a tile (targets
+ * j0 + t) to the heap. Whole chunks whose scores all fail the bar are
+ * rejected with one vector compare. */
+MFR_TARGET_CLONES
+static void scan_row(const float *restrict S, const float *restrict bias,
+                     const float *restrict scale, int32_t len, int32_t j0, float a,
+                     float c, topn_heap *h)
+{
+    float bar = heap_bar(h);
+    for (int32_t t0 = 0; t0 < len; t0 += TOPN_CHUNK) {
+        int32_t m = MFR_MIN(TOPN_CHUNK, len - t0);
+        int any = 0;
+#pragma omp simd reduction(| : any)
+        for (int32_t t = t0; t < t0 + m; t++)
+            any |= S[t] * (a * scale[t]) + (bias[t] + c) > bar;
+        if (!any)
+            continue;
+        for (int32_t t = t0; t < t0 + m; t++) {
+            float s = S[t] * (a * scale[t]) + (bias[t] + c);
+            if (s > bar) {
+                heap_offer(h, s, j0 + t);
+                bar = heap_bar(h);
+            }
+        }
+    }
+}
+
+/* Sort a heap best first (heapsort on the min-heap) and write the row. */
+static void heap_write(topn_heap *h, const int32_t *pool, int32_t *items, float *scores,
+                       int32_t *count)
+{
+    for (int32_t end = h->count - 1; end > 0; end--) {
+        float s = h->s[0];
+        int32_t j = h->j[0];
+        h->s[0] = h->s[end];
+        h->j[0] = h->j[end];
+        h->s[end] = s;
+        h->j[end] = j;
+        heap_sift_down(h, 0, end);
+    }
+    for (int32_t t = 0; t < h->n; t++) {
+        if (t < h->count) {
+            items[t] = pool ? pool[h->j[t]] : h->j[t];
+            scores[t] = h->s[t];
+        } else {
+            items[t] = -1;
+            scores[t] = NAN;
+        }
+    }
+    *count = h->count;
+}
+
+/* Per-call data shared by the threads: the targets restricted to the pool
+ * (gathered rows, biases and scales; ones and zeros where absent) and the
+ * map from target index to pool position. */
+typedef struct {
+    const float *Y;
+    float *Y_pool, *bias, *scale;
+    int32_t *pos; /* target -> pool position or -1; NULL without a pool */
+    int32_t n_t;  /* number of pool targets */
+} topn_targets;
+
+static void targets_free(topn_targets *t)
+{
+    free(t->Y_pool);
+    free(t->bias);
+    free(t->scale);
+    free(t->pos);
+}
+
+static int targets_prepare(const topn_job *job, topn_targets *t)
+{
+    const int32_t k = job->k, n_t = job->pool ? job->n_pool : job->n_y;
+    memset(t, 0, sizeof *t);
+    t->n_t = n_t;
+    t->bias = malloc(sizeof(float) * (size_t)MFR_MAX(n_t, 1));
+    t->scale = malloc(sizeof(float) * (size_t)MFR_MAX(n_t, 1));
+    if (!t->bias || !t->scale)
+        return MFR_ENOMEM;
+    if (job->pool) {
+        t->Y_pool = malloc(sizeof(float) * (size_t)MFR_MAX(n_t, 1) * (size_t)k);
+        t->pos = malloc(sizeof(int32_t) * (size_t)MFR_MAX(job->n_y, 1));
+        if (!t->Y_pool || !t->pos)
+            return MFR_ENOMEM;
+        for (int32_t j = 0; j < job->n_y; j++)
+            t->pos[j] = -1;
+        for (int32_t p = 0; p < n_t; p++) {
+            int32_t j = job->pool[p];
+            if (j < 0 || j >= job->n_y)
+                return MFR_EINDEX;
+            if (p > 0 && j <= job->pool[p - 1])
+                return MFR_EINVAL; /* not strictly ascending */
+            t->pos[j] = p;
+            memcpy(t->Y_pool + (size_t)p * k, job->Y + (size_t)j * k, sizeof(float) * k);
+        }
+        t->Y = t->Y_pool;
+    } else {
+        t->Y = job->Y;
+    }
+    for (int32_t p = 0; p < n_t; p++) {
+        int32_t j = job->pool ? job->pool[p] : p;
+        t->bias[p] = job->col_bias ? job->col_bias[j] : 0.0f;
+        t->scale[p] = job->col_scale ? job->col_scale[j] : 1.0f;
+    }
+    return MFR_OK;
+}
+
+/* Set the scores of skipped targets in the tile [j0, j0 + len) to -inf. */
+static int skip_in_tile(const topn_job *job, const topn_targets *t, int32_t x, float *S,
+                        int32_t j0, int32_t len)
+{
+    if (job->skip_indptr) {
+        for (int64_t e = job->skip_indptr[x]; e < job->skip_indptr[x + 1]; e++) {
+            int32_t i = job->skip_indices[e];
+            if (i < 0 || i >= job->n_y)
+                return MFR_EINDEX;
+            int32_t p = t->pos ? t->pos[i] : i;
+            if (p >= j0 && p < j0 + len)
+                S[p - j0] = -INFINITY;
+        }
+    }
+    if (job->skip_self) {
+        int32_t p = t->pos ? t->pos[x] : x;
+        if (p >= j0 && p < j0 + len)
+            S[p - j0] = -INFINITY;
+    }
+    return MFR_OK;
+}
+
+/* The lists of queries [r0, r1) with this thread's scratch buffers. */
+static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, int64_t r1,
+                      float *Xb, float *S, float *heap_s, int32_t *heap_j,
+                      mfr_topn_lists *out)
+{
+    const int32_t k = job->k, n = out->n, rows = (int32_t)(r1 - r0);
+    const float *A = job->X + (size_t)r0 * k;
+    if (job->rows) {
+        for (int32_t r = 0; r < rows; r++)
+            memcpy(Xb + (size_t)r * k, job->X + (size_t)job->rows[r0 + r] * k,
+                   sizeof(float) * k);
+        A = Xb;
+    }
+    topn_heap heaps[TOPN_ROWS];
+    for (int32_t r = 0; r < rows; r++)
+        heaps[r] = (topn_heap){heap_s + (size_t)r * n, heap_j + (size_t)r * n, 0, n};
+    for (int32_t j0 = 0; j0 < t->n_t; j0 += TOPN_COLS) {
+        int32_t len = MFR_MIN(TOPN_COLS, t->n_t - j0);
+        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrTrans, rows, len, k, 1.0f, A, k,
+                              t->Y + (size_t)j0 * k, k, 0.0f, S, len);
+        for (int32_t r = 0; r < rows; r++) {
+            int32_t x = job->rows ? job->rows[r0 + r] : (int32_t)(r0 + r);
+            float *Sr = S + (size_t)r * len;
+            int status = skip_in_tile(job, t, x, Sr, j0, len);
+            if (status != MFR_OK)
+                return status;
+            float c = job->offset + (job->row_offset ? job->row_offset[x] : 0.0f);
+            float a = job->row_scale ? job->row_scale[x] : 1.0f;
+            scan_row(Sr, t->bias + j0, t->scale + j0, len, j0, a, c, &heaps[r]);
+        }
+    }
+    for (int32_t r = 0; r < rows; r++) {
+        size_t at = (size_t)(r0 + r) * n;
+        heap_write(&heaps[r], job->pool, out->items + at, out->scores + at,
+                   out->counts + r0 + r);
+    }
+    return MFR_OK;
+}
+
+static int topn_run(const topn_job *job, int64_t n_x, mfr_topn_lists *out, int n_threads)
+{
+    const int32_t k = job->k, n = out->n;
+    const int64_t n_blocks = (job->n_query + TOPN_ROWS - 1) / TOPN_ROWS;
+    topn_targets t;
+    int status;
+    if (k < 1 || n < 1 || job->n_query < 0 || job->n_y < 0 || (job->pool && job->n_pool < 0))
+        return MFR_EINVAL;
+    if (job->rows)
+        for (int64_t r = 0; r < job->n_query; r++)
+            if (job->rows[r] < 0 || job->rows[r] >= n_x)
+                return MFR_EINDEX;
+    status = targets_prepare(job, &t);
+    if (status != MFR_OK)
+        goto cleanup;
+    const int32_t tile = MFR_MAX(1, MFR_MIN(TOPN_COLS, t.n_t));
+    int prev = mfr_blas_threads_save_and_set1();
+#pragma omp parallel num_threads(mfr_threads(n_threads)) if (n_blocks > 1)
+    {
+        float *Xb = malloc(sizeof(float) * TOPN_ROWS * (size_t)k);
+        float *S = malloc(sizeof(float) * TOPN_ROWS * (size_t)tile);
+        float *heap_s = malloc(sizeof(float) * TOPN_ROWS * (size_t)n);
+        int32_t *heap_j = malloc(sizeof(int32_t) * TOPN_ROWS * (size_t)n);
+        if (!Xb || !S || !heap_s || !heap_j) {
+#pragma omp atomic write
+            status = MFR_ENOMEM;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < n_blocks; b++) {
+            int failed;
+#pragma omp atomic read
+            failed = status;
+            if (failed != MFR_OK)
+                continue;
+            int64_t r0 = b * TOPN_ROWS, r1 = MFR_MIN(job->n_query, r0 + TOPN_ROWS);
+            int s = topn_block(job, &t, r0, r1, Xb, S, heap_s, heap_j, out);
+            if (s != MFR_OK) {
+#pragma omp atomic write
+                status = s;
+            }
+        }
+        free(Xb);
+        free(S);
+        free(heap_s);
+        free(heap_j);
+    }
+    mfr_blas_threads_restore(prev);
+cleanup:
+    targets_free(&t);
+    return status;
+}
+
+/* Checks of a CSR whose rows are used as skip lists. */
+static int check_skip_csr(const mfr_csr *c, int32_t n_rows, int32_t n_cols)
+{
+    if (c->n_rows != n_rows || c->n_cols != n_cols || c->nnz < 0 || c->indptr[0] != 0 ||
+        c->indptr[n_rows] != c->nnz)
+        return MFR_EINVAL;
+    for (int32_t r = 0; r < n_rows; r++)
+        if (c->indptr[r + 1] < c->indptr[r])
+            return MFR_EINVAL;
+    return MFR_OK;
+}
+
+int mfr_recommend(const mfr_model *m, int64_t n_query, const int32_t *users,
+                  const mfr_csr *seen, int32_t n_pool, const int32_t *pool,
+                  mfr_topn_lists *out, int n_threads)
+{
+    if (!users && n_query != m->n_users)
+        return MFR_EINVAL;
+    if (seen) {
+        int status = check_skip_csr(seen, m->n_users, m->n_items);
+        if (status != MFR_OK)
+            return status;
+    }
+    topn_job job = {
+        .k = m->k, .X = m->P, .rows = users, .n_query = n_query,
+        .offset = (float)m->global_mean, .row_offset = m->user_bias,
+        .Y = m->Q, .n_y = m->n_items, .col_bias = m->item_bias,
+        .skip_indptr = seen ? seen->indptr : NULL,
+        .skip_indices = seen ? seen->indices : NULL,
+        .n_pool = n_pool, .pool = pool,
+    };
+    return topn_run(&job, m->n_users, out, n_threads);
+}
+
+int mfr_recommend_vector(const mfr_model *m, const float *x, float b,
+                         int32_t n_skip, const int32_t *skip, int32_t n_pool,
+                         const int32_t *pool, mfr_topn_lists *out)
+{
+    const int64_t skip_indptr[2] = {0, n_skip};
+    if (n_skip < 0)
+        return MFR_EINVAL;
+    topn_job job = {
+        .k = m->k, .X = x, .n_query = 1,
+        .offset = (float)m->global_mean, .row_offset = m->user_bias ? &b : NULL,
+        .Y = m->Q, .n_y = m->n_items, .col_bias = m->item_bias,
+        .skip_indptr = skip_indptr, .skip_indices = skip,
+        .n_pool = n_pool, .pool = pool,
+    };
+    return topn_run(&job, 1, out, 1);
+}
+
+MFR_TARGET_CLONES
+static void inverse_norms(int32_t n_rows, int32_t k, const float *F, float *inv)
+{
+    for (int32_t j = 0; j < n_rows; j++) {
+        const float *f = F + (size_t)j * k;
+        double norm = sqrt((double)mfr_dot(f, f, k));
+        inv[j] = norm > 0.0 ? (float)(1.0 / norm) : 0.0f;
+    }
+}
+
+int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
+                const int32_t *query, mfr_topn_lists *out, int n_threads)
+{
+    if (n_rows < 0 || k < 1 || !query)
+        return MFR_EINVAL;
+    float *inv = malloc(sizeof(float) * (size_t)MFR_MAX(n_rows, 1));
+    if (!inv)
+        return MFR_ENOMEM;
+    inverse_norms(n_rows, k, F, inv);
+    topn_job job = {
+        .k = k, .X = F, .rows = query, .n_query = n_query, .row_scale = inv,
+        .Y = F, .n_y = n_rows, .col_scale = inv, .skip_self = 1,
+    };
+    int status = topn_run(&job, n_rows, out, n_threads);
+    free(inv);
+    return status;
+}
+
+int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
+                const float *ratings, double lambda, float *x, float *b)
+{
+    const int32_t k = m->k, d = k + (m->user_bias ? 1 : 0);
+    int status = MFR_OK;
+    if (n < 1 || k < 1 || !(lambda > 0.0) || !isfinite(lambda))
+        return MFR_EINVAL;
+    double *A = malloc(sizeof(double) * (size_t)n * d);
+    double *y = malloc(sizeof(double) * (size_t)n);
+    double *G = malloc(sizeof(double) * (size_t)d * d);
+    double *z = malloc(sizeof(double) * (size_t)d);
+    if (!A || !y || !G || !z) {
+        status = MFR_ENOMEM;
+        goto cleanup;
+    }
+    /* rows a_t = [q_i, 1], targets y_t = r_t - mu - b_i */
+    for (int32_t t = 0; t < n; t++) {
+        int32_t i = items[t];
+        if (i < 0 || i >= m->n_items) {
+            status = MFR_EINDEX;
+            goto cleanup;
+        }
+        if (!isfinite(ratings[t])) {
+            status = MFR_ENONFINITE;
+            goto cleanup;
+        }
+        for (int32_t f = 0; f < k; f++)
+            A[(size_t)t * d + f] = m->Q[(size_t)i * k + f];
+        if (d > k)
+            A[(size_t)t * d + k] = 1.0;
+        y[t] = ratings[t] - m->global_mean - (m->item_bias ? m->item_bias[i] : 0.0f);
+    }
+    /* G = A^T A + lambda I (upper triangle, row-major = lower, column-major) */
+    MFR_BLAS(cblas_dsyrk)(MfrRowMajor, MfrUpper, MfrTrans, d, n, 1.0, A, d, 0.0, G, d);
+    for (int32_t f = 0; f < d; f++)
+        G[(size_t)f * d + f] += lambda;
+    MFR_BLAS(cblas_dgemv)(MfrRowMajor, MfrTrans, n, d, 1.0, A, d, y, 1, 0.0, z, 1);
+    blas_int bn = d, nrhs = 1, info = 0;
+    MFR_BLAS(dposv_)("L", &bn, &nrhs, G, &bn, z, &bn, &info);
+    if (info != 0) {
+        status = info > 0 ? MFR_ENOTPD : MFR_ELAPACK;
+        goto cleanup;
+    }
+    for (int32_t f = 0; f < k; f++)
+        x[f] = (float)z[f];
+    *b = d > k ? (float)z[k] : 0.0f;
+cleanup:
+    free(A);
+    free(y);
+    free(G);
+    free(z);
+    return status;
+}
