@@ -177,14 +177,15 @@ typedef struct {
 
 /* score(u, i) = mu + b_u + b_i + P[u] . Q[i] (as mfr_predict) for the users
  * (n_query indices; NULL = every user, n_query = n_users), skipping each
- * user's items in `seen` (CSR by user, n_rows = n_users; NULL = skip none). */
+ * user's items in `seen` (CSR by user, n_rows = n_users, each row ascending
+ * as mfr_csr promises, MFR_EINVAL otherwise; NULL = skip none). */
 int mfr_recommend(const mfr_model *m, int64_t n_query, const int32_t *users,
                   const mfr_csr *seen, int32_t n_pool, const int32_t *pool,
                   mfr_topn_lists *out, int n_threads);
 
 /* One list for a user given by a factor vector x (k) and bias b (used when
  * the model has biases): score(i) = mu + b + b_i + x . Q[i], skipping the
- * n_skip items in skip. */
+ * n_skip items in skip (ascending). */
 int mfr_recommend_vector(const mfr_model *m, const float *x, float b,
                          int32_t n_skip, const int32_t *skip, int32_t n_pool,
                          const int32_t *pool, mfr_topn_lists *out);

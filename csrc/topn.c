@@ -5,15 +5,18 @@
  *   score(x, j) = c + c_x + b_j + s_x s_j (X[x] . Y[j])
  * recommend:  X = P, Y = Q, c = mu, c_x = b_u, b_j = b_i, s = 1;
  * similar:    X = Y = F, c = c_x = b_j = 0, s = 1 / |row| (cosine).
- * Queries are taken in blocks of TOPN_ROWS and targets in tiles of
+ * Queries are taken in blocks of up to TOPN_ROWS (tall blocks amortise
+ * sgemm's packing of each tile of item factors) and targets in tiles of
  * TOPN_COLS; a tile's dot products come from one sgemm into a scratch
- * buffer that stays in cache, the skipped targets are set to -inf there,
- * and one pass keeps the n best of each row in a bounded heap (a
- * vectorised test against the heap's worst entry rejects most targets).
+ * buffer that stays in cache, and the skipped targets are set to -inf
+ * there. One vectorised pass over a row takes the maximum score of each
+ * chunk of 32 targets; only the few chunks whose maximum can make the list
+ * are read again (a bound from the heap, or at first from the n-th largest
+ * chunk maximum), and their candidates go through a bounded heap of n.
  * Targets are visited in ascending index, so a target that ties the worst
  * kept one never displaces it: ties go to the lower index, as documented
- * in mfrec.h. Block and tile sizes are fixed, so the lists do not depend
- * on the thread count.
+ * in mfrec.h. Block and tile sizes depend on the batch, not on the thread
+ * count, and so do the lists.
  *
  * Fold-in solves the ridge normal equations (A^T A + lambda I) z = A^T y
  * of one new user (see mfrec.h) with dsyrk and dposv in double.
@@ -25,9 +28,10 @@
 #include "blas.h"
 #include "internal.h"
 
-#define TOPN_ROWS 64   /* queries per block (sgemm's m) */
-#define TOPN_COLS 4096 /* targets per tile (sgemm's n): 64 x 4096 floats = 1 MiB */
-#define TOPN_CHUNK 32  /* targets per vectorised rejection test */
+#define TOPN_ROWS 512 /* at most this many queries per block (sgemm's m) */
+#define TOPN_COLS 512 /* targets per tile (sgemm's n): 512 x 512 floats = 1 MiB */
+#define TOPN_CHUNK 32  /* targets per chunk maximum */
+#define TOPN_CHUNKS (TOPN_COLS / TOPN_CHUNK)
 
 typedef struct {
     int32_t k;
@@ -110,27 +114,101 @@ static inline float heap_bar(const topn_heap *h)
     return h->count < h->n ? -INFINITY : h->s[0];
 }
 
-/* Offer the scores a * S[t] + (bias[t] + c) of one row of a tile (targets
- * j0 + t) to the heap. Whole chunks whose scores all fail the bar are
- * rejected with one vector compare. */
-MFR_TARGET_CLONES
-static void scan_row(const float *restrict S, const float *restrict bias,
-                     const float *restrict scale, int32_t len, int32_t j0, float a,
-                     float c, topn_heap *h)
+/* The finished score of target t of a tile row, a s_t S[t] + (b_t + c)
+ * (scale or bias NULL: s_t = 1, b_t = 0), with NaN as -inf (never listed).
+ * The vector and the scalar code use this same expression, so both see
+ * the same value. */
+static inline float tile_score(const float *S, const float *bias, const float *scale,
+                               int32_t t, float a, float c)
 {
-    float bar = heap_bar(h);
+    float v = S[t] * (scale ? a * scale[t] : a) + (bias ? bias[t] + c : c);
+    return v == v ? v : -INFINITY;
+}
+
+/* The largest score of targets [t0, end) of a tile row. Inlined with
+ * constant NULLs below, so each case is its own vector loop. */
+static inline __attribute__((always_inline)) float
+chunk_max(const float *restrict S, const float *restrict bias, const float *restrict scale,
+          int32_t t0, int32_t end, float a, float c)
+{
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int32_t t = t0; t < end; t++) {
+        float v = tile_score(S, bias, scale, t, a, c);
+        mx = v > mx ? v : mx;
+    }
+    return mx;
+}
+
+/* cmax[q] = the largest score in chunk q (TOPN_CHUNK targets) of a tile
+ * row: one vectorised, read-only pass. */
+MFR_TARGET_CLONES
+static void chunk_maxima(const float *restrict S, const float *restrict bias,
+                         const float *restrict scale, int32_t len, float a, float c,
+                         float *restrict cmax)
+{
     for (int32_t t0 = 0; t0 < len; t0 += TOPN_CHUNK) {
-        int32_t m = MFR_MIN(TOPN_CHUNK, len - t0);
-        int any = 0;
-#pragma omp simd reduction(| : any)
-        for (int32_t t = t0; t < t0 + m; t++)
-            any |= S[t] * (a * scale[t]) + (bias[t] + c) > bar;
-        if (!any)
+        int32_t end = MFR_MIN(len, t0 + TOPN_CHUNK);
+        cmax[t0 / TOPN_CHUNK] =
+            scale ? (bias ? chunk_max(S, bias, scale, t0, end, a, c)
+                          : chunk_max(S, NULL, scale, t0, end, a, c))
+                  : (bias ? chunk_max(S, bias, NULL, t0, end, a, c)
+                          : chunk_max(S, NULL, NULL, t0, end, a, c));
+    }
+}
+
+/* The m-th largest (0-based) of x[0..len), which it reorders (Hoare's
+ * selection; no NaN in x). */
+static float nth_largest(float *x, int32_t len, int32_t m)
+{
+    int32_t lo = 0, hi = len - 1;
+    while (lo < hi) {
+        float pivot = x[lo + (hi - lo) / 2];
+        int32_t i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] > pivot)
+                i++;
+            while (x[j] < pivot)
+                j--;
+            if (i <= j) {
+                float tmp = x[i];
+                x[i++] = x[j];
+                x[j--] = tmp;
+            }
+        }
+        if (m <= j)
+            hi = j;
+        else if (m >= i)
+            lo = i;
+        else
+            break;
+    }
+    return x[m];
+}
+
+/* Offer the scores of one row of a tile (targets j0 + t) to the heap,
+ * reading only the chunks that can hold a better target: a chunk whose
+ * maximum is at most the heap's bar cannot. While the heap is not full
+ * the bar is -inf, and the n-th largest chunk maximum L bounds instead: n
+ * targets of the tile score >= L, so no target below L can make the list. */
+static void select_row(const float *S, const float *bias, const float *scale,
+                       const float *cmax, float *scratch, int32_t len, int32_t j0, float a,
+                       float c, topn_heap *h)
+{
+    const int32_t n_chunks = (len + TOPN_CHUNK - 1) / TOPN_CHUNK;
+    float low = -INFINITY;
+    if (h->count < h->n && n_chunks > h->n) {
+        memcpy(scratch, cmax, sizeof(float) * n_chunks);
+        low = nth_largest(scratch, n_chunks, h->n - 1);
+    }
+    float bar = heap_bar(h);
+    for (int32_t q = 0; q < n_chunks; q++) {
+        if (cmax[q] < low || !(cmax[q] > bar))
             continue;
-        for (int32_t t = t0; t < t0 + m; t++) {
-            float s = S[t] * (a * scale[t]) + (bias[t] + c);
-            if (s > bar) {
-                heap_offer(h, s, j0 + t);
+        for (int32_t t = q * TOPN_CHUNK; t < MFR_MIN(len, (q + 1) * TOPN_CHUNK); t++) {
+            float v = tile_score(S, bias, scale, t, a, c);
+            if (v >= low && v > bar) {
+                heap_offer(h, v, j0 + t);
                 bar = heap_bar(h);
             }
         }
@@ -163,20 +241,19 @@ static void heap_write(topn_heap *h, const int32_t *pool, int32_t *items, float 
 }
 
 /* Per-call data shared by the threads: the targets restricted to the pool
- * (gathered rows, biases and scales; ones and zeros where absent) and the
- * map from target index to pool position. */
+ * (rows, biases and scales gathered in pool order) and the map from target
+ * index to pool position. Without a pool they are the job's arrays. */
 typedef struct {
-    const float *Y;
-    float *Y_pool, *bias, *scale;
-    int32_t *pos; /* target -> pool position or -1; NULL without a pool */
-    int32_t n_t;  /* number of pool targets */
+    const float *Y, *bias, *scale;
+    float *own[3]; /* gathered copies, freed at the end */
+    int32_t *pos;  /* target -> pool position or -1; NULL without a pool */
+    int32_t n_t;   /* number of pool targets */
 } topn_targets;
 
 static void targets_free(topn_targets *t)
 {
-    free(t->Y_pool);
-    free(t->bias);
-    free(t->scale);
+    for (int j = 0; j < 3; j++)
+        free(t->own[j]);
     free(t->pos);
 }
 
@@ -185,51 +262,61 @@ static int targets_prepare(const topn_job *job, topn_targets *t)
     const int32_t k = job->k, n_t = job->pool ? job->n_pool : job->n_y;
     memset(t, 0, sizeof *t);
     t->n_t = n_t;
-    t->bias = malloc(sizeof(float) * (size_t)MFR_MAX(n_t, 1));
-    t->scale = malloc(sizeof(float) * (size_t)MFR_MAX(n_t, 1));
-    if (!t->bias || !t->scale)
+    t->Y = job->Y;
+    t->bias = job->col_bias;
+    t->scale = job->col_scale;
+    if (!job->pool)
+        return MFR_OK;
+    size_t m = (size_t)MFR_MAX(n_t, 1);
+    float *Y = t->own[0] = malloc(sizeof(float) * m * (size_t)k);
+    float *bias = t->own[1] = job->col_bias ? malloc(sizeof(float) * m) : NULL;
+    float *scale = t->own[2] = job->col_scale ? malloc(sizeof(float) * m) : NULL;
+    t->pos = malloc(sizeof(int32_t) * (size_t)MFR_MAX(job->n_y, 1));
+    if (!Y || !t->pos || (job->col_bias && !bias) || (job->col_scale && !scale))
         return MFR_ENOMEM;
-    if (job->pool) {
-        t->Y_pool = malloc(sizeof(float) * (size_t)MFR_MAX(n_t, 1) * (size_t)k);
-        t->pos = malloc(sizeof(int32_t) * (size_t)MFR_MAX(job->n_y, 1));
-        if (!t->Y_pool || !t->pos)
-            return MFR_ENOMEM;
-        for (int32_t j = 0; j < job->n_y; j++)
-            t->pos[j] = -1;
-        for (int32_t p = 0; p < n_t; p++) {
-            int32_t j = job->pool[p];
-            if (j < 0 || j >= job->n_y)
-                return MFR_EINDEX;
-            if (p > 0 && j <= job->pool[p - 1])
-                return MFR_EINVAL; /* not strictly ascending */
-            t->pos[j] = p;
-            memcpy(t->Y_pool + (size_t)p * k, job->Y + (size_t)j * k, sizeof(float) * k);
-        }
-        t->Y = t->Y_pool;
-    } else {
-        t->Y = job->Y;
-    }
+    for (int32_t j = 0; j < job->n_y; j++)
+        t->pos[j] = -1;
     for (int32_t p = 0; p < n_t; p++) {
-        int32_t j = job->pool ? job->pool[p] : p;
-        t->bias[p] = job->col_bias ? job->col_bias[j] : 0.0f;
-        t->scale[p] = job->col_scale ? job->col_scale[j] : 1.0f;
+        int32_t j = job->pool[p];
+        if (j < 0 || j >= job->n_y)
+            return MFR_EINDEX;
+        if (p > 0 && j <= job->pool[p - 1])
+            return MFR_EINVAL; /* not strictly ascending */
+        t->pos[j] = p;
+        memcpy(Y + (size_t)p * k, job->Y + (size_t)j * k, sizeof(float) * k);
+        if (bias)
+            bias[p] = job->col_bias[j];
+        if (scale)
+            scale[p] = job->col_scale[j];
     }
+    t->Y = Y;
+    t->bias = bias;
+    t->scale = scale;
     return MFR_OK;
 }
 
-/* Set the scores of skipped targets in the tile [j0, j0 + len) to -inf. */
+/* Set the scores of skipped targets in the tile [j0, j0 + len) to -inf.
+ * A query's skip list is ascending (MFR_EINVAL otherwise) and walked once
+ * over all tiles: *cursor is the next entry to place. */
 static int skip_in_tile(const topn_job *job, const topn_targets *t, int32_t x, float *S,
-                        int32_t j0, int32_t len)
+                        int32_t j0, int32_t len, int64_t *cursor)
 {
     if (job->skip_indptr) {
-        for (int64_t e = job->skip_indptr[x]; e < job->skip_indptr[x + 1]; e++) {
+        int64_t e = *cursor, end = job->skip_indptr[x + 1];
+        for (; e < end; e++) {
             int32_t i = job->skip_indices[e];
             if (i < 0 || i >= job->n_y)
                 return MFR_EINDEX;
             int32_t p = t->pos ? t->pos[i] : i;
-            if (p >= j0 && p < j0 + len)
-                S[p - j0] = -INFINITY;
+            if (p < 0)
+                continue; /* not a candidate */
+            if (p >= j0 + len)
+                break;
+            if (p < j0 || (e > job->skip_indptr[x] && i < job->skip_indices[e - 1]))
+                return MFR_EINVAL; /* not ascending */
+            S[p - j0] = -INFINITY;
         }
+        *cursor = e;
     }
     if (job->skip_self) {
         int32_t p = t->pos ? t->pos[x] : x;
@@ -241,8 +328,8 @@ static int skip_in_tile(const topn_job *job, const topn_targets *t, int32_t x, f
 
 /* The lists of queries [r0, r1) with this thread's scratch buffers. */
 static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, int64_t r1,
-                      float *Xb, float *S, float *heap_s, int32_t *heap_j,
-                      mfr_topn_lists *out)
+                      float *Xb, float *S, float *cmax, float *heap_s, int32_t *heap_j,
+                      int64_t *cursor, mfr_topn_lists *out)
 {
     const int32_t k = job->k, n = out->n, rows = (int32_t)(r1 - r0);
     const float *A = job->X + (size_t)r0 * k;
@@ -253,8 +340,11 @@ static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, in
         A = Xb;
     }
     topn_heap heaps[TOPN_ROWS];
-    for (int32_t r = 0; r < rows; r++)
+    for (int32_t r = 0; r < rows; r++) {
+        int32_t x = job->rows ? job->rows[r0 + r] : (int32_t)(r0 + r);
         heaps[r] = (topn_heap){heap_s + (size_t)r * n, heap_j + (size_t)r * n, 0, n};
+        cursor[r] = job->skip_indptr ? job->skip_indptr[x] : 0;
+    }
     for (int32_t j0 = 0; j0 < t->n_t; j0 += TOPN_COLS) {
         int32_t len = MFR_MIN(TOPN_COLS, t->n_t - j0);
         MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrTrans, rows, len, k, 1.0f, A, k,
@@ -262,12 +352,15 @@ static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, in
         for (int32_t r = 0; r < rows; r++) {
             int32_t x = job->rows ? job->rows[r0 + r] : (int32_t)(r0 + r);
             float *Sr = S + (size_t)r * len;
-            int status = skip_in_tile(job, t, x, Sr, j0, len);
+            int status = skip_in_tile(job, t, x, Sr, j0, len, &cursor[r]);
             if (status != MFR_OK)
                 return status;
             float c = job->offset + (job->row_offset ? job->row_offset[x] : 0.0f);
             float a = job->row_scale ? job->row_scale[x] : 1.0f;
-            scan_row(Sr, t->bias + j0, t->scale + j0, len, j0, a, c, &heaps[r]);
+            const float *bias = t->bias ? t->bias + j0 : NULL;
+            const float *scale = t->scale ? t->scale + j0 : NULL;
+            chunk_maxima(Sr, bias, scale, len, a, c, cmax);
+            select_row(Sr, bias, scale, cmax, cmax + TOPN_CHUNKS, len, j0, a, c, &heaps[r]);
         }
     }
     for (int32_t r = 0; r < rows; r++) {
@@ -281,7 +374,10 @@ static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, in
 static int topn_run(const topn_job *job, int64_t n_x, mfr_topn_lists *out, int n_threads)
 {
     const int32_t k = job->k, n = out->n;
-    const int64_t n_blocks = (job->n_query + TOPN_ROWS - 1) / TOPN_ROWS;
+    /* queries per block: a multiple of 64 near n_query / 8, in 64..TOPN_ROWS */
+    const int64_t block =
+        MFR_MIN(TOPN_ROWS, MFR_MAX(64, 64 * ((job->n_query + 8 * 64 - 1) / (8 * 64))));
+    const int64_t n_blocks = (job->n_query + block - 1) / block;
     topn_targets t;
     int status;
     if (k < 1 || n < 1 || job->n_query < 0 || job->n_y < 0 || (job->pool && job->n_pool < 0))
@@ -297,11 +393,13 @@ static int topn_run(const topn_job *job, int64_t n_x, mfr_topn_lists *out, int n
     int prev = mfr_blas_threads_save_and_set1();
 #pragma omp parallel num_threads(mfr_threads(n_threads)) if (n_blocks > 1)
     {
-        float *Xb = malloc(sizeof(float) * TOPN_ROWS * (size_t)k);
-        float *S = malloc(sizeof(float) * TOPN_ROWS * (size_t)tile);
-        float *heap_s = malloc(sizeof(float) * TOPN_ROWS * (size_t)n);
-        int32_t *heap_j = malloc(sizeof(int32_t) * TOPN_ROWS * (size_t)n);
-        if (!Xb || !S || !heap_s || !heap_j) {
+        float *Xb = malloc(sizeof(float) * (size_t)block * (size_t)k);
+        float *S = malloc(sizeof(float) * (size_t)block * (size_t)tile);
+        float *cmax = malloc(sizeof(float) * 2 * TOPN_CHUNKS);
+        float *heap_s = malloc(sizeof(float) * (size_t)block * (size_t)n);
+        int32_t *heap_j = malloc(sizeof(int32_t) * (size_t)block * (size_t)n);
+        int64_t *cursor = malloc(sizeof(int64_t) * (size_t)block);
+        if (!Xb || !S || !cmax || !heap_s || !heap_j || !cursor) {
 #pragma omp atomic write
             status = MFR_ENOMEM;
         }
@@ -312,8 +410,8 @@ static int topn_run(const topn_job *job, int64_t n_x, mfr_topn_lists *out, int n
             failed = status;
             if (failed != MFR_OK)
                 continue;
-            int64_t r0 = b * TOPN_ROWS, r1 = MFR_MIN(job->n_query, r0 + TOPN_ROWS);
-            int s = topn_block(job, &t, r0, r1, Xb, S, heap_s, heap_j, out);
+            int64_t r0 = b * block, r1 = MFR_MIN(job->n_query, r0 + block);
+            int s = topn_block(job, &t, r0, r1, Xb, S, cmax, heap_s, heap_j, cursor, out);
             if (s != MFR_OK) {
 #pragma omp atomic write
                 status = s;
@@ -321,8 +419,10 @@ static int topn_run(const topn_job *job, int64_t n_x, mfr_topn_lists *out, int n
         }
         free(Xb);
         free(S);
+        free(cmax);
         free(heap_s);
         free(heap_j);
+        free(cursor);
     }
     mfr_blas_threads_restore(prev);
 cleanup:

@@ -398,7 +398,7 @@ class Model(_core.Model):
             iidx, r = self._new_user_ratings(items, ratings)
             x, b = _core.fold_in(self, iidx, r, self._fold_in_lambda(regularization, len(r)))
             width = min(n, len(self.item_ids))
-            lists = _core.recommend_vector(self, x, b, iidx, None, width)
+            lists = _core.recommend_vector(self, x, b, np.sort(iidx), None, width)
             return _raw_lists(lists, width, self.item_ids, True)
 
     def _threads(self, n_threads):
