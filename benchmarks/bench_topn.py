@@ -10,8 +10,8 @@ Two models: MovieLens 100K (943 x 1682) at k=100, and a synthetic one
 method ranks by mu + b_u + b_i + p_u . q_i and skips the training items;
 NumPy and implicit get the biases folded into two extra factor columns.
 NumPy: P @ Q.T by blocks of users, mask, argpartition, sort the n. The GEMM
-share: the same blocked sgemm calls mfrec makes (blocks of 64 users x tiles
-of 4096 items) timed alone with NumPy's sgemm on one thread; what is left of
+share: the same blocked sgemm calls mfrec makes (blocks of up to 512 users x
+tiles of items, 1 MiB of scores) timed alone with NumPy's sgemm on one thread; what is left of
 mfrec's one-thread time is masking and selection.
 """
 import argparse
@@ -23,7 +23,11 @@ from threadpoolctl import threadpool_limits
 
 import mfrec
 
-ROWS, COLS = 64, 4096  # csrc/topn.c's block and tile sizes
+
+def topn_blocking(n_query, n_items):
+    """csrc/topn.c's block (users) and tile (items) sizes."""
+    block = min(512, max(64, 64 * -(-n_query // 512)))
+    return block, min(n_items, max(512, (1 << 18) // block))
 
 
 def best(fn, repeat):
@@ -71,11 +75,12 @@ def numpy_topn(P1, Q1, seen, n, block):
 
 def blocked_gemm(P, Q):
     """The sgemm calls of csrc/topn.c, alone."""
-    S = np.empty((ROWS, min(COLS, len(Q))), np.float32)
-    for b0 in range(0, len(P), ROWS):
-        A = P[b0:b0 + ROWS]
-        for j0 in range(0, len(Q), COLS):
-            B = Q[j0:j0 + COLS]
+    rows, cols = topn_blocking(len(P), len(Q))
+    S = np.empty((rows, cols), np.float32)
+    for b0 in range(0, len(P), rows):
+        A = P[b0:b0 + rows]
+        for j0 in range(0, len(Q), cols):
+            B = Q[j0:j0 + cols]
             np.matmul(A, B.T, out=S[:len(A), :len(B)])
 
 

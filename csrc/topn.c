@@ -6,10 +6,10 @@
  * recommend:  X = P, Y = Q, c = mu, c_x = b_u, b_j = b_i, s = 1;
  * similar:    X = Y = F, c = c_x = b_j = 0, s = 1 / |row| (cosine).
  * Queries are taken in blocks of up to TOPN_ROWS (tall blocks amortise
- * sgemm's packing of each tile of item factors) and targets in tiles of
- * TOPN_COLS; a tile's dot products come from one sgemm into a scratch
- * buffer that stays in cache, and the skipped targets are set to -inf
- * there. One vectorised pass over a row takes the maximum score of each
+ * sgemm's packing of each tile of item factors) and targets in tiles as
+ * wide as a 1 MiB scratch buffer allows (a whole small catalogue in one);
+ * a tile's dot products come from one sgemm into that buffer, which stays
+ * in cache, and the skipped targets are set to -inf there. One vectorised pass over a row takes the maximum score of each
  * chunk of 32 targets; only the few chunks whose maximum can make the list
  * are read again (a bound from the heap, or at first from the n-th largest
  * chunk maximum), and their candidates go through a bounded heap of n.
@@ -28,10 +28,9 @@
 #include "blas.h"
 #include "internal.h"
 
-#define TOPN_ROWS 512 /* at most this many queries per block (sgemm's m) */
-#define TOPN_COLS 512 /* targets per tile (sgemm's n): 512 x 512 floats = 1 MiB */
-#define TOPN_CHUNK 32  /* targets per chunk maximum */
-#define TOPN_CHUNKS (TOPN_COLS / TOPN_CHUNK)
+#define TOPN_ROWS 512           /* at most this many queries per block (sgemm's m) */
+#define TOPN_SCRATCH (1 << 18)  /* scores per block x tile: 1 MiB of floats */
+#define TOPN_CHUNK 32           /* targets per chunk maximum */
 
 typedef struct {
     int32_t k;
@@ -125,8 +124,14 @@ static inline float tile_score(const float *S, const float *bias, const float *s
     return v == v ? v : -INFINITY;
 }
 
-/* The largest score of targets [t0, end) of a tile row. Inlined with
- * constant NULLs below, so each case is its own vector loop. */
+/* The bias and scale arrays of a tile are each present or NULL; the
+ * kernels below are inlined with constant NULLs for each case, so each
+ * case is its own vector loop. */
+#define TOPN_SPECIALISE(f, S, bias, scale, ...)                                   \
+    ((scale) ? ((bias) ? f(S, bias, scale, __VA_ARGS__) : f(S, NULL, scale, __VA_ARGS__)) \
+             : ((bias) ? f(S, bias, NULL, __VA_ARGS__) : f(S, NULL, NULL, __VA_ARGS__)))
+
+/* The largest score of targets [t0, end) of a tile row. */
 static inline __attribute__((always_inline)) float
 chunk_max(const float *restrict S, const float *restrict bias, const float *restrict scale,
           int32_t t0, int32_t end, float a, float c)
@@ -140,6 +145,22 @@ chunk_max(const float *restrict S, const float *restrict bias, const float *rest
     return mx;
 }
 
+/* The scores v[0..end-t0) of targets [t0, end) of a tile row, and a mask
+ * with bit t set where v[t] >= low and v[t] > bar. */
+static inline __attribute__((always_inline)) uint32_t
+chunk_pass(const float *restrict S, const float *restrict bias, const float *restrict scale,
+           int32_t t0, int32_t end, float a, float c, float low, float bar, float *restrict v)
+{
+    uint32_t mask = 0;
+#pragma omp simd reduction(| : mask)
+    for (int32_t t = t0; t < end; t++) {
+        float x = tile_score(S, bias, scale, t, a, c);
+        v[t - t0] = x;
+        mask |= (uint32_t)((x >= low) & (x > bar)) << (t - t0);
+    }
+    return mask;
+}
+
 /* cmax[q] = the largest score in chunk q (TOPN_CHUNK targets) of a tile
  * row: one vectorised, read-only pass. */
 MFR_TARGET_CLONES
@@ -147,47 +168,54 @@ static void chunk_maxima(const float *restrict S, const float *restrict bias,
                          const float *restrict scale, int32_t len, float a, float c,
                          float *restrict cmax)
 {
-    for (int32_t t0 = 0; t0 < len; t0 += TOPN_CHUNK) {
-        int32_t end = MFR_MIN(len, t0 + TOPN_CHUNK);
+    for (int32_t t0 = 0; t0 < len; t0 += TOPN_CHUNK)
         cmax[t0 / TOPN_CHUNK] =
-            scale ? (bias ? chunk_max(S, bias, scale, t0, end, a, c)
-                          : chunk_max(S, NULL, scale, t0, end, a, c))
-                  : (bias ? chunk_max(S, bias, NULL, t0, end, a, c)
-                          : chunk_max(S, NULL, NULL, t0, end, a, c));
-    }
+            TOPN_SPECIALISE(chunk_max, S, bias, scale, t0, MFR_MIN(len, t0 + TOPN_CHUNK), a, c);
 }
 
-/* The m-th largest (0-based) of x[0..len), which it reorders (Hoare's
- * selection; no NaN in x). */
-static float nth_largest(float *x, int32_t len, int32_t m)
+MFR_TARGET_CLONES
+static uint32_t chunk_candidates(const float *restrict S, const float *restrict bias,
+                                 const float *restrict scale, int32_t t0, int32_t end,
+                                 float a, float c, float low, float bar, float *restrict v)
 {
-    int32_t lo = 0, hi = len - 1;
-    while (lo < hi) {
-        float pivot = x[lo + (hi - lo) / 2];
-        int32_t i = lo, j = hi;
-        while (i <= j) {
-            while (x[i] > pivot)
-                i++;
-            while (x[j] < pivot)
-                j--;
-            if (i <= j) {
-                float tmp = x[i];
-                x[i++] = x[j];
-                x[j--] = tmp;
-            }
-        }
-        if (m <= j)
-            hi = j;
-        else if (m >= i)
-            lo = i;
-        else
-            break;
+    return TOPN_SPECIALISE(chunk_pass, S, bias, scale, t0, end, a, c, low, bar, v);
+}
+
+/* Index of the lowest set bit of x != 0. */
+static inline int32_t lowest_bit(uint32_t x)
+{
+#if defined(__GNUC__)
+    return __builtin_ctz(x);
+#else
+    int32_t t = 0;
+    while (!(x & 1u)) {
+        x >>= 1;
+        t++;
     }
-    return x[m];
+    return t;
+#endif
+}
+
+/* The n-th largest of x[0..len), n <= len, keeping the n largest sorted
+ * in top[0..n). Most values fail one predictable test against top[n-1]. */
+static float nth_largest(const float *x, int32_t len, int32_t n, float *top)
+{
+    int32_t count = 0;
+    for (int32_t i = 0; i < len; i++) {
+        float v = x[i];
+        if (count == n && !(v > top[n - 1]))
+            continue;
+        int32_t p = count < n ? count++ : n - 1;
+        for (; p > 0 && top[p - 1] < v; p--)
+            top[p] = top[p - 1];
+        top[p] = v;
+    }
+    return top[n - 1];
 }
 
 /* Offer the scores of one row of a tile (targets j0 + t) to the heap,
- * reading only the chunks that can hold a better target: a chunk whose
+ * reading again only the chunks that can hold a better target (one vector
+ * pass each gives their scores and candidates): a chunk whose
  * maximum is at most the heap's bar cannot. While the heap is not full
  * the bar is -inf, and the n-th largest chunk maximum L bounds instead: n
  * targets of the tile score >= L, so no target below L can make the list. */
@@ -197,18 +225,19 @@ static void select_row(const float *S, const float *bias, const float *scale,
 {
     const int32_t n_chunks = (len + TOPN_CHUNK - 1) / TOPN_CHUNK;
     float low = -INFINITY;
-    if (h->count < h->n && n_chunks > h->n) {
-        memcpy(scratch, cmax, sizeof(float) * n_chunks);
-        low = nth_largest(scratch, n_chunks, h->n - 1);
-    }
-    float bar = heap_bar(h);
+    if (h->count < h->n && n_chunks > h->n)
+        low = nth_largest(cmax, n_chunks, h->n, scratch);
+    float bar = heap_bar(h), v[TOPN_CHUNK];
     for (int32_t q = 0; q < n_chunks; q++) {
         if (cmax[q] < low || !(cmax[q] > bar))
             continue;
-        for (int32_t t = q * TOPN_CHUNK; t < MFR_MIN(len, (q + 1) * TOPN_CHUNK); t++) {
-            float v = tile_score(S, bias, scale, t, a, c);
-            if (v >= low && v > bar) {
-                heap_offer(h, v, j0 + t);
+        int32_t t0 = q * TOPN_CHUNK;
+        uint32_t mask = chunk_candidates(S, bias, scale, t0, MFR_MIN(len, t0 + TOPN_CHUNK), a,
+                                         c, low, bar, v);
+        for (; mask; mask &= mask - 1) {
+            int32_t t = lowest_bit(mask);
+            if (v[t] > bar) {
+                heap_offer(h, v[t], j0 + t0 + t);
                 bar = heap_bar(h);
             }
         }
@@ -328,8 +357,8 @@ static int skip_in_tile(const topn_job *job, const topn_targets *t, int32_t x, f
 
 /* The lists of queries [r0, r1) with this thread's scratch buffers. */
 static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, int64_t r1,
-                      float *Xb, float *S, float *cmax, float *heap_s, int32_t *heap_j,
-                      int64_t *cursor, mfr_topn_lists *out)
+                      int32_t tile, float *Xb, float *S, float *cmax, float *heap_s,
+                      int32_t *heap_j, int64_t *cursor, mfr_topn_lists *out)
 {
     const int32_t k = job->k, n = out->n, rows = (int32_t)(r1 - r0);
     const float *A = job->X + (size_t)r0 * k;
@@ -345,8 +374,9 @@ static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, in
         heaps[r] = (topn_heap){heap_s + (size_t)r * n, heap_j + (size_t)r * n, 0, n};
         cursor[r] = job->skip_indptr ? job->skip_indptr[x] : 0;
     }
-    for (int32_t j0 = 0; j0 < t->n_t; j0 += TOPN_COLS) {
-        int32_t len = MFR_MIN(TOPN_COLS, t->n_t - j0);
+    const int32_t n_chunks = (tile + TOPN_CHUNK - 1) / TOPN_CHUNK;
+    for (int32_t j0 = 0; j0 < t->n_t; j0 += tile) {
+        int32_t len = MFR_MIN(tile, t->n_t - j0);
         MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrTrans, rows, len, k, 1.0f, A, k,
                               t->Y + (size_t)j0 * k, k, 0.0f, S, len);
         for (int32_t r = 0; r < rows; r++) {
@@ -360,7 +390,7 @@ static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, in
             const float *bias = t->bias ? t->bias + j0 : NULL;
             const float *scale = t->scale ? t->scale + j0 : NULL;
             chunk_maxima(Sr, bias, scale, len, a, c, cmax);
-            select_row(Sr, bias, scale, cmax, cmax + TOPN_CHUNKS, len, j0, a, c, &heaps[r]);
+            select_row(Sr, bias, scale, cmax, cmax + n_chunks, len, j0, a, c, &heaps[r]);
         }
     }
     for (int32_t r = 0; r < rows; r++) {
@@ -389,13 +419,15 @@ static int topn_run(const topn_job *job, int64_t n_x, mfr_topn_lists *out, int n
     status = targets_prepare(job, &t);
     if (status != MFR_OK)
         goto cleanup;
-    const int32_t tile = MFR_MAX(1, MFR_MIN(TOPN_COLS, t.n_t));
+    /* targets per tile: the scratch buffer's share of each query, >= 512 */
+    const int32_t tile = (int32_t)MFR_MAX(1, MFR_MIN(t.n_t, MFR_MAX(512, TOPN_SCRATCH / block)));
+    const int32_t n_chunks = (tile + TOPN_CHUNK - 1) / TOPN_CHUNK;
     int prev = mfr_blas_threads_save_and_set1();
 #pragma omp parallel num_threads(mfr_threads(n_threads)) if (n_blocks > 1)
     {
         float *Xb = malloc(sizeof(float) * (size_t)block * (size_t)k);
         float *S = malloc(sizeof(float) * (size_t)block * (size_t)tile);
-        float *cmax = malloc(sizeof(float) * 2 * TOPN_CHUNKS);
+        float *cmax = malloc(sizeof(float) * 2 * (size_t)n_chunks);
         float *heap_s = malloc(sizeof(float) * (size_t)block * (size_t)n);
         int32_t *heap_j = malloc(sizeof(int32_t) * (size_t)block * (size_t)n);
         int64_t *cursor = malloc(sizeof(int64_t) * (size_t)block);
@@ -411,7 +443,7 @@ static int topn_run(const topn_job *job, int64_t n_x, mfr_topn_lists *out, int n
             if (failed != MFR_OK)
                 continue;
             int64_t r0 = b * block, r1 = MFR_MIN(job->n_query, r0 + block);
-            int s = topn_block(job, &t, r0, r1, Xb, S, cmax, heap_s, heap_j, cursor, out);
+            int s = topn_block(job, &t, r0, r1, tile, Xb, S, cmax, heap_s, heap_j, cursor, out);
             if (s != MFR_OK) {
 #pragma omp atomic write
                 status = s;
