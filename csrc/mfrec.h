@@ -190,11 +190,12 @@ int mfr_recommend_vector(const mfr_model *m, const float *x, float b,
                          int32_t n_skip, const int32_t *skip, int32_t n_pool,
                          const int32_t *pool, mfr_topn_lists *out);
 
-/* Cosine neighbours among the rows of F (n_rows x k): for each query row q,
- * score(j) = F[q] . F[j] / (|F[q]| |F[j]|), 0 where a norm is 0; q itself
- * is skipped. */
+/* Cosine neighbours among the rows of F (n_rows x k), candidates from pool
+ * as above: for each query row q, score(j) = F[q] . F[j] / (|F[q]| |F[j]|),
+ * 0 where a norm is 0; q itself is skipped. */
 int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
-                const int32_t *query, mfr_topn_lists *out, int n_threads);
+                const int32_t *query, int32_t n_pool, const int32_t *pool,
+                mfr_topn_lists *out, int n_threads);
 
 /* Fold-in: the factors x (k) and bias *b of a new user who rated n items,
  * by ridge regression against the fixed item factors:

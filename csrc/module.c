@@ -750,25 +750,27 @@ cleanup:
 }
 
 PyDoc_STRVAR(topn_similar_doc,
-"similar(factors, query, n, n_threads=1)\n--\n\n"
+"similar(factors, query, n, pool=None, n_threads=1)\n--\n\n"
 "Cosine neighbours among the rows of factors (float32, rows x k) for the\n"
 "row indices in query (int32), each row itself skipped; a zero row has\n"
-"cosine 0 with every row. Returns (items, scores, counts) as recommend.");
+"cosine 0 with every row. pool (strictly ascending row indices, or None)\n"
+"restricts the candidates. Returns (items, scores, counts) as recommend.");
 
 static PyObject *topn_similar(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"factors", "query", "n", "n_threads", NULL};
-    PyObject *fo, *qo, *result = NULL;
+    static char *kwlist[] = {"factors", "query", "n", "pool", "n_threads", NULL};
+    PyObject *fo, *qo, *po = Py_None, *result = NULL;
     Py_ssize_t n;
     int n_threads = 1, status;
-    PyArrayObject *F = NULL, *query = NULL;
+    PyArrayObject *F = NULL, *query = NULL, *pool = NULL;
     PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
     mfr_topn_lists out;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOn|i", kwlist, &fo, &qo, &n, &n_threads))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOn|Oi", kwlist, &fo, &qo, &n, &po,
+                                     &n_threads))
         return NULL;
     if (!(F = as_array(fo, NPY_FLOAT32, 2, "factors")) ||
-        !(query = as_array(qo, NPY_INT32, 1, "query")) ||
+        !(query = as_array(qo, NPY_INT32, 1, "query")) || pool_get(po, &pool) < 0 ||
         check_int32_size(PyArray_DIM(F, 0), "len(factors)") < 0 ||
         check_int32_size(PyArray_DIM(F, 1), "the number of factors") < 0)
         goto cleanup;
@@ -776,8 +778,9 @@ static PyObject *topn_similar(PyObject *module, PyObject *args, PyObject *kwds)
         goto cleanup;
     Py_BEGIN_ALLOW_THREADS
     status = mfr_similar((int32_t)PyArray_DIM(F, 0), (int32_t)PyArray_DIM(F, 1),
-                         PyArray_DATA(F), PyArray_DIM(query, 0), PyArray_DATA(query), &out,
-                         n_threads);
+                         PyArray_DATA(F), PyArray_DIM(query, 0), PyArray_DATA(query),
+                         pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                         pool ? PyArray_DATA(pool) : NULL, &out, n_threads);
     Py_END_ALLOW_THREADS
     if (status != MFR_OK) {
         raise_status(status, "similar (query or factors)");
@@ -787,6 +790,7 @@ static PyObject *topn_similar(PyObject *module, PyObject *args, PyObject *kwds)
 cleanup:
     Py_XDECREF(F);
     Py_XDECREF(query);
+    Py_XDECREF(pool);
     Py_XDECREF(items);
     Py_XDECREF(scores);
     Py_XDECREF(counts);

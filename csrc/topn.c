@@ -524,7 +524,8 @@ static void inverse_norms(int32_t n_rows, int32_t k, const float *F, float *inv)
 }
 
 int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
-                const int32_t *query, mfr_topn_lists *out, int n_threads)
+                const int32_t *query, int32_t n_pool, const int32_t *pool,
+                mfr_topn_lists *out, int n_threads)
 {
     if (n_rows < 0 || k < 1 || !query)
         return MFR_EINVAL;
@@ -535,6 +536,7 @@ int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
     topn_job job = {
         .k = k, .X = F, .rows = query, .n_query = n_query, .row_scale = inv,
         .Y = F, .n_y = n_rows, .col_scale = inv, .skip_self = 1,
+        .n_pool = n_pool, .pool = pool,
     };
     int status = topn_run(&job, n_rows, out, n_threads);
     free(inv);

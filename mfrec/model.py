@@ -349,16 +349,18 @@ class Model(_core.Model):
                                     pool=pool, n_threads=self._threads(n_threads))
             return _raw_lists(lists, width, self.item_ids, False)
 
-    def similar_items(self, item, n: int = 10, n_threads: Optional[int] = None):
+    def similar_items(self, item, n: int = 10, items=None, n_threads: Optional[int] = None):
         """The n items whose factors have the highest cosine similarity with
-        those of `item` (one raw id or a 1-D array), the item itself left out.
-        Returns (ids, scores) shaped as :meth:`recommend`. An item whose
-        factors are all zero has cosine 0 with every item."""
-        return self._similar(item, n, n_threads, "item")
+        those of `item` (one raw id or a 1-D array), the item itself left out;
+        `items` (raw ids), optional, restricts the candidates (say, to items
+        with enough ratings for their factors to mean something). Returns
+        (ids, scores) shaped as :meth:`recommend`. An item whose factors are
+        all zero has cosine 0 with every item."""
+        return self._similar(item, n, items, n_threads, "item")
 
-    def similar_users(self, user, n: int = 10, n_threads: Optional[int] = None):
+    def similar_users(self, user, n: int = 10, users=None, n_threads: Optional[int] = None):
         """As :meth:`similar_items`, for users (raw user ids returned)."""
-        return self._similar(user, n, n_threads, "user")
+        return self._similar(user, n, users, n_threads, "user")
 
     def fold_in(self, items, ratings, regularization: Optional[float] = None):
         """Factors of a new user from their ratings, without retraining.
@@ -425,21 +427,27 @@ class Model(_core.Model):
         if items is None and exclude is None:
             return None
         pool = (np.arange(len(self.item_ids), dtype=np.int32) if items is None
-                else np.unique(self._indices(items, "items", "item")))
+                else self._candidates(items, "items", "item"))
         if exclude is not None:
             pool = np.setdiff1d(pool, self._indices(exclude, "exclude", "item"),
                                 assume_unique=True)
         return pool.astype(np.int32)
 
-    def _similar(self, query, n, n_threads, kind):
+    def _candidates(self, raw, name, kind):
+        """Sorted unique indices of known raw ids (KeyError otherwise)."""
+        return np.unique(self._indices(raw, name, kind)).astype(np.int32)
+
+    def _similar(self, query, n, candidates, n_threads, kind):
         single = np.ndim(query) == 0
         n = _check_n(n)
         with self._lock:
             qidx = self._indices(query, kind, kind)
             factors, ids = ((self.user_factors, self.user_ids) if kind == "user"
                             else (self.item_factors, self.item_ids))
-            width = min(n, len(ids) - 1)
-            lists = _core.similar(factors, qidx, max(width, 1), self._threads(n_threads))
+            pool = None if candidates is None else self._candidates(candidates, kind + "s", kind)
+            width = min(n, len(ids) - 1 if pool is None else len(pool))
+            lists = _core.similar(factors, qidx, max(width, 1), pool=pool,
+                                  n_threads=self._threads(n_threads))
             return _raw_lists(lists, width, ids, single)
 
     def _new_user_ratings(self, items, ratings):

@@ -252,6 +252,16 @@ def test_similar_matches_cosine_reference(data, kind):
     np.testing.assert_array_equal(scores[1], 0.0)  # the zero vector
     one_ids, one_scores = method(ids_all[17], n=12)
     np.testing.assert_array_equal(one_ids, ids[2])
+    # candidates: a subset that holds the query itself, which stays out
+    cand = np.r_[17, np.arange(50, 250, 3)]
+    ids, scores = method(ids_all[17], 8, ids_all[cand])
+    c = np.full(len(ids_all), -np.inf)
+    c[cand] = C[17, cand]
+    c[17] = -np.inf
+    top = rank(c, 8)
+    check_list(model, ids, scores, ids_all[top], c[top])
+    with pytest.raises(KeyError, match=f"{kind}s: 1 {kind} id"):
+        method(ids_all[17], 8, [ids_all[3], 10**9])
 
 
 def test_similar_items_on_movielens_makes_sense(ml100k):
