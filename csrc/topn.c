@@ -331,19 +331,21 @@ static int skip_in_tile(const topn_job *job, const topn_targets *t, int32_t x, f
                         int32_t j0, int32_t len, int64_t *cursor)
 {
     if (job->skip_indptr) {
-        int64_t e = *cursor, end = job->skip_indptr[x + 1];
+        const int64_t begin = job->skip_indptr[x], end = job->skip_indptr[x + 1];
+        int64_t e = *cursor;
+        int32_t prev = e > begin ? job->skip_indices[e - 1] : 0;
         for (; e < end; e++) {
             int32_t i = job->skip_indices[e];
-            if (i < 0 || i >= job->n_y)
+            if ((uint32_t)i >= (uint32_t)job->n_y)
                 return MFR_EINDEX;
-            int32_t p = t->pos ? t->pos[i] : i;
-            if (p < 0)
-                continue; /* not a candidate */
+            if (i < prev)
+                return MFR_EINVAL; /* not ascending */
+            prev = i;
+            int32_t p = t->pos ? t->pos[i] : i; /* -1: not a candidate */
             if (p >= j0 + len)
                 break;
-            if (p < j0 || (e > job->skip_indptr[x] && i < job->skip_indices[e - 1]))
-                return MFR_EINVAL; /* not ascending */
-            S[p - j0] = -INFINITY;
+            if (p >= j0)
+                S[p - j0] = -INFINITY;
         }
         *cursor = e;
     }
