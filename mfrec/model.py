@@ -624,6 +624,12 @@ def _triplets(users, items, ratings, where):
     return u, i, r
 
 
+def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
+    if rating_range is None:
+        return pred
+    return np.clip(pred, rating_range[0], rating_range[1], out=pred)
+
+
 def _raw_lists(lists, width, ids, single):
     """Core lists (indices, scores, counts) as raw ids, `width` columns;
     one user's list is cut to its valid entries."""
@@ -639,9 +645,3 @@ def _check_n(n):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     return int(n)
-
-
-def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
-    if rating_range is None:
-        return pred
-    return np.clip(pred, rating_range[0], rating_range[1], out=pred)
