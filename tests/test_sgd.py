@@ -220,11 +220,10 @@ def test_threads_repeatable_and_as_accurate(ml100k):
     assert abs(rmse1 - rmse2) < 0.005, (rmse1, rmse2)
     # a fixed thread count repeats exactly (blocks, not threads, own the work)
     data = mfrec.make_low_rank(600, 500, density=0.1, seed=3).ratings
-    for n_threads in (2, 3):
-        runs = [mfrec.Model("sgd", factors=8, epochs=5, seed=1, n_threads=n_threads).fit(data)
-                for _ in range(2)]
-        assert np.array_equal(runs[0].user_factors, runs[1].user_factors)
-        assert np.array_equal(runs[0].item_bias, runs[1].item_bias)
+    runs = [mfrec.Model("sgd", factors=8, epochs=5, seed=1, n_threads=2).fit(data)
+            for _ in range(2)]
+    assert np.array_equal(runs[0].user_factors, runs[1].user_factors)
+    assert np.array_equal(runs[0].item_bias, runs[1].item_bias)
 
 
 @pytest.mark.parametrize("biases", [True, False])
