@@ -19,7 +19,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core
+from .metrics import evaluate
 from .ratings import Ratings
 
 __all__ = ["train_test_split", "KFold", "PredefinedFolds", "cross_validate", "GridSearch",
@@ -145,14 +145,15 @@ class PredefinedFolds:
 
 # ---- metrics -----------------------------------------------------------------
 
-#: metric -> True if greater is better. Ranking metrics take "@k".
+#: metric -> True if greater is better. Ranking metrics take "@k" and come
+#: from mfrec.metrics.evaluate (test ratings >= threshold are relevant).
 ERROR_METRICS = {"rmse": False, "mae": False}
-RANKING_METRICS: Dict[str, bool] = {}
+RANKING_METRICS = {"precision": True, "recall": True, "ndcg": True, "map": True,
+                   "hit_rate": True, "coverage": True}
 
 
 def _parse_metric(name) -> Tuple[str, Optional[int]]:
     """("rmse", None) or ("ndcg", 10) for "ndcg@10"; ValueError if unknown."""
-    known = sorted(ERROR_METRICS) + [f"{m}@K" for m in sorted(RANKING_METRICS)]
     if not isinstance(name, str):
         raise TypeError(f"a metric name must be a str, got {name!r}")
     base, at, k = name.partition("@")
@@ -160,7 +161,15 @@ def _parse_metric(name) -> Tuple[str, Optional[int]]:
         return base, None
     if at and base in RANKING_METRICS and k.isdigit() and int(k) >= 1:
         return base, int(k)
-    raise ValueError(f"unknown metric {name!r}; the metrics are {known}")
+    known = sorted(ERROR_METRICS) + [f"{m}@K" for m in sorted(RANKING_METRICS)]
+    raise ValueError(f"unknown metric {name!r}; the metrics are {known} (K an integer >= 1)")
+
+
+def _check_threshold(threshold) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
+            or not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    return float(threshold)
 
 
 def _check_metrics(metrics) -> List[str]:
@@ -182,17 +191,15 @@ def greater_is_better(metric: str) -> bool:
 
 
 def score(model, test: Ratings, metrics: Sequence[str], threshold: float = 4.0) -> Dict[str, float]:
-    """The named metrics of a fitted model on test ratings."""
-    out = {}
-    parsed = [(m, *_parse_metric(m)) for m in metrics]
-    if any(k is None for _, _, k in parsed):
-        pred = model.predict(test.user, test.item)
-        rmse, mae = _core.rmse_mae(pred, test.rating)
-        errors = {"rmse": rmse, "mae": mae}
-    for name, base, k in parsed:
-        if k is None:
-            out[name] = errors[base]
-    return out
+    """The named metrics of a fitted model on test ratings: one
+    mfrec.metrics.evaluate per list length k, model.score for rmse/mae."""
+    parsed = {m: _parse_metric(m) for m in metrics}
+    found: Dict[Optional[int], dict] = {}
+    for base, k in parsed.values():
+        if k not in found:
+            found[k] = model.score(test) if k is None else \
+                evaluate(model, test, k=k, threshold=threshold)
+    return {m: float(found[k][base]) for m, (base, k) in parsed.items()}
 
 
 # ---- running fits concurrently -----------------------------------------------
@@ -320,7 +327,7 @@ def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), 
     """
     _check_model(model)
     ratings, cv, metrics = _as_ratings(data), _check_cv(cv), _check_metrics(metrics)
-    n_jobs = _check_n_jobs(n_jobs)
+    n_jobs, threshold = _check_n_jobs(n_jobs), _check_threshold(threshold)
     folds = list(zip(cv.fold_names, cv.split(ratings)))
     params = model.get_params()
     params["n_threads"] = _threads_per_fit(params, n_jobs, len(folds))
@@ -383,7 +390,7 @@ class _Search:
         shown = _check_metrics(metrics) if metrics is not None else [metric]
         self.metrics = shown if metric in shown else [metric] + shown
         self.n_jobs, self.refit = _check_n_jobs(n_jobs), bool(refit)
-        self.threshold, self.verbose = threshold, verbose
+        self.threshold, self.verbose = _check_threshold(threshold), verbose
         self.results: List[dict] = []
         self.best_params = self.best_score = self.best_model = self.best_index = None
         self.n_fits = 0

@@ -94,6 +94,32 @@ def test_cross_validate_equals_separate_fits(ml100k, n_jobs):
     assert all(f["fit_time"] > 0 and f["test_time"] > 0 for f in result["folds"])
 
 
+def test_ranking_metrics_are_evaluate_s(ml100k):
+    """Ranking metrics of a fold are mfrec.metrics.evaluate's on a separate
+    fit; one list length per evaluate, any number of them."""
+    metrics = ["ndcg@10", "precision@10", "recall@5", "map@5", "rmse"]
+    result = cross_validate(mfrec.Model("sgd", **SMALL), ml100k, PredefinedFolds(ml100k, ["u2"]),
+                            metrics=metrics, threshold=3.5)
+    train, test = ml100k.fold("u2")
+    model = mfrec.Model("sgd", **SMALL).fit(train)
+    at10 = mfrec.metrics.evaluate(model, test, k=10, threshold=3.5)
+    at5 = mfrec.metrics.evaluate(model, test, k=5, threshold=3.5)
+    fold = result["folds"][0]
+    assert (fold["ndcg@10"], fold["precision@10"]) == (at10["ndcg"], at10["precision"])
+    assert (fold["recall@5"], fold["map@5"]) == (at5["recall"], at5["map"])
+    assert fold["rmse"] == at10["rmse"]
+    assert 0 < fold["ndcg@10"] < 1
+
+
+def test_search_by_a_ranking_metric(ml100k):
+    """A ranking metric is chosen by its largest value."""
+    search = GridSearch(mfrec.Model("sgd", **SMALL), {"regularization": [0.0, 0.5, 5.0]},
+                        cv=PredefinedFolds(ml100k, ["u1"]), metric="ndcg@10", refit=False)
+    search.fit(ml100k)
+    ndcg = [row["ndcg@10"] for row in search.results]
+    assert len(set(ndcg)) == 3 and search.best_index == int(np.argmax(ndcg))
+
+
 def test_cross_validate_shares_threads(ml100k):
     model = mfrec.Model("sgd", n_threads=2, **SMALL)
     result = cross_validate(model, ml100k.ratings, KFold(3, seed=0), n_jobs=2,
@@ -176,6 +202,8 @@ def test_random_search(ml100k):
     (["ndcg@0"], "unknown metric"),
     ([], "at least one metric"),
     (["rmse", "rmse"], "twice"),
+    (["ndcg"], "unknown metric 'ndcg'"),
+    (["rmse@10"], "unknown metric"),
 ])
 def test_cross_validate_bad_metrics(ml100k, metrics, match):
     with pytest.raises(ValueError, match=match):
@@ -223,6 +251,7 @@ def test_random_search_bad_input(dist, kwargs, error, match):
     ({"n_jobs": 0}, ValueError, "n_jobs"),
     ({"cv": "u1"}, TypeError, "cv must be"),
     ({"cv": 1}, ValueError, "n_splits"),
+    ({"threshold": float("nan")}, ValueError, "threshold"),
 ])
 def test_cross_validate_bad_arguments(ml100k, kwargs, error, match):
     with pytest.raises(error, match=match):
