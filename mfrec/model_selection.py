@@ -226,38 +226,37 @@ def _threads_per_fit(params: dict, n_jobs: int, n_tasks: int) -> int:
 
 def _run(tasks: List[Callable[[], dict]], n_jobs: int, verbose: bool, label: str) -> List[dict]:
     """Run the tasks on n_jobs threads; results in task order. Progress
-    lines name each finished task (its 'label' entry)."""
+    lines name each finished task (its 'label' entry). On an error or
+    Ctrl-C the tasks not started are cancelled (running fits finish)."""
     results: List[Optional[dict]] = [None] * len(tasks)
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, min(n_jobs, len(tasks)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(n_jobs, len(tasks))))
+    try:
         futures = {pool.submit(task): j for j, task in enumerate(tasks)}
-        pending, done_count = set(futures), 0
+        pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
-                if f.exception() is not None:
-                    for p in pending:
-                        p.cancel()
-                    raise f.exception()
-                results[futures[f]] = row = f.result()
-                done_count += 1
+                results[futures[f]] = row = f.result()  # raises the task's error
                 if verbose:
                     shown = "  ".join(f"{k}={v:.4f}" for k, v in row["scores"].items())
-                    print(f"[{label}] {done_count}/{len(tasks)} {row['label']}: {shown}  "
-                          f"fit {row['fit_time']:.2f} s  ({time.perf_counter() - t0:.1f} s "
-                          "elapsed)", flush=True)
+                    print(f"[{label}] {len(futures) - len(pending)}/{len(tasks)} "
+                          f"{row['label']}: {shown}  fit {row['fit_time']:.2f} s  "
+                          f"({time.perf_counter() - t0:.1f} s elapsed)", flush=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
 def _fit_and_score(model_type, params: dict, train: Ratings, test: Ratings, metrics,
-                   threshold: float, fit_params: dict, label: str) -> dict:
+                   threshold: float, fit_params: dict, label: str, keep_model: bool) -> dict:
     model = model_type(**params)
     t0 = time.perf_counter()
     model.fit(train, **fit_params)
     t1 = time.perf_counter()
     scores = score(model, test, metrics, threshold)
     return {"label": label, "scores": scores, "fit_time": t1 - t0,
-            "test_time": time.perf_counter() - t1, "model": model}
+            "test_time": time.perf_counter() - t1, "model": model if keep_model else None}
 
 
 def _as_ratings(data) -> Ratings:
@@ -283,10 +282,12 @@ def _check_model(model):
         raise TypeError(f"model must be a mfrec.Model, got {type(model).__name__}")
 
 
-def _fold_tasks(model, params, folds, metrics, threshold, fit_params, prefix=""):
+def _fold_tasks(model, params, folds, metrics, threshold, fit_params, prefix="",
+                keep_models=False):
     """One task per fold, fitting a new model of `params` (n_threads set)."""
     return [lambda train=train, test=test, name=name: _fit_and_score(
-                type(model), params, train, test, metrics, threshold, fit_params, prefix + name)
+                type(model), params, train, test, metrics, threshold, fit_params, prefix + name,
+                keep_models)
             for name, (train, test) in folds]
 
 
@@ -331,7 +332,8 @@ def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), 
     folds = list(zip(cv.fold_names, cv.split(ratings)))
     params = model.get_params()
     params["n_threads"] = _threads_per_fit(params, n_jobs, len(folds))
-    tasks = _fold_tasks(model, params, folds, metrics, threshold, dict(fit_params or {}))
+    tasks = _fold_tasks(model, params, folds, metrics, threshold, dict(fit_params or {}),
+                        keep_models=return_models)
     rows = _run(tasks, n_jobs, verbose, "cross_validate")
     mean, std = _summary(rows, metrics)
     result = {"folds": [{"fold": r["label"], **r["scores"], "fit_time": r["fit_time"],

@@ -222,6 +222,12 @@ def test_bad_features(features, ids, error, match):
                                                     item_feature_ids=ids)
 
 
+def test_features_need_an_algorithm_that_uses_them(ml100k):
+    train, _ = ml100k.fold("u1")
+    with pytest.raises(ValueError, match="'popular' does not use side features"):
+        mfrec.Model("popular").fit(train, **_genre_kw(ml100k))
+
+
 def test_bad_feature_combine():
     with pytest.raises(ValueError, match="feature_combine"):
         mfrec.Model("sgd", feature_combine="max")

@@ -265,6 +265,9 @@ def test_cross_validate_bad_data(ml100k):
         cross_validate(mfrec.Model("sgd"), np.zeros(3))
     with pytest.raises(ValueError, match="give the dataset's full ratings"):
         cross_validate(mfrec.Model("sgd", **SMALL), ml100k.ratings[:1000], PredefinedFolds(ml100k))
+    with pytest.raises(ValueError, match="3 rows but item_feature_ids has 2"):  # from a fold
+        cross_validate(mfrec.Model("sgd", **SMALL), ml100k, 3, n_jobs=2,
+                       fit_params={"item_features": np.ones((3, 2)), "item_feature_ids": [1, 2]})
     with pytest.raises(ValueError, match="fold 'u9'"):
         PredefinedFolds(ml100k, ["u1", "u9"])
     with pytest.raises(ValueError, match="uniform"):
