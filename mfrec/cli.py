@@ -13,6 +13,7 @@ import argparse
 import csv
 import importlib.util
 import json
+import os
 import sys
 import time
 
@@ -265,6 +266,7 @@ def model_params(args) -> dict:
 def train(args, params, train_ratings, validation=None, early_stopping=None):
     """Fit `args.algorithm` with progress lines on stdout."""
     from . import Model
+    from .algorithms import get_algorithm
 
     model = Model(args.algorithm, **params)
     print(f"fitting {model!r} on {len(train_ratings):,} ratings", flush=True)
@@ -277,7 +279,7 @@ def train(args, params, train_ratings, validation=None, early_stopping=None):
 
     model.fit(train_ratings, validation=validation, early_stopping=early_stopping,
               callback=show)
-    if model.history and model._solver.iterations_param is None:
+    if get_algorithm(args.algorithm).iterations_param is None:
         show(model, model.history[0])  # a closed form has no per-iteration callback
     seconds = sum(row["seconds"] for row in model.history)
     kept = model.history[model.best_iteration_ - 1]
@@ -293,6 +295,8 @@ def run_fit(args) -> int:
 
     if args.early_stopping and not (args.fold or args.test_size):
         raise ValueError("--early-stopping needs validation data: --fold or --test-size")
+    if args.save and not os.path.isdir(os.path.dirname(os.path.abspath(args.save))):
+        raise ValueError(f"--save: the folder of {args.save} does not exist")
     data = load_movielens(args.dataset, data_home=args.data_home)
     params = model_params(args)
     if args.fold:

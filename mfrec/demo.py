@@ -105,7 +105,8 @@ class Recommender:
         if item not in self.model.item_ids:
             raise DemoError(f"Movie #{item} is not in the model.")
         if rating not in self.rating_choices:
-            raise DemoError(f"A rating is one of {', '.join(f'{c:g}' for c in self.rating_choices)}.")
+            allowed = ", ".join(f"{c:g}" for c in self.rating_choices)
+            raise DemoError(f"A rating is one of {allowed}.")
         return [p for p in (picks or []) if p[0] != item] + [[item, rating]]
 
     def pick_rows(self, picks: Optional[list]) -> List[dict]:

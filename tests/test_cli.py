@@ -146,6 +146,7 @@ def test_fit_fold_with_early_stopping(run, ml100k):
     (["--fold", "u1", "--test-size", "0.2"], ["not allowed"]),
     (["--algorithm", "magic"], ["--algorithm"]),
     (["--dataset", "latest-small", "--fold", "u1"], ["fold"]),
+    (["--save", "no/such/folder/m.npz"], ["--save", "does not exist"]),
 ])
 def test_fit_bad_input(run, args, words):
     fails(run("fit", "--epochs", "1", *args), *words)
