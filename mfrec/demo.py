@@ -17,6 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .algorithms import get_algorithm
 from .datasets import MovieLens
 from .model import Model
 
@@ -40,6 +41,9 @@ class Recommender:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be an integer >= 1, got {n!r}")
         self.model, self.data, self.n = model, data, int(n)
+        # explicit-rating models predict ratings; others (popularity, implicit) rank by a score
+        self.score_label = ("Predicted rating" if get_algorithm(model.algorithm).clip_predictions
+                            else "Score")
         # Movies the model knows and the catalogue names, sorted by title;
         # titles that occur twice (MovieLens 100K has 18) get their id.
         known = np.intersect1d(model.item_ids, data.item_ids)
@@ -173,7 +177,7 @@ def build_app(rec: Recommender):
             user, recs, rated = rec.for_user(text)
         except DemoError as e:
             return message_html(str(e)), "", ""
-        return ("", table_html(recs, "Predicted rating", "user", f"Top {rec.n} for user {user}",
+        return ("", table_html(recs, rec.score_label, "user", f"Top {rec.n} for user {user}",
                                str(user)),
                 table_html(rated, "Their rating", "rated",
                            f"Movies user {user} rated highest", str(user), "{:g}"))
@@ -194,7 +198,7 @@ def build_app(rec: Recommender):
             rows = rec.for_new_user(picks)
         except DemoError as e:
             return message_html(str(e)), ""
-        return "", table_html(rows, "Predicted rating", "new-user",
+        return "", table_html(rows, rec.score_label, "new-user",
                               f"Top {rec.n} for you", str(len(picks)))
 
     def similar(item):

@@ -25,6 +25,7 @@ def test_user_rows_are_the_models_top_n(rec, model, ml100k):
     assert [r["score"] for r in rows] == [float(s) for s in scores]
     assert [r["title"] for r in rows] == [ml100k.title(i) for i in items]
     assert [r["genres"] for r in rows] == [", ".join(ml100k.genres_of(i)) for i in items]
+    assert rec.score_label == "Predicted rating"
 
 
 def test_rated_rows_are_the_users_highest_ratings(rec, ml100k):

@@ -137,6 +137,8 @@ def test_user_top_n(page, model, ml100k):
     page.locator('#user-recs table[data-key="1"]').wait_for()
     shot(page, "demo-1-user-1.png")
     items, scores = model.recommend(1, n=N)
+    assert page.locator("#user-recs th").all_inner_texts() == [
+        "#", "Title", "Genres", "Predicted rating"]
     rows = table(page, "#user-recs")
     assert [r[0] for r in rows] == [str(k) for k in range(1, N + 1)]
     assert [r[1] for r in rows] == [ml100k.title(i) for i in items]
