@@ -255,4 +255,8 @@ def build_app(rec: Recommender):
 def launch(rec: Recommender, host: str = "127.0.0.1", port: int = 7860) -> None:
     """Serve the page until interrupted."""
     app, theme = build_app(rec)
-    app.launch(server_name=host, server_port=port, theme=theme, css=CSS, ssr_mode=False)
+    # No run history: it would copy the whole page state (both movie lists)
+    # into the browser's storage after every answer, several times the cost
+    # of the answer itself.
+    app.launch(server_name=host, server_port=port, theme=theme, css=CSS, ssr_mode=False,
+               run_history=False)
