@@ -9,8 +9,6 @@ and messages, so it is tested without a browser; :func:`build_app` only lays
 them out with Gradio, which is imported here and only when the demo starts
 (``pip install "mfrec[demo]"``), never by ``import mfrec``.
 """
-from __future__ import annotations
-
 import html
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
@@ -44,15 +42,27 @@ class Recommender:
         # explicit-rating models predict ratings; others (popularity, implicit) rank by a score
         self.score_label = ("Predicted rating" if get_algorithm(model.algorithm).clip_predictions
                             else "Score")
-        # Movies the model knows and the catalogue names, sorted by title;
+        # Movies the model knows and the catalogue names, most rated first;
         # titles that occur twice (MovieLens 100K has 18) get their id.
         known = np.intersect1d(model.item_ids, data.item_ids)
         titles = data.titles_of(known)
         repeated = {t for t, c in Counter(titles.tolist()).items() if c > 1}
         labels = [f"{t} [#{i}]" if t in repeated else t for t, i in zip(titles, known)]
-        order = sorted(range(len(known)), key=lambda j: labels[j].lower())
+        counts = np.bincount(np.searchsorted(known, data.ratings.item[
+            np.isin(data.ratings.item, known)]), minlength=len(known))
+        order = sorted(range(len(known)), key=lambda j: (-counts[j], labels[j].lower()))
         self.choices: List[Tuple[str, int]] = [(labels[j], int(known[j])) for j in order]
+        self._lower = [label.lower() for label, _ in self.choices]
         self.rating_choices = sorted({float(r) for r in np.unique(data.ratings.rating)})
+
+    def search(self, text, limit: int = 50) -> List[Tuple[str, int]]:
+        """Up to `limit` (label, item) pairs whose title contains `text`
+        (any case): titles that start with it first, then the most rated.
+        Empty text: the most rated movies."""
+        text = (text or "").strip().lower()
+        hits = [j for j, label in enumerate(self._lower) if text in label]
+        hits.sort(key=lambda j: not self._lower[j].startswith(text))  # stable: keeps popularity
+        return [self.choices[j] for j in hits[:limit]]
 
     def summary(self) -> str:
         m = self.model
@@ -95,19 +105,30 @@ class Recommender:
         best = mine[np.lexsort((-stamp, -r.rating[mine]))][:self.n]
         return user, self.rows(items, scores), self.rows(r.item[best], r.rating[best])
 
+    def parse_item(self, item) -> int:
+        """The movie chosen in a list; DemoError if it is none the model knows."""
+        if item is None or item == "":
+            raise DemoError("Choose a movie: type part of its title in the search box.")
+        try:
+            item = int(item)
+        except (TypeError, ValueError):
+            raise DemoError(f"“{item}” is not a movie of the list: search its title.") from None
+        ids = self.model.item_ids
+        pos = np.searchsorted(ids, item)
+        if pos >= len(ids) or ids[pos] != item:
+            raise DemoError(f"Movie #{item} is not in the model.")
+        return item
+
     def add_pick(self, picks: Optional[list], item, rating) -> list:
         """`picks` ([item, rating] pairs) with one more; a movie picked again
         gets its new rating."""
-        if item is None or item == "":
-            raise DemoError("Choose a movie first (type a few letters of its title).")
+        item = self.parse_item(item)
         if rating is None or rating == "":
             raise DemoError("Choose a rating for the movie.")
         try:
-            item, rating = int(item), float(rating)
+            rating = float(rating)
         except (TypeError, ValueError):
-            raise DemoError(f"Not a movie and a rating: {item!r}, {rating!r}.") from None
-        if item not in self.model.item_ids:
-            raise DemoError(f"Movie #{item} is not in the model.")
+            rating = None
         if rating not in self.rating_choices:
             allowed = ", ".join(f"{c:g}" for c in self.rating_choices)
             raise DemoError(f"A rating is one of {allowed}.")
@@ -125,9 +146,7 @@ class Recommender:
         return self.rows(*self.model.recommend_new_user(items, ratings, n=self.n))
 
     def similar(self, item) -> List[dict]:
-        if item is None or item == "":
-            raise DemoError("Choose a movie (type a few letters of its title).")
-        return self.rows(*self.model.similar_items(int(item), n=self.n))
+        return self.rows(*self.model.similar_items(self.parse_item(item), n=self.n))
 
 
 # ---- HTML ----------------------------------------------------------------------
@@ -201,7 +220,14 @@ def build_app(rec: Recommender):
         return "", table_html(rows, rec.score_label, "new-user",
                               f"Top {rec.n} for you", str(len(picks)))
 
+    def find(text):
+        hits = rec.search(text)
+        missing = message_html(f"No title contains “{text.strip()}”.") if not hits else ""
+        return gr.update(choices=hits, value=hits[0][1] if hits else None), missing
+
     def similar(item):
+        if item is None:  # the search found nothing, and says so
+            return gr.skip(), ""
         try:
             rows = rec.similar(item)
         except DemoError as e:
@@ -227,10 +253,12 @@ def build_app(rec: Recommender):
         with gr.Tab("New user"):
             picks = gr.State([])
             with gr.Row():
-                movie = gr.Dropdown(rec.choices, value=None, label="Movie (type to search)",
-                                    elem_id="new-movie", scale=3)
+                new_search = gr.Textbox(label="Search a title", placeholder="e.g. star wars",
+                                        elem_id="new-search", scale=2)
+                movie = gr.Dropdown(rec.search(""), value=None, label="Movie",
+                                    allow_custom_value=True, elem_id="new-movie", scale=3)
                 rating = gr.Radio([(f"{c:g}", c) for c in rec.rating_choices],
-                                  label="Your rating", elem_id="new-rating", scale=2)
+                                  label="Your rating", elem_id="new-rating", scale=3)
             with gr.Row():
                 add_btn = gr.Button("Add rating", elem_id="new-add")
                 clear_btn = gr.Button("Clear", elem_id="new-clear")
@@ -244,19 +272,30 @@ def build_app(rec: Recommender):
                             **QUICK)
             go_new.click(new_user, picks, [new_msg, new_recs], **QUICK)
         with gr.Tab("Similar movies"):
-            like = gr.Dropdown(rec.choices, value=None, label="Movie (type to search)",
-                               elem_id="similar-movie")
+            with gr.Row():
+                like_search = gr.Textbox(label="Search a title", placeholder="e.g. star wars",
+                                         elem_id="similar-search", scale=2)
+                like = gr.Dropdown(rec.search(""), value=None, label="Movie",
+                                   allow_custom_value=True, elem_id="similar-movie", scale=3)
             similar_msg = gr.HTML(elem_id="similar-message")
             similar_out = gr.HTML(elem_id="similar-recs")
-            like.input(similar, like, [similar_msg, similar_out], **QUICK)
+            like.change(similar, like, [similar_msg, similar_out], **QUICK)
+        # The movie lists hold the few dozen titles that match the search box,
+        # not the catalogue: the page copies every component's state after
+        # each answer, and 9,724 titles (latest-small) made that 0.5 s.
+        # Searches go through the queue, which runs the last keystroke's
+        # search last; the lists change under the browser, so the server
+        # does not hold a picked movie to the list it last sent (Recommender
+        # checks it).
+        for box, menu, msg in ((new_search, movie, new_msg), (like_search, like, similar_msg)):
+            box.input(find, box, [menu, msg], trigger_mode="always_last", show_progress="hidden")
     return app, theme
 
 
 def launch(rec: Recommender, host: str = "127.0.0.1", port: int = 7860) -> None:
     """Serve the page until interrupted."""
     app, theme = build_app(rec)
-    # No run history: it would copy the whole page state (both movie lists)
-    # into the browser's storage after every answer, several times the cost
-    # of the answer itself.
+    # No run history: it would copy the whole page state into the browser's
+    # storage after every answer, several times the cost of the answer itself.
     app.launch(server_name=host, server_port=port, theme=theme, css=CSS, ssr_mode=False,
                run_history=False)

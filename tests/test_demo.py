@@ -75,10 +75,11 @@ def test_new_user_fold_in(rec, model):
     (None, 4, "Choose a movie"),
     ("", 4, "Choose a movie"),
     (50, None, "Choose a rating"),
-    ("fifty", 4, "Not a movie"),
-    (99999, 4, "not in the model"),
+    ("fifty", 4, "“fifty” is not a movie of the list"),
+    (99999, 4, "Movie #99999 is not in the model"),
     (50, 4.5, "A rating is one of 1, 2, 3, 4, 5"),
     (50, 7, "A rating is one of"),
+    (50, "five", "A rating is one of"),
 ])
 def test_bad_picks(rec, item, rating, words):
     with pytest.raises(DemoError, match=words):
@@ -95,8 +96,10 @@ def test_similar_movies(rec, model, ml100k):
     items, scores = model.similar_items(50, n=7)
     assert [r["item"] for r in rows] == items.tolist()
     assert [r["score"] for r in rows] == [float(s) for s in scores]
-    with pytest.raises(DemoError, match="Choose a movie"):
-        rec.similar(None)
+    for bad, words in [(None, "Choose a movie"), ("Star Wars", "not a movie of the list"),
+                       (0, "not in the model")]:
+        with pytest.raises(DemoError, match=words):
+            rec.similar(bad)
 
 
 def test_choices_name_every_known_movie_once(rec, model, ml100k):
@@ -104,12 +107,30 @@ def test_choices_name_every_known_movie_once(rec, model, ml100k):
     values = [value for _, value in rec.choices]
     assert sorted(values) == model.item_ids.tolist()
     assert len(set(labels)) == len(labels)
-    assert labels == sorted(labels, key=str.lower)
+    # most rated first
+    counts = np.bincount(ml100k.ratings.item)[values]
+    assert np.all(np.diff(counts) <= 0)
     # MovieLens 100K has two movies titled "Chasing Amy (1997)": ids tell them apart
     amy = [(label, v) for label, v in rec.choices if label.startswith("Chasing Amy (1997)")]
     assert len(amy) == 2 and all(label.endswith(f"[#{v}]") for label, v in amy)
     assert dict(rec.choices)["Star Wars (1977)"] == 50
     assert rec.rating_choices == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_search(rec, ml100k):
+    assert rec.search("") == rec.choices[:50]
+    assert rec.search("", limit=3)[0] == ("Star Wars (1977)", 50)  # the most rated
+    assert rec.search("xqzzy") == []
+    hits = rec.search("  STAR wars ")
+    assert hits[0] == ("Star Wars (1977)", 50)
+    assert all("star wars" in label.lower() for label, _ in hits)
+    # titles that start with the text come first, then the most rated
+    hits = rec.search("star")
+    starts = [label.lower().startswith("star") for label, _ in hits]
+    assert starts == sorted(starts, reverse=True) and not all(starts)
+    every = [label for label, _ in rec.choices if "star" in label.lower()]
+    assert len(hits) == min(50, len(every))
+    assert len(rec.search("the", limit=7)) == 7
 
 
 def test_html_is_escaped():
