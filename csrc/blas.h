@@ -35,6 +35,18 @@ void MFR_BLAS(cblas_ssyrk)(int order, int uplo, int trans, blas_int n,
                            blas_int k, float alpha, const float *a,
                            blas_int lda, float beta, float *c, blas_int ldc);
 
+void MFR_BLAS(cblas_dsyrk)(int order, int uplo, int trans, blas_int n,
+                           blas_int k, double alpha, const double *a,
+                           blas_int lda, double beta, double *c, blas_int ldc);
+void MFR_BLAS(cblas_dgemv)(int order, int trans, blas_int m, blas_int n,
+                           double alpha, const double *a, blas_int lda,
+                           const double *x, blas_int incx, double beta,
+                           double *y, blas_int incy);
+/* LAPACK, Fortran interface (column-major, arguments by reference). */
+void MFR_BLAS(dposv_)(const char *uplo, const blas_int *n, const blas_int *nrhs,
+                      double *a, const blas_int *lda, double *b,
+                      const blas_int *ldb, blas_int *info);
+
 char *MFR_BLAS(openblas_get_config)(void);
 char *MFR_BLAS(openblas_get_corename)(void);
 int MFR_BLAS(openblas_get_num_threads)(void);

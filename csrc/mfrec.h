@@ -105,6 +105,34 @@ int mfr_predict(const mfr_model *m, int64_t n, const int32_t *users,
 int mfr_rmse_mae(int64_t n, const float *pred, const float *truth,
                  double *rmse, double *mae);
 
+/* Ranking metrics at k for n_users recommendation lists.
+ * recommended: n_users x k item indices in [0, n_items), best first; -1
+ * marks an empty rank (a list shorter than k). An item may appear at most
+ * once in a list (MFR_EDUPLICATE if a relevant one repeats).
+ * relevant: CSR (rel_indptr: n_users + 1) of each user's relevant labels,
+ * strictly ascending; labels >= n_items stand for relevant items the
+ * recommender cannot know (they count in recall's denominator, never hit).
+ * Per user with R >= 1 relevant labels and h hits in the first k ranks:
+ *   precision = h / k, recall = h / R, hit = (h > 0),
+ *   ndcg = sum_{hits at rank t} 1/log2(t + 2) / sum_{t < min(k, R)} 1/log2(t + 2),
+ *   ap   = sum_{hits at rank t} (hits up to t) / (t + 1) / min(k, R)  (MAP@k).
+ * per_user (n_users x MFR_RANK_METRICS, caller-owned) gets these values in
+ * that order; users with no relevant label get NaN and are left out of the
+ * means. coverage = distinct items over all lists / n_items. Parallel over
+ * users; the means are summed in user order, so they do not depend on
+ * n_threads. */
+#define MFR_RANK_METRICS 5
+typedef struct {
+    double precision, recall, ndcg, map, hit_rate; /* means over users with R >= 1 */
+    double coverage;
+    int64_t n_evaluated; /* users with R >= 1 */
+} mfr_ranking;
+
+int mfr_ranking_metrics(int64_t n_users, int32_t k, const int32_t *recommended,
+                        const int64_t *rel_indptr, const int32_t *rel_indices,
+                        int32_t n_items, double *per_user, mfr_ranking *out,
+                        int n_threads);
+
 /* ---- SGD (sgd.c) ------------------------------------------------------ */
 typedef struct {
     float learning_rate;
@@ -130,6 +158,53 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
 /* ---- NMF (nmf.c) ------------------------------------------------------ */
 
 /* ---- top-N (topn.c) --------------------------------------------------- */
+/* Lists of the n best targets per query, best first: higher score first,
+ * ties to the lower index. Row r of items/scores (n_query x n) holds query
+ * r's list; counts[r] entries are valid and the rest of the row is padded
+ * with index -1 and score NaN (fewer than n targets were left). Targets
+ * whose score is NaN or -inf are never listed.
+ * Candidates: pool (n_pool strictly ascending item indices) restricts the
+ * ranking to those items; pool == NULL ranks every item.
+ * Scores are computed for blocks of queries against tiles of targets with
+ * sgemm (single-threaded BLAS inside the OpenMP region) and selected with a
+ * bounded heap per query; the lists do not depend on n_threads. */
+typedef struct {
+    int32_t n;       /* list length, >= 1 */
+    int32_t *items;  /* n_query x n */
+    float *scores;   /* n_query x n */
+    int32_t *counts; /* n_query */
+} mfr_topn_lists;
+
+/* score(u, i) = mu + b_u + b_i + P[u] . Q[i] (as mfr_predict) for the users
+ * (n_query indices; NULL = every user, n_query = n_users), skipping each
+ * user's items in `seen` (CSR by user, n_rows = n_users, each row ascending
+ * as mfr_csr promises, MFR_EINVAL otherwise; NULL = skip none). */
+int mfr_recommend(const mfr_model *m, int64_t n_query, const int32_t *users,
+                  const mfr_csr *seen, int32_t n_pool, const int32_t *pool,
+                  mfr_topn_lists *out, int n_threads);
+
+/* One list for a user given by a factor vector x (k) and bias b (used when
+ * the model has biases): score(i) = mu + b + b_i + x . Q[i], skipping the
+ * n_skip items in skip (ascending). */
+int mfr_recommend_vector(const mfr_model *m, const float *x, float b,
+                         int32_t n_skip, const int32_t *skip, int32_t n_pool,
+                         const int32_t *pool, mfr_topn_lists *out);
+
+/* Cosine neighbours among the rows of F (n_rows x k), candidates from pool
+ * as above: for each query row q, score(j) = F[q] . F[j] / (|F[q]| |F[j]|),
+ * 0 where a norm is 0; q itself is skipped. */
+int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
+                const int32_t *query, int32_t n_pool, const int32_t *pool,
+                mfr_topn_lists *out, int n_threads);
+
+/* Fold-in: the factors x (k) and bias *b of a new user who rated n items,
+ * by ridge regression against the fixed item factors:
+ *   min sum_t (r_t - mu - b_{i_t} - b - x . Q[i_t])^2 + lambda (|x|^2 + b^2)
+ * (b and b_i only when the model has biases; *b = 0 otherwise). The normal
+ * equations (A^T A + lambda I) z = A^T y, with rows a_t = [Q[i_t], 1], are
+ * solved by Cholesky (LAPACK dposv) in double. lambda > 0. */
+int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
+                const float *ratings, double lambda, float *x, float *b);
 
 /* ---- ALS family (als.c) ----------------------------------------------- */
 

@@ -363,7 +363,9 @@ static ModelObject *as_model(PyObject *module, PyObject *obj)
 {
     module_state *st = PyModule_GetState(module);
     if (!PyObject_TypeCheck(obj, st->model_type)) {
-        PyErr_Format(PyExc_TypeError, "model: expected an mfrec._core.Model, got %T", obj);
+        /* %T needs Python 3.13; tp_name works on every supported version */
+        PyErr_Format(PyExc_TypeError, "model: expected an mfrec._core.Model, got %s",
+                     Py_TYPE(obj)->tp_name);
         return NULL;
     }
     return (ModelObject *)obj;
@@ -559,6 +561,20 @@ static PyObject *sgd_epoch(PyObject *module, PyObject *args, PyObject *kwds)
     npy_intp n = same_length(users, items, "users", "items");
     if (n < 0 || same_length(users, ratings, "users", "ratings") < 0)
         goto cleanup;
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "sgd_epoch: no ratings (empty arrays)");
+        goto cleanup;
+    }
+    if (!(p.learning_rate > 0.0f) || !isfinite(p.learning_rate) ||
+        !(p.regularization >= 0.0f) || !isfinite(p.regularization) || epoch < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "sgd_epoch: need learning_rate > 0, regularization >= 0 (finite) and "
+                 "epoch >= 0; got %g, %g and %d",
+                 (double)p.learning_rate, (double)p.regularization, epoch);
+        PyErr_SetString(PyExc_ValueError, msg);
+        goto cleanup;
+    }
     Py_BEGIN_ALLOW_THREADS
     status = mfr_sgd_epoch(&v.m, &p, n, PyArray_DATA(users), PyArray_DATA(items),
                            PyArray_DATA(ratings), epoch, &loss);
@@ -591,7 +607,339 @@ static PyMethodDef nmf_functions[] = {{NULL}};
 
 /* ==== top-N and ranking metrics ======================================== */
 
-static PyMethodDef topn_functions[] = {{NULL}};
+/* Output arrays for n_query lists of length n; -1 with an exception set
+ * if n is not >= 1 or an allocation fails. */
+static int lists_new(npy_intp n_query, Py_ssize_t n, PyArrayObject **items,
+                     PyArrayObject **scores, PyArrayObject **counts, mfr_topn_lists *out)
+{
+    if (n < 1 || n > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "n must be an integer >= 1, got %zd", n);
+        return -1;
+    }
+    npy_intp dims[2] = {n_query, n};
+    if (!(*items = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_INT32)) ||
+        !(*scores = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32)) ||
+        !(*counts = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_INT32)))
+        return -1;
+    out->n = (int32_t)n;
+    out->items = PyArray_DATA(*items);
+    out->scores = PyArray_DATA(*scores);
+    out->counts = PyArray_DATA(*counts);
+    return 0;
+}
+
+/* An optional candidate pool (None or int32 indices); -1 on error. */
+static int pool_get(PyObject *obj, PyArrayObject **pool)
+{
+    *pool = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (!(*pool = as_array(obj, NPY_INT32, 1, "pool")))
+        return -1;
+    return check_int32_size(PyArray_DIM(*pool, 0), "len(pool)");
+}
+
+PyDoc_STRVAR(topn_recommend_doc,
+"recommend(model, users, n, *, exclude_seen, pool, n_threads)\n--\n\n"
+"Top-n lists for user indices (int32; None = every user): returns (items\n"
+"int32, scores float32, counts int32), rows best first (higher score, then\n"
+"lower index), padded with -1 / NaN after counts[r] entries.\n"
+"exclude_seen skips each user's training items (seen_indptr/seen_indices);\n"
+"pool (strictly ascending item indices, or None) restricts the candidates.");
+
+static PyObject *topn_recommend(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"model", "users", "n", "exclude_seen", "pool", "n_threads", NULL};
+    PyObject *mo, *uo, *po, *result = NULL;
+    Py_ssize_t n;
+    int exclude_seen, n_threads, status;
+    PyArrayObject *users = NULL, *pool = NULL, *indptr = NULL, *indices = NULL;
+    PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
+    mfr_topn_lists out;
+    model_view v = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOn$pOi", kwlist, &mo, &uo, &n,
+                                     &exclude_seen, &po, &n_threads))
+        return NULL;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, 0) < 0)
+        goto cleanup;
+    npy_intp n_query = v.m.n_users;
+    if (uo != Py_None) {
+        if (!(users = as_array(uo, NPY_INT32, 1, "users")))
+            goto cleanup;
+        n_query = PyArray_DIM(users, 0);
+    }
+    if (pool_get(po, &pool) < 0)
+        goto cleanup;
+    mfr_csr seen = {0};
+    if (exclude_seen) {
+        indptr = model->seen_indptr;
+        indices = model->seen_indices;
+        if (!indptr || !indices || PyArray_DIM(indptr, 0) != (npy_intp)v.m.n_users + 1) {
+            PyErr_SetString(PyExc_ValueError,
+                            "exclude_seen: the model has no valid training-item index "
+                            "(seen_indptr/seen_indices)");
+            indptr = indices = NULL;
+            goto cleanup;
+        }
+        Py_INCREF(indptr);
+        Py_INCREF(indices);
+        seen = (mfr_csr){v.m.n_users, v.m.n_items, PyArray_DIM(indices, 0),
+                         PyArray_DATA(indptr), PyArray_DATA(indices), NULL};
+    }
+    if (lists_new(n_query, n, &items, &scores, &counts, &out) < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_recommend(&v.m, n_query, users ? PyArray_DATA(users) : NULL,
+                           exclude_seen ? &seen : NULL,
+                           pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                           pool ? PyArray_DATA(pool) : NULL, &out, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "recommend (users, pool or the training-item index)");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, items, scores, counts);
+cleanup:
+    model_view_release(&v);
+    Py_XDECREF(users);
+    Py_XDECREF(pool);
+    Py_XDECREF(indptr);
+    Py_XDECREF(indices);
+    Py_XDECREF(items);
+    Py_XDECREF(scores);
+    Py_XDECREF(counts);
+    return result;
+}
+
+PyDoc_STRVAR(topn_recommend_vector_doc,
+"recommend_vector(model, x, bias, skip, pool, n)\n--\n\n"
+"One top-n list for a user given by factors x (float32, k) and bias (used\n"
+"when the model has biases), skipping the item indices in skip (int32).\n"
+"Returns (items, scores, counts) as recommend, with one row.");
+
+static PyObject *topn_recommend_vector(PyObject *module, PyObject *args)
+{
+    PyObject *mo, *xo, *so, *po, *result = NULL;
+    float bias;
+    Py_ssize_t n;
+    int status;
+    PyArrayObject *x = NULL, *skip = NULL, *pool = NULL;
+    PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
+    mfr_topn_lists out;
+    model_view v = {0};
+    if (!PyArg_ParseTuple(args, "OOfOOn", &mo, &xo, &bias, &so, &po, &n))
+        return NULL;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, 0) < 0)
+        goto cleanup;
+    if (!(x = as_array(xo, NPY_FLOAT32, 1, "x")) ||
+        !(skip = as_array(so, NPY_INT32, 1, "skip")) || pool_get(po, &pool) < 0 ||
+        check_int32_size(PyArray_DIM(skip, 0), "len(skip)") < 0)
+        goto cleanup;
+    if (PyArray_DIM(x, 0) != v.m.k) {
+        PyErr_Format(PyExc_ValueError, "x must have the model's %d factors, got %zd",
+                     (int)v.m.k, (Py_ssize_t)PyArray_DIM(x, 0));
+        goto cleanup;
+    }
+    if (lists_new(1, n, &items, &scores, &counts, &out) < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_recommend_vector(&v.m, PyArray_DATA(x), bias, (int32_t)PyArray_DIM(skip, 0),
+                                  PyArray_DATA(skip), pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                                  pool ? PyArray_DATA(pool) : NULL, &out);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "recommend_vector (skip or pool)");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, items, scores, counts);
+cleanup:
+    model_view_release(&v);
+    Py_XDECREF(x);
+    Py_XDECREF(skip);
+    Py_XDECREF(pool);
+    Py_XDECREF(items);
+    Py_XDECREF(scores);
+    Py_XDECREF(counts);
+    return result;
+}
+
+PyDoc_STRVAR(topn_similar_doc,
+"similar(factors, query, n, pool=None, n_threads=1)\n--\n\n"
+"Cosine neighbours among the rows of factors (float32, rows x k) for the\n"
+"row indices in query (int32), each row itself skipped; a zero row has\n"
+"cosine 0 with every row. pool (strictly ascending row indices, or None)\n"
+"restricts the candidates. Returns (items, scores, counts) as recommend.");
+
+static PyObject *topn_similar(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"factors", "query", "n", "pool", "n_threads", NULL};
+    PyObject *fo, *qo, *po = Py_None, *result = NULL;
+    Py_ssize_t n;
+    int n_threads = 1, status;
+    PyArrayObject *F = NULL, *query = NULL, *pool = NULL;
+    PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
+    mfr_topn_lists out;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOn|Oi", kwlist, &fo, &qo, &n, &po,
+                                     &n_threads))
+        return NULL;
+    if (!(F = as_array(fo, NPY_FLOAT32, 2, "factors")) ||
+        !(query = as_array(qo, NPY_INT32, 1, "query")) || pool_get(po, &pool) < 0 ||
+        check_int32_size(PyArray_DIM(F, 0), "len(factors)") < 0 ||
+        check_int32_size(PyArray_DIM(F, 1), "the number of factors") < 0)
+        goto cleanup;
+    if (lists_new(PyArray_DIM(query, 0), n, &items, &scores, &counts, &out) < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_similar((int32_t)PyArray_DIM(F, 0), (int32_t)PyArray_DIM(F, 1),
+                         PyArray_DATA(F), PyArray_DIM(query, 0), PyArray_DATA(query),
+                         pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                         pool ? PyArray_DATA(pool) : NULL, &out, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "similar (query or factors)");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, items, scores, counts);
+cleanup:
+    Py_XDECREF(F);
+    Py_XDECREF(query);
+    Py_XDECREF(pool);
+    Py_XDECREF(items);
+    Py_XDECREF(scores);
+    Py_XDECREF(counts);
+    return result;
+}
+
+PyDoc_STRVAR(topn_fold_in_doc,
+"fold_in(model, items, ratings, regularization)\n--\n\n"
+"Ridge fold-in of a new user (see mfr_fold_in): item indices (int32) and\n"
+"their ratings (float32) -> (factors float32 (k,), bias float; 0.0 for a\n"
+"model without biases).");
+
+static PyObject *topn_fold_in(PyObject *module, PyObject *args)
+{
+    PyObject *mo, *io, *ro, *result = NULL;
+    double lambda;
+    float b = 0.0f;
+    int status;
+    PyArrayObject *items = NULL, *ratings = NULL, *x = NULL;
+    model_view v = {0};
+    if (!PyArg_ParseTuple(args, "OOOd", &mo, &io, &ro, &lambda))
+        return NULL;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, 0) < 0)
+        goto cleanup;
+    if (!(items = as_array(io, NPY_INT32, 1, "items")) ||
+        !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
+        goto cleanup;
+    npy_intp n = same_length(items, ratings, "items", "ratings");
+    if (n < 0 || check_int32_size(n, "len(items)") < 0)
+        goto cleanup;
+    if (n == 0 || !(lambda > 0.0) || !isfinite(lambda)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "fold_in: needs at least one rating and a finite regularization > 0");
+        goto cleanup;
+    }
+    npy_intp k = v.m.k;
+    if (!(x = (PyArrayObject *)PyArray_SimpleNew(1, &k, NPY_FLOAT32)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_fold_in(&v.m, (int32_t)n, PyArray_DATA(items), PyArray_DATA(ratings), lambda,
+                         PyArray_DATA(x), &b);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "fold_in (items or ratings)");
+        goto cleanup;
+    }
+    result = Py_BuildValue("(Od)", x, (double)b);
+cleanup:
+    model_view_release(&v);
+    Py_XDECREF(items);
+    Py_XDECREF(ratings);
+    Py_XDECREF(x);
+    return result;
+}
+
+PyDoc_STRVAR(topn_ranking_metrics_doc,
+"ranking_metrics(recommended, rel_indptr, rel_indices, n_items, n_threads=1)\n--\n\n"
+"Ranking metrics at k = recommended.shape[1] (see mfr_ranking_metrics):\n"
+"recommended (int32, users x k, -1 = empty rank), the relevant labels as a\n"
+"CSR (int64 indptr, int32 indices ascending per user). Returns (dict of the\n"
+"means, coverage and n_evaluated; per-user array users x 5 of precision,\n"
+"recall, ndcg, ap, hit, NaN for users with no relevant label).");
+
+static PyObject *topn_ranking_metrics(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"recommended", "rel_indptr", "rel_indices", "n_items",
+                             "n_threads", NULL};
+    PyObject *ro, *po, *io, *result = NULL;
+    Py_ssize_t n_items;
+    int n_threads = 1, status;
+    PyArrayObject *rec = NULL, *indptr = NULL, *indices = NULL, *per_user = NULL;
+    mfr_ranking r;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOn|i", kwlist, &ro, &po, &io, &n_items,
+                                     &n_threads))
+        return NULL;
+    if (!(rec = as_array(ro, NPY_INT32, 2, "recommended")) ||
+        !(indptr = as_array(po, NPY_INT64, 1, "rel_indptr")) ||
+        !(indices = as_array(io, NPY_INT32, 1, "rel_indices")))
+        goto cleanup;
+    npy_intp n_users = PyArray_DIM(rec, 0), k = PyArray_DIM(rec, 1);
+    if (n_items < 1 || n_items > INT32_MAX || k < 1 || k > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError,
+                        "ranking_metrics: need n_items >= 1 and at least one rank (k >= 1)");
+        goto cleanup;
+    }
+    if (PyArray_DIM(indptr, 0) != n_users + 1 ||
+        ((const int64_t *)PyArray_DATA(indptr))[n_users] != PyArray_DIM(indices, 0)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "rel_indptr must have one entry per user plus one, ending at "
+                        "len(rel_indices)");
+        goto cleanup;
+    }
+    npy_intp dims[2] = {n_users, MFR_RANK_METRICS};
+    if (!(per_user = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_ranking_metrics(n_users, (int32_t)k, PyArray_DATA(rec), PyArray_DATA(indptr),
+                                 PyArray_DATA(indices), (int32_t)n_items,
+                                 PyArray_DATA(per_user), &r, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, status == MFR_EINDEX
+                                 ? "ranking_metrics: a recommended item is outside [-1, n_items)"
+                             : status == MFR_EDUPLICATE
+                                 ? "ranking_metrics: a list repeats a relevant item"
+                                 : "ranking_metrics: relevant labels must be >= 0 and "
+                                   "strictly ascending per user");
+        goto cleanup;
+    }
+    result = Py_BuildValue("({s:d,s:d,s:d,s:d,s:d,s:d,s:L}O)", "precision", r.precision,
+                           "recall", r.recall, "ndcg", r.ndcg, "map", r.map, "hit_rate",
+                           r.hit_rate, "coverage", r.coverage, "n_evaluated",
+                           (long long)r.n_evaluated, per_user);
+cleanup:
+    Py_XDECREF(rec);
+    Py_XDECREF(indptr);
+    Py_XDECREF(indices);
+    Py_XDECREF(per_user);
+    return result;
+}
+
+static PyMethodDef topn_functions[] = {
+    {"recommend", (PyCFunction)(void (*)(void))topn_recommend, METH_VARARGS | METH_KEYWORDS,
+     topn_recommend_doc},
+    {"recommend_vector", topn_recommend_vector, METH_VARARGS, topn_recommend_vector_doc},
+    {"similar", (PyCFunction)(void (*)(void))topn_similar, METH_VARARGS | METH_KEYWORDS,
+     topn_similar_doc},
+    {"fold_in", topn_fold_in, METH_VARARGS, topn_fold_in_doc},
+    {"ranking_metrics", (PyCFunction)(void (*)(void))topn_ranking_metrics,
+     METH_VARARGS | METH_KEYWORDS, topn_ranking_metrics_doc},
+    {NULL}};
 
 /* ==== ALS family ======================================================= */
 
