@@ -66,8 +66,8 @@ class Recommender:
 
     def summary(self) -> str:
         m = self.model
-        params = m.get_params()
-        return (f"{m.algorithm.upper()} model, k={params['factors']}, over "
+        k = m.get_params().get("factors")
+        return (f"{m.algorithm.upper()} model{f', k={k}' if k else ''}, over "
                 f"{m.n_users:,} users and {m.n_items:,} movies of MovieLens {self.data.name}.")
 
     # ---- rows ----------------------------------------------------------------

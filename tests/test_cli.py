@@ -134,6 +134,15 @@ def test_fit_fold_with_early_stopping(run, ml100k):
     assert f"kept epoch {ref.best_iteration_}, validation RMSE {best:.4f}" in out
 
 
+def test_fit_closed_form_algorithm(run):
+    code, out, err = run("fit", "--algorithm", "popular", "--fold", "u1", "--save", "pop")
+    assert code == 0, err
+    model = mfrec.Model.load(run.cwd / "pop.npz")
+    assert model.algorithm == "popular"
+    assert f"validation RMSE {model.history[0]['valid_rmse']:.4f}" in out
+    assert len([line for line in out.splitlines() if line.split()[:1] == ["1"]]) == 1
+
+
 @pytest.mark.parametrize("args, words", [
     (["--factors", "0"], ["--factors"]),
     (["--param", "biases"], ["KEY=VALUE"]),

@@ -150,3 +150,13 @@ def test_recommender_bad_input(model, ml100k):
         with pytest.raises(ValueError, match="n must be"):
             Recommender(model, ml100k, n=n)
 
+
+
+def test_summary_and_score_label(rec, ml100k):
+    assert rec.summary() == ("SGD model, k=10, over 943 users and 1,682 movies of "
+                             "MovieLens 100k.")
+    popular = Recommender(mfrec.Model("popular").fit(ml100k.ratings), ml100k)
+    assert popular.summary().startswith("POPULAR model, over 943 users")
+    assert popular.score_label == "Score"  # a popularity score is no rating
+    _, rows, _ = popular.for_user("1")
+    assert [r["item"] for r in rows] == popular.model.recommend(1, n=10)[0].tolist()
