@@ -7,6 +7,8 @@
 #ifndef MFR_BLAS_H
 #define MFR_BLAS_H
 
+#include <stddef.h>
+
 #ifndef BLAS_SYMBOL_PREFIX
 #define BLAS_SYMBOL_PREFIX
 #endif
@@ -34,6 +36,18 @@ void MFR_BLAS(cblas_dgemm)(int order, int transa, int transb, blas_int m,
 void MFR_BLAS(cblas_ssyrk)(int order, int uplo, int trans, blas_int n,
                            blas_int k, float alpha, const float *a,
                            blas_int lda, float beta, float *c, blas_int ldc);
+
+/* LAPACK (Fortran interface; the trailing size_t is the hidden length of
+ * a character argument). */
+void MFR_BLAS(dgesdd_)(const char *jobz, const blas_int *m, const blas_int *n, double *a,
+                       const blas_int *lda, double *s, double *u, const blas_int *ldu,
+                       double *vt, const blas_int *ldvt, double *work, const blas_int *lwork,
+                       blas_int *iwork, blas_int *info, size_t jobz_len);
+void MFR_BLAS(dgelqf_)(const blas_int *m, const blas_int *n, double *a, const blas_int *lda,
+                       double *tau, double *work, const blas_int *lwork, blas_int *info);
+void MFR_BLAS(dorglq_)(const blas_int *m, const blas_int *n, const blas_int *k, double *a,
+                       const blas_int *lda, const double *tau, double *work,
+                       const blas_int *lwork, blas_int *info);
 
 char *MFR_BLAS(openblas_get_config)(void);
 char *MFR_BLAS(openblas_get_corename)(void);
