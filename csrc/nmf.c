@@ -23,7 +23,7 @@
  *     H = sum_i q_i q_i^T + lambda |R(u)| I, b- = sum_i t-_ui q_i), so L does
  *     not increase and p_u stays >= 0 (the semi-NMF update of Ding, Li and
  *     Jordan). A coordinate whose denominator is 0 has a zero gradient and
- *     is kept.
+ *     is kept; one that falls below FLT_MIN becomes 0 (and stays there).
  *  3. Q with P fixed, the same way over the items.
  * Rows are independent and sums run in a fixed order, so the result does
  * not depend on the thread count.
@@ -80,8 +80,10 @@ static void factor_rows(const side *s, int32_t k, double mu, double lambda, doub
         const double reg = lambda * (double)(s->a->indptr[r + 1] - s->a->indptr[r]);
         for (int32_t f = 0; f < k; f++) {
             const double d = den[f] + reg * x[f];
-            if (d > 0.0)
-                x[f] = (float)(x[f] * (num[f] / d));
+            if (d > 0.0) {
+                const float v = (float)(x[f] * (num[f] / d));
+                x[f] = v >= FLT_MIN ? v : 0.0f; /* no subnormals: they slow every product */
+            }
         }
     }
 }
