@@ -43,11 +43,14 @@ void MFR_BLAS(dgesdd_)(const char *jobz, const blas_int *m, const blas_int *n, d
                        const blas_int *lda, double *s, double *u, const blas_int *ldu,
                        double *vt, const blas_int *ldvt, double *work, const blas_int *lwork,
                        blas_int *iwork, blas_int *info, size_t jobz_len);
-void MFR_BLAS(dgelqf_)(const blas_int *m, const blas_int *n, double *a, const blas_int *lda,
-                       double *tau, double *work, const blas_int *lwork, blas_int *info);
-void MFR_BLAS(dorglq_)(const blas_int *m, const blas_int *n, const blas_int *k, double *a,
-                       const blas_int *lda, const double *tau, double *work,
-                       const blas_int *lwork, blas_int *info);
+void MFR_BLAS(dgelqt_)(const blas_int *m, const blas_int *n, const blas_int *mb, double *a,
+                       const blas_int *lda, double *t, const blas_int *ldt, double *work,
+                       blas_int *info);
+void MFR_BLAS(dgemlqt_)(const char *side, const char *trans, const blas_int *m,
+                        const blas_int *n, const blas_int *k, const blas_int *mb,
+                        const double *v, const blas_int *ldv, const double *t,
+                        const blas_int *ldt, double *c, const blas_int *ldc, double *work,
+                        blas_int *info, size_t side_len, size_t trans_len);
 
 char *MFR_BLAS(openblas_get_config)(void);
 char *MFR_BLAS(openblas_get_corename)(void);

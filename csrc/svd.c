@@ -22,7 +22,7 @@
  *    and g) exchanged, so one kernel serves both directions, over the CSR
  *    by row and the CSR by column.
  * orth(): a row-major rows x l block is the column-major l x rows matrix
- * Y^T; its LQ factorization (dgelqf + dorglq) leaves Q^T in place.
+ * Y^T; its LQ factorization gives the orthonormal basis.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -369,26 +369,23 @@ static void times(const mfr_csr *a, const double *rf, const double *cf, int add_
                    MFR_MIN(a->n_rows, (b + 1) * ROW_BLOCK));
 }
 
-/* Orthonormal columns spanning those of the row-major rows x l block Y. */
-static int orth(double *Y, int32_t rows, int32_t l, double *tau, double *work,
-                blas_int lwork)
+/* Q (rows x l, row-major) with orthonormal columns spanning those of Y,
+ * which is destroyed. Y^T (column-major l x rows) = L Q^T by the blocked,
+ * recursive LQ factorization dgelqt (BLAS-3; dgelqf's unblocked path for
+ * l < 128 is BLAS-2 and several times slower), and Q^T = [I 0] Q_full is
+ * applied by dgemlqt. tw: 2 l^2 doubles (T and workspace). */
+static int orth(double *Y, double *Q, int32_t rows, int32_t l, double *tw)
 {
-    blas_int M = l, N = rows, K = l, lda = l, info = 0;
-    MFR_BLAS(dgelqf_)(&M, &N, Y, &lda, tau, work, &lwork, &info);
+    blas_int M = l, N = rows, K = l, ld = l, info = 0;
+    double *T = tw, *work = tw + (size_t)l * l;
+    MFR_BLAS(dgelqt_)(&M, &N, &K, Y, &ld, T, &ld, work, &info);
     if (info != 0)
         return MFR_ELAPACK;
-    MFR_BLAS(dorglq_)(&M, &N, &K, Y, &lda, tau, work, &lwork, &info);
+    memset(Q, 0, (size_t)rows * l * sizeof *Q);
+    for (int32_t a = 0; a < l; a++)
+        Q[(int64_t)a * l + a] = 1.0;
+    MFR_BLAS(dgemlqt_)("R", "N", &M, &N, &K, &K, Y, &ld, T, &ld, Q, &ld, work, &info, 1, 1);
     return info != 0 ? MFR_ELAPACK : MFR_OK;
-}
-
-/* The workspace orth() needs for blocks of up to `rows` rows. */
-static blas_int orth_lwork(int32_t rows, int32_t l)
-{
-    blas_int M = l, N = rows, K = l, lda = l, lwork = -1, info = 0;
-    double q1 = 0.0, q2 = 0.0;
-    MFR_BLAS(dgelqf_)(&M, &N, NULL, &lda, NULL, &q1, &lwork, &info);
-    MFR_BLAS(dorglq_)(&M, &N, &K, NULL, &lda, NULL, &q2, &lwork, &info);
-    return (blas_int)MFR_MAX(q1, q2) + 1;
 }
 
 /* Gaussian n x l, one RNG stream per block of MFR_RNG_BLOCK rows. */
@@ -419,62 +416,50 @@ int mfr_svd_randomized(const mfr_svd_input *a, int32_t k, const mfr_svd_params *
         return MFR_EINVAL; /* beyond LAPACK's 32-bit indexing */
     const int threads = mfr_threads(p->n_threads), prev = blas_threads_set(threads);
     const double *f = a->row_fill, *g = a->col_fill;
-    double *Y = NULL, *Z = NULL, *vt = NULL, *ub = NULL, *sl = NULL, *tau = NULL;
-    double *work = NULL, *scratch = NULL;
-    const blas_int lwork = MFR_MAX(orth_lwork(m, l), orth_lwork(n, l));
-
-    Y = malloc((size_t)m * l * sizeof *Y);
-    Z = malloc((size_t)n * l * sizeof *Z);
-    tau = malloc((size_t)l * sizeof *tau);
-    scratch = malloc(2 * (size_t)l * sizeof *scratch);
-    work = malloc((size_t)lwork * sizeof *work);
-    if (!Y || !Z || !tau || !scratch || !work) {
+    /* products land in Y (m x l) and Z (n x l); orth() puts bases in Yq, Zq */
+    double *Y = malloc((size_t)m * l * sizeof *Y), *Yq = malloc((size_t)m * l * sizeof *Yq);
+    double *Z = malloc((size_t)n * l * sizeof *Z), *Zq = malloc((size_t)n * l * sizeof *Zq);
+    double *tw = malloc(2 * (size_t)l * l * sizeof *tw), *ub = malloc((size_t)l * l * sizeof *ub);
+    double *sl = malloc((size_t)l * sizeof *sl), *scratch = malloc(2 * (size_t)l * sizeof *scratch);
+    if (!Y || !Yq || !Z || !Zq || !tw || !ub || !sl || !scratch) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
     gaussian(Z, n, l, p->seed, threads);
     times(&a->rows, f, g, a->add_fill, Z, l, scratch, Y, threads);
-    if ((status = orth(Y, m, l, tau, work, lwork)) != MFR_OK)
+    if ((status = orth(Y, Yq, m, l, tw)) != MFR_OK)
         goto cleanup;
     for (int32_t it = 0; it < p->power_iterations; it++) {
-        times(&a->cols, g, f, a->add_fill, Y, l, scratch, Z, threads);
-        if ((status = orth(Z, n, l, tau, work, lwork)) != MFR_OK)
+        times(&a->cols, g, f, a->add_fill, Yq, l, scratch, Z, threads);
+        if ((status = orth(Z, Zq, n, l, tw)) != MFR_OK)
             goto cleanup;
-        times(&a->rows, f, g, a->add_fill, Z, l, scratch, Y, threads);
-        if ((status = orth(Y, m, l, tau, work, lwork)) != MFR_OK)
+        times(&a->rows, f, g, a->add_fill, Zq, l, scratch, Y, threads);
+        if ((status = orth(Y, Yq, m, l, tw)) != MFR_OK)
             goto cleanup;
     }
-    /* Z = A^T Y = B^T (n x l row-major), i.e. B (l x n) column-major */
-    times(&a->cols, g, f, a->add_fill, Y, l, scratch, Z, threads);
-    free(work);
-    work = NULL;
-    vt = malloc((size_t)n * l * sizeof *vt);
-    ub = malloc((size_t)l * l * sizeof *ub);
-    sl = malloc((size_t)l * sizeof *sl);
-    if (!vt || !ub || !sl) {
-        status = MFR_ENOMEM;
-        goto cleanup;
-    }
-    if ((status = gesdd(l, n, Z, sl, ub, vt)) != MFR_OK)
+    /* Z = A^T Yq = B^T (n x l row-major), i.e. B = Yq^T A (l x n) column-major;
+     * B = U_B S V^T with V^T (l x n, column-major) written over Zq */
+    times(&a->cols, g, f, a->add_fill, Yq, l, scratch, Z, threads);
+    if ((status = gesdd(l, n, Z, sl, ub, Zq)) != MFR_OK)
         goto cleanup;
     memcpy(s, sl, (size_t)k * sizeof *s);
-    /* U = Y U_B[:, :k]; U_B column-major is row-major U_B^T (k of its rows) */
-    MFR_BLAS(cblas_dgemm)(MfrRowMajor, MfrNoTrans, MfrTrans, m, k, l, 1.0, Y, l, ub, l,
+    /* U = Yq U_B[:, :k]; U_B column-major is row-major U_B^T (k of its rows) */
+    MFR_BLAS(cblas_dgemm)(MfrRowMajor, MfrNoTrans, MfrTrans, m, k, l, 1.0, Yq, l, ub, l,
                           0.0, U, k);
     /* V^T column-major (l x n) read row-major is V (n x l) */
     for (int64_t i = 0; i < n; i++)
         for (int32_t c = 0; c < k; c++)
-            V[i * k + c] = vt[i * l + c];
+            V[i * k + c] = Zq[i * l + c];
     fix_signs(m, n, k, U, V);
 cleanup:
     blas_threads_restore(prev, threads);
     free(Y);
+    free(Yq);
     free(Z);
-    free(vt);
+    free(Zq);
+    free(tw);
     free(ub);
     free(sl);
-    free(tau);
-    free(work);
     free(scratch);
     return status;
 }
