@@ -8,6 +8,9 @@ Times are the best of --repeat runs; every solver gets --threads threads
 (OpenMP and BLAS alike). Run: python benchmarks/bench_svd.py [--threads 1]
 """
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -87,10 +90,13 @@ def compare(name, by_user, by_item, f, g, res, args, dense=True):
         t_svds, s_svds = best_time(lambda: svds_desc(res), args.repeat)
     rows.append(("scipy.sparse.linalg.svds (ARPACK)", t_svds, s_svds))
     reference = rows[1][2] if dense else s_svds
-    print(f"{'solver':36s} {'seconds':>9s} {'x randomized':>13s} {'max rel. diff of sigma':>23s}")
+    print(f"max relative difference of sigma_1..sigma_j from the "
+          f"{'dense solver' if dense else 'ARPACK'}'s, j = 10 and 20:")
+    print(f"{'solver':36s} {'seconds':>9s} {'x randomized':>13s} {'j=10':>10s} {'j=20':>10s}")
     for label, t, s in rows:
-        diff = np.max(np.abs(s - reference) / reference)
-        print(f"{label:36s} {t:9.3f} {t / t_rand:13.2f} {diff:23.2e}")
+        diff = np.abs(s - reference) / reference
+        print(f"{label:36s} {t:9.3f} {t / t_rand:13.2f} {diff[:10].max():10.2e} "
+              f"{diff.max():10.2e}")
     if not dense:
         print(f"{'mfrec dense':36s} not run: the dense matrix alone needs {m * n * 8 / 2**30:.0f} GiB")
 
@@ -118,7 +124,10 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-synthetic", action="store_true")
+    ap.add_argument("--memory", action="store_true", help="only the memory figures")
     args = ap.parse_args()
+    if args.memory:
+        return memory(args)
     print(mfrec.build_info())
 
     data = mfrec.load_movielens("100k")
@@ -135,24 +144,36 @@ def main():
     by_user, by_item, f, g, res = residual(users, items, ratings, m, n, args.threads)
     compare("synthetic", by_user, by_item, f, g, res, args, dense=False)
 
+    # memory in a fresh process whose allocator returns freed blocks to the
+    # system at once, so that the resident set measures live memory
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    subprocess.run([sys.executable, __file__, "--memory", "--threads", str(args.threads)],
+                   env=env, check=True)
+
+
+def memory(args):
+    users, items, ratings, m, n = synthetic()
+    by_user, by_item, f, g, res = residual(users, items, ratings, m, n, args.threads)
+    del res
     csr_bytes = sum(a.nbytes for a in by_user)
     factor_bytes = (m + n) * K * 8  # U and V, float64
+    budget = csr_bytes + factor_bytes
     _, extra = peak_extra_bytes(lambda: _core.svd_randomized(
         by_user, by_item, f, g, K, seed=0, n_threads=args.threads))
-    print(f"\npeak memory of the randomized SVD call: +{extra / 2**20:.1f} MiB; CSR "
-          f"{csr_bytes / 2**20:.1f} MiB + factors {factor_bytes / 2**20:.1f} MiB = "
-          f"{(csr_bytes + factor_bytes) / 2**20:.1f} MiB; ratio "
-          f"{extra / (csr_bytes + factor_bytes):.2f} (the dense matrix: {m * n * 8 / 2**30:.0f} GiB)")
-    del by_user, by_item, res
-    model = mfrec.Model("svd", factors=K, fill="baseline", seed=0, n_threads=args.threads)
+    print(f"\npeak memory on the synthetic matrix (the dense one would take "
+          f"{m * n * 8 / 2**30:.0f} GiB):")
+    print(f"  CSR {csr_bytes / 2**20:.1f} MiB + factors U, V {factor_bytes / 2**20:.1f} MiB "
+          f"= {budget / 2**20:.1f} MiB")
+    print(f"  randomized SVD call (given both CSRs and the fill): +{extra / 2**20:.1f} MiB "
+          f"= {extra / budget:.2f} x")
+    del by_user, by_item
     users, items = users.astype(np.int64), items.astype(np.int64)  # raw ids, as a user has them
+    model = mfrec.Model("svd", factors=K, fill="baseline", seed=0, n_threads=args.threads)
     t0 = time.perf_counter()
     _, extra = peak_extra_bytes(lambda: model.fit(users, items, ratings))
-    print(f"Model('svd', factors={K}).fit on the triplets: {time.perf_counter() - t0:.2f} s, "
-          f"solver {model.solver_used}, peak +{extra / 2**20:.1f} MiB (ratio "
-          f"{extra / (csr_bytes + factor_bytes):.2f}; includes the id mapping, both CSRs and "
-          "the float32 factors)")
-
+    print(f"  Model('svd', factors={K}).fit from the triplets: +{extra / 2**20:.1f} MiB "
+          f"= {extra / budget:.2f} x (id mapping, both CSRs, fill, SVD, float32 factors; "
+          f"{time.perf_counter() - t0:.1f} s, solver {model.solver_used})")
 
 if __name__ == "__main__":
     main()
