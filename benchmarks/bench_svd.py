@@ -78,7 +78,7 @@ def compare(name, by_user, by_item, f, g, res, args, dense=True):
     rand = lambda: _core.svd_randomized(by_user, by_item, f, g, K, seed=0,  # noqa: E731
                                         n_threads=args.threads)
     t_rand, (s_rand, _, _) = best_time(rand, args.repeat)
-    rows = [("mfrec randomized (l=k+20, q=15)", t_rand, s_rand)]
+    rows = [("mfrec randomized (l=k+20, q=20)", t_rand, s_rand)]
     if dense:
         def dense_fn():
             a = _core.svd_densify(by_user, f, g, n_threads=args.threads)

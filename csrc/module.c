@@ -827,7 +827,7 @@ cleanup:
 
 PyDoc_STRVAR(svd_randomized_doc,
 "svd_randomized(by_row, by_col, row_fill, col_fill, k, *, add_fill=False,\n"
-"               oversampling=20, power_iterations=15, seed=0, n_threads=1)\n--\n\n"
+"               oversampling=20, power_iterations=20, seed=0, n_threads=1)\n--\n\n"
 "Randomized truncated SVD of the matrix of svd_densify, never formed:\n"
 "by_col must be by_row transposed (as build_csr of the swapped triplets).\n"
 "Returns (s, U, V): k singular values, U (m x k), V (n x k), float64.");

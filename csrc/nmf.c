@@ -38,7 +38,7 @@
 
 mfr_nmf_params mfr_nmf_default_params(void)
 {
-    mfr_nmf_params p = {0.06f, 15.0f, 0, 1};
+    mfr_nmf_params p = {0.1f, 15.0f, 0, 1};
     return p;
 }
 

@@ -32,6 +32,7 @@
 #include "internal.h"
 
 #define ROW_BLOCK 256 /* rows per unit of parallel work */
+#define PREFETCH 8      /* entries ahead whose row of X is fetched early */
 
 /* BLAS and LAPACK run here outside OpenMP regions, with n_threads threads
  * (the one knob; OpenBLAS's own default oversubscribes a busy machine).
@@ -319,7 +320,7 @@ cleanup:
 
 mfr_svd_params mfr_svd_default_params(void)
 {
-    mfr_svd_params p = {20, 15, 0, 1};
+    mfr_svd_params p = {20, 20, 0, 1};
     return p;
 }
 
@@ -334,10 +335,16 @@ static void times_rows(const mfr_csr *a, const double *rf, const double *cf,
         double *restrict y = Y + (int64_t)r * l;
         for (int32_t t = 0; t < l; t++)
             y[t] = ones_x ? rf[r] * ones_x[t] + cf_x[t] : 0.0;
-        for (int64_t j = a->indptr[r]; j < a->indptr[r + 1]; j++) {
+        const int64_t end = a->indptr[r + 1];
+        for (int64_t j = a->indptr[r]; j < end; j++) {
             const int32_t c = a->indices[j];
             const double sv = (double)a->values[j] - rf[r] - cf[c];
             const double *restrict x = X + (int64_t)c * l;
+            if (j + PREFETCH < a->nnz) { /* rows of X are read at random */
+                const double *next = X + (int64_t)a->indices[j + PREFETCH] * l;
+                for (int32_t t = 0; t < l; t += 8)
+                    __builtin_prefetch(next + t);
+            }
 #pragma omp simd
             for (int32_t t = 0; t < l; t++)
                 y[t] += sv * x[t];

@@ -50,7 +50,7 @@ class TruncatedSVD(Algorithm):
         "center": True,
         "solver": "auto",
         "oversampling": 20,
-        "power_iterations": 15,
+        "power_iterations": 20,
         "bias_reg_user": 15.0,
         "bias_reg_item": 10.0,
         "bias_passes": 10,
