@@ -98,7 +98,8 @@ def compare(name, by_user, by_item, f, g, res, args, dense=True):
         print(f"{label:36s} {t:9.3f} {t / t_rand:13.2f} {diff[:10].max():10.2e} "
               f"{diff.max():10.2e}")
     if not dense:
-        print(f"{'mfrec dense':36s} not run: the dense matrix alone needs {m * n * 8 / 2**30:.0f} GiB")
+        gib = m * n * 8 / 2**30
+        print(f"{'mfrec dense':36s} not run: the dense matrix alone needs {gib:.0f} GiB")
 
 
 def synthetic(seed=0, n_users=100_000, n_items=20_000, nnz=5_000_000, rank=10):

@@ -961,15 +961,15 @@ static PyMethodDef svd_functions[] = {
 /* ==== NMF ============================================================== */
 
 PyDoc_STRVAR(nmf_epoch_doc,
-"nmf_epoch(model, by_user, by_item, *, regularization, bias_regularization,\n"
-"          biases, n_threads=1)\n--\n\n"
+"nmf_epoch(model, by_user, by_item, *, regularization=0.1,\n"
+"          bias_regularization=15.0, biases=False, n_threads=1)\n--\n\n"
 "One NMF epoch (csrc/nmf.c) updating the model's arrays in place; by_item\n"
 "must be by_user transposed and the factors non-negative. Returns the\n"
 "objective after the epoch.");
 
 PyDoc_STRVAR(nmf_objective_doc,
-"nmf_objective(model, by_user, by_item, *, regularization, bias_regularization,\n"
-"              biases, n_threads=1)\n--\n\n"
+"nmf_objective(model, by_user, by_item, *, regularization=0.1,\n"
+"              bias_regularization=15.0, biases=False, n_threads=1)\n--\n\n"
 "The NMF objective of the model as it is (same arguments as nmf_epoch).");
 
 static PyObject *nmf_call(PyObject *module, PyObject *args, PyObject *kwds, int epoch)

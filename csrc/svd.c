@@ -427,7 +427,8 @@ int mfr_svd_randomized(const mfr_svd_input *a, int32_t k, const mfr_svd_params *
     double *Y = malloc((size_t)m * l * sizeof *Y), *Yq = malloc((size_t)m * l * sizeof *Yq);
     double *Z = malloc((size_t)n * l * sizeof *Z), *Zq = malloc((size_t)n * l * sizeof *Zq);
     double *tw = malloc(2 * (size_t)l * l * sizeof *tw), *ub = malloc((size_t)l * l * sizeof *ub);
-    double *sl = malloc((size_t)l * sizeof *sl), *scratch = malloc(2 * (size_t)l * sizeof *scratch);
+    double *sl = malloc((size_t)l * sizeof *sl);
+    double *scratch = malloc(2 * (size_t)l * sizeof *scratch);
     if (!Y || !Yq || !Z || !Zq || !tw || !ub || !sl || !scratch) {
         status = MFR_ENOMEM;
         goto cleanup;

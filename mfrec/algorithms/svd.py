@@ -101,7 +101,8 @@ class TruncatedSVD(Algorithm):
         row_fill, col_fill = mu + bu, bi
         solver = p["solver"]
         if solver == "auto":
-            solver = "dense" if train.n_users * train.n_items <= DENSE_MAX_ENTRIES else "randomized"
+            small = train.n_users * train.n_items <= DENSE_MAX_ENTRIES
+            solver = "dense" if small else "randomized"
         add_fill = not p["center"]
         if solver == "dense":
             if train.n_users * train.n_items > 2**31 - 1:
@@ -164,9 +165,9 @@ class TruncatedSVD(Algorithm):
             raise TypeError(f"k must be an integer or an array of integers, got {k!r}")
         n = len(self.spectrum)
         if ks.size and (ks.min() < 0 or ks.max() > n):
-            raise ValueError(f"k must be in [0, {n}] (the singular values computed"
-                             f"{'' if self.solver_used == 'dense' else '; solver=dense computes all'}"
-                             f"), got {k!r}")
+            hint = "" if self.solver_used == "dense" else "; solver=dense computes all"
+            raise ValueError(f"k must be in [0, {n}] (the singular values computed{hint}), "
+                             f"got {k!r}")
         cumulative = np.concatenate([[0.0], np.cumsum(self.spectrum ** 2)])
         total = self.total_energy
         out = np.minimum(cumulative[ks] / total, 1.0) if total > 0 else np.ones(ks.shape)
