@@ -8,26 +8,13 @@
  * The fitting kernels learn q, W, b and c; mfr_features_apply writes the
  * effective rows, which the shared model then predicts and ranks with.
  */
-#include <math.h>
-
 #include "internal.h"
 
 int mfr_features_check(const mfr_features *f, int32_t n_rows)
 {
-    const mfr_csr *x = &f->x;
-    if (x->n_rows != n_rows || x->n_cols < 1 || !x->indptr || !x->values || !f->V ||
-        x->indptr[0] != 0 || x->indptr[x->n_rows] != x->nnz)
+    if (f->x.n_rows != n_rows || f->x.n_cols < 1 || !f->x.values || !f->V)
         return MFR_EINVAL;
-    for (int32_t r = 0; r < x->n_rows; r++)
-        if (x->indptr[r + 1] < x->indptr[r])
-            return MFR_EINVAL;
-    for (int64_t t = 0; t < x->nnz; t++) {
-        if (x->indices[t] < 0 || x->indices[t] >= x->n_cols)
-            return MFR_EINDEX;
-        if (!isfinite(x->values[t]))
-            return MFR_ENONFINITE;
-    }
-    return MFR_OK;
+    return mfr_csr_check(&f->x);
 }
 
 MFR_TARGET_CLONES

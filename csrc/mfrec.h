@@ -166,7 +166,8 @@ typedef struct {
     float *bias;   /* n_features, or NULL: the features' biases */
 } mfr_features;
 
-/* Check X: monotone indptr, indices in [0, n_cols), finite weights. */
+/* Check X: n_rows rows, at least one feature, a valid CSR with weights
+ * (mfr_csr_check: columns ascending within a row, finite values). */
 int mfr_features_check(const mfr_features *f, int32_t n_rows);
 /* The effective rows: eff = free + X V (n_rows x k) and, when free_bias
  * and eff_bias are both given, eff_bias = free_bias + X c (c = f->bias,
@@ -188,9 +189,96 @@ int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
                            int64_t nnz, const int32_t *users, const int32_t *items,
                            const float *ratings, int epoch, double *loss);
 
-/* ---- truncated SVD (svd.c) -------------------------------------------- */
+/* ---- truncated SVD (svd.c) --------------------------------------------
+ * The matrix factored is built from ratings R observed on a set Omega and
+ * a fill F = f 1^T + 1 g^T of rank <= 2 (f: one value per row, g: one per
+ * column; e.g. the baseline mu + b_u + b_i):
+ *   add_fill = 0:  A = P_Omega(R - F)       the residual of the fill
+ *   add_fill = 1:  A = P_Omega(R - F) + F   the filled matrix itself
+ * (P_Omega keeps the observed entries and zeroes the others). Only
+ * mfr_svd_densify forms A; the randomized solver multiplies the sparse
+ * residual and the rank-2 fill separately. Everything here is double.
+ * Outputs are row-major: U (n_rows x k), V (n_cols x k) with orthonormal
+ * columns, singular values descending; each pair (u_j, v_j) is signed so
+ * that the entry of v_j of largest magnitude is positive. */
+typedef struct {
+    mfr_csr rows;           /* the ratings by row (values required) */
+    mfr_csr cols;           /* the same ratings by column (randomized only) */
+    const double *row_fill; /* f: rows.n_rows values */
+    const double *col_fill; /* g: rows.n_cols values */
+    int add_fill;
+} mfr_svd_input;
 
-/* ---- NMF (nmf.c) ------------------------------------------------------ */
+/* MFR_OK if a is a valid CSR: indptr rises from 0 to nnz, indices lie in
+ * [0, n_cols) and ascend strictly within a row, values are finite.
+ * (nmf.c uses these checks too.) */
+int mfr_csr_check(const mfr_csr *a);
+/* MFR_OK if b holds exactly the entries of a, transposed; MFR_EINVAL if
+ * not. Both must have passed mfr_csr_check. O(nnz). */
+int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b);
+
+/* Baseline biases by damped alternating passes (item then user each pass):
+ *   b_i = sum_{u in R(i)} (r_ui - mu - b_u) / (reg_item + |R(i)|)
+ *   b_u = sum_{i in R(u)} (r_ui - mu - b_i) / (reg_user + |R(u)|)
+ * from zero; each half-pass minimizes sum (r - mu - b_u - b_i)^2 +
+ * reg_user |b_u|^2 + reg_item |b_i|^2 exactly over one set of biases. */
+int mfr_baseline_biases(const mfr_csr *by_user, const mfr_csr *by_item, double mu,
+                        double reg_user, double reg_item, int passes,
+                        double *user_bias, double *item_bias, int n_threads);
+
+/* ||A||_F^2, exactly, from the sparse part and the rank-2 fill. */
+int mfr_svd_frobenius2(const mfr_svd_input *a, double *out);
+/* A as a dense row-major n_rows x n_cols matrix. */
+int mfr_svd_densify(const mfr_svd_input *a, double *out, int n_threads);
+/* SVD of a dense row-major m x n matrix `a` (destroyed) through LAPACK
+ * dgesdd: s gets all min(m, n) singular values, U (m x k) and V (n x k)
+ * the first k singular vectors. MFR_EINVAL if k is not in [1, min(m, n)]
+ * or m * n exceeds LAPACK's 32-bit indexing; MFR_ELAPACK if dgesdd fails.
+ * BLAS and LAPACK run with n_threads threads here and in the randomized
+ * solver (restored after). */
+int mfr_svd_dense(double *a, int32_t m, int32_t n, int32_t k, double *s, double *U,
+                  double *V, int n_threads);
+
+typedef struct {
+    int32_t oversampling;     /* extra columns of the sketch: l = k + this */
+    int32_t power_iterations; /* subspace iterations with (A A^T) */
+    uint64_t seed;            /* of the Gaussian test matrix */
+    int n_threads;
+} mfr_svd_params;
+
+mfr_svd_params mfr_svd_default_params(void);
+/* Randomized truncated SVD (Halko, Martinsson & Tropp 2011, algorithms
+ * 4.4 and 5.1): the range of A is sketched with l = min(k + oversampling,
+ * min(m, n)) Gaussian columns and refined by power iterations, with an
+ * orthonormalization (LQ) after every product; then B = Q^T A (l x n) is
+ * factored densely. s gets k values. The result does not depend on
+ * n_threads (rows are independent; sums run in a fixed order). */
+int mfr_svd_randomized(const mfr_svd_input *a, int32_t k, const mfr_svd_params *p,
+                       double *s, double *U, double *V);
+
+/* ---- NMF (nmf.c) ------------------------------------------------------
+ * Non-negative P, Q fitted on the observed ratings only, minimizing
+ *   sum (r - mu - b_u - b_i - p_u . q_i)^2 + lambda (sum_u |R(u)| |p_u|^2
+ *   + sum_i |R(i)| |q_i|^2) + lambda_b (|b_u|^2 + |b_i|^2)
+ * (bias terms only when the model has biases; mu is the model's
+ * global_mean). One epoch: exact bias steps (if fitted), then P and Q by
+ * multiplicative updates; none of them increases the objective, and P, Q
+ * stay >= 0. The model's factors must start non-negative (MFR_EINVAL). */
+typedef struct {
+    float regularization;      /* lambda, times each row's number of ratings */
+    float bias_regularization; /* lambda_b */
+    int biases;                /* update the model's user_bias and item_bias */
+    int n_threads;
+} mfr_nmf_params;
+
+mfr_nmf_params mfr_nmf_default_params(void);
+/* One epoch over the ratings by user and the same ratings by item (checked
+ * to be transposes). *objective gets the objective after the epoch. */
+int mfr_nmf_epoch(mfr_model *m, const mfr_nmf_params *p, const mfr_csr *by_user,
+                  const mfr_csr *by_item, double *objective);
+/* The objective of the model as it is. */
+int mfr_nmf_objective(const mfr_model *m, const mfr_nmf_params *p, const mfr_csr *by_user,
+                      const mfr_csr *by_item, double *objective);
 
 /* ---- top-N (topn.c) --------------------------------------------------- */
 /* Lists of the n best targets per query, best first: higher score first,

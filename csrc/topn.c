@@ -583,7 +583,7 @@ int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
         G[(size_t)f * d + f] += lambda;
     MFR_BLAS(cblas_dgemv)(MfrRowMajor, MfrTrans, n, d, 1.0, A, d, y, 1, 0.0, z, 1);
     blas_int bn = d, nrhs = 1, info = 0;
-    MFR_BLAS(dposv_)("L", &bn, &nrhs, G, &bn, z, &bn, &info);
+    MFR_BLAS(dposv_)("L", &bn, &nrhs, G, &bn, z, &bn, &info, 1);
     if (info != 0) {
         status = info > 0 ? MFR_ENOTPD : MFR_ELAPACK;
         goto cleanup;

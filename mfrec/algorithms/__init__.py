@@ -184,3 +184,5 @@ class Algorithm:
 
 from . import sgd  # noqa: E402,F401  (registers)
 from . import popular  # noqa: E402,F401  (registers)
+from . import svd  # noqa: E402,F401  (registers)
+from . import nmf  # noqa: E402,F401  (registers)
