@@ -72,14 +72,16 @@ class Model(_core.Model):
     **params
         The algorithm's parameters (see ``Model.defaults(algorithm)``), e.g.
         for "sgd": factors=100, learning_rate=0.005, regularization=0.02,
-        biases=True, init="normal", init_scale=0.1, epochs=20, seed=None,
-        n_threads=1.
+        biases=True, init="normal", init_scale=0.1, epochs=20,
+        feature_combine="mean", seed=None, n_threads=1.
 
     Attributes (after fit)
     ----------------------
-    user_ids, item_ids : the raw ids seen in training, sorted (index i of
+    user_ids, item_ids : the raw ids known to the model (rated in training,
+        or given side features), sorted (index i of
         ``user_factors`` is user ``user_ids[i]``).
-    user_factors, item_factors, user_bias, item_bias, global_mean
+    user_factors, item_factors, user_bias, item_bias, global_mean (with
+        side features: the effective rows, free parts plus features')
     history : one dict per iteration (``pandas.DataFrame(model.history)``).
     best_iteration_ : the iteration kept (early stopping restores it).
     seed_ : the seed used (drawn at random when seed=None).
