@@ -180,6 +180,7 @@ class Model(_core.Model):
         item_ids, iidx = np.unique(items, return_inverse=True)
         train = TrainData(uidx.astype(np.int32).ravel(), iidx.astype(np.int32).ravel(),
                           ratings, len(user_ids), len(item_ids))
+        del uidx, iidx  # int64 copies of the indices: not needed past this point
         solver.check_data(train)
         try:
             seen = train.by_user
