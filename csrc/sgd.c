@@ -282,8 +282,10 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
     if (g == 1) {
         sse = sgd_run(m, p, packed, nnz);
     } else {
+        /* one team for the epoch; the loop's barrier ends each round */
+#pragma omp parallel num_threads(threads)
         for (int round = 0; round < g; round++) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#pragma omp for schedule(dynamic, 1)
             for (int s = 0; s < g; s++) {
                 int b = s * g + (s + round) % g;
                 block_sse[b] = sgd_run(m, p, packed + block_ptr[b],
