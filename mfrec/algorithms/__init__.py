@@ -146,3 +146,4 @@ class Algorithm:
 
 
 from . import sgd  # noqa: E402,F401  (registers)
+from . import als  # noqa: E402,F401

@@ -1,0 +1,191 @@
+"""Alternating least squares on one weighted-least-squares kernel.
+
+Every iteration solves the users with the items fixed, then the items with
+the users fixed; both half-steps are ``_core.als_half_step`` (csrc/als.c),
+which for each row solves
+
+    (w0 Y^T Y + sum_obs (c_ij - w0) y_j y_j^T + lambda_i I) x = sum_obs c_ij t_ij y_j
+
+so that each iteration minimizes, exactly and monotonically (Cholesky),
+
+    sum_obs c_ij (t_ij - u_i.v_j)^2 + w0 sum_unobs (u_i.v_j)^2
+        + sum_i lambda_i |u_i|^2 + sum_j lambda_j |v_j|^2.
+
+``"als"`` (explicit ratings): w0 = 0, c = 1, t = r - mu - b_u - b_i; the
+biases are extra columns (the user solve has features (q_i, 1) and unknowns
+(p_u, b_u), and the reverse), regularized like the factors.
+``scale_regularization=True`` gives ALS-WR: lambda_i = lambda * (row count).
+
+``"wals"`` (weighted MF, the TF WALS objective): t = the observed value, c =
+row weight * column weight (default 1), unobserved entries pull u.v to 0
+with weight w0 = ``unobserved_weight`` (default 0.1). w0 = 0 fits the
+observed entries only; w0 = 1 with all weights 1 treats every missing entry
+as a 0 (the zero-filled matrix, whose unregularized optimum is the SVD).
+With ``alpha`` set it is implicit feedback (Hu, Koren, Volinsky): the
+preference is t = 1[r > 0], the confidence c = 1 + alpha r, and w0
+defaults to 1; binary data (all r = 1) gives c = 1 + alpha everywhere.
+``row_weights`` / ``col_weights`` = e >= 0 weigh user / item entries by
+(count / mean count)^-e (0 or None: weight 1).
+
+The history's ``train_loss`` is that objective after the iteration.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from . import Algorithm, check_bool, check_choice, check_float, check_int, register
+
+SOLVERS = ("cholesky", "cg")
+
+
+def _check_optional_float(params, name):
+    if params[name] is not None:
+        check_float(params, name, 0.0)
+
+
+class _Alternating(Algorithm):
+    """The iteration both models share; subclasses set the kernel's mode."""
+
+    iterations_param = "iterations"
+
+    @classmethod
+    def check_params(cls, params):
+        super().check_params(params)
+        check_float(params, "regularization", 0.0)
+        check_bool(params, "scale_regularization")
+        check_choice(params, "solver", SOLVERS)
+        check_int(params, "cg_steps", 1)
+        check_float(params, "init_scale", 0.0)
+
+    def kernel_mode(self) -> dict:
+        """Keyword arguments of als_half_step that define the model."""
+        raise NotImplementedError
+
+    def side_weights(self, train):
+        return None, None
+
+    def start(self, core, train, seed):
+        p = self.params
+        self.init_factors(core, train, seed, "normal", p["init_scale"])
+        if p.get("biases"):
+            core.user_bias = np.zeros(train.n_users, np.float32)
+            core.item_bias = np.zeros(train.n_items, np.float32)
+        else:
+            core.global_mean = 0.0
+        self.user_weights, self.item_weights = self.side_weights(train)
+        self.kwargs = dict(self.kernel_mode(), regularization=p["regularization"],
+                           scale_regularization=p["scale_regularization"],
+                           solver=p["solver"], cg_steps=p["cg_steps"],
+                           n_threads=p["n_threads"])
+
+    def step(self, core, train, iteration):
+        """Users, then items; returns the objective at the new factors."""
+        try:
+            users = _core.als_half_step(
+                *train.by_user, core.item_factors, core.user_factors,
+                x_bias=core.user_bias, y_bias=core.item_bias, offset=core.global_mean,
+                row_weights=self.user_weights, col_weights=self.item_weights, loss=False,
+                **self.kwargs)
+            items = _core.als_half_step(
+                *train.by_item, core.user_factors, core.item_factors,
+                x_bias=core.item_bias, y_bias=core.user_bias, offset=core.global_mean,
+                row_weights=self.item_weights, col_weights=self.user_weights, **self.kwargs)
+        except ValueError as e:
+            if "singular" in str(e):
+                raise ValueError(f"{self.name}: iteration {iteration + 1}: a user's or item's "
+                                 f"least-squares system is singular with regularization="
+                                 f"{self.params['regularization']}: use regularization > 0"
+                                 ) from None
+            raise
+        return items["data"] + items["reg"] + users["reg"]
+
+
+@register
+class ALS(_Alternating):
+    """Explicit ratings: squared error on the observed ratings, L2 on
+    factors and biases, lambda optionally scaled by the row's count."""
+
+    name = "als"
+    defaults = {
+        "factors": 50,
+        "regularization": 0.05,
+        "biases": True,
+        "scale_regularization": True,
+        "iterations": 15,
+        "solver": "cholesky",
+        "cg_steps": 3,
+        "init_scale": 0.1,
+        "seed": None,
+        "n_threads": 1,
+    }
+
+    @classmethod
+    def check_params(cls, params):
+        super().check_params(params)
+        check_bool(params, "biases")
+
+    def kernel_mode(self):
+        return {"unobserved_weight": 0.0, "alpha": 0.0, "binary": False}
+
+
+@register
+class WALS(_Alternating):
+    """Weighted MF (unobserved weight w0) and implicit feedback (alpha)."""
+
+    name = "wals"
+    clip_predictions = False
+    defaults = {
+        "factors": 50,
+        "unobserved_weight": None,
+        "regularization": 0.1,
+        "alpha": None,
+        "row_weights": None,
+        "col_weights": None,
+        "scale_regularization": False,
+        "iterations": 15,
+        "solver": "cholesky",
+        "cg_steps": 3,
+        "init_scale": 0.1,
+        "seed": None,
+        "n_threads": 1,
+    }
+
+    @classmethod
+    def check_params(cls, params):
+        super().check_params(params)
+        for name in ("unobserved_weight", "alpha", "row_weights", "col_weights"):
+            _check_optional_float(params, name)
+
+    @property
+    def implicit(self) -> bool:
+        return self.params["alpha"] is not None
+
+    @property
+    def w0(self) -> float:
+        """The unobserved weight in use: 1 for implicit feedback, 0.1 for
+        weighted MF, unless given."""
+        w0 = self.params["unobserved_weight"]
+        return float(w0) if w0 is not None else (1.0 if self.implicit else 0.1)
+
+    def check_data(self, train):
+        super().check_data(train)
+        if self.implicit and train.ratings.min() < 0:
+            raise ValueError("implicit feedback (alpha given) needs ratings >= 0 "
+                             f"(counts or 0/1); found {train.ratings.min()}")
+
+    def kernel_mode(self):
+        alpha = self.params["alpha"]
+        return {"unobserved_weight": self.w0, "alpha": 0.0 if alpha is None else float(alpha),
+                "binary": self.implicit}
+
+    def side_weights(self, train):
+        def weights(exponent, indptr):
+            if not exponent:
+                return None
+            counts = np.diff(indptr).astype(np.float64)
+            return ((counts / counts.mean()) ** -exponent).astype(np.float32)
+
+        p = self.params
+        return (weights(p["row_weights"], train.by_user[0]),
+                weights(p["col_weights"], train.by_item[0]))
