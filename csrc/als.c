@@ -22,15 +22,17 @@
  * w0 = 0, where the unobserved entries carry no weight.
  *
  * Solvers: Cholesky of the d x d system (ssyrk over gathered rows scaled
- * by sqrt|c_j - w0|, then LAPACK spotrf/spotrs), or a few conjugate-gradient
- * steps warm-started from the current x, applying the matrix as
- * w0 G v + lambda_i v + sum_obs (c_j - w0)(y_j.v) y_j without forming it.
+ * by sqrt|c_j - w0|, then a small-d Cholesky on padded SIMD rows), or a
+ * few conjugate-gradient steps warm-started from the current x, applying
+ * the matrix as w0 G v + lambda_i v + sum_obs (c_j - w0)(y_j.v) y_j
+ * without forming it.
  *
  * The objective is reported exactly, unobserved term included:
  *   sum_unobs (x.y_j)^2 = x^T G x - sum_obs (x.y_j)^2.
  * Rows are independent and the Gram and loss sums run over fixed blocks in
  * a fixed order, so the result does not depend on the thread count.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,16 +122,21 @@ static inline int32_t padded(int32_t d) { return (d + LANES - 1) / LANES * LANES
  * given by its upper triangle, row-major with leading dimension ld (a
  * multiple of LANES, padding zero): A = U^T U (right-looking, U overwrites
  * it; the update runs over whole vectors, so it also rewrites the unused
- * lower triangle), then U^T z = b and U x = z. */
-static inline int cholesky_solve(float *restrict A, int32_t ld, float *restrict b, int32_t d)
+ * lower triangle), then U^T z = b and U x = z. A pivot that has lost all
+ * but rounding noise of its diagonal entry means a singular system:
+ * MFR_ENOTPD rather than a solution made of noise. diag: d floats. */
+static inline int cholesky_solve(float *restrict A, int32_t ld, float *restrict b, int32_t d,
+                                 float *restrict diag)
 {
     A = __builtin_assume_aligned(A, 64);
+    for (int32_t j = 0; j < d; j++)
+        diag[j] = A[(int64_t)j * ld + j];
     for (int32_t j = 0; j < d; j++) {
         float *restrict Uj = A + (int64_t)j * ld;
-        const float diag = Uj[j];
-        if (!(diag > 0.0f))
+        const float pivot = Uj[j];
+        if (!(pivot > 8.0f * FLT_EPSILON * diag[j]))
             return MFR_ENOTPD;
-        const float piv = sqrtf(diag), inv = 1.0f / piv;
+        const float piv = sqrtf(pivot), inv = 1.0f / piv;
         for (int32_t l0 = j / LANES * LANES; l0 < ld; l0 += LANES) {
 #pragma omp simd
             for (int32_t l = l0; l < l0 + LANES; l++)
@@ -219,7 +226,7 @@ static int solve_cholesky(const ctx *h, int32_t i, float lam, scratch *s, float 
             nneg = 0;
         }
     }
-    int status = cholesky_solve(A, ld, b, d);
+    int status = cholesky_solve(A, ld, b, d, s->r);
     if (status == MFR_OK)
         memcpy(x, b, (size_t)d * sizeof *x);
     return status;

@@ -7,8 +7,6 @@
 #ifndef MFR_BLAS_H
 #define MFR_BLAS_H
 
-#include <stddef.h>
-
 #ifndef BLAS_SYMBOL_PREFIX
 #define BLAS_SYMBOL_PREFIX
 #endif
@@ -36,14 +34,6 @@ void MFR_BLAS(cblas_dgemm)(int order, int transa, int transb, blas_int m,
 void MFR_BLAS(cblas_ssyrk)(int order, int uplo, int trans, blas_int n,
                            blas_int k, float alpha, const float *a,
                            blas_int lda, float beta, float *c, blas_int ldc);
-
-/* LAPACK (Fortran interface; the trailing size_t is the hidden length of
- * the character argument) */
-void MFR_BLAS(spotrf_)(const char *uplo, const blas_int *n, float *a, const blas_int *lda,
-                       blas_int *info, size_t uplo_len);
-void MFR_BLAS(spotrs_)(const char *uplo, const blas_int *n, const blas_int *nrhs,
-                       const float *a, const blas_int *lda, float *b, const blas_int *ldb,
-                       blas_int *info, size_t uplo_len);
 
 char *MFR_BLAS(openblas_get_config)(void);
 char *MFR_BLAS(openblas_get_corename)(void);

@@ -109,7 +109,7 @@ class ALS(_Alternating):
     name = "als"
     defaults = {
         "factors": 50,
-        "regularization": 0.05,
+        "regularization": 0.12,
         "biases": True,
         "scale_regularization": True,
         "iterations": 15,
