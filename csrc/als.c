@@ -40,6 +40,14 @@
 #include "internal.h"
 #include "blas.h"
 
+/* Helpers of the multi-versioned kernels must be inlined into them to run
+ * with their instruction set. */
+#if defined(__GNUC__)
+#define MFR_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MFR_ALWAYS_INLINE inline
+#endif
+
 #define GRAM_BLOCK 8192 /* rows of Y per partial Gram matrix */
 #define ROW_BLOCK 32    /* rows per unit of parallel work (and loss sum) */
 #define OBS_CHUNK 128   /* observations gathered per ssyrk update */
@@ -62,9 +70,11 @@ typedef struct {
     int scale, binary;
 } ctx;
 
-/* Per-thread scratch. */
+/* Per-thread scratch: the Cholesky system of one row, and the CG vectors
+ * of one block of rows (ROW_BLOCK x d each). */
 typedef struct {
-    float *A, *b, *r, *p, *Ap, *zpos, *zneg;
+    float *A, *b, *diag, *zpos, *zneg;
+    float *R, *P, *AP, *rs, *lam;
 } scratch;
 
 static inline float conf_of(const ctx *h, int32_t i, int32_t j, float v)
@@ -101,18 +111,6 @@ static inline void axpy(float a, const float *restrict x, float *restrict y, int
         y[f] += a * x[f];
 }
 
-/* out = w0 G v + lambda v (G symmetric: row b is column b). */
-static inline void dense_part(const ctx *h, float lam, const float *restrict v,
-                              float *restrict out)
-{
-    const int32_t d = h->d;
-    for (int32_t f = 0; f < d; f++)
-        out[f] = lam * v[f];
-    if (h->G)
-        for (int32_t b = 0; b < d; b++)
-            axpy(h->w0 * v[b], h->G + (int64_t)b * d, out, d);
-}
-
 /* Rows of the Cholesky matrix are padded to whole SIMD vectors (16 floats)
  * so its inner loops run on full, aligned vectors. */
 #define LANES 16
@@ -125,7 +123,7 @@ static inline int32_t padded(int32_t d) { return (d + LANES - 1) / LANES * LANES
  * lower triangle), then U^T z = b and U x = z. A pivot that has lost all
  * but rounding noise of its diagonal entry means a singular system:
  * MFR_ENOTPD rather than a solution made of noise. diag: d floats. */
-static inline int cholesky_solve(float *restrict A, int32_t ld, float *restrict b, int32_t d,
+static MFR_ALWAYS_INLINE int cholesky_solve(float *restrict A, int32_t ld, float *restrict b, int32_t d,
                                  float *restrict diag)
 {
     A = __builtin_assume_aligned(A, 64);
@@ -226,89 +224,212 @@ static int solve_cholesky(const ctx *h, int32_t i, float lam, scratch *s, float 
             nneg = 0;
         }
     }
-    int status = cholesky_solve(A, ld, b, d, s->r);
+    int status = cholesky_solve(A, ld, b, d, s->diag);
     if (status == MFR_OK)
         memcpy(x, b, (size_t)d * sizeof *x);
     return status;
 }
 
-/* out = A v for row i, with A applied as w0 G v + lam v + sum_obs (c - w0)(y.v) y. */
-static inline void apply_matrix(const ctx *h, int32_t i, float lam, const float *restrict v,
-                                float *restrict out)
+/* Dot products of v with four vectors at once. The short (d ~ 64)
+ * products of the sparse passes are bound by their horizontal sums, which
+ * mfr_dot leaves as a sequential chain; here the four sums are reduced
+ * together by shuffles, log2(16) vector steps for all four. GCC's generic
+ * vectors take the instruction set of the kernel this is inlined into. */
+#if defined(__GNUC__) && !defined(__clang__)
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restrict y0,
+                                   const float *restrict y1, const float *restrict y2,
+                                   const float *restrict y3, int32_t d, float out[4])
 {
-    const mfr_csr *R = h->R;
-    const int32_t d = h->d;
-    dense_part(h, lam, v, out);
-    for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e++) {
-        int32_t j = R->indices[e];
-        float w = conf_of(h, i, j, value_of(R, e)) - h->w0;
-        const float *y = h->Y + (int64_t)j * d;
-        if (w != 0.0f)
-            axpy(w * mfr_dot(y, v, d), y, out, d);
+    vf16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, vv, t0, t1, t2, t3;
+    int32_t f = 0;
+    for (; f + 16 <= d; f += 16) {
+        memcpy(&vv, v + f, sizeof vv);
+        memcpy(&t0, y0 + f, sizeof t0);
+        memcpy(&t1, y1 + f, sizeof t1);
+        memcpy(&t2, y2 + f, sizeof t2);
+        memcpy(&t3, y3 + f, sizeof t3);
+        a0 += t0 * vv;
+        a1 += t1 * vv;
+        a2 += t2 * vv;
+        a3 += t3 * vv;
     }
+    for (int l = 0; f + l < d; l++) { /* the tail goes into the first lanes */
+        a0[l] += y0[f + l] * v[f + l];
+        a1[l] += y1[f + l] * v[f + l];
+        a2[l] += y2[f + l] * v[f + l];
+        a3[l] += y3[f + l] * v[f + l];
+    }
+    const vi16 lo = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const vi16 hi = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    const vi16 q1 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+    const vi16 q2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+    const vi16 s2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+    const vi16 s1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+    vf16 ab = __builtin_shuffle(a0, a1, lo) + __builtin_shuffle(a0, a1, hi);
+    vf16 cd = __builtin_shuffle(a2, a3, lo) + __builtin_shuffle(a2, a3, hi);
+    vf16 x = __builtin_shuffle(ab, cd, q1) + __builtin_shuffle(ab, cd, q2);
+    x += __builtin_shuffle(x, s2);
+    x += __builtin_shuffle(x, s1);
+    out[0] = x[0];
+    out[1] = x[4];
+    out[2] = x[8];
+    out[3] = x[12];
 }
+#else
+static inline void dot4(const float *restrict v, const float *restrict y0,
+                        const float *restrict y1, const float *restrict y2,
+                        const float *restrict y3, int32_t d, float out[4])
+{
+    out[0] = mfr_dot(v, y0, d);
+    out[1] = mfr_dot(v, y1, d);
+    out[2] = mfr_dot(v, y2, d);
+    out[3] = mfr_dot(v, y3, d);
+}
+#endif
 
-/* Conjugate gradient on row i's normal equations from the current x. */
-MFR_TARGET_CLONES
-static void solve_cg(const ctx *h, int32_t i, float lam, int steps, scratch *s, float *x)
+/* out += sum over row i's entries of a_e y_e, four entries at a time (their
+ * dot products run side by side, their updates share one pass over out):
+ *   residual: a_e = c_e t_e - (c_e - w0)(y_e.v)     product: a_e = (c_e - w0)(y_e.v) */
+static MFR_ALWAYS_INLINE void sparse_pass(const ctx *h, int32_t i, const float *restrict v, int residual,
+                               float *restrict out)
 {
     const mfr_csr *R = h->R;
     const int32_t d = h->d;
-    float *restrict r = s->r, *restrict p = s->p, *restrict Ap = s->Ap;
-
-    /* r = b - A x in one pass over the row: sum_obs (c t - (c - w0) y.x) y */
-    dense_part(h, lam, x, Ap);
-    for (int32_t f = 0; f < d; f++)
-        r[f] = -Ap[f];
-    for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e++) {
-        int32_t j = R->indices[e];
-        float v = value_of(R, e);
-        float c = conf_of(h, i, j, v);
-        const float *y = h->Y + (int64_t)j * d;
-        axpy(c * target_of(h, j, v) - (c - h->w0) * mfr_dot(y, x, d), y, r, d);
-    }
-    memcpy(p, r, (size_t)d * sizeof *p);
-    float rs = mfr_dot(r, r, d);
-    for (int it = 0; it < steps && rs > 1e-30f; it++) {
-        apply_matrix(h, i, lam, p, Ap);
-        float pAp = mfr_dot(p, Ap, d);
-        if (!(pAp > 0.0f))
-            break;
-        float a = rs / pAp;
-        axpy(a, p, x, d);
-        axpy(-a, Ap, r, d);
-        float rs_new = mfr_dot(r, r, d);
-        float beta = rs_new / rs;
+    const int64_t end = R->indptr[i + 1];
+    int64_t e = R->indptr[i];
+    for (; e + 4 <= end; e += 4) {
+        const float *restrict y0 = h->Y + (int64_t)R->indices[e] * d,
+                              *restrict y1 = h->Y + (int64_t)R->indices[e + 1] * d,
+                              *restrict y2 = h->Y + (int64_t)R->indices[e + 2] * d,
+                              *restrict y3 = h->Y + (int64_t)R->indices[e + 3] * d;
+        float a[4];
+        dot4(v, y0, y1, y2, y3, d, a);
+        for (int u = 0; u < 4; u++) {
+            int32_t j = R->indices[e + u];
+            float val = value_of(R, e + u), c = conf_of(h, i, j, val);
+            float wd = (c - h->w0) * a[u];
+            a[u] = residual ? c * target_of(h, j, val) - wd : wd;
+        }
 #pragma omp simd
         for (int32_t f = 0; f < d; f++)
-            p[f] = r[f] + beta * p[f];
-        rs = rs_new;
+            out[f] += a[0] * y0[f] + a[1] * y1[f] + a[2] * y2[f] + a[3] * y3[f];
+    }
+    for (; e < end; e++) {
+        int32_t j = R->indices[e];
+        float val = value_of(R, e), c = conf_of(h, i, j, val);
+        const float *y = h->Y + (int64_t)j * d;
+        float wd = (c - h->w0) * mfr_dot(y, v, d);
+        axpy(residual ? c * target_of(h, j, val) - wd : wd, y, out, d);
     }
 }
 
-/* Row i's weighted squared errors at x, over all its entries: the
- * observed ones directly, the unobserved ones as w0 (x^T G x - sum_obs (x.y)^2). */
+/* out = w0 V G + diag(lam) V for n rows V (one sgemm for the block). */
+static void dense_block(const ctx *h, const float *V, int32_t n, const float *lam, float *out)
+{
+    const int32_t d = h->d;
+    if (h->G)
+        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, h->w0, V, d, h->G,
+                              d, 0.0f, out, d);
+    for (int32_t r = 0; r < n; r++) {
+        const float *restrict v = V + (int64_t)r * d;
+        float *restrict o = out + (int64_t)r * d;
+        if (h->G)
+            axpy(lam[r], v, o, d);
+        else
+            for (int32_t f = 0; f < d; f++)
+                o[f] = lam[r] * v[f];
+    }
+}
+
+/* Conjugate gradient on the normal equations of rows lo..lo+n-1, warm-
+ * started from their current x, the rows in lockstep so that the dense
+ * part w0 G p of every product is one sgemm for the block; the sparse
+ * part sum_obs (c - w0)(y.p) y is applied without forming the matrix. */
 MFR_TARGET_CLONES
-static double row_data_loss(const ctx *h, int32_t i, const float *x)
+static void solve_cg_block(const ctx *h, int32_t lo, int32_t n, int steps, scratch *s)
+{
+    const int32_t d = h->d;
+    float *restrict X = h->X + (int64_t)lo * d;
+    float *restrict Rm = s->R, *restrict P = s->P, *restrict AP = s->AP, *restrict rs = s->rs;
+
+    dense_block(h, X, n, s->lam, AP);
+    for (int32_t r = 0; r < n; r++) {
+        float *restrict x = X + (int64_t)r * d, *restrict res = Rm + (int64_t)r * d;
+        for (int32_t f = 0; f < d; f++)
+            res[f] = -AP[(int64_t)r * d + f];
+        sparse_pass(h, lo + r, x, 1, res);
+        memcpy(P + (int64_t)r * d, res, (size_t)d * sizeof *P);
+        rs[r] = mfr_dot(res, res, d);
+    }
+    for (int it = 0; it < steps; it++) {
+        dense_block(h, P, n, s->lam, AP);
+        for (int32_t r = 0; r < n; r++) {
+            float *restrict x = X + (int64_t)r * d, *restrict res = Rm + (int64_t)r * d;
+            float *restrict p = P + (int64_t)r * d, *restrict ap = AP + (int64_t)r * d;
+            if (!(rs[r] > 1e-30f))
+                continue; /* converged */
+            sparse_pass(h, lo + r, p, 0, ap);
+            float pAp = mfr_dot(p, ap, d);
+            if (!(pAp > 0.0f)) {
+                rs[r] = 0.0f;
+                continue;
+            }
+            float a = rs[r] / pAp;
+            axpy(a, p, x, d);
+            axpy(-a, ap, res, d);
+            float rs_new = mfr_dot(res, res, d), beta = rs_new / rs[r];
+#pragma omp simd
+            for (int32_t f = 0; f < d; f++)
+                p[f] = res[f] + beta * p[f];
+            rs[r] = rs_new;
+        }
+    }
+}
+
+/* The block's weighted squared errors at its new x, over all entries: the
+ * observed ones directly, the unobserved ones as w0 (x^T G x - sum_obs (x.y)^2)
+ * with X G one sgemm for the block. */
+MFR_TARGET_CLONES
+static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s)
 {
     const mfr_csr *R = h->R;
     const int32_t d = h->d;
-    double obs = 0.0, sq_obs = 0.0;
-    for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e++) {
-        int32_t j = R->indices[e];
-        float v = value_of(R, e);
-        double pred = mfr_dot(x, h->Y + (int64_t)j * d, d);
-        double err = target_of(h, j, v) - pred;
-        obs += conf_of(h, i, j, v) * err * err;
-        sq_obs += pred * pred;
+    const float *X = h->X + (int64_t)lo * d;
+    double total = 0.0;
+    if (h->G)
+        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, 1.0f, X, d, h->G, d,
+                              0.0f, s->AP, d);
+    for (int32_t r = 0; r < n; r++) {
+        const int32_t i = lo + r;
+        const float *x = X + (int64_t)r * d;
+        double obs = 0.0, sq_obs = 0.0;
+        for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e += 4) {
+            const int m = (int)MFR_MIN(4, R->indptr[i + 1] - e);
+            const float *y[4];
+            float pred[4];
+            for (int u = 0; u < 4; u++) /* short groups repeat their first entry */
+                y[u] = h->Y + (int64_t)R->indices[e + (u < m ? u : 0)] * d;
+            dot4(x, y[0], y[1], y[2], y[3], d, pred);
+            for (int u = 0; u < m; u++) {
+                int32_t j = R->indices[e + u];
+                float v = value_of(R, e + u);
+                double err = target_of(h, j, v) - (double)pred[u];
+                obs += conf_of(h, i, j, v) * err * err;
+                sq_obs += (double)pred[u] * pred[u];
+            }
+        }
+        if (h->G) {
+            double xGx = 0.0;
+            for (int32_t f = 0; f < d; f++)
+                xGx += (double)x[f] * s->AP[(int64_t)r * d + f];
+            obs += h->w0 * (xGx - sq_obs);
+        }
+        total += obs;
     }
-    if (h->G) {
-        double xGx = 0.0;
-        for (int32_t a = 0; a < d; a++)
-            xGx += x[a] * (double)mfr_dot(h->G + (int64_t)a * d, x, d);
-        obs += h->w0 * (xGx - sq_obs);
-    }
-    return obs;
+    return total;
 }
 
 /* G = Y^T Y (n x d rows), full symmetric, from per-block ssyrk partials
@@ -384,34 +505,41 @@ static int check_inputs(const mfr_csr *R, int32_t k, const mfr_als_side *x,
     return MFR_OK;
 }
 
-/* The rows [lo, hi) of the half-step; adds their loss to data/reg. */
-static int solve_rows(const ctx *h, const mfr_als_params *p, int32_t lo, int32_t hi,
-                      scratch *s, double *data, double *reg)
+/* The rows [lo, lo + n) of the half-step (n <= ROW_BLOCK); adds their
+ * objective terms to loss[0] (data, if p->loss) and loss[1] (reg). */
+static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_t n,
+                       scratch *s, double *loss)
 {
     const int32_t d = h->d;
-    for (int32_t i = lo; i < hi; i++) {
-        float *x = h->X + (int64_t)i * d;
-        float lam = lambda_of(h, i);
-        if (h->R->indptr[i + 1] == h->R->indptr[i] && !h->G) {
-            memset(x, 0, (size_t)d * sizeof *x); /* nothing observed, nothing to fit */
-        } else if (p->solver == MFR_ALS_CG) {
-            solve_cg(h, i, lam, p->cg_steps, s, x);
-        } else {
-            int status = solve_cholesky(h, i, lam, s, x);
+    float *X = h->X + (int64_t)lo * d;
+    for (int32_t r = 0; r < n; r++) {
+        s->lam[r] = lambda_of(h, lo + r);
+        if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
+            memset(X + (int64_t)r * d, 0, (size_t)d * sizeof *X); /* nothing to fit: 0 */
+    }
+    if (p->solver == MFR_ALS_CG) {
+        solve_cg_block(h, lo, n, p->cg_steps, s);
+    } else {
+        for (int32_t r = 0; r < n; r++) {
+            if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
+                continue;
+            int status = solve_cholesky(h, lo + r, s->lam[r], s, X + (int64_t)r * d);
             if (status != MFR_OK)
                 return status;
         }
-        for (int32_t f = 0; f < d; f++)
-            if (!isfinite(x[f]))
-                return MFR_EDIVERGED;
-        if (reg) {
+    }
+    for (int64_t t = 0; t < (int64_t)n * d; t++)
+        if (!isfinite(X[t]))
+            return MFR_EDIVERGED;
+    if (loss) {
+        for (int32_t r = 0; r < n; r++) {
             double xx = 0.0;
             for (int32_t f = 0; f < d; f++)
-                xx += (double)x[f] * x[f];
-            *reg += lam * xx;
-            if (p->loss)
-                *data += row_data_loss(h, i, x);
+                xx += (double)X[(int64_t)r * d + f] * X[(int64_t)r * d + f];
+            loss[1] += s->lam[r] * xx;
         }
+        if (p->loss)
+            loss[0] += block_data_loss(h, lo, n, s);
     }
     return MFR_OK;
 }
@@ -478,8 +606,9 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
 #pragma omp parallel num_threads(threads) if (n_blocks > 1)
     {
         scratch s;
-        const size_t a_size = (size_t)d * padded(d);
-        size_t bytes = (a_size + 4 * (size_t)d + 2 * (size_t)OBS_CHUNK * d) * sizeof(float);
+        const size_t a_size = (size_t)d * padded(d), blk = (size_t)ROW_BLOCK * d;
+        size_t bytes = (a_size + 2 * (size_t)d + 2 * (size_t)OBS_CHUNK * d + 3 * blk +
+                        2 * ROW_BLOCK) * sizeof(float);
         float *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
         if (!mem) {
 #pragma omp atomic write
@@ -488,11 +617,14 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
         if (mem) {
             s.A = mem;
             s.b = s.A + a_size;
-            s.r = s.b + d;
-            s.p = s.r + d;
-            s.Ap = s.p + d;
-            s.zpos = s.Ap + d;
+            s.diag = s.b + d;
+            s.zpos = s.diag + d;
             s.zneg = s.zpos + (size_t)OBS_CHUNK * d;
+            s.R = s.zneg + (size_t)OBS_CHUNK * d;
+            s.P = s.R + blk;
+            s.AP = s.P + blk;
+            s.rs = s.AP + blk;
+            s.lam = s.rs + ROW_BLOCK;
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < n_blocks; blk++) {
@@ -502,9 +634,8 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
             if (failed != MFR_OK || !mem)
                 continue;
             int32_t lo = (int32_t)(blk * ROW_BLOCK);
-            int32_t hi = (int32_t)MFR_MIN((int64_t)n_rows, (blk + 1) * ROW_BLOCK);
-            int st = solve_rows(&h, p, lo, hi, &s, block_loss ? block_loss + 2 * blk : NULL,
-                                block_loss ? block_loss + 2 * blk + 1 : NULL);
+            int32_t n = (int32_t)MFR_MIN((int64_t)n_rows - lo, ROW_BLOCK);
+            int st = solve_block(&h, p, lo, n, &s, block_loss ? block_loss + 2 * blk : NULL);
             if (st != MFR_OK) {
 #pragma omp atomic write
                 status = st;
