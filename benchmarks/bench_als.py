@@ -16,9 +16,11 @@ Figures: seconds per iteration (best of several fits on the small sets),
 implicit / mfrec ratios (> 1: mfrec faster), the objective each reached
 (computed the same way for both, from their factors), and for mfrec the
 achieved GFLOP/s of the Gram (ssyrk) and of the row solves against the
-sgemm peak measured at the start. mfrec's fit time includes its per-
-iteration history (the exact objective and the train RMSE); "kernel" is
-the two half-steps alone.
+sgemm peak measured at the start. mfrec "fit" is the whole Model.fit
+(id mapping, CSR builds, and per iteration the history's exact objective
+and train RMSE) over the iterations, as implicit's fit is timed; "step" is
+one iteration's two half-steps with the objective (history's seconds);
+"kernel" the two half-steps alone.
 """
 import argparse
 import time
@@ -100,11 +102,14 @@ def fit_implicit(csr, k, threads, iterations, use_cg):
 
 
 def fit_mfrec(u, i, k, threads, iterations, solver):
+    """Fit seconds, factors, and the median seconds of one iteration's step
+    (both half-steps and the exact objective, as the history records it)."""
     model = mfrec.Model("wals", factors=k, alpha=ALPHA - 1.0, unobserved_weight=1.0,
                         regularization=LAMBDA, iterations=iterations, solver=solver,
                         cg_steps=CG_STEPS, n_threads=threads, seed=0)
     seconds, _ = _timed(lambda: model.fit(u, i, np.ones(len(u), np.float32)))
-    return seconds, model.user_factors, model.item_factors
+    step = float(np.median([row["seconds"] for row in model.history]))
+    return seconds, model.user_factors, model.item_factors, step
 
 
 def half_step_flops(indptr, d, n_cols, solver):
@@ -159,12 +164,13 @@ def compare(name, u, i, k, threads, iterations, repeats, solver, peak):
                key=lambda r: r[0])
     kernel, gram_gf, solve_gf = kernel_profile(u, i, k, threads, solver, repeats)
     f_imp, f_ours = objective(imp[1], imp[2], u, i), objective(ours[1], ours[2], u, i)
-    print(f"{name:<22} k={k:<3} thr={threads} {solver:<8} "
-          f"implicit {imp[0] / iterations:8.4f} s/it  mfrec {ours[0] / iterations:8.4f} s/it "
-          f"(kernel {kernel:8.4f})  ratio {imp[0] / ours[0]:5.2f} (kernel "
-          f"{imp[0] / iterations / kernel:5.2f})  objective implicit {f_imp:.6g} mfrec "
-          f"{f_ours:.6g}  GFLOP/s gram {gram_gf:6.1f} solve {solve_gf:6.1f} "
-          f"({100 * solve_gf / peak:.0f}% of sgemm)", flush=True)
+    t_imp = imp[0] / iterations
+    print(f"{name:<14} k={k:<3} thr={threads} {solver:<8} | s/it: implicit {t_imp:7.4f}  mfrec "
+          f"fit {ours[0] / iterations:7.4f} step {ours[3]:7.4f} kernel {kernel:7.4f} | "
+          f"implicit/mfrec: fit {imp[0] / ours[0]:5.2f} step {t_imp / ours[3]:5.2f} kernel "
+          f"{t_imp / kernel:5.2f} | objective: implicit {f_imp:.6g} mfrec {f_ours:.6g} | "
+          f"mfrec GFLOP/s: gram {gram_gf:5.1f} ({100 * gram_gf / peak:.0f}% of sgemm), solve "
+          f"{solve_gf:5.1f} ({100 * solve_gf / peak:.0f}%)", flush=True)
 
 
 def main():
@@ -191,8 +197,9 @@ def main():
     csr = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)))
     t_imp = fit_implicit(csr, 64, 2, 15, True)[0]
     t_ours = fit_mfrec(u, i, 64, 2, 15, "cg")[0]
-    print(f"ml-100k BLAS default   k=64  thr=2 cg       implicit {t_imp / 15:8.4f} s/it  "
-          f"mfrec {t_ours / 15:8.4f} s/it  ratio {t_imp / t_ours:5.2f}", flush=True)
+    print(f"ml-100k, BLAS threads left at default, k=64 thr=2 cg | s/it: implicit "
+          f"{t_imp / 15:7.4f}  mfrec fit {t_ours / 15:7.4f} | implicit/mfrec {t_imp / t_ours:5.2f}",
+          flush=True)
 
     sizes = [(100_000, 10_000, 2_000_000, 5)]
     if args.full:
