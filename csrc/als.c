@@ -111,8 +111,8 @@ static inline void axpy(float a, const float *restrict x, float *restrict y, int
         y[f] += a * x[f];
 }
 
-/* Rows of the Cholesky matrix are padded to whole SIMD vectors (16 floats)
- * so its inner loops run on full, aligned vectors. */
+/* Rows of the Cholesky matrix are padded to whole SIMD vectors (16 floats,
+ * 64-byte aligned) so its inner loops run on full, aligned vectors. */
 #define LANES 16
 static inline int32_t padded(int32_t d) { return (d + LANES - 1) / LANES * LANES; }
 
@@ -123,10 +123,9 @@ static inline int32_t padded(int32_t d) { return (d + LANES - 1) / LANES * LANES
  * lower triangle), then U^T z = b and U x = z. A pivot that has lost all
  * but rounding noise of its diagonal entry means a singular system:
  * MFR_ENOTPD rather than a solution made of noise. diag: d floats. */
-static MFR_ALWAYS_INLINE int cholesky_solve(float *restrict A, int32_t ld, float *restrict b, int32_t d,
-                                 float *restrict diag)
+static MFR_ALWAYS_INLINE int cholesky_solve(float *restrict A, int32_t ld, float *restrict b,
+                                            int32_t d, float *restrict diag)
 {
-    A = __builtin_assume_aligned(A, 64);
     for (int32_t j = 0; j < d; j++)
         diag[j] = A[(int64_t)j * ld + j];
     for (int32_t j = 0; j < d; j++) {
@@ -606,24 +605,24 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
 #pragma omp parallel num_threads(threads) if (n_blocks > 1)
     {
         scratch s;
-        const size_t a_size = (size_t)d * padded(d), blk = (size_t)ROW_BLOCK * d;
-        size_t bytes = (a_size + 2 * (size_t)d + 2 * (size_t)OBS_CHUNK * d + 3 * blk +
+        const size_t a_size = (size_t)d * padded(d), cg_size = (size_t)ROW_BLOCK * d;
+        size_t bytes = (a_size + 2 * (size_t)d + 2 * (size_t)OBS_CHUNK * d + 3 * cg_size +
                         2 * ROW_BLOCK) * sizeof(float);
-        float *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        char *mem = malloc(bytes + 64);
         if (!mem) {
 #pragma omp atomic write
             status = MFR_ENOMEM;
         }
         if (mem) {
-            s.A = mem;
+            s.A = (float *)(mem + (64 - (uintptr_t)mem % 64)); /* 64-byte aligned */
             s.b = s.A + a_size;
             s.diag = s.b + d;
             s.zpos = s.diag + d;
             s.zneg = s.zpos + (size_t)OBS_CHUNK * d;
             s.R = s.zneg + (size_t)OBS_CHUNK * d;
-            s.P = s.R + blk;
-            s.AP = s.P + blk;
-            s.rs = s.AP + blk;
+            s.P = s.R + cg_size;
+            s.AP = s.P + cg_size;
+            s.rs = s.AP + cg_size;
             s.lam = s.rs + ROW_BLOCK;
         }
 #pragma omp for schedule(dynamic, 1)

@@ -6,7 +6,8 @@ which for each row solves
 
     (w0 Y^T Y + sum_obs (c_ij - w0) y_j y_j^T + lambda_i I) x = sum_obs c_ij t_ij y_j
 
-so that each iteration minimizes, exactly and monotonically (Cholesky),
+so that each iteration lowers (with solver="cholesky": minimizes over one
+side, then the other) the objective
 
     sum_obs c_ij (t_ij - u_i.v_j)^2 + w0 sum_unobs (u_i.v_j)^2
         + sum_i lambda_i |u_i|^2 + sum_j lambda_j |v_j|^2.
@@ -14,27 +15,34 @@ so that each iteration minimizes, exactly and monotonically (Cholesky),
 ``"als"`` (explicit ratings): w0 = 0, c = 1, t = r - mu - b_u - b_i; the
 biases are extra columns (the user solve has features (q_i, 1) and unknowns
 (p_u, b_u), and the reverse), regularized like the factors.
-``scale_regularization=True`` gives ALS-WR: lambda_i = lambda * (row count).
+``scale_regularization=True`` (the default) is ALS-WR: lambda_i = lambda *
+(the row's number of ratings).
 
-``"wals"`` (weighted MF, the TF WALS objective): t = the observed value, c =
-row weight * column weight (default 1), unobserved entries pull u.v to 0
-with weight w0 = ``unobserved_weight`` (default 0.1). w0 = 0 fits the
-observed entries only; w0 = 1 with all weights 1 treats every missing entry
-as a 0 (the zero-filled matrix, whose unregularized optimum is the SVD).
-With ``alpha`` set it is implicit feedback (Hu, Koren, Volinsky): the
-preference is t = 1[r > 0], the confidence c = 1 + alpha r, and w0
-defaults to 1; binary data (all r = 1) gives c = 1 + alpha everywhere.
-``row_weights`` / ``col_weights`` = e >= 0 weigh user / item entries by
-(count / mean count)^-e (0 or None: weight 1).
+``"wals"`` (weighted MF): t = the observed value, c = 1 (times the optional
+row and column weights), and the unobserved entries pull u.v to 0 with
+weight w0 = ``unobserved_weight`` (default 0.1). w0 = 0 fits the observed
+entries only; w0 = 1 treats every missing entry as a 0 (the zero-filled
+matrix, whose unregularized optimum is its truncated SVD). With ``alpha``
+given it is implicit feedback (Hu, Koren, Volinsky): the preference is
+t = 1[r > 0], the confidence c = 1 + alpha r, and w0 defaults to 1 (binary
+data, all r = 1, gives c = 1 + alpha everywhere; implicit's
+AlternatingLeastSquares uses c = alpha r, so its alpha is 1 + ours on binary
+data). ``row_weights`` / ``col_weights`` = e >= 0 weigh the observed entries
+of each user / item by (count / mean count)^-e (None or 0: weight 1).
+Predictions are u.v: no global mean, no clipping.
 
-The history's ``train_loss`` is that objective after the iteration.
+Solvers: "cholesky" solves each row's d x d system exactly; "cg" takes
+``cg_steps`` conjugate-gradient steps from the previous factors (faster for
+large k or data; each step still lowers the objective). The history's
+``train_loss`` is the exact objective after the iteration, its unobserved
+term included.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _core
-from . import Algorithm, check_bool, check_choice, check_float, check_int, register
+from . import INIT_KINDS, Algorithm, check_bool, check_choice, check_float, check_int, register
 
 SOLVERS = ("cholesky", "cg")
 
@@ -66,8 +74,14 @@ class _Alternating(Algorithm):
         return None, None
 
     def start(self, core, train, seed):
+        """Random item factors, N(0, init_scale^2) from (seed, stream 1) as
+        Algorithm.init_factors draws them; the user factors start at 0: the
+        first half-step solves them from the items (0 is CG's warm start)."""
         p = self.params
-        self.init_factors(core, train, seed, "normal", p["init_scale"])
+        k = p["factors"]
+        Q = np.empty((train.n_items, k), np.float32)
+        _core.init_factors(Q, INIT_KINDS["normal"], p["init_scale"], seed, 1)
+        core.user_factors, core.item_factors = np.zeros((train.n_users, k), np.float32), Q
         if p.get("biases"):
             core.user_bias = np.zeros(train.n_users, np.float32)
             core.item_bias = np.zeros(train.n_items, np.float32)
