@@ -16,11 +16,11 @@ Figures: seconds per iteration (best of several fits on the small sets),
 implicit / mfrec ratios (> 1: mfrec faster), the objective each reached
 (computed the same way for both, from their factors), and for mfrec the
 achieved GFLOP/s of the Gram (ssyrk) and of the row solves against the
-sgemm peak measured at the start. mfrec "fit" is the whole Model.fit
-(id mapping, CSR builds, and per iteration the history's exact objective
-and train RMSE) over the iterations, as implicit's fit is timed; "step" is
-one iteration's two half-steps with the objective (history's seconds);
-"kernel" the two half-steps alone.
+sgemm peak measured at the start. "step": the median time of one iteration
+(both half-steps; implicit's callback, mfrec's history, which includes the
+exact objective); "fit": the whole fit divided by the iterations (set-up
+included: mfrec's Model.fit maps ids, builds both CSRs, and records the
+train RMSE every iteration); "kernel": mfrec's two half-steps alone.
 """
 import argparse
 import time
@@ -94,11 +94,15 @@ def objective(P, Q, u, i):
 
 
 def fit_implicit(csr, k, threads, iterations, use_cg):
+    """Fit seconds, factors, and the median seconds of one iteration (both
+    half-steps, as implicit's callback times them)."""
     model = implicit.cpu.als.AlternatingLeastSquares(
         factors=k, regularization=LAMBDA, alpha=ALPHA, iterations=iterations,
         use_cg=use_cg, num_threads=threads, random_state=0, calculate_training_loss=False)
-    seconds, _ = _timed(lambda: model.fit(csr, show_progress=False))
-    return seconds, model.user_factors, model.item_factors
+    steps = []
+    seconds, _ = _timed(lambda: model.fit(csr, show_progress=False,
+                                          callback=lambda it, elapsed, loss: steps.append(elapsed)))
+    return seconds, model.user_factors, model.item_factors, float(np.median(steps))
 
 
 def fit_mfrec(u, i, k, threads, iterations, solver):
@@ -164,13 +168,12 @@ def compare(name, u, i, k, threads, iterations, repeats, solver, peak):
                key=lambda r: r[0])
     kernel, gram_gf, solve_gf = kernel_profile(u, i, k, threads, solver, repeats)
     f_imp, f_ours = objective(imp[1], imp[2], u, i), objective(ours[1], ours[2], u, i)
-    t_imp = imp[0] / iterations
-    print(f"{name:<14} k={k:<3} thr={threads} {solver:<8} | s/it: implicit {t_imp:7.4f}  mfrec "
-          f"fit {ours[0] / iterations:7.4f} step {ours[3]:7.4f} kernel {kernel:7.4f} | "
-          f"implicit/mfrec: fit {imp[0] / ours[0]:5.2f} step {t_imp / ours[3]:5.2f} kernel "
-          f"{t_imp / kernel:5.2f} | objective: implicit {f_imp:.6g} mfrec {f_ours:.6g} | "
-          f"mfrec GFLOP/s: gram {gram_gf:5.1f} ({100 * gram_gf / peak:.0f}% of sgemm), solve "
-          f"{solve_gf:5.1f} ({100 * solve_gf / peak:.0f}%)", flush=True)
+    print(f"{name:<14} k={k:<3} thr={threads} {solver:<8} | s/it implicit/mfrec: step "
+          f"{imp[3]:7.4f}/{ours[3]:7.4f} = {imp[3] / ours[3]:4.2f}x, fit {imp[0] / iterations:7.4f}"
+          f"/{ours[0] / iterations:7.4f} = {imp[0] / ours[0]:4.2f}x; mfrec kernel {kernel:7.4f} | "
+          f"objective implicit {f_imp:.6g} mfrec {f_ours:.6g} | mfrec GFLOP/s gram "
+          f"{gram_gf:5.1f} ({100 * gram_gf / peak:.0f}% of sgemm), solve {solve_gf:5.1f} "
+          f"({100 * solve_gf / peak:.0f}%)", flush=True)
 
 
 def main():
@@ -195,15 +198,15 @@ def main():
     compare("ml-100k", u, i, 64, 2, 15, 3, "cg", peak2)
     # BLAS left at its default thread count (no threadpoolctl limit)
     csr = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)))
-    t_imp = fit_implicit(csr, 64, 2, 15, True)[0]
-    t_ours = fit_mfrec(u, i, 64, 2, 15, "cg")[0]
-    print(f"ml-100k, BLAS threads left at default, k=64 thr=2 cg | s/it: implicit "
-          f"{t_imp / 15:7.4f}  mfrec fit {t_ours / 15:7.4f} | implicit/mfrec {t_imp / t_ours:5.2f}",
-          flush=True)
+    imp = fit_implicit(csr, 64, 2, 15, True)
+    ours = fit_mfrec(u, i, 64, 2, 15, "cg")
+    print(f"ml-100k, BLAS threads left at default, k=64 thr=2 cg | s/it implicit/mfrec: step "
+          f"{imp[3]:7.4f}/{ours[3]:7.4f} = {imp[3] / ours[3]:4.2f}x, fit {imp[0] / 15:7.4f}/"
+          f"{ours[0] / 15:7.4f} = {imp[0] / ours[0]:4.2f}x", flush=True)
 
     sizes = [(100_000, 10_000, 2_000_000, 5)]
     if args.full:
-        sizes.append((1_000_000, 100_000, 20_000_000, 2))
+        sizes.append((1_000_000, 100_000, 20_000_000, 3))
     for n_users, n_items, nnz, iterations in sizes:
         t, (u, i) = _timed(lambda: synthetic(n_users, n_items, nnz))
         print(f"\nsynthetic {u.max() + 1} x {i.max() + 1}, {len(u)} entries "
