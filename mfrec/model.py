@@ -180,8 +180,12 @@ class Model(_core.Model):
         item_ids, iidx = np.unique(items, return_inverse=True)
         train = TrainData(uidx.astype(np.int32).ravel(), iidx.astype(np.int32).ravel(),
                           ratings, len(user_ids), len(item_ids))
+        del uidx, iidx  # int64 copies of the indices: not needed past this point
         solver.check_data(train)
-        seen = train.by_user  # also rejects duplicate (user, item) pairs
+        try:
+            seen = train.by_user
+        except ValueError:  # the only failure left: a repeated (user, item) pair
+            raise ValueError(f"fit: {_duplicates(users, items)}") from None
         valid = None
         if validation is not None:
             vu, vi, vr = _triplets(*_unpack(validation), "validation")
@@ -214,7 +218,9 @@ class Model(_core.Model):
                                 for k, v in row.items()), flush=True)
             return row
 
-        last_good = None
+        # (rows of history, state, best, best_state) after the last complete
+        # iteration, assigned at once so that Ctrl-C never sees it half-updated
+        checkpoint = None
         try:
             if solver.iterations_param is None:
                 t0 = time.perf_counter()
@@ -228,13 +234,13 @@ class Model(_core.Model):
                     t0 = time.perf_counter()
                     loss = solver.step(work, train, it)
                     row = record(it, loss, time.perf_counter() - t0)
-                    last_good = core_state(work)
+                    state = core_state(work)
                     score = row.get("valid_rmse")
                     if best is None or (score is not None and score < best[1]):
-                        best, stale = (it, score), 0
-                        best_state = last_good
+                        best, best_state, stale = (it, score), state, 0
                     else:
                         stale += 1
+                    checkpoint = (len(history), state, best, best_state)
                     if callback is not None and callback(self, dict(row)) is False:
                         break
                     if early_stopping is not None and stale >= early_stopping:
@@ -244,13 +250,15 @@ class Model(_core.Model):
                 else:
                     best = (len(history) - 1, None)
         except KeyboardInterrupt:
-            if not history:
+            if checkpoint is None:
                 raise
+            rows, state, best, best_state = checkpoint
+            del history[rows:]
             if early_stopping is not None:
-                set_core_state(work, best_state)
+                state = best_state
             else:
-                set_core_state(work, last_good)
-                best = (len(history) - 1, None)
+                best = (rows - 1, None)
+            set_core_state(work, state)
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
 
@@ -296,6 +304,184 @@ class Model(_core.Model):
         rmse, mae = _core.rmse_mae(self.predict(users, items), ratings)
         return {"rmse": rmse, "mae": mae}
 
+    # ---- top-N -------------------------------------------------------------
+    #
+    # Every algorithm ranks through the same C engine (csrc/topn.c): scores
+    # are predictions, mu + b_u + b_i + p_u . q_i, ties go to the lower item
+    # index (the earlier id in item_ids), and lists come back as raw ids.
+
+    def recommend(self, users, n: int = 10, exclude_seen: bool = True, items=None,
+                  exclude=None, n_threads: Optional[int] = None):
+        """The n items with the highest predicted score for one user or a batch.
+
+        Parameters
+        ----------
+        users : a raw user id, or a 1-D array of them (KeyError for an id
+            not seen in training).
+        n : list length (>= 1).
+        exclude_seen : skip each user's training items.
+        items : raw item ids, optional: rank only these candidates.
+        exclude : raw item ids, optional: never recommend these.
+        n_threads : default: the model's n_threads.
+
+        Returns
+        -------
+        (ids, scores): for one user, 1-D arrays (int64 raw item ids, float32
+        scores) best first; they are SHORTER than n when fewer than n items
+        are left after the exclusions. For a batch, 2-D arrays with one row
+        per user and min(n, number of candidate items) columns; rows with
+        fewer items left are padded at the end with id -1 and score NaN (a
+        NaN score marks padding). Ties in score go to the item that comes
+        first in ``item_ids`` (the lower id).
+        """
+        single = np.ndim(users) == 0
+        n = _check_n(n)
+        with self._lock:
+            uidx = self._indices(users, "users")
+            pool = self._pool(items, exclude)
+            width = min(n, len(self.item_ids) if pool is None else len(pool))
+            lists = _core.recommend(self, uidx, max(width, 1), exclude_seen=bool(exclude_seen),
+                                    pool=pool, n_threads=self._threads(n_threads))
+            return _raw_lists(lists, width, self.item_ids, single)
+
+    def recommend_all(self, n: int = 10, exclude_seen: bool = True, items=None, exclude=None,
+                      n_threads: Optional[int] = None):
+        """:meth:`recommend` for every user of the model: 2-D (ids, scores),
+        row r for user ``user_ids[r]``, padded with -1 / NaN as there."""
+        n = _check_n(n)
+        with self._lock:
+            self._check_fitted()
+            pool = self._pool(items, exclude)
+            width = min(n, len(self.item_ids) if pool is None else len(pool))
+            lists = _core.recommend(self, None, max(width, 1), exclude_seen=bool(exclude_seen),
+                                    pool=pool, n_threads=self._threads(n_threads))
+            return _raw_lists(lists, width, self.item_ids, False)
+
+    def similar_items(self, item, n: int = 10, items=None, n_threads: Optional[int] = None):
+        """The n items whose factors have the highest cosine similarity with
+        those of `item` (one raw id or a 1-D array), the item itself left out;
+        `items` (raw ids), optional, restricts the candidates (say, to items
+        with enough ratings for their factors to mean something). Returns
+        (ids, scores) shaped as :meth:`recommend`. An item whose factors are
+        all zero has cosine 0 with every item."""
+        return self._similar(item, n, items, n_threads, "item")
+
+    def similar_users(self, user, n: int = 10, users=None, n_threads: Optional[int] = None):
+        """As :meth:`similar_items`, for users (raw user ids returned)."""
+        return self._similar(user, n, users, n_threads, "user")
+
+    def fold_in(self, items, ratings, regularization: Optional[float] = None):
+        """Factors of a new user from their ratings, without retraining.
+
+        Solves the ridge regression of the ratings on the fixed item factors
+        (in C, Cholesky in double precision):
+        ``min sum (r - mu - b_i - b - x . q_i)^2 + lambda (|x|^2 + b^2)``,
+        with the bias b only when the model has biases.
+
+        Parameters
+        ----------
+        items, ratings : the items the user rated (raw ids known to the
+            model, each once) and the ratings.
+        regularization : lambda (> 0). Default: the algorithm's choice, for
+            SGD its ``regularization`` times the number of ratings (the L2
+            penalty its per-rating updates apply to a user).
+
+        Returns
+        -------
+        (factors, bias): float32 array (k,), and a float (None for a model
+        without biases).
+        """
+        with self._lock:
+            iidx, r = self._new_user_ratings(items, ratings)
+            lam = self._fold_in_lambda(regularization, len(r))
+            x, b = _core.fold_in(self, iidx, r, lam)
+            return x, (b if self.user_bias is not None else None)
+
+    def recommend_new_user(self, items, ratings, n: int = 10,
+                           regularization: Optional[float] = None):
+        """Top-n for a user who is not in the model: :meth:`fold_in` their
+        ratings, then rank every item they did not rate. Returns 1-D (ids,
+        scores) as :meth:`recommend` for one user (shorter than n if fewer
+        items are left)."""
+        n = _check_n(n)
+        with self._lock:
+            iidx, r = self._new_user_ratings(items, ratings)
+            x, b = _core.fold_in(self, iidx, r, self._fold_in_lambda(regularization, len(r)))
+            width = min(n, len(self.item_ids))
+            lists = _core.recommend_vector(self, x, b, np.sort(iidx), None, width)
+            return _raw_lists(lists, width, self.item_ids, True)
+
+    def _threads(self, n_threads):
+        n_threads = self._params.get("n_threads", 1) if n_threads is None else n_threads
+        if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) \
+                or n_threads < 0:
+            raise ValueError(f"n_threads must be an integer >= 0, got {n_threads!r}")
+        return int(n_threads)
+
+    def _indices(self, raw, name, kind="user"):
+        """int32 indices of known raw ids; KeyError naming the unknown ones."""
+        self._check_fitted()
+        ids = self.user_ids if kind == "user" else self.item_ids
+        raw = as_ids(raw, name)
+        idx = index_of(raw, ids)
+        if (idx < 0).any():
+            unknown = np.unique(raw[idx < 0])
+            shown = ", ".join(str(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise KeyError(f"{name}: {len(unknown)} {kind} id(s) not seen in training: {shown}")
+        return idx
+
+    def _pool(self, items, exclude):
+        """Candidate item indices (ascending) from items/exclude, or None."""
+        if items is None and exclude is None:
+            return None
+        pool = (np.arange(len(self.item_ids), dtype=np.int32) if items is None
+                else self._candidates(items, "items", "item"))
+        if exclude is not None:
+            pool = np.setdiff1d(pool, self._indices(exclude, "exclude", "item"),
+                                assume_unique=True)
+        return pool.astype(np.int32)
+
+    def _candidates(self, raw, name, kind):
+        """Sorted unique indices of known raw ids (KeyError otherwise)."""
+        return np.unique(self._indices(raw, name, kind)).astype(np.int32)
+
+    def _similar(self, query, n, candidates, n_threads, kind):
+        single = np.ndim(query) == 0
+        n = _check_n(n)
+        with self._lock:
+            qidx = self._indices(query, kind, kind)
+            factors, ids = ((self.user_factors, self.user_ids) if kind == "user"
+                            else (self.item_factors, self.item_ids))
+            pool = None if candidates is None else self._candidates(candidates, kind + "s", kind)
+            width = min(n, len(ids) - 1 if pool is None else len(pool))
+            lists = _core.similar(factors, qidx, max(width, 1), pool=pool,
+                                  n_threads=self._threads(n_threads))
+            return _raw_lists(lists, width, ids, single)
+
+    def _new_user_ratings(self, items, ratings):
+        items, ratings = as_ids(items, "items"), as_ratings(ratings)
+        if len(items) != len(ratings):
+            raise ValueError(f"items and ratings must have the same length "
+                             f"({len(items)} != {len(ratings)})")
+        if len(items) == 0:
+            raise ValueError("a new user needs at least one rating (items and ratings are empty)")
+        iidx = self._indices(items, "items", "item")
+        if len(np.unique(iidx)) != len(iidx):
+            raise ValueError("items: each item may be rated only once")
+        return iidx, ratings
+
+    def _fold_in_lambda(self, regularization, n_ratings):
+        if regularization is None:
+            lam = self._solver.fold_in_regularization(n_ratings)
+            if not lam > 0:
+                raise ValueError(f"this {self.algorithm!r} model was trained without "
+                                 "regularization: pass regularization > 0 to fold in a user")
+            return float(lam)
+        if isinstance(regularization, bool) or not isinstance(regularization, (int, float, np.number)) \
+                or not np.isfinite(regularization) or regularization <= 0:
+            raise ValueError(f"regularization must be a finite number > 0, got {regularization!r}")
+        return float(regularization)
+
     # ---- files -------------------------------------------------------------
 
     def save(self, path) -> None:
@@ -340,13 +526,18 @@ class Model(_core.Model):
     def load(cls, path) -> "Model":
         """Read a model written by :meth:`save`; ValueError if the file is
         not a valid mfrec model (corrupt, truncated or inconsistent)."""
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
-            raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
+        # The file is opened here, not by np.load, which leaks its handle
+        # when the zip is corrupt; errors opening it (missing, no access)
+        # propagate as they are.
+        with open(path, "rb") as fh:
+            try:
+                f = np.load(fh, allow_pickle=False)
+                if not isinstance(f, np.lib.npyio.NpzFile):
+                    raise ValueError("not an .npz archive")
+                with f:
+                    arrays = {k: f[k] for k in f.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+                raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
         return cls._from_arrays(arrays, path)
 
     @classmethod
@@ -400,8 +591,13 @@ class Model(_core.Model):
         rr = header.get("rating_range")
         if not isinstance(gm, (int, float)) or not np.isfinite(gm):
             raise bad("global_mean is missing or not finite")
-        if not (isinstance(rr, list) and len(rr) == 2 and all(isinstance(x, (int, float)) for x in rr)):
-            raise bad("rating_range is missing")
+        if not (isinstance(rr, list) and len(rr) == 2
+                and all(isinstance(x, (int, float)) and np.isfinite(x) for x in rr)
+                and rr[0] <= rr[1]):
+            raise bad("rating_range is missing or not a finite (low, high) pair")
+        history = header.get("history", [])
+        if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
+            raise bad("history must be a list of per-iteration records")
         solver = get_algorithm(model.algorithm)(dict(model._params))
         extra = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
         try:
@@ -414,7 +610,7 @@ class Model(_core.Model):
         model.seen_indptr, model.seen_indices = indptr, indices
         model.user_ids, model.item_ids = user_ids, item_ids
         model.rating_range_ = tuple(rr)
-        model.history = header.get("history") or []
+        model.history = history
         model.best_iteration_ = header.get("best_iteration")
         model.seed_ = header.get("seed")
         model._solver = solver
@@ -439,14 +635,40 @@ def _triplets(users, items, ratings, where):
         users, items, ratings = users.user, users.item, users.rating
     if items is None or ratings is None:
         raise TypeError(f"{where}: give users, items and ratings (or one Ratings)")
-    u, i, r = as_ids(users, "users"), as_ids(items, "items"), as_ratings(ratings)
+    u, i = as_ids(users, f"{where}: users"), as_ids(items, f"{where}: items")
+    r = as_ratings(ratings, f"{where}: ratings")
     if not len(u) == len(i) == len(r):
         raise ValueError(f"{where}: users, items and ratings must have the same length "
                          f"({len(u)}, {len(i)}, {len(r)})")
     return u, i, r
 
 
+def _duplicates(users, items) -> str:
+    """Describe the (user, item) pairs that occur more than once."""
+    pairs, counts = np.unique(np.stack([users, items], axis=1), axis=0, return_counts=True)
+    dup = pairs[counts > 1]
+    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
+            f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
+
+
 def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
     if rating_range is None:
         return pred
     return np.clip(pred, rating_range[0], rating_range[1], out=pred)
+
+
+def _raw_lists(lists, width, ids, single):
+    """Core lists (indices, scores, counts) as raw ids, `width` columns;
+    one user's list is cut to its valid entries."""
+    idx, scores, counts = lists
+    idx, scores = idx[:, :width], scores[:, :width]
+    raw = np.where(idx >= 0, ids[np.maximum(idx, 0)], -1)
+    if single:
+        return raw[0, :counts[0]], scores[0, :counts[0]]
+    return raw, scores
+
+
+def _check_n(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    return int(n)

@@ -32,3 +32,13 @@ def split42(ml100k):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def run_env():
+    """Environment for running ``python -m mfrec`` in a subprocess from outside
+    the source tree: it imports the same mfrec as the tests do."""
+    env = dict(os.environ)
+    home = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
+    return env

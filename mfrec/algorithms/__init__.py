@@ -137,6 +137,13 @@ class Algorithm:
     def solve(self, core, train: TrainData, seed: int) -> None:
         raise NotImplementedError
 
+    def fold_in_regularization(self, n_ratings: int) -> float:
+        """The ridge penalty lambda for folding in a new user with n_ratings
+        ratings (Model.fold_in): the per-rating L2 weight the algorithm
+        trains with, summed over the ratings, as SGD's updates apply it.
+        0 means "none": fold_in then asks for an explicit value."""
+        return float(self.params.get("regularization", 0.0)) * n_ratings
+
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:
         return {}
@@ -146,4 +153,7 @@ class Algorithm:
 
 
 from . import sgd  # noqa: E402,F401  (registers)
-from . import als  # noqa: E402,F401
+from . import popular  # noqa: E402,F401  (registers)
+from . import svd  # noqa: E402,F401  (registers)
+from . import nmf  # noqa: E402,F401  (registers)
+from . import als  # noqa: E402,F401  (registers)
