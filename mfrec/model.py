@@ -376,7 +376,9 @@ class Model(_core.Model):
         Solves the ridge regression of the ratings on the fixed item factors
         (in C, Cholesky in double precision):
         ``min sum (r - mu - b_i - b - x . q_i)^2 + lambda (|x|^2 + b^2)``,
-        with the bias b only when the model has biases.
+        with the bias b only when the model has biases. ("wals" models solve
+        their own weighted least squares for the user instead, the unobserved
+        items included, as one ALS half-step row.)
 
         Parameters
         ----------
@@ -394,7 +396,7 @@ class Model(_core.Model):
         with self._lock:
             iidx, r = self._new_user_ratings(items, ratings)
             lam = self._fold_in_lambda(regularization, len(r))
-            x, b = _core.fold_in(self, iidx, r, lam)
+            x, b = self._solver.fold_in(self, iidx, r, lam)
             return x, (b if self.user_bias is not None else None)
 
     def recommend_new_user(self, items, ratings, n: int = 10,
@@ -406,7 +408,8 @@ class Model(_core.Model):
         n = _check_n(n)
         with self._lock:
             iidx, r = self._new_user_ratings(items, ratings)
-            x, b = _core.fold_in(self, iidx, r, self._fold_in_lambda(regularization, len(r)))
+            x, b = self._solver.fold_in(self, iidx, r,
+                                        self._fold_in_lambda(regularization, len(r)))
             width = min(n, len(self.item_ids))
             lists = _core.recommend_vector(self, x, b, np.sort(iidx), None, width)
             return _raw_lists(lists, width, self.item_ids, True)

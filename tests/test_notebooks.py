@@ -21,6 +21,8 @@ MARKERS = {
                             "baseline only: test RMSE", "top 10 of"],
     "latest_small.ipynb": ["NMF factors are non-negative: True", "best RMSE:"],
     "recommendations.ipynb": ["Return of the Jedi (1983)"],
+    "weighted_mf.ipynb": ["observed only: high everywhere", "best on validation",
+                          "weighted beats popularity and SVD"],
 }
 
 

@@ -144,6 +144,11 @@ class Algorithm:
         0 means "none": fold_in then asks for an explicit value."""
         return float(self.params.get("regularization", 0.0)) * n_ratings
 
+    def fold_in(self, model, items, ratings, lam):
+        """(factors, bias) of a new user who rated `items` (int32 indices):
+        by default the ridge regression of Model.fold_in (_core.fold_in)."""
+        return _core.fold_in(model, items, ratings, lam)
+
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:
         return {}

@@ -70,6 +70,12 @@ class _Alternating(Algorithm):
         """Keyword arguments of als_half_step that define the model."""
         raise NotImplementedError
 
+    def fold_in_regularization(self, n_ratings):
+        """lambda_i of a new user with n_ratings ratings, as the user
+        half-step applies it."""
+        lam = float(self.params["regularization"])
+        return lam * n_ratings if self.params["scale_regularization"] else lam
+
     def side_weights(self, train):
         return None, None
 
@@ -194,12 +200,34 @@ class WALS(_Alternating):
                 "binary": self.implicit}
 
     def side_weights(self, train):
-        def weights(exponent, indptr):
-            if not exponent:
-                return None
-            counts = np.diff(indptr).astype(np.float64)
-            return ((counts / counts.mean()) ** -exponent).astype(np.float32)
-
         p = self.params
-        return (weights(p["row_weights"], train.by_user[0]),
-                weights(p["col_weights"], train.by_item[0]))
+        return (count_weights(p["row_weights"], np.diff(train.by_user[0])),
+                count_weights(p["col_weights"], np.diff(train.by_item[0])))
+
+    def fold_in(self, model, items, ratings, lam):
+        """The new user's row of the user half-step: the weighted least
+        squares over every item (the unobserved ones with weight w0), with
+        lambda_i = lam and the model's weights (the user's from its count)."""
+        p = self.params
+        order = np.argsort(items)
+        user_counts = np.diff(model.seen_indptr)
+        item_counts = np.bincount(model.seen_indices, minlength=len(model.item_ids))
+        row_weight = None
+        if p["row_weights"]:
+            row_weight = count_weights(p["row_weights"], np.array([len(items)]),
+                                       mean=user_counts.mean())
+        x = np.zeros((1, model.item_factors.shape[1]), np.float32)
+        _core.als_half_step(
+            np.array([0, len(items)], np.int64), items[order], ratings[order],
+            model.item_factors, x, row_weights=row_weight,
+            col_weights=count_weights(p["col_weights"], item_counts),
+            regularization=lam, **self.kernel_mode())
+        return x[0], 0.0
+
+
+def count_weights(exponent, counts, mean=None):
+    """(count / mean count)^-exponent as float32, or None for exponent 0/None."""
+    if not exponent:
+        return None
+    mean = counts.mean() if mean is None else mean
+    return ((counts / mean) ** -float(exponent)).astype(np.float32)
