@@ -126,6 +126,9 @@ static inline int32_t padded(int32_t d) { return (d + LANES - 1) / LANES * LANES
 static MFR_ALWAYS_INLINE int cholesky_solve(float *restrict A, int32_t ld, float *restrict b,
                                             int32_t d, float *restrict diag)
 {
+#if defined(__GNUC__)
+    A = __builtin_assume_aligned(A, 64);
+#endif
     for (int32_t j = 0; j < d; j++)
         diag[j] = A[(int64_t)j * ld + j];
     for (int32_t j = 0; j < d; j++) {
@@ -134,45 +137,51 @@ static MFR_ALWAYS_INLINE int cholesky_solve(float *restrict A, int32_t ld, float
         if (!(pivot > 8.0f * FLT_EPSILON * diag[j]))
             return MFR_ENOTPD;
         const float piv = sqrtf(pivot), inv = 1.0f / piv;
+        /* (inner loops count 0..LANES from a block start: a fixed trip count
+         * the vectorizer sees even under -fwrapv, which Python's flags add) */
         for (int32_t l0 = j / LANES * LANES; l0 < ld; l0 += LANES) {
+            float *restrict u = Uj + l0;
 #pragma omp simd
-            for (int32_t l = l0; l < l0 + LANES; l++)
-                Uj[l] *= inv;
+            for (int t = 0; t < LANES; t++)
+                u[t] *= inv;
         }
         Uj[j] = piv;
         int32_t m = j + 1;
         for (; m + 4 <= d; m += 4) { /* four rows share each load of U_j */
-            float *restrict A0 = A + (int64_t)m * ld, *restrict A1 = A0 + ld,
-                            *restrict A2 = A1 + ld, *restrict A3 = A2 + ld;
             const float a0 = Uj[m], a1 = Uj[m + 1], a2 = Uj[m + 2], a3 = Uj[m + 3];
             for (int32_t l0 = m / LANES * LANES; l0 < ld; l0 += LANES) {
+                float *restrict r0 = A + (int64_t)m * ld + l0, *restrict r1 = r0 + ld,
+                                *restrict r2 = r1 + ld, *restrict r3 = r2 + ld;
+                const float *restrict u = Uj + l0;
 #pragma omp simd
-                for (int32_t l = l0; l < l0 + LANES; l++) {
-                    const float u = Uj[l];
-                    A0[l] -= a0 * u;
-                    A1[l] -= a1 * u;
-                    A2[l] -= a2 * u;
-                    A3[l] -= a3 * u;
+                for (int t = 0; t < LANES; t++) {
+                    r0[t] -= a0 * u[t];
+                    r1[t] -= a1 * u[t];
+                    r2[t] -= a2 * u[t];
+                    r3[t] -= a3 * u[t];
                 }
             }
         }
         for (; m < d; m++) {
-            float *restrict Am = A + (int64_t)m * ld;
             const float a = Uj[m];
             for (int32_t l0 = m / LANES * LANES; l0 < ld; l0 += LANES) {
+                float *restrict r0 = A + (int64_t)m * ld + l0;
+                const float *restrict u = Uj + l0;
 #pragma omp simd
-                for (int32_t l = l0; l < l0 + LANES; l++)
-                    Am[l] -= a * Uj[l];
+                for (int t = 0; t < LANES; t++)
+                    r0[t] -= a * u[t];
             }
         }
     }
     for (int32_t j = 0; j < d; j++) {
         const float *restrict Uj = A + (int64_t)j * ld;
         const float z = b[j] / Uj[j];
+        float *restrict rest = b + j + 1;
+        const float *restrict u = Uj + j + 1;
         b[j] = z;
 #pragma omp simd
-        for (int32_t l = j + 1; l < d; l++)
-            b[l] -= z * Uj[l];
+        for (int32_t t = 0; t < d - j - 1; t++)
+            rest[t] -= z * u[t];
     }
     for (int32_t j = d - 1; j >= 0; j--) {
         const float *restrict Uj = A + (int64_t)j * ld;
