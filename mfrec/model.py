@@ -207,9 +207,11 @@ class Model(_core.Model):
             if loss is not None:
                 row["train_loss"] = loss
             row["train_rmse"] = _core.rmse_mae(
-                work._predict(train.users, train.items), train.ratings)[0]
+                work._predict(train.users, train.items, self._params["n_threads"]),
+                train.ratings)[0]
             if valid is not None:
-                pred = _clip(work._predict(valid[0], valid[1]), clip_range)
+                pred = _clip(work._predict(valid[0], valid[1], self._params["n_threads"]),
+                             clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
             row["seconds"] = seconds
             history.append(row)
