@@ -1590,7 +1590,188 @@ static PyMethodDef topn_functions[] = {
 
 /* ==== ALS family ======================================================= */
 
-static PyMethodDef als_functions[] = {{NULL}};
+/* An optional 1-D float32 array of length n (None -> NULL), `writeable`
+ * for outputs. Returns -1 with an exception naming the argument. */
+static int als_vector(PyObject *obj, npy_intp n, int writeable, const char *name,
+                      PyArrayObject **out)
+{
+    *out = NULL;
+    if (obj == Py_None)
+        return 0;
+    *out = writeable ? as_output(obj, NPY_FLOAT32, 1, name) : as_array(obj, NPY_FLOAT32, 1, name);
+    if (!*out)
+        return -1;
+    if (PyArray_DIM(*out, 0) != n) {
+        PyErr_Format(PyExc_ValueError, "%s must have length %zd, got %zd", name, (Py_ssize_t)n,
+                     (Py_ssize_t)PyArray_DIM(*out, 0));
+        Py_CLEAR(*out);
+        return -1;
+    }
+    return 0;
+}
+
+static int als_check_param(float v, const char *name)
+{
+    if (!(v >= 0.0f) || !isfinite(v)) {
+        PyObject *shown = PyFloat_FromDouble(v);
+        if (shown)
+            PyErr_Format(PyExc_ValueError, "%s must be a finite number >= 0, got %R", name,
+                         shown);
+        Py_XDECREF(shown);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(als_half_step_doc,
+"als_half_step(indptr, indices, values, Y, X, *, x_bias=None, y_bias=None,\n"
+"              offset=0.0, row_weights=None, col_weights=None,\n"
+"              regularization=0.1, scale_regularization=False,\n"
+"              unobserved_weight=0.0, alpha=0.0, binary=False,\n"
+"              solver='cholesky', cg_steps=3, n_threads=1, loss=True)\n--\n\n"
+"One weighted-least-squares half-step (csrc/als.c): every row i of X\n"
+"(float32, n_rows x k, updated in place; the CG warm start) becomes the\n"
+"minimizer of\n"
+"  sum_obs c_ij (t_ij - x.y_j)^2 + w0 sum_unobs (x.y_j)^2 + lambda_i |x|^2\n"
+"over row i of the CSR (indptr int64, indices int32, values float32 or\n"
+"None for ones) with Y (float32, n_cols x k) fixed:\n"
+"c_ij = row_weights[i] col_weights[j] (1 + alpha v_ij),\n"
+"t_ij = (1[v_ij > 0] if binary else v_ij) - offset - y_bias[j],\n"
+"lambda_i = regularization (times the row's count if scale_regularization),\n"
+"w0 = unobserved_weight. With x_bias (written) and y_bias (read), the\n"
+"unknowns are (x_i, x_bias[i]) and the features (y_j, 1); w0 must be 0.\n\n"
+"Returns a dict: data (the rows' weighted squared errors over all\n"
+"entries at their new values; 0 when loss=False), reg (sum lambda_i |x_i|^2),\n"
+"gram_seconds, solve_seconds.");
+
+static PyObject *als_half_step(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"indptr", "indices", "values", "Y", "X", "x_bias", "y_bias",
+                             "offset", "row_weights", "col_weights", "regularization",
+                             "scale_regularization", "unobserved_weight", "alpha", "binary",
+                             "solver", "cg_steps", "n_threads", "loss", NULL};
+    PyObject *po, *io, *vo, *yo, *xo, *xbo = Py_None, *ybo = Py_None, *rwo = Py_None,
+             *cwo = Py_None, *result = NULL;
+    PyArrayObject *indptr = NULL, *indices = NULL, *values = NULL, *Y = NULL, *X = NULL,
+                  *xb = NULL, *yb = NULL, *rw = NULL, *cw = NULL;
+    mfr_als_params p = mfr_als_default_params();
+    mfr_als_stats stats = {0};
+    float offset = 0.0f;
+    const char *solver = "cholesky";
+    int status;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|$OOfOOfpffpsiip", kwlist, &po, &io, &vo,
+                                     &yo, &xo, &xbo, &ybo, &offset, &rwo, &cwo,
+                                     &p.regularization, &p.scale_regularization,
+                                     &p.unobserved_weight, &p.alpha, &p.binary, &solver,
+                                     &p.cg_steps, &p.n_threads, &p.loss))
+        return NULL;
+    if (als_check_param(p.regularization, "regularization") < 0 ||
+        als_check_param(p.unobserved_weight, "unobserved_weight") < 0 ||
+        als_check_param(p.alpha, "alpha") < 0)
+        return NULL;
+    if (!isfinite(offset)) {
+        PyErr_SetString(PyExc_ValueError, "offset must be finite");
+        return NULL;
+    }
+    if (strcmp(solver, "cholesky") == 0) {
+        p.solver = MFR_ALS_CHOLESKY;
+    } else if (strcmp(solver, "cg") == 0) {
+        p.solver = MFR_ALS_CG;
+        if (p.cg_steps < 1) {
+            PyErr_Format(PyExc_ValueError, "cg_steps must be >= 1, got %d", p.cg_steps);
+            return NULL;
+        }
+    } else {
+        PyErr_Format(PyExc_ValueError, "solver must be 'cholesky' or 'cg', got '%s'", solver);
+        return NULL;
+    }
+    if ((xbo == Py_None) != (ybo == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "x_bias and y_bias must both be given or both be None");
+        return NULL;
+    }
+    if (xbo != Py_None && p.unobserved_weight != 0.0f) {
+        PyErr_SetString(PyExc_ValueError, "biases need unobserved_weight == 0");
+        return NULL;
+    }
+    if (!(indptr = as_array(po, NPY_INT64, 1, "indptr")) ||
+        !(indices = as_array(io, NPY_INT32, 1, "indices")) ||
+        (vo != Py_None && !(values = as_array(vo, NPY_FLOAT32, 1, "values"))) ||
+        !(Y = as_array(yo, NPY_FLOAT32, 2, "Y")) || !(X = as_output(xo, NPY_FLOAT32, 2, "X")))
+        goto cleanup;
+    if (values && same_length(indices, values, "indices", "values") < 0)
+        goto cleanup;
+    npy_intp n_rows = PyArray_DIM(X, 0), n_cols = PyArray_DIM(Y, 0), k = PyArray_DIM(X, 1);
+    if (PyArray_DIM(indptr, 0) != n_rows + 1) {
+        PyErr_Format(PyExc_ValueError, "indptr must have X.shape[0] + 1 = %zd entries, got %zd",
+                     (Py_ssize_t)(n_rows + 1), (Py_ssize_t)PyArray_DIM(indptr, 0));
+        goto cleanup;
+    }
+    if (PyArray_DIM(Y, 1) != k || k < 1) {
+        PyErr_Format(PyExc_ValueError, "X and Y must have the same number (>= 1) of columns "
+                     "(%zd != %zd)", (Py_ssize_t)k, (Py_ssize_t)PyArray_DIM(Y, 1));
+        goto cleanup;
+    }
+    if (check_int32_size(n_rows, "X.shape[0]") < 0 || check_int32_size(n_cols, "Y.shape[0]") < 0 ||
+        check_int32_size(k, "X.shape[1]") < 0 ||
+        als_vector(xbo, n_rows, 1, "x_bias", &xb) < 0 ||
+        als_vector(ybo, n_cols, 0, "y_bias", &yb) < 0 ||
+        als_vector(rwo, n_rows, 0, "row_weights", &rw) < 0 ||
+        als_vector(cwo, n_cols, 0, "col_weights", &cw) < 0)
+        goto cleanup;
+    mfr_csr R = {(int32_t)n_rows, (int32_t)n_cols, PyArray_DIM(indices, 0), PyArray_DATA(indptr),
+                 PyArray_DATA(indices), values ? PyArray_DATA(values) : NULL};
+    mfr_als_side xs = {PyArray_DATA(X), xb ? PyArray_DATA(xb) : NULL,
+                       rw ? PyArray_DATA(rw) : NULL};
+    mfr_als_side ys = {PyArray_DATA(Y), yb ? PyArray_DATA(yb) : NULL,
+                       cw ? PyArray_DATA(cw) : NULL};
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_als_half_step(&R, (int32_t)k, &xs, &ys, offset, &p, &stats);
+    Py_END_ALLOW_THREADS
+    switch (status) {
+    case MFR_OK:
+        result = Py_BuildValue("{sdsdsdsd}", "data", stats.data, "reg", stats.reg,
+                               "gram_seconds", stats.gram_seconds, "solve_seconds",
+                               stats.solve_seconds);
+        break;
+    case MFR_EINDEX:
+        PyErr_Format(PyExc_IndexError, "als_half_step: indices must lie in [0, Y.shape[0] = %zd)",
+                     (Py_ssize_t)n_cols);
+        break;
+    case MFR_EINVAL:
+        PyErr_SetString(PyExc_ValueError,
+                        "als_half_step: invalid input: indptr must start at 0, never decrease "
+                        "and end at len(indices); weights must be >= 0; and the confidence "
+                        "1 + alpha * values must be >= 0");
+        break;
+    case MFR_ENONFINITE:
+        PyErr_SetString(PyExc_ValueError, "als_half_step: values, factors and biases must be "
+                        "finite (NaN or infinity found)");
+        break;
+    case MFR_ENOTPD:
+        PyErr_SetString(PyExc_ValueError, "als_half_step: a row's normal equations are "
+                        "singular (not positive definite): use regularization > 0");
+        break;
+    default:
+        raise_status(status, "als_half_step");
+    }
+cleanup:
+    Py_XDECREF(indptr);
+    Py_XDECREF(indices);
+    Py_XDECREF(values);
+    Py_XDECREF(Y);
+    Py_XDECREF(X);
+    Py_XDECREF(xb);
+    Py_XDECREF(yb);
+    Py_XDECREF(rw);
+    Py_XDECREF(cw);
+    return result;
+}
+
+static PyMethodDef als_functions[] = {
+    {"als_half_step", (PyCFunction)(void (*)(void))als_half_step, METH_VARARGS | METH_KEYWORDS,
+     als_half_step_doc},
+    {NULL}};
 
 /* ==== module =========================================================== */
 

@@ -239,9 +239,11 @@ class Model(_core.Model):
             if loss is not None:
                 row["train_loss"] = loss
             row["train_rmse"] = _core.rmse_mae(
-                work._predict(train.users, train.items), train.ratings)[0]
+                work._predict(train.users, train.items, self._params["n_threads"]),
+                train.ratings)[0]
             if valid is not None:
-                pred = _clip(work._predict(valid[0], valid[1]), clip_range)
+                pred = _clip(work._predict(valid[0], valid[1], self._params["n_threads"]),
+                             clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
             row["seconds"] = seconds
             history.append(row)
@@ -408,7 +410,9 @@ class Model(_core.Model):
         Solves the ridge regression of the ratings on the fixed item factors
         (in C, Cholesky in double precision):
         ``min sum (r - mu - b_i - b - x . q_i)^2 + lambda (|x|^2 + b^2)``,
-        with the bias b only when the model has biases.
+        with the bias b only when the model has biases. ("wals" models solve
+        their own weighted least squares for the user instead, the unobserved
+        items included, as one ALS half-step row.)
 
         Parameters
         ----------
@@ -426,7 +430,7 @@ class Model(_core.Model):
         with self._lock:
             iidx, r = self._new_user_ratings(items, ratings)
             lam = self._fold_in_lambda(regularization, len(r))
-            x, b = _core.fold_in(self, iidx, r, lam)
+            x, b = self._solver.fold_in(self, iidx, r, lam)
             return x, (b if self.user_bias is not None else None)
 
     def recommend_new_user(self, items, ratings, n: int = 10,
@@ -438,7 +442,8 @@ class Model(_core.Model):
         n = _check_n(n)
         with self._lock:
             iidx, r = self._new_user_ratings(items, ratings)
-            x, b = _core.fold_in(self, iidx, r, self._fold_in_lambda(regularization, len(r)))
+            x, b = self._solver.fold_in(self, iidx, r,
+                                        self._fold_in_lambda(regularization, len(r)))
             width = min(n, len(self.item_ids))
             lists = _core.recommend_vector(self, x, b, np.sort(iidx), None, width)
             return _raw_lists(lists, width, self.item_ids, True)

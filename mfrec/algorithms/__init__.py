@@ -174,6 +174,11 @@ class Algorithm:
         0 means "none": fold_in then asks for an explicit value."""
         return float(self.params.get("regularization", 0.0)) * n_ratings
 
+    def fold_in(self, model, items, ratings, lam):
+        """(factors, bias) of a new user who rated `items` (int32 indices):
+        by default the ridge regression of Model.fold_in (_core.fold_in)."""
+        return _core.fold_in(model, items, ratings, lam)
+
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:
         return {}
@@ -186,3 +191,4 @@ from . import sgd  # noqa: E402,F401  (registers)
 from . import popular  # noqa: E402,F401  (registers)
 from . import svd  # noqa: E402,F401  (registers)
 from . import nmf  # noqa: E402,F401  (registers)
+from . import als  # noqa: E402,F401  (registers)

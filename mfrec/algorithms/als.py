@@ -1,0 +1,233 @@
+"""Alternating least squares on one weighted-least-squares kernel.
+
+Every iteration solves the users with the items fixed, then the items with
+the users fixed; both half-steps are ``_core.als_half_step`` (csrc/als.c),
+which for each row solves
+
+    (w0 Y^T Y + sum_obs (c_ij - w0) y_j y_j^T + lambda_i I) x = sum_obs c_ij t_ij y_j
+
+so that each iteration lowers (with solver="cholesky": minimizes over one
+side, then the other) the objective
+
+    sum_obs c_ij (t_ij - u_i.v_j)^2 + w0 sum_unobs (u_i.v_j)^2
+        + sum_i lambda_i |u_i|^2 + sum_j lambda_j |v_j|^2.
+
+``"als"`` (explicit ratings): w0 = 0, c = 1, t = r - mu - b_u - b_i; the
+biases are extra columns (the user solve has features (q_i, 1) and unknowns
+(p_u, b_u), and the reverse), regularized like the factors.
+``scale_regularization=True`` (the default) is ALS-WR: lambda_i = lambda *
+(the row's number of ratings).
+
+``"wals"`` (weighted MF): t = the observed value, c = 1 (times the optional
+row and column weights), and the unobserved entries pull u.v to 0 with
+weight w0 = ``unobserved_weight`` (default 0.1). w0 = 0 fits the observed
+entries only; w0 = 1 treats every missing entry as a 0 (the zero-filled
+matrix, whose unregularized optimum is its truncated SVD). With ``alpha``
+given it is implicit feedback (Hu, Koren, Volinsky): the preference is
+t = 1[r > 0], the confidence c = 1 + alpha r, and w0 defaults to 1 (binary
+data, all r = 1, gives c = 1 + alpha everywhere; implicit's
+AlternatingLeastSquares uses c = alpha r, so its alpha is 1 + ours on binary
+data). ``row_weights`` / ``col_weights`` = e >= 0 weigh the observed entries
+of each user / item by (count / mean count)^-e (None or 0: weight 1).
+Predictions are u.v: no global mean, no clipping.
+
+Solvers: "cholesky" solves each row's d x d system exactly; "cg" takes
+``cg_steps`` conjugate-gradient steps from the previous factors (faster for
+large k or data; each step still lowers the objective). The history's
+``train_loss`` is the exact objective after the iteration, its unobserved
+term included.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from . import INIT_KINDS, Algorithm, check_bool, check_choice, check_float, check_int, register
+
+SOLVERS = ("cholesky", "cg")
+
+
+def _check_optional_float(params, name):
+    if params[name] is not None:
+        check_float(params, name, 0.0)
+
+
+class _Alternating(Algorithm):
+    """The iteration both models share; subclasses set the kernel's mode."""
+
+    iterations_param = "iterations"
+
+    @classmethod
+    def check_params(cls, params):
+        super().check_params(params)
+        check_float(params, "regularization", 0.0)
+        check_bool(params, "scale_regularization")
+        check_choice(params, "solver", SOLVERS)
+        check_int(params, "cg_steps", 1)
+        check_float(params, "init_scale", 0.0)
+
+    def kernel_mode(self) -> dict:
+        """Keyword arguments of als_half_step that define the model."""
+        raise NotImplementedError
+
+    def fold_in_regularization(self, n_ratings):
+        """lambda_i of a new user with n_ratings ratings, as the user
+        half-step applies it."""
+        lam = float(self.params["regularization"])
+        return lam * n_ratings if self.params["scale_regularization"] else lam
+
+    def side_weights(self, train):
+        return None, None
+
+    def start(self, core, train, seed):
+        """Random item factors, N(0, init_scale^2) from (seed, stream 1) as
+        Algorithm.init_factors draws them; the user factors start at 0: the
+        first half-step solves them from the items (0 is CG's warm start)."""
+        p = self.params
+        k = p["factors"]
+        Q = np.empty((train.n_items, k), np.float32)
+        _core.init_factors(Q, INIT_KINDS["normal"], p["init_scale"], seed, 1)
+        core.user_factors, core.item_factors = np.zeros((train.n_users, k), np.float32), Q
+        if p.get("biases"):
+            core.user_bias = np.zeros(train.n_users, np.float32)
+            core.item_bias = np.zeros(train.n_items, np.float32)
+        else:
+            core.global_mean = 0.0
+        self.user_weights, self.item_weights = self.side_weights(train)
+        self.kwargs = dict(self.kernel_mode(), regularization=p["regularization"],
+                           scale_regularization=p["scale_regularization"],
+                           solver=p["solver"], cg_steps=p["cg_steps"],
+                           n_threads=p["n_threads"])
+
+    def step(self, core, train, iteration):
+        """Users, then items; returns the objective at the new factors."""
+        try:
+            users = _core.als_half_step(
+                *train.by_user, core.item_factors, core.user_factors,
+                x_bias=core.user_bias, y_bias=core.item_bias, offset=core.global_mean,
+                row_weights=self.user_weights, col_weights=self.item_weights, loss=False,
+                **self.kwargs)
+            items = _core.als_half_step(
+                *train.by_item, core.user_factors, core.item_factors,
+                x_bias=core.item_bias, y_bias=core.user_bias, offset=core.global_mean,
+                row_weights=self.item_weights, col_weights=self.user_weights, **self.kwargs)
+        except ValueError as e:
+            if "singular" in str(e):
+                raise ValueError(f"{self.name}: iteration {iteration + 1}: a user's or item's "
+                                 f"least-squares system is singular with regularization="
+                                 f"{self.params['regularization']}: use regularization > 0"
+                                 ) from None
+            raise
+        return items["data"] + items["reg"] + users["reg"]
+
+
+@register
+class ALS(_Alternating):
+    """Explicit ratings: squared error on the observed ratings, L2 on
+    factors and biases, lambda optionally scaled by the row's count."""
+
+    name = "als"
+    defaults = {
+        "factors": 50,
+        "regularization": 0.12,
+        "biases": True,
+        "scale_regularization": True,
+        "iterations": 15,
+        "solver": "cholesky",
+        "cg_steps": 3,
+        "init_scale": 0.1,
+        "seed": None,
+        "n_threads": 1,
+    }
+
+    @classmethod
+    def check_params(cls, params):
+        super().check_params(params)
+        check_bool(params, "biases")
+
+    def kernel_mode(self):
+        return {"unobserved_weight": 0.0, "alpha": 0.0, "binary": False}
+
+
+@register
+class WALS(_Alternating):
+    """Weighted MF (unobserved weight w0) and implicit feedback (alpha)."""
+
+    name = "wals"
+    clip_predictions = False
+    defaults = {
+        "factors": 50,
+        "unobserved_weight": None,
+        "regularization": 0.1,
+        "alpha": None,
+        "row_weights": None,
+        "col_weights": None,
+        "scale_regularization": False,
+        "iterations": 15,
+        "solver": "cholesky",
+        "cg_steps": 3,
+        "init_scale": 0.1,
+        "seed": None,
+        "n_threads": 1,
+    }
+
+    @classmethod
+    def check_params(cls, params):
+        super().check_params(params)
+        for name in ("unobserved_weight", "alpha", "row_weights", "col_weights"):
+            _check_optional_float(params, name)
+
+    @property
+    def implicit(self) -> bool:
+        return self.params["alpha"] is not None
+
+    @property
+    def w0(self) -> float:
+        """The unobserved weight in use: 1 for implicit feedback, 0.1 for
+        weighted MF, unless given."""
+        w0 = self.params["unobserved_weight"]
+        return float(w0) if w0 is not None else (1.0 if self.implicit else 0.1)
+
+    def check_data(self, train):
+        super().check_data(train)
+        if self.implicit and train.ratings.min() < 0:
+            raise ValueError("implicit feedback (alpha given) needs ratings >= 0 "
+                             f"(counts or 0/1); found {train.ratings.min()}")
+
+    def kernel_mode(self):
+        alpha = self.params["alpha"]
+        return {"unobserved_weight": self.w0, "alpha": 0.0 if alpha is None else float(alpha),
+                "binary": self.implicit}
+
+    def side_weights(self, train):
+        p = self.params
+        return (count_weights(p["row_weights"], np.diff(train.by_user[0])),
+                count_weights(p["col_weights"], np.diff(train.by_item[0])))
+
+    def fold_in(self, model, items, ratings, lam):
+        """The new user's row of the user half-step: the weighted least
+        squares over every item (the unobserved ones with weight w0), with
+        lambda_i = lam and the model's weights (the user's from its count)."""
+        p = self.params
+        order = np.argsort(items)
+        user_counts = np.diff(model.seen_indptr)
+        item_counts = np.bincount(model.seen_indices, minlength=len(model.item_ids))
+        row_weight = None
+        if p["row_weights"]:
+            row_weight = count_weights(p["row_weights"], np.array([len(items)]),
+                                       mean=user_counts.mean())
+        x = np.zeros((1, model.item_factors.shape[1]), np.float32)
+        _core.als_half_step(
+            np.array([0, len(items)], np.int64), items[order], ratings[order],
+            model.item_factors, x, row_weights=row_weight,
+            col_weights=count_weights(p["col_weights"], item_counts),
+            regularization=lam, **self.kernel_mode())
+        return x[0], 0.0
+
+
+def count_weights(exponent, counts, mean=None):
+    """(count / mean count)^-exponent as float32, or None for exponent 0/None."""
+    if not exponent:
+        return None
+    mean = counts.mean() if mean is None else mean
+    return ((counts / mean) ** -float(exponent)).astype(np.float32)
