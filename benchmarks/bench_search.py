@@ -31,7 +31,7 @@ def epoch_ms(data, features: bool, repeats: int = 60) -> float:
         t0 = time.thread_time()
         if features:
             _core.sgd_epoch_features(solver.free, users, items, train.rating,
-                                     user_features=None, item_features=solver._side("item"),
+                                     user_features=None, item_features=solver.side("item"),
                                      epoch=epoch, **args)
         else:
             _core.sgd_epoch(model, users, items, train.rating, n_threads=1, epoch=epoch, **args)
