@@ -242,3 +242,89 @@ def test_sparse_features_equal_dense(ml100k):
         item_feature_ids=ml100k.item_ids)
     np.testing.assert_array_equal(sp.predict(test.user, test.item),
                                   dense.predict(test.user, test.item))
+
+
+# ---- ALS ---------------------------------------------------------------------
+
+def _als_objective(model, train, side_rows):
+    """The ALS objective of a fitted model with item features, in float64:
+    squared errors of the effective model plus every ridge term."""
+    s, p = model._solver, model.get_params()
+    lam = p["regularization"]
+    pred = model.predict(train.user, train.item, clip=False).astype(np.float64)
+    total = float(((train.rating - pred) ** 2).sum())
+    uidx = np.searchsorted(model.user_ids, train.user)
+    iidx = np.searchsorted(model.item_ids, train.item)
+    for free, bias, index in ((s.free.user_factors, s.free.user_bias, uidx),
+                              (s.free.item_factors, s.free.item_bias, iidx)):
+        count = np.bincount(index, minlength=len(free))
+        scale = count if p["scale_regularization"] else (count > 0)
+        squares = (free.astype(np.float64) ** 2).sum(axis=1)
+        if bias is not None:
+            squares += bias.astype(np.float64) ** 2
+        total += lam * float(scale @ squares)
+    occurrences = (side_rows[iidx] != 0).sum(axis=0)
+    scale = occurrences if p["scale_regularization"] else (occurrences > 0)
+    squares = (model.item_feature_factors.astype(np.float64) ** 2).sum(axis=1)
+    if model.item_feature_bias is not None:
+        squares += model.item_feature_bias.astype(np.float64) ** 2
+    return total + lam * float(scale @ squares)
+
+
+@pytest.mark.parametrize("params", [
+    dict(biases=True, scale_regularization=True),
+    dict(biases=False, scale_regularization=False, regularization=5.0, feature_combine="sum"),
+])
+def test_als_features_descend_the_objective(ml100k, params):
+    """Each block is solved exactly, so the objective never rises, and the
+    loss reported is the objective of the fitted arrays."""
+    train, _ = ml100k.fold("u2")
+    model = mfrec.Model("als", factors=10, iterations=6, seed=0, **params).fit(
+        train, **_genre_kw(ml100k))
+    losses = [row["train_loss"] for row in model.history]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(losses, losses[1:])), losses
+    g = ml100k.genres[np.searchsorted(ml100k.item_ids, model.item_ids)].astype(np.float64)
+    rows = g if params.get("feature_combine") == "sum" else g / np.maximum(g.sum(1), 1)[:, None]
+    assert _als_objective(model, train, rows) == pytest.approx(losses[-1], rel=1e-4)
+
+
+def test_als_feature_step_solves_its_normal_equations(ml100k):
+    """With one feature shared by every item, the iteration's last block is
+    that feature's (vector, bias): its gradient is zero at the fit."""
+    train, _ = ml100k.fold("u3")
+    ids = np.unique(train.item)
+    model = mfrec.Model("als", factors=8, iterations=3, seed=0).fit(
+        train, item_features=np.ones((len(ids), 1)), item_feature_ids=ids)
+    pred = model.predict(train.user, train.item, clip=False).astype(np.float64)
+    error = train.rating - pred
+    P = model.user_factors[np.searchsorted(model.user_ids, train.user)].astype(np.float64)
+    lam = model.regularization * len(train)  # scaled by the ratings it takes part in
+    np.testing.assert_allclose(error @ P, lam * model.item_feature_factors[0], rtol=1e-3)
+    assert error.sum() == pytest.approx(lam * model.item_feature_bias[0], rel=1e-3)
+
+
+def test_als_cold_start_items_beat_the_baseline(ml100k):
+    ratings = ml100k.ratings
+    movies = np.unique(ratings.item)
+    hidden = np.random.default_rng(0).choice(movies, len(movies) // 10, replace=False)
+    cold = np.isin(ratings.item, hidden)
+    train, test = ratings[~cold], ratings[cold]
+    base = mfrec.Model("als", seed=0).fit(train).score(test)["rmse"]
+    genres = mfrec.Model("als", seed=0).fit(train, **_genre_kw(ml100k)).score(test)["rmse"]
+    assert genres < base - 0.005, (genres, base)
+
+
+def test_als_empty_features_leave_the_plain_model(ml100k):
+    train, _ = ml100k.fold("u1")
+    ids = np.unique(train.item)
+    plain = mfrec.Model("als", factors=10, iterations=3, seed=1).fit(train)
+    zero = mfrec.Model("als", factors=10, iterations=3, seed=1).fit(
+        train, item_features=np.zeros((len(ids), 2)), item_feature_ids=ids)
+    np.testing.assert_allclose(zero.item_factors, plain.item_factors, atol=1e-5)
+    np.testing.assert_allclose(zero.user_bias, plain.user_bias, atol=1e-5)
+
+
+def test_wals_has_no_features(ml100k):
+    train, _ = ml100k.fold("u1")
+    with pytest.raises(ValueError, match="'wals' does not use side features"):
+        mfrec.Model("wals").fit(train, **_genre_kw(ml100k))

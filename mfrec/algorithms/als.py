@@ -31,6 +31,15 @@ data). ``row_weights`` / ``col_weights`` = e >= 0 weigh the observed entries
 of each user / item by (count / mean count)^-e (None or 0: weight 1).
 Predictions are u.v: no global mean, no clipping.
 
+Side features (``"als"``; see features.py): the rows are p_u + sum_a X_ua Z_a
+and q_i + sum_g Y_ig W_g, biases likewise, and the objective adds
+lambda_f (|W_g|^2 + c_g^2) per feature (lambda_f = lambda times the number of
+ratings the feature takes part in, under scale_regularization). An
+iteration solves, each exactly with the rest fixed: the users' free rows
+(the kernel, on the ratings less the users' feature part), each user
+feature in turn (a (k+1) x (k+1) least squares over the ratings it takes
+part in), then the same for the items; the objective never rises.
+
 Solvers: "cholesky" solves each row's d x d system exactly; "cg" takes
 ``cg_steps`` conjugate-gradient steps from the previous factors (faster for
 large k or data; each step still lowers the objective). The history's
@@ -43,6 +52,7 @@ import numpy as np
 
 from .. import _core
 from . import INIT_KINDS, Algorithm, check_bool, check_choice, check_float, check_int, register
+from .features import FeatureSolver
 
 SOLVERS = ("cholesky", "cg")
 
@@ -122,9 +132,10 @@ class _Alternating(Algorithm):
 
 
 @register
-class ALS(_Alternating):
+class ALS(FeatureSolver, _Alternating):
     """Explicit ratings: squared error on the observed ratings, L2 on
-    factors and biases, lambda optionally scaled by the row's count."""
+    factors and biases, lambda optionally scaled by the row's count; side
+    features of users and items optional."""
 
     name = "als"
     defaults = {
@@ -136,6 +147,7 @@ class ALS(_Alternating):
         "solver": "cholesky",
         "cg_steps": 3,
         "init_scale": 0.1,
+        "feature_combine": "mean",
         "seed": None,
         "n_threads": 1,
     }
@@ -147,6 +159,100 @@ class ALS(_Alternating):
 
     def kernel_mode(self):
         return {"unobserved_weight": 0.0, "alpha": 0.0, "binary": False}
+
+    def start(self, core, train, seed):
+        super().start(core, train, seed)
+        if self.start_features(core, train, self.params["biases"]):
+            self.occurrences = {side: feature_occurrences(f, train.users if side == "user"
+                                                          else train.items)
+                                for side, f in self.features.items() if f is not None}
+
+    def step(self, core, train, iteration):
+        if self.free is None:
+            return super().step(core, train, iteration)
+        reg = 0.0
+        for side, other, by in (("user", "item", train.by_user), ("item", "user", train.by_item)):
+            reg += self.free_half_step(core, side, other, by)
+            self.materialize(core, [side])
+            if self.features[side] is not None:
+                reg += self.feature_steps(core, train, side, other)
+                self.materialize(core, [side])
+        residual = train.ratings - core._predict(train.users, train.items)
+        return float(np.dot(residual, residual)) + reg
+
+    def free_half_step(self, core, side, other, by):
+        """Solve the free rows of `side` (those with ratings) with the other
+        side's effective rows fixed; returns their regularization term."""
+        indptr, indices, values = by
+        counts = np.diff(indptr)
+        Y, y_bias = getattr(core, f"{other}_factors"), getattr(core, f"{other}_bias")
+        free = getattr(self.free, f"{side}_factors")
+        free_bias = getattr(self.free, f"{side}_bias")
+        if self.features[side] is not None:  # take the rows' feature part off the ratings
+            rows = np.repeat(np.arange(len(counts)), counts)
+            F = getattr(core, f"{side}_factors") - free
+            shift = np.einsum("ij,ij->i", F[rows], Y[indices])
+            if free_bias is not None:
+                shift += (getattr(core, f"{side}_bias") - free_bias)[rows]
+            values = (values - shift).astype(np.float32)
+        rated = counts > 0  # rows without ratings keep free parts of zero
+        X = np.ascontiguousarray(free[rated])
+        x_bias = None if free_bias is None else np.ascontiguousarray(free_bias[rated])
+        result = _core.als_half_step(
+            np.r_[0, np.cumsum(counts[rated])].astype(np.int64), indices, values, Y, X,
+            x_bias=x_bias, y_bias=y_bias, offset=core.global_mean, loss=False, **self.kwargs)
+        free[rated] = X
+        if free_bias is not None:
+            free_bias[rated] = x_bias
+        return result["reg"]
+
+    def feature_steps(self, core, train, side, other):
+        """Solve each feature of `side` in turn (vector and bias) with
+        everything else fixed; returns their regularization term."""
+        p = self.params
+        ptr, rating, weight = self.occurrences[side]
+        other_index = train.items if side == "user" else train.users
+        Y = getattr(core, f"{other}_factors")
+        V = getattr(self, f"{side}_feature_factors")
+        c = getattr(self, f"{side}_feature_bias")
+        error = train.ratings - core._predict(train.users, train.items).astype(np.float64)
+        reg = 0.0
+        for g in range(len(ptr) - 1):
+            J, w = rating[ptr[g]:ptr[g + 1]], weight[ptr[g]:ptr[g + 1]]
+            if len(J) == 0:
+                continue
+            A = Y[other_index[J]].astype(np.float64)
+            if c is not None:
+                A = np.hstack([A, np.ones((len(J), 1))])
+            A *= w[:, None]
+            old = np.r_[V[g], c[g]] if c is not None else V[g].astype(np.float64)
+            target = error[J] + A @ old
+            lam = p["regularization"] * (len(J) if p["scale_regularization"] else 1)
+            new = np.linalg.solve(A.T @ A + lam * np.eye(A.shape[1]), A.T @ target)
+            error[J] = target - A @ new
+            V[g] = new[:V.shape[1]]
+            if c is not None:
+                c[g] = new[-1]
+            reg += lam * float(new @ new)
+        return reg
+
+
+def feature_occurrences(features, index):
+    """For each feature, the ratings (positions in the training arrays)
+    whose row on this side has it, and the row's weight for it: CSR-like
+    (ptr over features, rating positions, weights)."""
+    n_rows = len(features.indptr) - 1
+    order = np.argsort(index, kind="stable")
+    row_ptr = np.r_[0, np.cumsum(np.bincount(index, minlength=n_rows))]
+    feat_rows = np.repeat(np.arange(n_rows), np.diff(features.indptr))
+    per_entry = row_ptr[feat_rows + 1] - row_ptr[feat_rows]  # ratings of each entry's row
+    entry = np.repeat(np.arange(len(feat_rows)), per_entry)
+    within = np.arange(len(entry)) - np.repeat(np.cumsum(per_entry) - per_entry, per_entry)
+    rating = order[row_ptr[feat_rows[entry]] + within]
+    feature = features.indices[entry]
+    by_feature = np.argsort(feature, kind="stable")
+    ptr = np.r_[0, np.cumsum(np.bincount(feature, minlength=features.n_features))]
+    return ptr, rating[by_feature], features.weights[entry][by_feature].astype(np.float64)
 
 
 @register
