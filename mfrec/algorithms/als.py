@@ -208,32 +208,44 @@ class ALS(FeatureSolver, _Alternating):
 
     def feature_steps(self, core, train, side, other):
         """Solve each feature of `side` in turn (vector and bias) with
-        everything else fixed; returns their regularization term."""
+        everything else fixed; returns their regularization term.
+
+        Feature g's step is a ridge regression over the ratings j it takes
+        part in (weight w_j): w_j (y_j . V_g + c_g) ~ e_j + w_j (y_j . V_g +
+        c_g)_old, with y_j the other side's effective row. It is the kernel's
+        one-row problem with targets t_j / w_j and column weights w_j^2, so
+        the Gram matrix is formed and solved in C with single-threaded BLAS."""
         p = self.params
         ptr, rating, weight = self.occurrences[side]
         other_index = train.items if side == "user" else train.users
         Y = getattr(core, f"{other}_factors")
         V = getattr(self, f"{side}_feature_factors")
         c = getattr(self, f"{side}_feature_bias")
-        error = train.ratings - core._predict(train.users, train.items).astype(np.float64)
+        error = train.ratings - core._predict(train.users, train.items)
         reg = 0.0
         for g in range(len(ptr) - 1):
             J, w = rating[ptr[g]:ptr[g + 1]], weight[ptr[g]:ptr[g + 1]]
             if len(J) == 0:
                 continue
-            A = Y[other_index[J]].astype(np.float64)
-            if c is not None:
-                A = np.hstack([A, np.ones((len(J), 1))])
-            A *= w[:, None]
-            old = np.r_[V[g], c[g]] if c is not None else V[g].astype(np.float64)
-            target = error[J] + A @ old
+            Yg = Y[other_index[J]]
+            old = np.einsum("ij,j->i", Yg, V[g]) + (c[g] if c is not None else 0.0)
+            target = error[J] + w * old
+            x, x_bias = V[g:g + 1].copy(), None if c is None else c[g:g + 1].copy()
             lam = p["regularization"] * (len(J) if p["scale_regularization"] else 1)
-            new = np.linalg.solve(A.T @ A + lam * np.eye(A.shape[1]), A.T @ target)
-            error[J] = target - A @ new
-            V[g] = new[:V.shape[1]]
+            _core.als_half_step(
+                np.array([0, len(J)], np.int64), np.arange(len(J), dtype=np.int32),
+                (target / w).astype(np.float32), Yg, x, x_bias=x_bias,
+                y_bias=None if c is None else np.zeros(len(J), np.float32),
+                col_weights=(w * w).astype(np.float32), regularization=lam,
+                scale_regularization=False, solver="cholesky", loss=False,
+                n_threads=p["n_threads"], **self.kernel_mode())
+            V[g], new = x[0], np.einsum("ij,j->i", Yg, x[0])
             if c is not None:
-                c[g] = new[-1]
-            reg += lam * float(new @ new)
+                c[g] = x_bias[0]
+                new += x_bias[0]
+            error[J] = target - w * new
+            reg += lam * (float(x[0].astype(np.float64) @ x[0])
+                          + (float(x_bias[0]) ** 2 if c is not None else 0.0))
         return reg
 
 
@@ -252,7 +264,7 @@ def feature_occurrences(features, index):
     feature = features.indices[entry]
     by_feature = np.argsort(feature, kind="stable")
     ptr = np.r_[0, np.cumsum(np.bincount(feature, minlength=features.n_features))]
-    return ptr, rating[by_feature], features.weights[entry][by_feature].astype(np.float64)
+    return ptr, rating[by_feature], features.weights[entry][by_feature]
 
 
 @register
