@@ -190,7 +190,8 @@ def greater_is_better(metric: str) -> bool:
     return (RANKING_METRICS if k else ERROR_METRICS)[base]
 
 
-def score(model, test: Ratings, metrics: Sequence[str], threshold: float = 4.0) -> Dict[str, float]:
+def score(model, test: Ratings, metrics: Sequence[str],
+          threshold: float = 4.0) -> Dict[str, float]:
     """The named metrics of a fitted model on test ratings: one
     mfrec.metrics.evaluate per list length k, model.score for rmse/mae."""
     parsed = {m: _parse_metric(m) for m in metrics}

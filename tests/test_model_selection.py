@@ -17,7 +17,8 @@ def test_kfold_partitions_the_ratings(ml100k):
     tests = [test for _, test in KFold(5, seed=1).split(r)]
     for (train, test) in KFold(5, seed=1).split(r):
         assert len(train) + len(test) == len(r)
-        assert not np.intersect1d(train.user * 10_000 + train.item, test.user * 10_000 + test.item).size
+        assert not np.intersect1d(train.user * 10_000 + train.item,
+                                  test.user * 10_000 + test.item).size
     all_test = np.concatenate([t.user * 10_000 + t.item for t in tests])
     assert np.array_equal(np.sort(all_test), np.sort(key))  # each rating tested once
     again = [test for _, test in KFold(5, seed=1).split(r)]
