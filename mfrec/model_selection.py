@@ -2,9 +2,10 @@
 
 Folds and search candidates are independent fits, so they run concurrently
 on Python threads (``n_jobs``): the C kernels release the GIL. Each fit gets
-its share of the model's ``n_threads`` (``max(1, n_threads // n_jobs)``), so
-``n_jobs`` concurrent fits together use the threads one fit would have used
-and never oversubscribe the cores. A fit's figures do not depend on which
+its share of the model's ``n_threads`` (``max(1, n_threads // n_jobs)``; 0
+means every core), so ``n_jobs`` concurrent fits together use the threads
+one fit would have used (one each at least) and do not oversubscribe the
+cores. A fit's figures do not depend on which
 thread ran it: with a fixed ``seed`` a fold gives the same numbers as a
 separate ``Model.fit`` with the same parameters and that thread count.
 """
