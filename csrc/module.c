@@ -613,7 +613,8 @@ static int module_exec(PyObject *m)
     for (size_t j = 0; j < sizeof tables / sizeof *tables; j++)
         if (PyModule_AddFunctions(m, tables[j]) < 0)
             return -1;
-    if (PyModule_AddStringConstant(m, "__version__", mfr_version()) < 0)
+    if (PyModule_AddStringConstant(m, "__version__", mfr_version()) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_THREADS", MFR_MAX_THREADS) < 0)
         return -1;
     return 0;
 }

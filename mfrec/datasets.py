@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
+import numbers
 import os
 import shutil
 import sys
@@ -22,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .ratings import Ratings
+from .ratings import Ratings, as_rng
 
 __all__ = ["MovieLens", "load_movielens", "make_low_rank", "LowRankData"]
 
@@ -138,6 +140,8 @@ def cache_dir() -> str:
 def find_dataset(name: str, data_home: Optional[str] = None, download: bool = True,
                  base_url: str = GROUPLENS_URL) -> str:
     """The folder holding dataset `name`, downloading it if needed."""
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(f"data_home must be a path (str or os.PathLike), got {data_home!r}")
     folder_name = NAMES[name]
     marker = next(iter(CHECKSUMS[folder_name]))
     places = [p for p in (data_home, os.environ.get("MFREC_DATA"), cache_dir()) if p]
@@ -273,9 +277,14 @@ def make_low_rank(n_users: int = 500, n_items: int = 400, rank: int = 5,
     """Ratings of a planted rank-`rank` model observed at random with
     Gaussian noise of standard deviation `noise`. Factor entries are
     N(0, 1/sqrt(rank)) so that P_u . Q_i has unit variance."""
+    for name, v in (("n_users", n_users), ("n_items", n_items), ("rank", rank),
+                    ("density", density), ("noise", noise), ("global_mean", global_mean)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
+                or (name in ("n_users", "n_items", "rank") and not isinstance(v, numbers.Integral)):
+            raise ValueError(f"{name} must be a finite number (an integer for sizes), got {v!r}")
     if min(n_users, n_items, rank) < 1 or not 0 < density <= 1 or noise < 0:
         raise ValueError("need n_users, n_items, rank >= 1, 0 < density <= 1, noise >= 0")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     scale = rank ** -0.25
     P = rng.normal(0, scale, (n_users, rank))
     Q = rng.normal(0, scale, (n_items, rank))
@@ -283,4 +292,8 @@ def make_low_rank(n_users: int = 500, n_items: int = 400, rank: int = 5,
     cells = rng.choice(n_users * n_items, size=n_obs, replace=False)
     u, i = cells // n_items, cells % n_items
     r = global_mean + np.einsum("ij,ij->i", P[u], Q[i]) + rng.normal(0, noise, n_obs)
-    return LowRankData(Ratings(u, i, r.astype(np.float32)), P, Q, global_mean, noise)
+    with np.errstate(over="ignore"):
+        r = r.astype(np.float32)
+    if not np.isfinite(r).all():
+        raise ValueError("global_mean and noise give ratings beyond the float32 range")
+    return LowRankData(Ratings(u, i, r), P, Q, global_mean, noise)

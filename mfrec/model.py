@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import _core
-from .algorithms import TrainData, get_algorithm
+from .algorithms import TrainData, check_threads, get_algorithm
 from .ratings import Ratings, as_ids, as_ratings
 
 __all__ = ["Model"]
@@ -181,7 +181,14 @@ class Model(_core.Model):
         train = TrainData(uidx.astype(np.int32).ravel(), iidx.astype(np.int32).ravel(),
                           ratings, len(user_ids), len(item_ids))
         solver.check_data(train)
-        seen = train.by_user  # also rejects duplicate (user, item) pairs
+        try:
+            seen = train.by_user
+        except ValueError:  # the only possible cause: a repeated (user, item) pair
+            pairs, counts = np.unique(np.stack([users, items], axis=1), axis=0,
+                                      return_counts=True)
+            u, i = pairs[counts > 1][0]
+            raise ValueError(f"fit: users and items repeat the pair ({u}, {i}); each "
+                             "(user, item) pair may be rated only once") from None
         valid = None
         if validation is not None:
             vu, vi, vr = _triplets(*_unpack(validation), "validation")
@@ -274,13 +281,14 @@ class Model(_core.Model):
         plus whichever bias is known (the item's for an unknown user, and so
         on); a model without biases predicts 0 for them. `clip` (default: on
         for explicit-rating algorithms) limits predictions to the range of
-        the training ratings.
+        the training ratings. n_threads: 0 (all cores) to 256.
         """
         self._check_fitted()
         users, items = as_ids(users, "users"), as_ids(items, "items")
         if len(users) != len(items):
             raise ValueError(f"users and items must have the same length "
                              f"({len(users)} != {len(items)})")
+        check_threads(n_threads)
         if clip is None:
             clip = self._solver.clip_predictions if self._solver else True
         with self._lock:
@@ -340,6 +348,8 @@ class Model(_core.Model):
     def load(cls, path) -> "Model":
         """Read a model written by :meth:`save`; ValueError if the file is
         not a valid mfrec model (corrupt, truncated or inconsistent)."""
+        if not isinstance(path, (str, bytes, os.PathLike)) and not hasattr(path, "read"):
+            raise TypeError(f"path must be a file name or an open binary file, got {path!r}")
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
@@ -385,7 +395,9 @@ class Model(_core.Model):
         bi = get("item_bias", np.float32, 1, optional=True)
         indptr, indices = get("seen_indptr", np.int64, 1), get("seen_indices", np.int32, 1)
         nu, ni = len(user_ids), len(item_ids)
-        if nu == 0 or ni == 0 or np.any(np.diff(user_ids) <= 0) or np.any(np.diff(item_ids) <= 0):
+        # compared, not subtracted: np.diff overflows for ids far apart
+        if nu == 0 or ni == 0 or np.any(user_ids[1:] <= user_ids[:-1]) \
+                or np.any(item_ids[1:] <= item_ids[:-1]):
             raise bad("ids must be non-empty, sorted and unique")
         if P.shape[0] != nu or Q.shape[0] != ni or P.shape[1] != Q.shape[1]:
             raise bad(f"factor shapes {P.shape} and {Q.shape} do not match "

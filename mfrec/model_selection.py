@@ -1,11 +1,12 @@
 """Splitting ratings for evaluation."""
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Tuple
 
 import numpy as np
 
-from .ratings import Ratings
+from .ratings import Ratings, as_rng
 
 __all__ = ["train_test_split"]
 
@@ -21,12 +22,13 @@ def train_test_split(ratings: Ratings, test_size: float = 0.2, seed: Optional[in
     """
     if not isinstance(ratings, Ratings):
         raise TypeError("ratings must be a mfrec.Ratings")
-    if not 0.0 < test_size < 1.0:
+    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real) \
+            or not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
     n = len(ratings)
     if n < 2:
         raise ValueError("need at least two ratings to split")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     if by == "random":
         perm = rng.permutation(n)
         n_test = max(1, int(round(test_size * n)))

@@ -32,3 +32,10 @@ def split42(ml100k):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: end-to-end runs (notebooks, full MovieLens fits) left out of "
+        "the sanitizer run (.ci/sanitize.sh); the entry points they call are covered "
+        "by fast tests")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["Algorithm", "TrainData", "get_algorithm", "register", "ALGORITHMS"]
+__all__ = ["Algorithm", "TrainData", "get_algorithm", "register", "ALGORITHMS", "check_threads"]
 
 ALGORITHMS: Dict[str, Type["Algorithm"]] = {}
 
@@ -67,6 +67,14 @@ def check_int(params, name, low=1, allow_none=False):
         raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
 
 
+def check_threads(n_threads):
+    """n_threads: an integer in [0, MAX_THREADS] (0: all cores)."""
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) \
+            or not 0 <= n_threads <= _core.MAX_THREADS:
+        raise ValueError(f"n_threads must be an integer in [0, {_core.MAX_THREADS}] "
+                         f"(0: all cores), got {n_threads!r}")
+
+
 def check_float(params, name, low=0.0, strict=False):
     v = params[name]
     ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
@@ -76,7 +84,11 @@ def check_float(params, name, low=0.0, strict=False):
 
 
 def check_choice(params, name, choices):
-    if params[name] not in choices:
+    try:
+        known = params[name] in choices
+    except TypeError:  # unhashable
+        known = False
+    if not known:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {params[name]!r}")
 
 
@@ -107,7 +119,7 @@ class Algorithm:
     def check_params(cls, params: dict) -> None:
         check_int(params, "factors", 1)
         check_int(params, "seed", 0, allow_none=True)
-        check_int(params, "n_threads", 0)
+        check_threads(params["n_threads"])
         if cls.iterations_param:
             check_int(params, cls.iterations_param, 1)
 
