@@ -7,6 +7,7 @@ half-updated one.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import tempfile
@@ -351,8 +352,11 @@ class Model(_core.Model):
         if not isinstance(path, (str, bytes, os.PathLike)) and not hasattr(path, "read"):
             raise TypeError(f"path must be a file name or an open binary file, got {path!r}")
         try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
+            if hasattr(path, "read"):
+                arrays = _read_npz(path)
+            else:
+                with open(path, "rb") as f:
+                    arrays = _read_npz(f)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
             if isinstance(e, FileNotFoundError):
                 raise
@@ -366,7 +370,7 @@ class Model(_core.Model):
 
         try:
             header = json.loads(str(arrays.pop("header")[()]))
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, ValueError, TypeError, RecursionError) as e:
             raise bad(f"missing or unreadable header ({e})") from None
         if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
             raise bad("wrong format tag")
@@ -434,6 +438,60 @@ class Model(_core.Model):
 
 
 # ---- helpers -----------------------------------------------------------------
+
+def _npy_header(m, name):
+    """(shape, fortran_order, dtype) of a .npy member, parsed strictly: NumPy's
+    own reader lets tokenizer errors through and retries broken headers as
+    Python 2 ones, with a warning."""
+    version = np.lib.format.read_magic(m)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"{name}: unsupported .npy version {version}")
+    length = int.from_bytes(m.read(2 if version == (1, 0) else 4), "little")
+    if length > 10000:  # NumPy's limit too
+        raise ValueError(f"{name}: .npy header too long")
+    try:
+        d = ast.literal_eval(m.read(length).decode("latin1"))
+        shape, fortran = d["shape"], d["fortran_order"]
+        dtype = np.lib.format.descr_to_dtype(d["descr"])
+    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+            MemoryError, RecursionError) as e:
+        raise ValueError(f"{name}: unreadable .npy header ({e!r})") from None
+    if not isinstance(shape, tuple) or not all(type(x) is int and x >= 0 for x in shape) \
+            or not isinstance(fortran, bool):
+        raise ValueError(f"{name}: bad shape or order in the .npy header")
+    return shape, fortran, dtype
+
+
+def _read_npz(f) -> dict:
+    """The arrays of an .npz archive (what np.load reads, without pickles),
+    each size in a member's header checked against the bytes the archive
+    holds before anything is allocated: a corrupt file cannot ask for
+    terabytes (deflated members expand at most 1032:1). Members are read
+    to their end, so their checksums are verified."""
+    archive_size = f.seek(0, os.SEEK_END)
+    f.seek(0)
+    arrays = {}
+    with zipfile.ZipFile(f) as z:
+        for info in z.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise ValueError(f"unexpected member {name!r}")
+            ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1032
+            available = min(info.file_size, ratio * min(info.compress_size, archive_size))
+            with z.open(info) as m:
+                shape, fortran, dtype = _npy_header(m, name)
+                if dtype.hasobject:
+                    raise ValueError(f"{name}: object arrays are not allowed")
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if nbytes > available:
+                    raise ValueError(f"{name}: shape {shape} needs more data than the file holds")
+                data = bytearray(nbytes)
+                if m.readinto(data) != nbytes or m.read(1):
+                    raise ValueError(f"{name}: the data does not match the shape {shape}")
+            arrays[name[:-len(".npy")]] = np.frombuffer(data, dtype).reshape(
+                shape, order="F" if fortran else "C")
+    return arrays
+
 
 def _unpack(data):
     if isinstance(data, Ratings):
