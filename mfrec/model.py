@@ -222,6 +222,9 @@ class Model(_core.Model):
                                 for k, v in row.items()), flush=True)
             return row
 
+        # (rows of history, state) after the last complete iteration. Ctrl-C
+        # can land between any two statements: the handler trims history to
+        # the snapshot, and best moves together with its state.
         last_good = None
         try:
             if solver.iterations_param is None:
@@ -236,11 +239,10 @@ class Model(_core.Model):
                     t0 = time.perf_counter()
                     loss = solver.step(work, train, it)
                     row = record(it, loss, time.perf_counter() - t0)
-                    last_good = core_state(work)
+                    last_good = (len(history), core_state(work))
                     score = row.get("valid_rmse")
                     if best is None or (score is not None and score < best[1]):
-                        best, stale = (it, score), 0
-                        best_state = last_good
+                        best, best_state, stale = (it, score), last_good[1], 0
                     else:
                         stale += 1
                     if callback is not None and callback(self, dict(row)) is False:
@@ -252,12 +254,13 @@ class Model(_core.Model):
                 else:
                     best = (len(history) - 1, None)
         except KeyboardInterrupt:
-            if not history:
+            if last_good is None:
                 raise
-            if early_stopping is not None:
+            del history[last_good[0]:]
+            if early_stopping is not None and best is not None:
                 set_core_state(work, best_state)
             else:
-                set_core_state(work, last_good)
+                set_core_state(work, last_good[1])
                 best = (len(history) - 1, None)
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
