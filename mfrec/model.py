@@ -15,6 +15,7 @@ import threading
 import time
 import warnings
 import zipfile
+import zlib
 from typing import Callable, Optional
 
 import numpy as np
@@ -360,7 +361,7 @@ class Model(_core.Model):
             else:
                 with open(path, "rb") as f:
                     arrays = _read_npz(f)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as e:
             if isinstance(e, FileNotFoundError):
                 raise
             raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
@@ -479,6 +480,9 @@ def _read_npz(f) -> dict:
             name = info.filename
             if not name.endswith(".npy"):
                 raise ValueError(f"unexpected member {name!r}")
+            if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED,
+                                                                  zipfile.ZIP_DEFLATED):
+                raise ValueError(f"{name}: encrypted, or compressed by an unknown method")
             ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1032
             available = min(info.file_size, ratio * min(info.compress_size, archive_size))
             with z.open(info) as m:

@@ -184,7 +184,12 @@ def _seed_models():
             m.save(os.path.join(folder, "m.npz"))
             with open(os.path.join(folder, "m.npz"), "rb") as f:
                 files.append(f.read())
-    return files
+    deflated = io.BytesIO()  # save never compresses, but a loader meets such files
+    with zipfile.ZipFile(io.BytesIO(files[0])) as z, \
+            zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in z.namelist():
+            out.writestr(name, z.read(name))
+    return files + [deflated.getvalue()]
 
 
 MODEL_SEEDS = _seed_models()
