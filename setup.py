@@ -29,7 +29,10 @@ def blas_macros():
 
 compile_args, link_args = [], []
 if sys.platform != "win32":
-    compile_args = ["-std=c11", "-O3", "-fopenmp", "-fvisibility=hidden", "-Wall",
+    # ISO C11 would also imply -ffp-contract=off; fused multiply-adds are
+    # 40% of the SGD kernel's speed, so contraction stays on.
+    compile_args = ["-std=c11", "-ffp-contract=fast", "-O3", "-fopenmp",
+                    "-fvisibility=hidden", "-Wall",
                     "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                     "-Wno-cast-function-type"]
     link_args = ["-fopenmp"]

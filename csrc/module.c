@@ -377,7 +377,9 @@ static ModelObject *as_model(PyObject *module, PyObject *obj)
 {
     module_state *st = PyModule_GetState(module);
     if (!PyObject_TypeCheck(obj, st->model_type)) {
-        PyErr_Format(PyExc_TypeError, "model: expected an mfrec._core.Model, got %T", obj);
+        /* %T needs Python 3.13; tp_name works on every supported version */
+        PyErr_Format(PyExc_TypeError, "model: expected an mfrec._core.Model, got %s",
+                     Py_TYPE(obj)->tp_name);
         return NULL;
     }
     return (ModelObject *)obj;
@@ -573,6 +575,20 @@ static PyObject *sgd_epoch(PyObject *module, PyObject *args, PyObject *kwds)
     npy_intp n = same_length(users, items, "users", "items");
     if (n < 0 || same_length(users, ratings, "users", "ratings") < 0)
         goto cleanup;
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "sgd_epoch: no ratings (empty arrays)");
+        goto cleanup;
+    }
+    if (!(p.learning_rate > 0.0f) || !isfinite(p.learning_rate) ||
+        !(p.regularization >= 0.0f) || !isfinite(p.regularization) || epoch < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "sgd_epoch: need learning_rate > 0, regularization >= 0 (finite) and "
+                 "epoch >= 0; got %g, %g and %d",
+                 (double)p.learning_rate, (double)p.regularization, epoch);
+        PyErr_SetString(PyExc_ValueError, msg);
+        goto cleanup;
+    }
     Py_BEGIN_ALLOW_THREADS
     status = mfr_sgd_epoch(&v.m, &p, n, PyArray_DATA(users), PyArray_DATA(items),
                            PyArray_DATA(ratings), epoch, &loss);

@@ -56,13 +56,18 @@ double mfr_rng_normal(mfr_rng *rng)
 
 uint64_t mfr_rng_below(mfr_rng *rng, uint64_t n)
 {
-    /* rejection on the top of the range keeps it unbiased */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do {
-        x = mfr_rng_next(rng);
-    } while (x >= limit);
-    return x % n;
+    /* Lemire's multiply-shift with rejection: unbiased, and the division
+     * runs only in the rare rejection branch */
+    unsigned __int128 m = (unsigned __int128)mfr_rng_next(rng) * n;
+    uint64_t low = (uint64_t)m;
+    if (low < n) {
+        uint64_t threshold = -n % n;
+        while (low < threshold) {
+            m = (unsigned __int128)mfr_rng_next(rng) * n;
+            low = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
 }
 
 void mfr_rng_permutation(mfr_rng *rng, int64_t n, int64_t *perm)

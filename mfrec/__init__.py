@@ -7,7 +7,12 @@
 """
 import scipy_openblas32  # noqa: F401  (loads OpenBLAS, whose symbols _core uses)
 
-from . import _core, metrics
+try:
+    from . import _core
+except ImportError as e:  # a source checkout without the compiled core
+    raise ImportError(f"mfrec's C core is not built ({e}). Install with `pip install .` and "
+                      "run from outside the source folder, or use `pip install -e .`") from e
+from . import metrics
 from .datasets import load_movielens, make_low_rank
 from .model import Model
 from .model_selection import train_test_split

@@ -185,12 +185,8 @@ class Model(_core.Model):
         solver.check_data(train)
         try:
             seen = train.by_user
-        except ValueError:  # the only possible cause: a repeated (user, item) pair
-            pairs, counts = np.unique(np.stack([users, items], axis=1), axis=0,
-                                      return_counts=True)
-            u, i = pairs[counts > 1][0]
-            raise ValueError(f"fit: users and items repeat the pair ({u}, {i}); each "
-                             "(user, item) pair may be rated only once") from None
+        except ValueError:  # the only failure left: a repeated (user, item) pair
+            raise ValueError(f"fit: users and items: {_duplicates(users, items)}") from None
         valid = None
         if validation is not None:
             vu, vi, vr = _triplets(*_unpack(validation), "validation")
@@ -211,8 +207,12 @@ class Model(_core.Model):
             row = {"epoch": iteration + 1}
             if loss is not None:
                 row["train_loss"] = loss
-            row["train_rmse"] = _core.rmse_mae(
-                work._predict(train.users, train.items), train.ratings)[0]
+            pred = work._predict(train.users, train.items)
+            if not np.isfinite(pred).all():  # finite factors whose products overflow
+                raise FloatingPointError(
+                    f"fit diverged at iteration {iteration + 1}: the predictions are no "
+                    "longer finite; use a smaller learning_rate or a larger regularization")
+            row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
                 pred = _clip(work._predict(valid[0], valid[1]), clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
@@ -223,10 +223,9 @@ class Model(_core.Model):
                                 for k, v in row.items()), flush=True)
             return row
 
-        # (rows of history, state) after the last complete iteration. Ctrl-C
-        # can land between any two statements: the handler trims history to
-        # the snapshot, and best moves together with its state.
-        last_good = None
+        # (rows of history, state, best, best_state) after the last complete
+        # iteration, assigned at once so that Ctrl-C never sees it half-updated
+        checkpoint = None
         try:
             if solver.iterations_param is None:
                 t0 = time.perf_counter()
@@ -240,12 +239,13 @@ class Model(_core.Model):
                     t0 = time.perf_counter()
                     loss = solver.step(work, train, it)
                     row = record(it, loss, time.perf_counter() - t0)
-                    last_good = (len(history), core_state(work))
+                    state = core_state(work)
                     score = row.get("valid_rmse")
                     if best is None or (score is not None and score < best[1]):
-                        best, best_state, stale = (it, score), last_good[1], 0
+                        best, best_state, stale = (it, score), state, 0
                     else:
                         stale += 1
+                    checkpoint = (len(history), state, best, best_state)
                     if callback is not None and callback(self, dict(row)) is False:
                         break
                     if early_stopping is not None and stale >= early_stopping:
@@ -255,14 +255,15 @@ class Model(_core.Model):
                 else:
                     best = (len(history) - 1, None)
         except KeyboardInterrupt:
-            if last_good is None:
+            if checkpoint is None:
                 raise
-            del history[last_good[0]:]
-            if early_stopping is not None and best is not None:
-                set_core_state(work, best_state)
+            rows, state, best, best_state = checkpoint
+            del history[rows:]
+            if early_stopping is not None:
+                state = best_state
             else:
-                set_core_state(work, last_good[1])
-                best = (len(history) - 1, None)
+                best = (rows - 1, None)
+            set_core_state(work, state)
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
 
@@ -353,18 +354,20 @@ class Model(_core.Model):
     def load(cls, path) -> "Model":
         """Read a model written by :meth:`save`; ValueError if the file is
         not a valid mfrec model (corrupt, truncated or inconsistent)."""
-        if not isinstance(path, (str, bytes, os.PathLike)) and not hasattr(path, "read"):
-            raise TypeError(f"path must be a file name or an open binary file, got {path!r}")
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
+        # The file is opened here; errors opening it (missing, no access)
+        # propagate as they are.
         try:
-            if hasattr(path, "read"):
-                arrays = _read_npz(path)
-            else:
-                with open(path, "rb") as f:
-                    arrays = _read_npz(f)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
-            raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
+            fh = open(path, "rb")
+        except ValueError as e:  # a NUL character in the name
+            raise ValueError(f"path {path!r}: {e}") from None
+        with fh:
+            try:
+                arrays = _read_npz(fh)
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
+                    zlib.error) as e:
+                raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
         return cls._from_arrays(arrays, path)
 
     @classmethod
@@ -420,8 +423,13 @@ class Model(_core.Model):
         rr = header.get("rating_range")
         if not isinstance(gm, (int, float)) or not np.isfinite(gm):
             raise bad("global_mean is missing or not finite")
-        if not (isinstance(rr, list) and len(rr) == 2 and all(isinstance(x, (int, float)) for x in rr)):
-            raise bad("rating_range is missing")
+        if not (isinstance(rr, list) and len(rr) == 2
+                and all(isinstance(x, (int, float)) and np.isfinite(x) for x in rr)
+                and rr[0] <= rr[1]):
+            raise bad("rating_range is missing or not a finite (low, high) pair")
+        history = header.get("history", [])
+        if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
+            raise bad("history must be a list of per-iteration records")
         solver = get_algorithm(model.algorithm)(dict(model._params))
         extra = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
         try:
@@ -434,7 +442,7 @@ class Model(_core.Model):
         model.seen_indptr, model.seen_indices = indptr, indices
         model.user_ids, model.item_ids = user_ids, item_ids
         model.rating_range_ = tuple(rr)
-        model.history = header.get("history") or []
+        model.history = history
         model.best_iteration_ = header.get("best_iteration")
         model.seed_ = header.get("seed")
         model._solver = solver
@@ -475,7 +483,11 @@ def _read_npz(f) -> dict:
     archive_size = f.seek(0, os.SEEK_END)
     f.seek(0)
     arrays = {}
-    with zipfile.ZipFile(f) as z:
+    try:
+        z = zipfile.ZipFile(f)
+    except zipfile.BadZipFile:
+        raise ValueError("not an .npz archive") from None
+    with z:
         for info in z.infolist():
             name = info.filename
             if not name.endswith(".npy"):
@@ -516,11 +528,20 @@ def _triplets(users, items, ratings, where):
         users, items, ratings = users.user, users.item, users.rating
     if items is None or ratings is None:
         raise TypeError(f"{where}: give users, items and ratings (or one Ratings)")
-    u, i, r = as_ids(users, "users"), as_ids(items, "items"), as_ratings(ratings)
+    u, i = as_ids(users, f"{where}: users"), as_ids(items, f"{where}: items")
+    r = as_ratings(ratings, f"{where}: ratings")
     if not len(u) == len(i) == len(r):
         raise ValueError(f"{where}: users, items and ratings must have the same length "
                          f"({len(u)}, {len(i)}, {len(r)})")
     return u, i, r
+
+
+def _duplicates(users, items) -> str:
+    """Describe the (user, item) pairs that occur more than once."""
+    pairs, counts = np.unique(np.stack([users, items], axis=1), axis=0, return_counts=True)
+    dup = pairs[counts > 1]
+    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
+            f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
 
 
 def _clip(pred: np.ndarray, rating_range) -> np.ndarray:

@@ -36,7 +36,7 @@ def as_ratings(x, name: str = "ratings") -> np.ndarray:
         a = a.astype(np.float32)
     if not (np.issubdtype(a.dtype, np.number) or a.size == 0) or np.iscomplexobj(a):
         raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
         r = a.astype(np.float32)
     if not np.isfinite(r).all():
         bad = int(np.flatnonzero(~np.isfinite(r))[0])

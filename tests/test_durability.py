@@ -17,13 +17,14 @@ import pytest
 import mfrec
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOME = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
 
 
 def python(code, *args):
-    """A Python subprocess running `code` with mfrec importable, stdout piped
-    (use it in a with block, which closes the pipes and waits)."""
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    """A Python subprocess running `code` with the mfrec under test importable
+    (installed or built in place), stdout piped (use it in a with block,
+    which closes the pipes and waits)."""
+    env = {**os.environ, "PYTHONPATH": HOME + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -170,8 +171,8 @@ FIT_INTERRUPTED_EARLY = """
     big = mfrec.make_low_rank(3000, 2000, 8, density=0.1, seed=2).ratings  # slow epochs
     model = mfrec.Model("sgd", factors=32, epochs=50, seed=1).fit(small)
     before = model.predict(small.user, small.item)
-    print("fitting", flush=True)
     try:
+        print("fitting", flush=True)
         model.fit(big)
     except KeyboardInterrupt:
         same = np.array_equal(model.predict(small.user, small.item), before)

@@ -114,7 +114,7 @@ def _as_ratings(x):
     a = np.asarray(x)
     if a.ndim > 1 or np.iscomplexobj(a) or not (a.dtype.kind in "biuf" or a.size == 0):
         return None
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         r = a.reshape(-1).astype(np.float32)
     return r if np.isfinite(r).all() else None
 

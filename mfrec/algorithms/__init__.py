@@ -71,7 +71,7 @@ def check_threads(n_threads):
     """n_threads: an integer in [0, MAX_THREADS] (0: all cores)."""
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) \
             or not 0 <= n_threads <= _core.MAX_THREADS:
-        raise ValueError(f"n_threads must be an integer in [0, {_core.MAX_THREADS}] "
+        raise ValueError(f"n_threads must be an integer >= 0 and <= {_core.MAX_THREADS} "
                          f"(0: all cores), got {n_threads!r}")
 
 

@@ -1,0 +1,159 @@
+"""Rating triplets, COO -> CSR, RMSE/MAE and the seeded initialisation,
+each against a plain NumPy reference."""
+import numpy as np
+import pytest
+
+import mfrec
+from mfrec import _core
+from mfrec.ratings import as_ids, as_ratings
+
+
+# ---- Ratings and the shared input checks ---------------------------------------
+
+def test_ratings_converts_and_indexes():
+    r = mfrec.Ratings([3, 1, 2], np.array([7, 8, 9], np.int32), [4, 5, 1], [10, 20, 30])
+    assert r.user.dtype == np.int64 and r.item.dtype == np.int64
+    assert r.rating.dtype == np.float32 and r.timestamp.dtype == np.int64
+    assert len(r) == 3 and repr(r) == "Ratings(3 ratings, 3 users, 3 items)"
+    sub = r[np.array([True, False, True])]
+    assert list(sub.user) == [3, 2] and list(sub.timestamp) == [10, 30]
+    df = r[[2, 0]].to_dataframe()
+    assert list(df.columns) == ["user", "item", "rating", "timestamp"]
+    assert df["item"].tolist() == [9, 7]
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(user=[1.5, 2.0]), TypeError, "user must hold integer ids"),
+    (dict(item=["a", "b"]), TypeError, "item must hold integer ids"),
+    (dict(user=[True, False]), TypeError, "user must hold integer ids, got dtype bool"),
+    (dict(rating=[1.0, np.nan]), ValueError, "ratings must be finite: entry 1"),
+    (dict(rating=[1.0]), ValueError, r"same length \(2, 2, 1\)"),
+    (dict(timestamp=[1]), ValueError, "timestamp must have one entry per rating"),
+    (dict(user=[[1, 2]]), ValueError, "user must be 1-D"),
+])
+def test_ratings_rejects_bad_input(kwargs, exc, match):
+    args = dict(user=[1, 2], item=[3, 4], rating=[1.0, 2.0], timestamp=None)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        mfrec.Ratings(**args)
+
+
+def test_as_ids_and_as_ratings():
+    ids = np.array([5, -3, 2**40], np.int64)
+    assert as_ids(ids, "x") is ids  # already int64: no copy
+    assert as_ids(np.uint8(7), "x").tolist() == [7]
+    assert as_ids(np.array([], float), "x").dtype == np.int64  # empty is fine
+    assert as_ratings(np.array([True, False])).tolist() == [1.0, 0.0]
+    assert as_ratings([1, 2]).dtype == np.float32
+    with pytest.raises(ValueError, match="does not fit in float32"):
+        as_ratings([1e39])
+
+
+# ---- COO -> CSR -------------------------------------------------------------------
+
+def csr_reference(rows, cols, vals, n_rows):
+    order = np.lexsort((cols, rows))
+    indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n_rows))]
+    return indptr, cols[order], vals[order]
+
+
+def test_build_csr_matches_numpy(rng):
+    n_rows, n_cols, nnz = 50, 40, 600
+    cells = rng.choice(n_rows * n_cols, nnz, replace=False)
+    rows, cols = (cells // n_cols).astype(np.int32), (cells % n_cols).astype(np.int32)
+    vals = rng.normal(size=nnz).astype(np.float32)
+    indptr, indices, values = _core.build_csr(rows, cols, vals, n_rows, n_cols)
+    ref = csr_reference(rows, cols, vals, n_rows)
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32
+    for got, want in zip((indptr, indices, values), ref):
+        np.testing.assert_array_equal(got, want)
+    _, _, ones = _core.build_csr(rows, cols, None, n_rows, n_cols)
+    assert np.all(ones == 1.0)
+
+
+def test_build_csr_empty_rows_and_no_entries():
+    indptr, indices, values = _core.build_csr(np.array([2], np.int32), np.array([0], np.int32),
+                                              None, 4, 1)
+    assert indptr.tolist() == [0, 0, 0, 1, 1] and indices.tolist() == [0]
+    indptr, indices, _ = _core.build_csr(np.array([], np.int32), np.array([], np.int32),
+                                         None, 3, 3)
+    assert indptr.tolist() == [0, 0, 0, 0] and len(indices) == 0
+
+
+@pytest.mark.parametrize("rows, cols, exc, match", [
+    ([0, 0], [1, 1], ValueError, "duplicate"),
+    ([0, 3], [1, 1], IndexError, "index out of range"),
+    ([0, -1], [1, 1], IndexError, "index out of range"),
+    ([0], [1, 1], ValueError, "same length"),
+])
+def test_build_csr_rejects_bad_triplets(rows, cols, exc, match):
+    with pytest.raises(exc, match=match):
+        _core.build_csr(np.array(rows, np.int32), np.array(cols, np.int32), None, 2, 2)
+
+
+def test_build_csr_rejects_bad_sizes():
+    r = np.array([0], np.int32)
+    with pytest.raises(ValueError, match="n_rows must be in"):
+        _core.build_csr(r, r, None, -1, 2)
+    with pytest.raises(ValueError, match="n_cols must be in"):
+        _core.build_csr(r, r, None, 2, 2**31)
+    with pytest.raises(TypeError, match="rows: expected an array convertible to int32"):
+        _core.build_csr(r.astype(np.float64), r, None, 2, 2)
+
+
+# ---- RMSE / MAE ----------------------------------------------------------------------
+
+def test_rmse_mae_match_numpy(rng):
+    pred = rng.normal(3, 1, 10_001).astype(np.float32)
+    truth = rng.integers(1, 6, 10_001).astype(np.float32)
+    err = pred.astype(float) - truth
+    rmse, mae = _core.rmse_mae(pred, truth)
+    assert rmse == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-12)
+    assert mae == pytest.approx(np.mean(np.abs(err)), rel=1e-12)
+    assert mfrec.metrics.rmse(pred, truth) == rmse and mfrec.metrics.mae(pred, truth) == mae
+
+
+@pytest.mark.parametrize("pred, truth, exc, match", [
+    ([1.0, 2.0], [1.0], ValueError, "same length"),
+    ([], [], ValueError, "no predictions"),
+    ([np.nan], [1.0], ValueError, "predictions must be finite"),
+    (["a"], [1.0], TypeError, "predictions must hold real numbers"),
+])
+def test_metrics_reject_bad_input(pred, truth, exc, match):
+    with pytest.raises(exc, match=match):
+        mfrec.metrics.rmse(pred, truth)
+
+
+# ---- seeded initialisation ------------------------------------------------------------
+
+def init(n, k, kind, scale, seed, stream=0):
+    out = np.empty((n, k), np.float32)
+    _core.init_factors(out, kind, scale, seed, stream)
+    return out
+
+
+def test_init_factors_distributions():
+    u = init(3000, 50, 0, 0.01, 1)
+    assert u.min() >= 0.0 and u.max() < 0.01
+    assert abs(u.mean() - 0.005) < 1e-4 and abs(u.std() - 0.01 / np.sqrt(12)) < 1e-4
+    g = init(3000, 50, 1, 0.1, 1)
+    assert abs(g.mean()) < 2e-3 and abs(g.std() - 0.1) < 2e-3
+
+
+def test_init_factors_seeds_and_streams():
+    a = init(2500, 8, 1, 1.0, 42)
+    assert np.array_equal(a, init(2500, 8, 1, 1.0, 42))
+    assert not np.array_equal(a, init(2500, 8, 1, 1.0, 43))
+    assert not np.array_equal(a, init(2500, 8, 1, 1.0, 42, stream=1))
+    # rows come in blocks of 1024 with their own stream: a prefix is unchanged
+    assert np.array_equal(a[:1024], init(1024, 8, 1, 1.0, 42))
+    assert not np.array_equal(a[:1024], a[1024:2048])
+
+
+def test_init_factors_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="invalid argument"):
+        _core.init_factors(np.empty((2, 2), np.float32), 7, 1.0, 0, 0)
+    with pytest.raises(TypeError, match="writeable C-contiguous 2-D array of float32"):
+        _core.init_factors(np.empty((2, 2)), 0, 1.0, 0, 0)
+    with pytest.raises(TypeError, match="writeable C-contiguous"):
+        _core.init_factors(np.empty((4, 4), np.float32)[:, ::2], 0, 1.0, 0, 0)
