@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 #: generated cases per public entry point; the sanitizer run lowers it (it is
 #: ten times slower there)
 EXAMPLES = int(os.environ.get("MFREC_PROPERTY_EXAMPLES",
-                              "300" if os.environ.get("MFREC_SANITIZED") else "2000"))
+                              "100" if os.environ.get("MFREC_SANITIZED") else "2000"))
 
 CASES = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                         HealthCheck.filter_too_much])
 #: the private functions of the binding, behind the checks of the public API
-CORE_CASES = settings(CASES, max_examples=max(EXAMPLES // 4, 50))
+CORE_CASES = settings(CASES, max_examples=max(EXAMPLES // 4, 40))
 
 #: the exceptions the public API documents for bad input
 DOCUMENTED = (TypeError, ValueError, KeyError, IndexError, FloatingPointError)

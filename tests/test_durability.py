@@ -20,12 +20,18 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 HOME = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
 
 
+# A child started from a background job inherits SIGINT ignored, and Python
+# then leaves it ignored: give it back its Ctrl-C.
+PROLOGUE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def python(code, *args):
     """A Python subprocess running `code` with the mfrec under test importable
     (installed or built in place), stdout piped (use it in a with block,
     which closes the pipes and waits)."""
     env = {**os.environ, "PYTHONPATH": HOME + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+    code = PROLOGUE + textwrap.dedent(code)
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
