@@ -7,6 +7,8 @@
 #ifndef MFR_BLAS_H
 #define MFR_BLAS_H
 
+#include <stddef.h>
+
 #ifndef BLAS_SYMBOL_PREFIX
 #define BLAS_SYMBOL_PREFIX
 #endif
@@ -34,6 +36,31 @@ void MFR_BLAS(cblas_dgemm)(int order, int transa, int transb, blas_int m,
 void MFR_BLAS(cblas_ssyrk)(int order, int uplo, int trans, blas_int n,
                            blas_int k, float alpha, const float *a,
                            blas_int lda, float beta, float *c, blas_int ldc);
+
+void MFR_BLAS(cblas_dsyrk)(int order, int uplo, int trans, blas_int n,
+                           blas_int k, double alpha, const double *a,
+                           blas_int lda, double beta, double *c, blas_int ldc);
+void MFR_BLAS(cblas_dgemv)(int order, int trans, blas_int m, blas_int n,
+                           double alpha, const double *a, blas_int lda,
+                           const double *x, blas_int incx, double beta,
+                           double *y, blas_int incy);
+/* LAPACK (Fortran interface, column-major, arguments by reference; a
+ * trailing size_t is the hidden length of a character argument). */
+void MFR_BLAS(dposv_)(const char *uplo, const blas_int *n, const blas_int *nrhs,
+                      double *a, const blas_int *lda, double *b,
+                      const blas_int *ldb, blas_int *info, size_t uplo_len);
+void MFR_BLAS(dgesdd_)(const char *jobz, const blas_int *m, const blas_int *n, double *a,
+                       const blas_int *lda, double *s, double *u, const blas_int *ldu,
+                       double *vt, const blas_int *ldvt, double *work, const blas_int *lwork,
+                       blas_int *iwork, blas_int *info, size_t jobz_len);
+void MFR_BLAS(dgelqt_)(const blas_int *m, const blas_int *n, const blas_int *mb, double *a,
+                       const blas_int *lda, double *t, const blas_int *ldt, double *work,
+                       blas_int *info);
+void MFR_BLAS(dgemlqt_)(const char *side, const char *trans, const blas_int *m,
+                        const blas_int *n, const blas_int *k, const blas_int *mb,
+                        const double *v, const blas_int *ldv, const double *t,
+                        const blas_int *ldt, double *c, const blas_int *ldc, double *work,
+                        blas_int *info, size_t side_len, size_t trans_len);
 
 char *MFR_BLAS(openblas_get_config)(void);
 char *MFR_BLAS(openblas_get_corename)(void);

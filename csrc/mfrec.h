@@ -110,6 +110,34 @@ int mfr_predict(const mfr_model *m, int64_t n, const int32_t *users,
 int mfr_rmse_mae(int64_t n, const float *pred, const float *truth,
                  double *rmse, double *mae);
 
+/* Ranking metrics at k for n_users recommendation lists.
+ * recommended: n_users x k item indices in [0, n_items), best first; -1
+ * marks an empty rank (a list shorter than k). An item may appear at most
+ * once in a list (MFR_EDUPLICATE if a relevant one repeats).
+ * relevant: CSR (rel_indptr: n_users + 1) of each user's relevant labels,
+ * strictly ascending; labels >= n_items stand for relevant items the
+ * recommender cannot know (they count in recall's denominator, never hit).
+ * Per user with R >= 1 relevant labels and h hits in the first k ranks:
+ *   precision = h / k, recall = h / R, hit = (h > 0),
+ *   ndcg = sum_{hits at rank t} 1/log2(t + 2) / sum_{t < min(k, R)} 1/log2(t + 2),
+ *   ap   = sum_{hits at rank t} (hits up to t) / (t + 1) / min(k, R)  (MAP@k).
+ * per_user (n_users x MFR_RANK_METRICS, caller-owned) gets these values in
+ * that order; users with no relevant label get NaN and are left out of the
+ * means. coverage = distinct items over all lists / n_items. Parallel over
+ * users; the means are summed in user order, so they do not depend on
+ * n_threads. */
+#define MFR_RANK_METRICS 5
+typedef struct {
+    double precision, recall, ndcg, map, hit_rate; /* means over users with R >= 1 */
+    double coverage;
+    int64_t n_evaluated; /* users with R >= 1 */
+} mfr_ranking;
+
+int mfr_ranking_metrics(int64_t n_users, int32_t k, const int32_t *recommended,
+                        const int64_t *rel_indptr, const int32_t *rel_indices,
+                        int32_t n_items, double *per_user, mfr_ranking *out,
+                        int n_threads);
+
 /* ---- SGD (sgd.c) ------------------------------------------------------ */
 typedef struct {
     float learning_rate;
@@ -130,11 +158,145 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                   const int32_t *users, const int32_t *items,
                   const float *ratings, int epoch, double *loss);
 
-/* ---- truncated SVD (svd.c) -------------------------------------------- */
+/* ---- truncated SVD (svd.c) --------------------------------------------
+ * The matrix factored is built from ratings R observed on a set Omega and
+ * a fill F = f 1^T + 1 g^T of rank <= 2 (f: one value per row, g: one per
+ * column; e.g. the baseline mu + b_u + b_i):
+ *   add_fill = 0:  A = P_Omega(R - F)       the residual of the fill
+ *   add_fill = 1:  A = P_Omega(R - F) + F   the filled matrix itself
+ * (P_Omega keeps the observed entries and zeroes the others). Only
+ * mfr_svd_densify forms A; the randomized solver multiplies the sparse
+ * residual and the rank-2 fill separately. Everything here is double.
+ * Outputs are row-major: U (n_rows x k), V (n_cols x k) with orthonormal
+ * columns, singular values descending; each pair (u_j, v_j) is signed so
+ * that the entry of v_j of largest magnitude is positive. */
+typedef struct {
+    mfr_csr rows;           /* the ratings by row (values required) */
+    mfr_csr cols;           /* the same ratings by column (randomized only) */
+    const double *row_fill; /* f: rows.n_rows values */
+    const double *col_fill; /* g: rows.n_cols values */
+    int add_fill;
+} mfr_svd_input;
 
-/* ---- NMF (nmf.c) ------------------------------------------------------ */
+/* MFR_OK if a is a valid CSR: indptr rises from 0 to nnz, indices lie in
+ * [0, n_cols) and ascend strictly within a row, values are finite.
+ * (nmf.c uses these checks too.) */
+int mfr_csr_check(const mfr_csr *a);
+/* MFR_OK if b holds exactly the entries of a, transposed; MFR_EINVAL if
+ * not. Both must have passed mfr_csr_check. O(nnz). */
+int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b);
+
+/* Baseline biases by damped alternating passes (item then user each pass):
+ *   b_i = sum_{u in R(i)} (r_ui - mu - b_u) / (reg_item + |R(i)|)
+ *   b_u = sum_{i in R(u)} (r_ui - mu - b_i) / (reg_user + |R(u)|)
+ * from zero; each half-pass minimizes sum (r - mu - b_u - b_i)^2 +
+ * reg_user |b_u|^2 + reg_item |b_i|^2 exactly over one set of biases. */
+int mfr_baseline_biases(const mfr_csr *by_user, const mfr_csr *by_item, double mu,
+                        double reg_user, double reg_item, int passes,
+                        double *user_bias, double *item_bias, int n_threads);
+
+/* ||A||_F^2, exactly, from the sparse part and the rank-2 fill. */
+int mfr_svd_frobenius2(const mfr_svd_input *a, double *out);
+/* A as a dense row-major n_rows x n_cols matrix. */
+int mfr_svd_densify(const mfr_svd_input *a, double *out, int n_threads);
+/* SVD of a dense row-major m x n matrix `a` (destroyed) through LAPACK
+ * dgesdd: s gets all min(m, n) singular values, U (m x k) and V (n x k)
+ * the first k singular vectors. MFR_EINVAL if k is not in [1, min(m, n)]
+ * or m * n exceeds LAPACK's 32-bit indexing; MFR_ELAPACK if dgesdd fails.
+ * BLAS and LAPACK run with n_threads threads here and in the randomized
+ * solver (restored after). */
+int mfr_svd_dense(double *a, int32_t m, int32_t n, int32_t k, double *s, double *U,
+                  double *V, int n_threads);
+
+typedef struct {
+    int32_t oversampling;     /* extra columns of the sketch: l = k + this */
+    int32_t power_iterations; /* subspace iterations with (A A^T) */
+    uint64_t seed;            /* of the Gaussian test matrix */
+    int n_threads;
+} mfr_svd_params;
+
+mfr_svd_params mfr_svd_default_params(void);
+/* Randomized truncated SVD (Halko, Martinsson & Tropp 2011, algorithms
+ * 4.4 and 5.1): the range of A is sketched with l = min(k + oversampling,
+ * min(m, n)) Gaussian columns and refined by power iterations, with an
+ * orthonormalization (LQ) after every product; then B = Q^T A (l x n) is
+ * factored densely. s gets k values. The result does not depend on
+ * n_threads (rows are independent; sums run in a fixed order). */
+int mfr_svd_randomized(const mfr_svd_input *a, int32_t k, const mfr_svd_params *p,
+                       double *s, double *U, double *V);
+
+/* ---- NMF (nmf.c) ------------------------------------------------------
+ * Non-negative P, Q fitted on the observed ratings only, minimizing
+ *   sum (r - mu - b_u - b_i - p_u . q_i)^2 + lambda (sum_u |R(u)| |p_u|^2
+ *   + sum_i |R(i)| |q_i|^2) + lambda_b (|b_u|^2 + |b_i|^2)
+ * (bias terms only when the model has biases; mu is the model's
+ * global_mean). One epoch: exact bias steps (if fitted), then P and Q by
+ * multiplicative updates; none of them increases the objective, and P, Q
+ * stay >= 0. The model's factors must start non-negative (MFR_EINVAL). */
+typedef struct {
+    float regularization;      /* lambda, times each row's number of ratings */
+    float bias_regularization; /* lambda_b */
+    int biases;                /* update the model's user_bias and item_bias */
+    int n_threads;
+} mfr_nmf_params;
+
+mfr_nmf_params mfr_nmf_default_params(void);
+/* One epoch over the ratings by user and the same ratings by item (checked
+ * to be transposes). *objective gets the objective after the epoch. */
+int mfr_nmf_epoch(mfr_model *m, const mfr_nmf_params *p, const mfr_csr *by_user,
+                  const mfr_csr *by_item, double *objective);
+/* The objective of the model as it is. */
+int mfr_nmf_objective(const mfr_model *m, const mfr_nmf_params *p, const mfr_csr *by_user,
+                      const mfr_csr *by_item, double *objective);
 
 /* ---- top-N (topn.c) --------------------------------------------------- */
+/* Lists of the n best targets per query, best first: higher score first,
+ * ties to the lower index. Row r of items/scores (n_query x n) holds query
+ * r's list; counts[r] entries are valid and the rest of the row is padded
+ * with index -1 and score NaN (fewer than n targets were left). Targets
+ * whose score is NaN or -inf are never listed.
+ * Candidates: pool (n_pool strictly ascending item indices) restricts the
+ * ranking to those items; pool == NULL ranks every item.
+ * Scores are computed for blocks of queries against tiles of targets with
+ * sgemm (single-threaded BLAS inside the OpenMP region) and selected with a
+ * bounded heap per query; the lists do not depend on n_threads. */
+typedef struct {
+    int32_t n;       /* list length, >= 1 */
+    int32_t *items;  /* n_query x n */
+    float *scores;   /* n_query x n */
+    int32_t *counts; /* n_query */
+} mfr_topn_lists;
+
+/* score(u, i) = mu + b_u + b_i + P[u] . Q[i] (as mfr_predict) for the users
+ * (n_query indices; NULL = every user, n_query = n_users), skipping each
+ * user's items in `seen` (CSR by user, n_rows = n_users, each row ascending
+ * as mfr_csr promises, MFR_EINVAL otherwise; NULL = skip none). */
+int mfr_recommend(const mfr_model *m, int64_t n_query, const int32_t *users,
+                  const mfr_csr *seen, int32_t n_pool, const int32_t *pool,
+                  mfr_topn_lists *out, int n_threads);
+
+/* One list for a user given by a factor vector x (k) and bias b (used when
+ * the model has biases): score(i) = mu + b + b_i + x . Q[i], skipping the
+ * n_skip items in skip (ascending). */
+int mfr_recommend_vector(const mfr_model *m, const float *x, float b,
+                         int32_t n_skip, const int32_t *skip, int32_t n_pool,
+                         const int32_t *pool, mfr_topn_lists *out);
+
+/* Cosine neighbours among the rows of F (n_rows x k), candidates from pool
+ * as above: for each query row q, score(j) = F[q] . F[j] / (|F[q]| |F[j]|),
+ * 0 where a norm is 0; q itself is skipped. */
+int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
+                const int32_t *query, int32_t n_pool, const int32_t *pool,
+                mfr_topn_lists *out, int n_threads);
+
+/* Fold-in: the factors x (k) and bias *b of a new user who rated n items,
+ * by ridge regression against the fixed item factors:
+ *   min sum_t (r_t - mu - b_{i_t} - b - x . Q[i_t])^2 + lambda (|x|^2 + b^2)
+ * (b and b_i only when the model has biases; *b = 0 otherwise). The normal
+ * equations (A^T A + lambda I) z = A^T y, with rows a_t = [Q[i_t], 1], are
+ * solved by Cholesky (LAPACK dposv) in double. lambda > 0. */
+int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
+                const float *ratings, double lambda, float *x, float *b);
 
 /* ---- ALS family (als.c) ----------------------------------------------- */
 

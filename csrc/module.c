@@ -613,15 +613,800 @@ static PyMethodDef sgd_functions[] = {
 
 /* ==== truncated SVD ==================================================== */
 
-static PyMethodDef svd_functions[] = {{NULL}};
+/* A CSR passed as the tuple (indptr int64, indices int32, values float32)
+ * that build_csr returns, with n_cols columns; checked in full. */
+typedef struct {
+    mfr_csr csr;
+    PyArrayObject *held[3];
+} csr_view;
+
+static void csr_view_release(csr_view *v)
+{
+    for (int j = 0; j < 3; j++)
+        Py_CLEAR(v->held[j]);
+}
+
+static int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name)
+{
+    static const char *parts[3] = {"indptr", "indices", "values"};
+    static const int types[3] = {NPY_INT64, NPY_INT32, NPY_FLOAT32};
+    char label[64];
+    memset(v, 0, sizeof *v);
+    if (!PyTuple_Check(obj) || PyTuple_GET_SIZE(obj) != 3) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a tuple (indptr, indices, values), got %T",
+                     name, obj);
+        return -1;
+    }
+    for (int j = 0; j < 3; j++) {
+        snprintf(label, sizeof label, "%s %s", name, parts[j]);
+        if (!(v->held[j] = as_array(PyTuple_GET_ITEM(obj, j), types[j], 1, label)))
+            return -1;
+    }
+    npy_intp n_rows = PyArray_DIM(v->held[0], 0) - 1;
+    if (n_rows < 0 || check_int32_size(n_rows, "the number of rows") < 0 ||
+        check_int32_size(n_cols, "the number of columns") < 0)
+        return -1;
+    if (PyArray_DIM(v->held[1], 0) != PyArray_DIM(v->held[2], 0)) {
+        PyErr_Format(PyExc_ValueError, "%s: indices and values must have the same length",
+                     name);
+        return -1;
+    }
+    v->csr = (mfr_csr){(int32_t)n_rows, (int32_t)n_cols, PyArray_DIM(v->held[1], 0),
+                       PyArray_DATA(v->held[0]), PyArray_DATA(v->held[1]),
+                       PyArray_DATA(v->held[2])};
+    int status = mfr_csr_check(&v->csr);
+    if (status != MFR_OK) {
+        PyErr_Format(PyExc_ValueError, "%s: not a valid CSR matrix with %zd columns (%s)", name, n_cols,
+                     mfr_strerror(status));
+        return -1;
+    }
+    return 0;
+}
+
+/* The filled matrix of svd.c: by_row, optionally by_col, and the fill. */
+typedef struct {
+    mfr_svd_input in;
+    csr_view rows, cols;
+    PyArrayObject *f, *g;
+} svd_view;
+
+static void svd_view_release(svd_view *v)
+{
+    csr_view_release(&v->rows);
+    csr_view_release(&v->cols);
+    Py_CLEAR(v->f);
+    Py_CLEAR(v->g);
+}
+
+static int svd_view_get(svd_view *v, PyObject *by_row, PyObject *by_col, PyObject *row_fill,
+                        PyObject *col_fill, int add_fill)
+{
+    memset(v, 0, sizeof *v);
+    if (!(v->f = as_array(row_fill, NPY_FLOAT64, 1, "row_fill")) ||
+        !(v->g = as_array(col_fill, NPY_FLOAT64, 1, "col_fill")))
+        return -1;
+    npy_intp m = PyArray_DIM(v->f, 0), n = PyArray_DIM(v->g, 0);
+    if (m < 1 || n < 1) {
+        PyErr_SetString(PyExc_ValueError, "the matrix must have at least one row and column");
+        return -1;
+    }
+    if (csr_view_get(&v->rows, by_row, n, "by_row") < 0)
+        return -1;
+    if (v->rows.csr.n_rows != m) {
+        PyErr_Format(PyExc_ValueError, "row_fill has %zd values for %d rows", (Py_ssize_t)m,
+                     v->rows.csr.n_rows);
+        return -1;
+    }
+    for (npy_intp t = 0; t < m + n; t++) {
+        double x = t < m ? ((double *)PyArray_DATA(v->f))[t]
+                         : ((double *)PyArray_DATA(v->g))[t - m];
+        if (!isfinite(x)) {
+            PyErr_Format(PyExc_ValueError, "%s must be finite", t < m ? "row_fill" : "col_fill");
+            return -1;
+        }
+    }
+    if (by_col) {
+        if (csr_view_get(&v->cols, by_col, m, "by_col") < 0)
+            return -1;
+        if (mfr_csr_check_transpose(&v->rows.csr, &v->cols.csr) != MFR_OK) {
+            PyErr_SetString(PyExc_ValueError,
+                            "by_col must hold the entries of by_row, transposed");
+            return -1;
+        }
+        v->in.cols = v->cols.csr;
+    }
+    v->in.rows = v->rows.csr;
+    v->in.row_fill = PyArray_DATA(v->f);
+    v->in.col_fill = PyArray_DATA(v->g);
+    v->in.add_fill = add_fill;
+    return 0;
+}
+
+PyDoc_STRVAR(svd_dense_doc,
+"svd_dense(a, k, overwrite_a=False, n_threads=1)\n--\n\n"
+"SVD of a dense float64 matrix through LAPACK dgesdd. Returns (s, U, V):\n"
+"all min(m, n) singular values (descending), U (m x k) and V (n x k), the\n"
+"first k singular vectors (v_j's entry of largest magnitude positive).\n"
+"With overwrite_a, a (float64, C-contiguous) is used as workspace.");
+
+static PyObject *svd_dense(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"a", "k", "overwrite_a", "n_threads", NULL};
+    PyObject *ao, *result = NULL;
+    Py_ssize_t k;
+    int overwrite = 0, n_threads = 1, status;
+    PyArrayObject *a = NULL, *s = NULL, *U = NULL, *V = NULL;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On|pi", kwlist, &ao, &k, &overwrite,
+                                     &n_threads))
+        return NULL;
+    if (overwrite) {
+        if (!PyArray_Check(ao) || PyArray_TYPE((PyArrayObject *)ao) != NPY_FLOAT64 ||
+            PyArray_NDIM((PyArrayObject *)ao) != 2 || !PyArray_ISCARRAY((PyArrayObject *)ao)) {
+            PyErr_SetString(PyExc_TypeError, "a: overwrite_a needs a writeable C-contiguous "
+                                             "2-D float64 array");
+            return NULL;
+        }
+        Py_INCREF(ao);
+        a = (PyArrayObject *)ao;
+    } else {
+        a = (PyArrayObject *)PyArray_FROM_OTF(ao, NPY_FLOAT64,
+                                              NPY_ARRAY_CARRAY | NPY_ARRAY_ENSURECOPY);
+        if (!a) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "a: expected an array convertible to float64");
+            return NULL;
+        }
+        if (PyArray_NDIM(a) != 2) {
+            PyErr_Format(PyExc_ValueError, "a: expected a 2-D array, got %d-D", PyArray_NDIM(a));
+            goto cleanup;
+        }
+    }
+    npy_intp m = PyArray_DIM(a, 0), n = PyArray_DIM(a, 1), r = m < n ? m : n;
+    if (m < 1 || n < 1 || (int64_t)m * n > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "a: shape (%zd, %zd) is empty or too large for the "
+                     "dense SVD (at most 2**31 - 1 entries)", (Py_ssize_t)m, (Py_ssize_t)n);
+        goto cleanup;
+    }
+    if (k < 1 || k > r) {
+        PyErr_Format(PyExc_ValueError, "k must be in [1, min(m, n)] = [1, %zd], got %zd",
+                     (Py_ssize_t)r, k);
+        goto cleanup;
+    }
+    npy_intp ds[1] = {r}, du[2] = {m, k}, dv[2] = {n, k};
+    if (!(s = (PyArrayObject *)PyArray_SimpleNew(1, ds, NPY_FLOAT64)) ||
+        !(U = (PyArrayObject *)PyArray_SimpleNew(2, du, NPY_FLOAT64)) ||
+        !(V = (PyArrayObject *)PyArray_SimpleNew(2, dv, NPY_FLOAT64)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_svd_dense(PyArray_DATA(a), (int32_t)m, (int32_t)n, (int32_t)k,
+                           PyArray_DATA(s), PyArray_DATA(U), PyArray_DATA(V), n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, status == MFR_ENONFINITE ? "svd_dense: a" : "svd_dense");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, s, U, V);
+cleanup:
+    Py_XDECREF(a);
+    Py_XDECREF(s);
+    Py_XDECREF(U);
+    Py_XDECREF(V);
+    return result;
+}
+
+PyDoc_STRVAR(svd_densify_doc,
+"svd_densify(by_row, row_fill, col_fill, add_fill=False, n_threads=1)\n--\n\n"
+"The matrix A = P_Omega(R - F) (+ F if add_fill) as a dense float64 array,\n"
+"F = row_fill 1^T + 1 col_fill^T, R given by by_row = (indptr, indices,\n"
+"values) (see csrc/mfrec.h).");
+
+static PyObject *svd_densify(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"by_row", "row_fill", "col_fill", "add_fill", "n_threads", NULL};
+    PyObject *ro, *fo, *go;
+    int add_fill = 0, n_threads = 1, status;
+    PyArrayObject *out = NULL;
+    svd_view v;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|pi", kwlist, &ro, &fo, &go, &add_fill,
+                                     &n_threads))
+        return NULL;
+    if (svd_view_get(&v, ro, NULL, fo, go, add_fill) < 0)
+        goto cleanup;
+    npy_intp dims[2] = {v.in.rows.n_rows, v.in.rows.n_cols};
+    if (!(out = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_svd_densify(&v.in, PyArray_DATA(out), n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "svd_densify");
+        Py_CLEAR(out);
+    }
+cleanup:
+    svd_view_release(&v);
+    return (PyObject *)out;
+}
+
+PyDoc_STRVAR(svd_frobenius2_doc,
+"svd_frobenius2(by_row, row_fill, col_fill, add_fill=False)\n--\n\n"
+"||A||_F^2 of the matrix of svd_densify, computed exactly from the sparse\n"
+"part and the rank-2 fill (A is not formed).");
+
+static PyObject *svd_frobenius2(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"by_row", "row_fill", "col_fill", "add_fill", NULL};
+    PyObject *ro, *fo, *go, *result = NULL;
+    int add_fill = 0, status;
+    double out = 0.0;
+    svd_view v;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|p", kwlist, &ro, &fo, &go, &add_fill))
+        return NULL;
+    if (svd_view_get(&v, ro, NULL, fo, go, add_fill) < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_svd_frobenius2(&v.in, &out);
+    Py_END_ALLOW_THREADS
+    result = status == MFR_OK ? PyFloat_FromDouble(out) : raise_status(status, "svd_frobenius2");
+cleanup:
+    svd_view_release(&v);
+    return result;
+}
+
+PyDoc_STRVAR(svd_randomized_doc,
+"svd_randomized(by_row, by_col, row_fill, col_fill, k, *, add_fill=False,\n"
+"               oversampling=20, power_iterations=20, seed=0, n_threads=1)\n--\n\n"
+"Randomized truncated SVD of the matrix of svd_densify, never formed:\n"
+"by_col must be by_row transposed (as build_csr of the swapped triplets).\n"
+"Returns (s, U, V): k singular values, U (m x k), V (n x k), float64.");
+
+static PyObject *svd_randomized(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"by_row", "by_col", "row_fill", "col_fill", "k", "add_fill",
+                             "oversampling", "power_iterations", "seed", "n_threads", NULL};
+    PyObject *ro, *co, *fo, *go, *result = NULL;
+    Py_ssize_t k;
+    int add_fill = 0, status;
+    unsigned long long seed = 0;
+    mfr_svd_params p = mfr_svd_default_params();
+    PyArrayObject *s = NULL, *U = NULL, *V = NULL;
+    svd_view v;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOn|$piiKi", kwlist, &ro, &co, &fo, &go,
+                                     &k, &add_fill, &p.oversampling, &p.power_iterations,
+                                     &seed, &p.n_threads))
+        return NULL;
+    p.seed = seed;
+    if (svd_view_get(&v, ro, co, fo, go, add_fill) < 0)
+        goto cleanup;
+    const int32_t m = v.in.rows.n_rows, n = v.in.rows.n_cols;
+    if (k < 1 || k > (m < n ? m : n)) {
+        PyErr_Format(PyExc_ValueError, "k must be in [1, min(m, n)] = [1, %d], got %zd",
+                     m < n ? m : n, k);
+        goto cleanup;
+    }
+    if (p.oversampling < 0 || p.power_iterations < 0) {
+        PyErr_SetString(PyExc_ValueError, "oversampling and power_iterations must be >= 0");
+        goto cleanup;
+    }
+    npy_intp ds[1] = {k}, du[2] = {m, k}, dv[2] = {n, k};
+    if (!(s = (PyArrayObject *)PyArray_SimpleNew(1, ds, NPY_FLOAT64)) ||
+        !(U = (PyArrayObject *)PyArray_SimpleNew(2, du, NPY_FLOAT64)) ||
+        !(V = (PyArrayObject *)PyArray_SimpleNew(2, dv, NPY_FLOAT64)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_svd_randomized(&v.in, (int32_t)k, &p, PyArray_DATA(s), PyArray_DATA(U),
+                                PyArray_DATA(V));
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "svd_randomized");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, s, U, V);
+cleanup:
+    svd_view_release(&v);
+    Py_XDECREF(s);
+    Py_XDECREF(U);
+    Py_XDECREF(V);
+    return result;
+}
+
+PyDoc_STRVAR(baseline_biases_doc,
+"baseline_biases(by_user, by_item, mu, reg_user, reg_item, passes, n_threads=1)\n--\n\n"
+"Damped baseline biases by alternating passes (see csrc/mfrec.h). by_item\n"
+"must be by_user transposed. Returns (user_bias, item_bias), float64.");
+
+static PyObject *baseline_biases(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"by_user", "by_item", "mu", "reg_user", "reg_item", "passes",
+                             "n_threads", NULL};
+    PyObject *uo, *io, *result = NULL;
+    double mu, reg_user, reg_item;
+    int passes, n_threads = 1, status;
+    csr_view bu = {0}, bi = {0};
+    PyArrayObject *ub = NULL, *ib = NULL;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOdddi|i", kwlist, &uo, &io, &mu, &reg_user,
+                                     &reg_item, &passes, &n_threads))
+        return NULL;
+    if (!isfinite(mu) || !(reg_user >= 0.0) || !(reg_item >= 0.0) || !isfinite(reg_user) ||
+        !isfinite(reg_item) || passes < 1) {
+        PyErr_SetString(PyExc_ValueError, "mu must be finite, reg_user and reg_item finite "
+                                          "and >= 0, passes >= 1");
+        return NULL;
+    }
+    if (!PyTuple_Check(io) || PyTuple_GET_SIZE(io) != 3) {
+        PyErr_Format(PyExc_TypeError, "by_item: expected a tuple (indptr, indices, values)");
+        return NULL;
+    }
+    /* by_item's row count is the number of items, i.e. by_user's columns */
+    Py_ssize_t n_items = PyObject_Length(PyTuple_GET_ITEM(io, 0)) - 1;
+    if (n_items < 0) {
+        PyErr_Clear();
+        n_items = 0;
+    }
+    if (csr_view_get(&bu, uo, n_items, "by_user") < 0 ||
+        csr_view_get(&bi, io, bu.csr.n_rows, "by_item") < 0)
+        goto cleanup;
+    if (mfr_csr_check_transpose(&bu.csr, &bi.csr) != MFR_OK) {
+        PyErr_SetString(PyExc_ValueError, "by_item must hold the entries of by_user, transposed");
+        goto cleanup;
+    }
+    npy_intp dm[1] = {bu.csr.n_rows}, dn[1] = {bi.csr.n_rows};
+    if (!(ub = (PyArrayObject *)PyArray_SimpleNew(1, dm, NPY_FLOAT64)) ||
+        !(ib = (PyArrayObject *)PyArray_SimpleNew(1, dn, NPY_FLOAT64)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_baseline_biases(&bu.csr, &bi.csr, mu, reg_user, reg_item, passes,
+                                 PyArray_DATA(ub), PyArray_DATA(ib), n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "baseline_biases");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(2, ub, ib);
+cleanup:
+    csr_view_release(&bu);
+    csr_view_release(&bi);
+    Py_XDECREF(ub);
+    Py_XDECREF(ib);
+    return result;
+}
+
+static PyMethodDef svd_functions[] = {
+    {"svd_dense", (PyCFunction)(void (*)(void))svd_dense, METH_VARARGS | METH_KEYWORDS,
+     svd_dense_doc},
+    {"svd_densify", (PyCFunction)(void (*)(void))svd_densify, METH_VARARGS | METH_KEYWORDS,
+     svd_densify_doc},
+    {"svd_frobenius2", (PyCFunction)(void (*)(void))svd_frobenius2,
+     METH_VARARGS | METH_KEYWORDS, svd_frobenius2_doc},
+    {"svd_randomized", (PyCFunction)(void (*)(void))svd_randomized,
+     METH_VARARGS | METH_KEYWORDS, svd_randomized_doc},
+    {"baseline_biases", (PyCFunction)(void (*)(void))baseline_biases,
+     METH_VARARGS | METH_KEYWORDS, baseline_biases_doc},
+    {NULL}};
 
 /* ==== NMF ============================================================== */
 
-static PyMethodDef nmf_functions[] = {{NULL}};
+PyDoc_STRVAR(nmf_epoch_doc,
+"nmf_epoch(model, by_user, by_item, *, regularization=0.1,\n"
+"          bias_regularization=15.0, biases=False, n_threads=1)\n--\n\n"
+"One NMF epoch (csrc/nmf.c) updating the model's arrays in place; by_item\n"
+"must be by_user transposed and the factors non-negative. Returns the\n"
+"objective after the epoch.");
+
+PyDoc_STRVAR(nmf_objective_doc,
+"nmf_objective(model, by_user, by_item, *, regularization=0.1,\n"
+"              bias_regularization=15.0, biases=False, n_threads=1)\n--\n\n"
+"The NMF objective of the model as it is (same arguments as nmf_epoch).");
+
+static PyObject *nmf_call(PyObject *module, PyObject *args, PyObject *kwds, int epoch)
+{
+    static char *kwlist[] = {"model", "by_user", "by_item", "regularization",
+                             "bias_regularization", "biases", "n_threads", NULL};
+    const char *what = epoch ? "nmf_epoch" : "nmf_objective";
+    PyObject *mo, *uo, *io, *result = NULL;
+    mfr_nmf_params p = mfr_nmf_default_params();
+    double out = 0.0;
+    int status;
+    model_view v = {0};
+    csr_view bu = {0}, bi = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|$ffpi", kwlist, &mo, &uo, &io,
+                                     &p.regularization, &p.bias_regularization, &p.biases,
+                                     &p.n_threads))
+        return NULL;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, p.biases) < 0)
+        goto cleanup;
+    if (!(p.regularization >= 0.0f) || !isfinite(p.regularization) ||
+        !(p.bias_regularization >= 0.0f) || !isfinite(p.bias_regularization)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "regularization and bias_regularization must be finite and >= 0");
+        goto cleanup;
+    }
+    if (csr_view_get(&bu, uo, v.m.n_items, "by_user") < 0 ||
+        csr_view_get(&bi, io, v.m.n_users, "by_item") < 0)
+        goto cleanup;
+    if (bu.csr.n_rows != v.m.n_users) {
+        PyErr_Format(PyExc_ValueError, "by_user has %d rows for a model of %d users",
+                     bu.csr.n_rows, v.m.n_users);
+        goto cleanup;
+    }
+    if (mfr_csr_check_transpose(&bu.csr, &bi.csr) != MFR_OK) {
+        PyErr_SetString(PyExc_ValueError, "by_item must hold the entries of by_user, transposed");
+        goto cleanup;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = epoch ? mfr_nmf_epoch(&v.m, &p, &bu.csr, &bi.csr, &out)
+                   : mfr_nmf_objective(&v.m, &p, &bu.csr, &bi.csr, &out);
+    Py_END_ALLOW_THREADS
+    if (status == MFR_EINVAL)
+        PyErr_Format(PyExc_ValueError, "%s: the factors must be finite and non-negative", what);
+    else if (status != MFR_OK)
+        raise_status(status, what);
+    else
+        result = PyFloat_FromDouble(out);
+cleanup:
+    model_view_release(&v);
+    csr_view_release(&bu);
+    csr_view_release(&bi);
+    return result;
+}
+
+static PyObject *nmf_epoch(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    return nmf_call(module, args, kwds, 1);
+}
+
+static PyObject *nmf_objective(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    return nmf_call(module, args, kwds, 0);
+}
+
+static PyMethodDef nmf_functions[] = {
+    {"nmf_epoch", (PyCFunction)(void (*)(void))nmf_epoch, METH_VARARGS | METH_KEYWORDS,
+     nmf_epoch_doc},
+    {"nmf_objective", (PyCFunction)(void (*)(void))nmf_objective,
+     METH_VARARGS | METH_KEYWORDS, nmf_objective_doc},
+    {NULL}};
 
 /* ==== top-N and ranking metrics ======================================== */
 
-static PyMethodDef topn_functions[] = {{NULL}};
+/* Output arrays for n_query lists of length n; -1 with an exception set
+ * if n is not >= 1 or an allocation fails. */
+static int lists_new(npy_intp n_query, Py_ssize_t n, PyArrayObject **items,
+                     PyArrayObject **scores, PyArrayObject **counts, mfr_topn_lists *out)
+{
+    if (n < 1 || n > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "n must be an integer >= 1, got %zd", n);
+        return -1;
+    }
+    npy_intp dims[2] = {n_query, n};
+    if (!(*items = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_INT32)) ||
+        !(*scores = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT32)) ||
+        !(*counts = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_INT32)))
+        return -1;
+    out->n = (int32_t)n;
+    out->items = PyArray_DATA(*items);
+    out->scores = PyArray_DATA(*scores);
+    out->counts = PyArray_DATA(*counts);
+    return 0;
+}
+
+/* An optional candidate pool (None or int32 indices); -1 on error. */
+static int pool_get(PyObject *obj, PyArrayObject **pool)
+{
+    *pool = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (!(*pool = as_array(obj, NPY_INT32, 1, "pool")))
+        return -1;
+    return check_int32_size(PyArray_DIM(*pool, 0), "len(pool)");
+}
+
+PyDoc_STRVAR(topn_recommend_doc,
+"recommend(model, users, n, *, exclude_seen, pool, n_threads)\n--\n\n"
+"Top-n lists for user indices (int32; None = every user): returns (items\n"
+"int32, scores float32, counts int32), rows best first (higher score, then\n"
+"lower index), padded with -1 / NaN after counts[r] entries.\n"
+"exclude_seen skips each user's training items (seen_indptr/seen_indices);\n"
+"pool (strictly ascending item indices, or None) restricts the candidates.");
+
+static PyObject *topn_recommend(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"model", "users", "n", "exclude_seen", "pool", "n_threads", NULL};
+    PyObject *mo, *uo, *po, *result = NULL;
+    Py_ssize_t n;
+    int exclude_seen, n_threads, status;
+    PyArrayObject *users = NULL, *pool = NULL, *indptr = NULL, *indices = NULL;
+    PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
+    mfr_topn_lists out;
+    model_view v = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOn$pOi", kwlist, &mo, &uo, &n,
+                                     &exclude_seen, &po, &n_threads))
+        return NULL;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, 0) < 0)
+        goto cleanup;
+    npy_intp n_query = v.m.n_users;
+    if (uo != Py_None) {
+        if (!(users = as_array(uo, NPY_INT32, 1, "users")))
+            goto cleanup;
+        n_query = PyArray_DIM(users, 0);
+    }
+    if (pool_get(po, &pool) < 0)
+        goto cleanup;
+    mfr_csr seen = {0};
+    if (exclude_seen) {
+        indptr = model->seen_indptr;
+        indices = model->seen_indices;
+        if (!indptr || !indices || PyArray_DIM(indptr, 0) != (npy_intp)v.m.n_users + 1) {
+            PyErr_SetString(PyExc_ValueError,
+                            "exclude_seen: the model has no valid training-item index "
+                            "(seen_indptr/seen_indices)");
+            indptr = indices = NULL;
+            goto cleanup;
+        }
+        Py_INCREF(indptr);
+        Py_INCREF(indices);
+        seen = (mfr_csr){v.m.n_users, v.m.n_items, PyArray_DIM(indices, 0),
+                         PyArray_DATA(indptr), PyArray_DATA(indices), NULL};
+    }
+    if (lists_new(n_query, n, &items, &scores, &counts, &out) < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_recommend(&v.m, n_query, users ? PyArray_DATA(users) : NULL,
+                           exclude_seen ? &seen : NULL,
+                           pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                           pool ? PyArray_DATA(pool) : NULL, &out, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "recommend (users, pool or the training-item index)");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, items, scores, counts);
+cleanup:
+    model_view_release(&v);
+    Py_XDECREF(users);
+    Py_XDECREF(pool);
+    Py_XDECREF(indptr);
+    Py_XDECREF(indices);
+    Py_XDECREF(items);
+    Py_XDECREF(scores);
+    Py_XDECREF(counts);
+    return result;
+}
+
+PyDoc_STRVAR(topn_recommend_vector_doc,
+"recommend_vector(model, x, bias, skip, pool, n)\n--\n\n"
+"One top-n list for a user given by factors x (float32, k) and bias (used\n"
+"when the model has biases), skipping the item indices in skip (int32).\n"
+"Returns (items, scores, counts) as recommend, with one row.");
+
+static PyObject *topn_recommend_vector(PyObject *module, PyObject *args)
+{
+    PyObject *mo, *xo, *so, *po, *result = NULL;
+    float bias;
+    Py_ssize_t n;
+    int status;
+    PyArrayObject *x = NULL, *skip = NULL, *pool = NULL;
+    PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
+    mfr_topn_lists out;
+    model_view v = {0};
+    if (!PyArg_ParseTuple(args, "OOfOOn", &mo, &xo, &bias, &so, &po, &n))
+        return NULL;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, 0) < 0)
+        goto cleanup;
+    if (!(x = as_array(xo, NPY_FLOAT32, 1, "x")) ||
+        !(skip = as_array(so, NPY_INT32, 1, "skip")) || pool_get(po, &pool) < 0 ||
+        check_int32_size(PyArray_DIM(skip, 0), "len(skip)") < 0)
+        goto cleanup;
+    if (PyArray_DIM(x, 0) != v.m.k) {
+        PyErr_Format(PyExc_ValueError, "x must have the model's %d factors, got %zd",
+                     (int)v.m.k, (Py_ssize_t)PyArray_DIM(x, 0));
+        goto cleanup;
+    }
+    if (lists_new(1, n, &items, &scores, &counts, &out) < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_recommend_vector(&v.m, PyArray_DATA(x), bias, (int32_t)PyArray_DIM(skip, 0),
+                                  PyArray_DATA(skip), pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                                  pool ? PyArray_DATA(pool) : NULL, &out);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "recommend_vector (skip or pool)");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, items, scores, counts);
+cleanup:
+    model_view_release(&v);
+    Py_XDECREF(x);
+    Py_XDECREF(skip);
+    Py_XDECREF(pool);
+    Py_XDECREF(items);
+    Py_XDECREF(scores);
+    Py_XDECREF(counts);
+    return result;
+}
+
+PyDoc_STRVAR(topn_similar_doc,
+"similar(factors, query, n, pool=None, n_threads=1)\n--\n\n"
+"Cosine neighbours among the rows of factors (float32, rows x k) for the\n"
+"row indices in query (int32), each row itself skipped; a zero row has\n"
+"cosine 0 with every row. pool (strictly ascending row indices, or None)\n"
+"restricts the candidates. Returns (items, scores, counts) as recommend.");
+
+static PyObject *topn_similar(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"factors", "query", "n", "pool", "n_threads", NULL};
+    PyObject *fo, *qo, *po = Py_None, *result = NULL;
+    Py_ssize_t n;
+    int n_threads = 1, status;
+    PyArrayObject *F = NULL, *query = NULL, *pool = NULL;
+    PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
+    mfr_topn_lists out;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOn|Oi", kwlist, &fo, &qo, &n, &po,
+                                     &n_threads))
+        return NULL;
+    if (!(F = as_array(fo, NPY_FLOAT32, 2, "factors")) ||
+        !(query = as_array(qo, NPY_INT32, 1, "query")) || pool_get(po, &pool) < 0 ||
+        check_int32_size(PyArray_DIM(F, 0), "len(factors)") < 0 ||
+        check_int32_size(PyArray_DIM(F, 1), "the number of factors") < 0)
+        goto cleanup;
+    if (lists_new(PyArray_DIM(query, 0), n, &items, &scores, &counts, &out) < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_similar((int32_t)PyArray_DIM(F, 0), (int32_t)PyArray_DIM(F, 1),
+                         PyArray_DATA(F), PyArray_DIM(query, 0), PyArray_DATA(query),
+                         pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                         pool ? PyArray_DATA(pool) : NULL, &out, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "similar (query or factors)");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, items, scores, counts);
+cleanup:
+    Py_XDECREF(F);
+    Py_XDECREF(query);
+    Py_XDECREF(pool);
+    Py_XDECREF(items);
+    Py_XDECREF(scores);
+    Py_XDECREF(counts);
+    return result;
+}
+
+PyDoc_STRVAR(topn_fold_in_doc,
+"fold_in(model, items, ratings, regularization)\n--\n\n"
+"Ridge fold-in of a new user (see mfr_fold_in): item indices (int32) and\n"
+"their ratings (float32) -> (factors float32 (k,), bias float; 0.0 for a\n"
+"model without biases).");
+
+static PyObject *topn_fold_in(PyObject *module, PyObject *args)
+{
+    PyObject *mo, *io, *ro, *result = NULL;
+    double lambda;
+    float b = 0.0f;
+    int status;
+    PyArrayObject *items = NULL, *ratings = NULL, *x = NULL;
+    model_view v = {0};
+    if (!PyArg_ParseTuple(args, "OOOd", &mo, &io, &ro, &lambda))
+        return NULL;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, 0) < 0)
+        goto cleanup;
+    if (!(items = as_array(io, NPY_INT32, 1, "items")) ||
+        !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
+        goto cleanup;
+    npy_intp n = same_length(items, ratings, "items", "ratings");
+    if (n < 0 || check_int32_size(n, "len(items)") < 0)
+        goto cleanup;
+    if (n == 0 || !(lambda > 0.0) || !isfinite(lambda)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "fold_in: needs at least one rating and a finite regularization > 0");
+        goto cleanup;
+    }
+    npy_intp k = v.m.k;
+    if (!(x = (PyArrayObject *)PyArray_SimpleNew(1, &k, NPY_FLOAT32)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_fold_in(&v.m, (int32_t)n, PyArray_DATA(items), PyArray_DATA(ratings), lambda,
+                         PyArray_DATA(x), &b);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "fold_in (items or ratings)");
+        goto cleanup;
+    }
+    result = Py_BuildValue("(Od)", x, (double)b);
+cleanup:
+    model_view_release(&v);
+    Py_XDECREF(items);
+    Py_XDECREF(ratings);
+    Py_XDECREF(x);
+    return result;
+}
+
+PyDoc_STRVAR(topn_ranking_metrics_doc,
+"ranking_metrics(recommended, rel_indptr, rel_indices, n_items, n_threads=1)\n--\n\n"
+"Ranking metrics at k = recommended.shape[1] (see mfr_ranking_metrics):\n"
+"recommended (int32, users x k, -1 = empty rank), the relevant labels as a\n"
+"CSR (int64 indptr, int32 indices ascending per user). Returns (dict of the\n"
+"means, coverage and n_evaluated; per-user array users x 5 of precision,\n"
+"recall, ndcg, ap, hit, NaN for users with no relevant label).");
+
+static PyObject *topn_ranking_metrics(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"recommended", "rel_indptr", "rel_indices", "n_items",
+                             "n_threads", NULL};
+    PyObject *ro, *po, *io, *result = NULL;
+    Py_ssize_t n_items;
+    int n_threads = 1, status;
+    PyArrayObject *rec = NULL, *indptr = NULL, *indices = NULL, *per_user = NULL;
+    mfr_ranking r;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOn|i", kwlist, &ro, &po, &io, &n_items,
+                                     &n_threads))
+        return NULL;
+    if (!(rec = as_array(ro, NPY_INT32, 2, "recommended")) ||
+        !(indptr = as_array(po, NPY_INT64, 1, "rel_indptr")) ||
+        !(indices = as_array(io, NPY_INT32, 1, "rel_indices")))
+        goto cleanup;
+    npy_intp n_users = PyArray_DIM(rec, 0), k = PyArray_DIM(rec, 1);
+    if (n_items < 1 || n_items > INT32_MAX || k < 1 || k > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError,
+                        "ranking_metrics: need n_items >= 1 and at least one rank (k >= 1)");
+        goto cleanup;
+    }
+    if (PyArray_DIM(indptr, 0) != n_users + 1 ||
+        ((const int64_t *)PyArray_DATA(indptr))[n_users] != PyArray_DIM(indices, 0)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "rel_indptr must have one entry per user plus one, ending at "
+                        "len(rel_indices)");
+        goto cleanup;
+    }
+    npy_intp dims[2] = {n_users, MFR_RANK_METRICS};
+    if (!(per_user = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_ranking_metrics(n_users, (int32_t)k, PyArray_DATA(rec), PyArray_DATA(indptr),
+                                 PyArray_DATA(indices), (int32_t)n_items,
+                                 PyArray_DATA(per_user), &r, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, status == MFR_EINDEX
+                                 ? "ranking_metrics: a recommended item is outside [-1, n_items)"
+                             : status == MFR_EDUPLICATE
+                                 ? "ranking_metrics: a list repeats a relevant item"
+                                 : "ranking_metrics: relevant labels must be >= 0 and "
+                                   "strictly ascending per user");
+        goto cleanup;
+    }
+    result = Py_BuildValue("({s:d,s:d,s:d,s:d,s:d,s:d,s:L}O)", "precision", r.precision,
+                           "recall", r.recall, "ndcg", r.ndcg, "map", r.map, "hit_rate",
+                           r.hit_rate, "coverage", r.coverage, "n_evaluated",
+                           (long long)r.n_evaluated, per_user);
+cleanup:
+    Py_XDECREF(rec);
+    Py_XDECREF(indptr);
+    Py_XDECREF(indices);
+    Py_XDECREF(per_user);
+    return result;
+}
+
+static PyMethodDef topn_functions[] = {
+    {"recommend", (PyCFunction)(void (*)(void))topn_recommend, METH_VARARGS | METH_KEYWORDS,
+     topn_recommend_doc},
+    {"recommend_vector", topn_recommend_vector, METH_VARARGS, topn_recommend_vector_doc},
+    {"similar", (PyCFunction)(void (*)(void))topn_similar, METH_VARARGS | METH_KEYWORDS,
+     topn_similar_doc},
+    {"fold_in", topn_fold_in, METH_VARARGS, topn_fold_in_doc},
+    {"ranking_metrics", (PyCFunction)(void (*)(void))topn_ranking_metrics,
+     METH_VARARGS | METH_KEYWORDS, topn_ranking_metrics_doc},
+    {NULL}};
 
 /* ==== ALS family ======================================================= */
 

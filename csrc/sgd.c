@@ -13,7 +13,7 @@
  * gradient is 2 e q with rate eta corresponds to lr = 2 eta here.
  *
  * One thread: ratings in an order shuffled from (seed, epoch). Several
- * threads: users and items are cut into G = 2 * threads stripes; in each of
+ * threads: users and items are cut into G = 2 * threads balanced stripes; in each of
  * G rounds the G blocks (s, (s + round) mod G) share no user and no item,
  * so they run concurrently without locks (the stratified SGD of Gemulla et
  * al. and LIBMF). Blocks are whole units of work, so the result depends on
@@ -93,26 +93,44 @@ static int all_finite(const float *x, int64_t n)
     return 1;
 }
 
-static inline int block_of(int32_t u, int32_t i, int g) { return (u % g) * g + i % g; }
+/* Cut 0..n-1 into g contiguous stripes holding about equal numbers of
+ * ratings: contiguous because neighbouring rows share cache lines (of P,
+ * Q and the biases) and so must stay with one thread; balanced because
+ * each round waits for its slowest block. */
+static void balanced_stripes(const int32_t *ids, int64_t nnz, int32_t n, int g, int32_t *stripe)
+{
+    for (int32_t r = 0; r < n; r++)
+        stripe[r] = 0;
+    for (int64_t j = 0; j < nnz; j++)
+        stripe[ids[j]]++;
+    int64_t before = 0;
+    for (int32_t r = 0; r < n; r++) {
+        int32_t count = stripe[r];
+        stripe[r] = (int32_t)MFR_MIN((before + count / 2) * g / nnz, g - 1);
+        before += count;
+    }
+}
 
 /* Pack the ratings in the order perm, grouped by block of the G x G grid
- * (a stable counting sort keeps the shuffled order within each block;
- * g = 1 is the plain shuffle). block_ptr: G*G+1 block starts. */
+ * of user and item stripes (a stable counting sort keeps the shuffled
+ * order within each block; g = 1 is the plain shuffle). block_ptr: G*G+1
+ * block starts. */
 static void pack_by_block(const int64_t *perm, int64_t nnz, const int32_t *users,
                           const int32_t *items, const float *ratings, int g,
+                          const int32_t *user_stripe, const int32_t *item_stripe,
                           int64_t *block_ptr, triplet *out)
 {
     const int nb = g * g;
     for (int b = 0; b <= nb; b++)
         block_ptr[b] = 0;
     for (int64_t j = 0; j < nnz; j++)
-        block_ptr[block_of(users[j], items[j], g) + 1]++;
+        block_ptr[user_stripe[users[j]] * g + item_stripe[items[j]] + 1]++;
     for (int b = 0; b < nb; b++)
         block_ptr[b + 1] += block_ptr[b];
     for (int64_t j = 0; j < nnz; j++) {
         int64_t t = perm[j];
         triplet x = {users[t], items[t], ratings[t]};
-        out[block_ptr[block_of(x.u, x.i, g)]++] = x;
+        out[block_ptr[user_stripe[x.u] * g + item_stripe[x.i]]++] = x;
     }
     for (int b = nb; b > 0; b--) /* shift back to block starts */
         block_ptr[b] = block_ptr[b - 1];
@@ -125,6 +143,7 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
 {
     int status = MFR_OK;
     int64_t *perm = NULL, *block_ptr = NULL;
+    int32_t *user_stripe = NULL, *item_stripe = NULL;
     triplet *packed = NULL;
     double *block_sse = NULL;
     double sse = 0.0;
@@ -143,20 +162,27 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
     packed = malloc((size_t)nnz * sizeof *packed);
     block_ptr = malloc(((size_t)g * g + 1) * sizeof *block_ptr);
     block_sse = calloc((size_t)g * g, sizeof *block_sse);
-    if (!perm || !packed || !block_ptr || !block_sse) {
+    user_stripe = malloc((size_t)m->n_users * sizeof *user_stripe);
+    item_stripe = malloc((size_t)m->n_items * sizeof *item_stripe);
+    if (!perm || !packed || !block_ptr || !block_sse || !user_stripe || !item_stripe) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
     mfr_rng rng;
     mfr_rng_seed(&rng, p->seed, (uint64_t)epoch);
     mfr_rng_permutation(&rng, nnz, perm);
-    pack_by_block(perm, nnz, users, items, ratings, g, block_ptr, packed);
+    balanced_stripes(users, nnz, m->n_users, g, user_stripe);
+    balanced_stripes(items, nnz, m->n_items, g, item_stripe);
+    pack_by_block(perm, nnz, users, items, ratings, g, user_stripe, item_stripe, block_ptr,
+                  packed);
 
     if (g == 1) {
         sse = sgd_run(m, p, packed, nnz);
     } else {
+        /* one team for the epoch; the loop's barrier ends each round */
+#pragma omp parallel num_threads(threads)
         for (int round = 0; round < g; round++) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#pragma omp for schedule(dynamic, 1)
             for (int s = 0; s < g; s++) {
                 int b = s * g + (s + round) % g;
                 block_sse[b] = sgd_run(m, p, packed + block_ptr[b],
@@ -179,5 +205,7 @@ cleanup:
     free(packed);
     free(block_ptr);
     free(block_sse);
+    free(user_stripe);
+    free(item_stripe);
     return status;
 }

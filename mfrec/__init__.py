@@ -5,7 +5,15 @@
     train, test = mfrec.train_test_split(data.ratings, test_size=0.2, seed=42)
     model = mfrec.Model("sgd", factors=100, seed=42).fit(train, validation=test)
 """
-import scipy_openblas32  # noqa: F401  (loads OpenBLAS, whose symbols _core uses)
+import os
+
+# mfrec's parallel regions last milliseconds: idle OpenMP threads should
+# sleep, not spin, or on a small or shared machine they take the cores the
+# working threads need (2-thread SGD ran 5x slower). Set before libgomp
+# loads; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import scipy_openblas32  # noqa: E402,F401  (loads OpenBLAS, whose symbols _core uses)
 
 try:
     from . import _core

@@ -3,10 +3,17 @@
 Without a subcommand it runs the Level-1 walk-through: SGD matrix
 factorization on MovieLens 100K (random 80/20 split, seed 42), the
 convergence table, the test RMSE and the top-10 movies for one user.
+Subcommands: ``fit``, ``evaluate``, ``recommend`` and ``demo`` (the web
+page of :mod:`mfrec.demo`); ``mfrec COMMAND --help`` describes each. Bad
+input ends with a one-line message on stderr and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
+import json
+import os
 import sys
 import time
 
@@ -27,15 +34,157 @@ def _positive_float(text):
     return value
 
 
+def _port(text):
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number 1..65535, got {value}")
+    return value
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _param(text):
+    """KEY=VALUE -> (key, value); VALUE read as bool, None, int, float or text."""
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    word = value.strip().lower()
+    if word in ("true", "false"):
+        return key, word == "true"
+    if word in ("none", "null"):
+        return key, None
+    for convert in (int, float):
+        try:
+            return key, convert(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad input: one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+COMMANDS = ("fit", "evaluate", "recommend", "demo")
+#: hyper-parameters with a flag of their own (any other: --param KEY=VALUE)
+MODEL_FLAGS = ("factors", "epochs", "learning_rate", "regularization", "seed", "n_threads")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mfrec",
         description="Matrix-factorization recommendation. Without a subcommand: the "
-                    "Level-1 walk-through (SGD on MovieLens, convergence table, top-10).")
+                    "Level-1 walk-through (SGD on MovieLens, convergence table, top-10).",
+        epilog="'mfrec COMMAND --help' describes a subcommand.")
     add_walkthrough_arguments(parser)
     parser.set_defaults(run=run_walkthrough)
+    sub = parser.add_subparsers(dest="command", title="subcommands", metavar="COMMAND")
+
+    fit = sub.add_parser(
+        "fit", help="train a model (and save it)",
+        description="Train a model on MovieLens: all ratings, a predefined fold or a random "
+                    "hold-out (then the validation RMSE is shown per epoch).")
+    add_data_arguments(fit)
+    add_model_arguments(fit)
+    held_out = fit.add_mutually_exclusive_group()
+    held_out.add_argument("--fold", help="train on this predefined fold's base set and "
+                                         "validate on its test set (100k: u1..u5, ua, ub)")
+    held_out.add_argument("--test-size", type=_fraction,
+                          help="hold out this random fraction of the ratings for validation")
+    fit.add_argument("--split-seed", type=int, default=42,
+                     help="seed of the random hold-out (default: %(default)s)")
+    fit.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
+                     help="stop when the validation RMSE has not improved for PATIENCE "
+                          "epochs and keep the best (needs --fold or --test-size)")
+    fit.add_argument("--save", metavar="PATH", help="write the model to PATH (.npz)")
+    fit.set_defaults(run=run_fit)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="RMSE and MAE on a random split or the predefined folds",
+        description="Fit on the training part of each split and score its test part.")
+    add_data_arguments(evaluate)
+    add_model_arguments(evaluate)
+    splits = evaluate.add_mutually_exclusive_group()
+    splits.add_argument("--folds", help="comma-separated predefined folds, or 'all' "
+                                        "(100k: u1..u5, ua, ub)")
+    splits.add_argument("--test-size", type=_fraction, default=0.2,
+                        help="random hold-out fraction when no --folds (default: %(default)s)")
+    evaluate.add_argument("--split-seed", type=int, default=42,
+                          help="seed of the random split (default: %(default)s)")
+    add_format_argument(evaluate)
+    evaluate.set_defaults(run=run_evaluate)
+
+    recommend = sub.add_parser(
+        "recommend", help="top-N movies for a user from a saved model",
+        description="Top-N items for one user of a model saved by 'mfrec fit --save'; "
+                    "items the user rated in training are left out.")
+    recommend.add_argument("model", help="model file (.npz)")
+    recommend.add_argument("user", type=int, help="raw user id")
+    recommend.add_argument("-n", "--n", type=_positive_int, default=10,
+                           help="number of items (default: %(default)s)")
+    recommend.add_argument("--include-seen", action="store_true",
+                           help="keep the items the user rated in training")
+    recommend.add_argument("--dataset", choices=["100k", "latest-small"],
+                           help="MovieLens dataset the model was trained on: adds titles")
+    recommend.add_argument("--data-home", help="folder holding the dataset")
+    add_format_argument(recommend)
+    recommend.set_defaults(run=run_recommend)
+
+    demo = sub.add_parser(
+        "demo", help="web page: recommendations, a new user, similar movies",
+        description="Serve the web demo (needs: pip install 'mfrec[demo]'). Without "
+                    "--model it first trains one on all ratings of the dataset.")
+    demo.add_argument("--model", metavar="PATH", help="a saved model (.npz) instead of training")
+    add_data_arguments(demo)
+    add_model_arguments(demo)
+    demo.add_argument("-n", "--n", type=_positive_int, default=10,
+                      help="recommendations shown (default: %(default)s)")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default: %(default)s, this machine only)")
+    demo.add_argument("--port", type=_port, default=7860, help="port (default: %(default)s)")
+    demo.set_defaults(run=run_demo)
     return parser
 
+
+def add_data_arguments(parser):
+    parser.add_argument("--dataset", choices=["100k", "latest-small"], default="100k",
+                        help="MovieLens dataset (default: %(default)s)")
+    parser.add_argument("--data-home", default=None,
+                        help="folder holding the dataset (default: $MFREC_DATA, the cache, "
+                             "or download)")
+
+
+def add_model_arguments(parser):
+    from .algorithms import ALGORITHMS
+
+    group = parser.add_argument_group(
+        "model", "Hyper-parameters left out take the algorithm's defaults "
+                 "(python -c \"import mfrec; print(mfrec.Model.defaults('sgd'))\").")
+    group.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="sgd",
+                       help="fitting method (default: %(default)s)")
+    group.add_argument("--factors", type=_positive_int, help="latent factors k")
+    group.add_argument("--epochs", type=_positive_int, help="iterations")
+    group.add_argument("--learning-rate", type=_positive_float, help="SGD step")
+    group.add_argument("--regularization", type=float, help="L2 weight")
+    group.add_argument("--seed", type=int, help="random seed")
+    group.add_argument("--n-threads", type=int, help="threads (0 = all cores)")
+    group.add_argument("--param", type=_param, action="append", default=[],
+                       metavar="KEY=VALUE", help="any other parameter, e.g. biases=false "
+                                                 "(repeatable)")
+
+
+def add_format_argument(parser):
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                        help="output format (default: %(default)s)")
 
 def add_walkthrough_arguments(parser):
     parser.add_argument("--dataset", choices=["100k", "latest-small"], default="100k",
@@ -96,17 +245,177 @@ def run_walkthrough(args) -> int:
     return 0
 
 
+# ---- subcommands -----------------------------------------------------------------
+
+def model_params(args) -> dict:
+    """The hyper-parameters given on the command line (flags and --param)."""
+    params = {}
+    for key, value in args.param:
+        if key in params:
+            raise ValueError(f"--param {key} given twice")
+        params[key] = value
+    for name in MODEL_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            if name in params:
+                raise ValueError(f"{name} given twice (--{name.replace('_', '-')} and --param)")
+            params[name] = value
+    return params
+
+
+def train(args, params, train_ratings, validation=None, early_stopping=None):
+    """Fit `args.algorithm` with progress lines on stdout."""
+    from . import Model
+    from .algorithms import get_algorithm
+
+    model = Model(args.algorithm, **params)
+    print(f"fitting {model!r} on {len(train_ratings):,} ratings", flush=True)
+    columns = ["epoch", "train_rmse"] + (["valid_rmse"] if validation is not None else [])
+    print("  ".join(f"{c:>10}" for c in columns), flush=True)
+
+    def show(_, row):
+        print("  ".join(f"{row[c]:>10}" if c == "epoch" else f"{row[c]:>10.4f}"
+                        for c in columns), flush=True)
+
+    model.fit(train_ratings, validation=validation, early_stopping=early_stopping,
+              callback=show)
+    if get_algorithm(args.algorithm).iterations_param is None:
+        show(model, model.history[0])  # a closed form has no per-iteration callback
+    seconds = sum(row["seconds"] for row in model.history)
+    kept = model.history[model.best_iteration_ - 1]
+    line = f"done in {seconds:.2f} s; kept epoch {model.best_iteration_}"
+    if validation is not None:
+        line += f", validation RMSE {kept['valid_rmse']:.4f}"
+    print(line, flush=True)
+    return model
+
+
+def run_fit(args) -> int:
+    from . import load_movielens, train_test_split
+
+    if args.early_stopping and not (args.fold or args.test_size):
+        raise ValueError("--early-stopping needs validation data: --fold or --test-size")
+    if args.save and not os.path.isdir(os.path.dirname(os.path.abspath(args.save))):
+        raise ValueError(f"--save: the folder of {args.save} does not exist")
+    data = load_movielens(args.dataset, data_home=args.data_home)
+    params = model_params(args)
+    if args.fold:
+        train_ratings, validation = data.fold(args.fold)
+    elif args.test_size:
+        train_ratings, validation = train_test_split(data.ratings, test_size=args.test_size,
+                                                     seed=args.split_seed)
+    else:
+        train_ratings, validation = data.ratings, None
+    model = train(args, params, train_ratings, validation, args.early_stopping)
+    if args.save:
+        model.save(args.save)
+        path = args.save if args.save.endswith(".npz") else args.save + ".npz"
+        print(f"saved {path}")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from . import Model, load_movielens, train_test_split
+
+    data = load_movielens(args.dataset, data_home=args.data_home)
+    params = model_params(args)
+    if args.folds:
+        names = list(data.fold_names) if args.folds == "all" else args.folds.split(",")
+        if not names:
+            raise ValueError(f"MovieLens {args.dataset} has no predefined folds")
+        splits = [(name, *data.fold(name.strip())) for name in names]
+    else:
+        splits = [(f"random {args.test_size:g}",
+                   *train_test_split(data.ratings, test_size=args.test_size,
+                                     seed=args.split_seed))]
+    rows = []
+    for name, train_ratings, test in splits:
+        t0 = time.perf_counter()
+        model = Model(args.algorithm, **params).fit(train_ratings)
+        seconds = time.perf_counter() - t0
+        rows.append({"split": name, **model.score(test), "fit_seconds": seconds})
+    if len(rows) > 1:
+        rows.append({"split": "mean", **{key: float(np.mean([r[key] for r in rows]))
+                                         for key in ("rmse", "mae", "fit_seconds")}})
+    write_rows(rows, args.format)
+    return 0
+
+
+def run_recommend(args) -> int:
+    from . import Model, load_movielens
+
+    model = Model.load(args.model)
+    items, scores = model.recommend(args.user, n=args.n, exclude_seen=not args.include_seen)
+    data = load_movielens(args.dataset, data_home=args.data_home) if args.dataset else None
+    rows = [{"rank": rank, "item": int(item),
+             **({"title": data.title(item)} if data else {}), "score": float(score)}
+            for rank, (item, score) in enumerate(zip(items, scores), 1)]
+    write_rows(rows, args.format)
+    return 0
+
+
+def run_demo(args) -> int:
+    if importlib.util.find_spec("gradio") is None:
+        raise ValueError("the demo needs Gradio: pip install 'mfrec[demo]'")
+    from . import Model, load_movielens
+    from .demo import Recommender, launch
+
+    params = model_params(args)
+    if args.model and params:
+        raise ValueError("give either --model or training parameters, not both")
+    data = load_movielens(args.dataset, data_home=args.data_home)
+    model = Model.load(args.model) if args.model else train(args, params, data.ratings)
+    launch(Recommender(model, data, n=args.n), host=args.host, port=args.port)
+    return 0
+
+
+def write_rows(rows, fmt, out=None):
+    """Rows (dicts with the same keys) as an aligned table, CSV or JSON."""
+    out = out or sys.stdout
+    if fmt == "json":
+        json.dump(rows, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        return
+    columns = list(rows[0]) if rows else []
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    cells = [[f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+             for row in rows]
+    widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(columns)]
+    numeric = [all(isinstance(row[c], (int, float)) for row in rows) for c in columns]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    print(line(columns), file=out)
+    for r in cells:
+        print(line(r), file=out)
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command and argv[0] != args.command:
+        parser.error(f"the options before {args.command!r} are the walk-through's; "
+                     f"write the subcommand first: mfrec {args.command} [options]")
     try:
         return args.run(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        print(f"mfrec: {e}", file=sys.stderr)
-        return 2
+    except KeyError as e:
+        message = e.args[0] if e.args else e
+    except FileNotFoundError as e:
+        message = f"{e.filename}: no such file" if e.filename else e
+    except (ValueError, TypeError, OSError) as e:
+        message = e
     except KeyboardInterrupt:
         print("mfrec: interrupted", file=sys.stderr)
         return 130
+    print(f"mfrec: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,12 +1,27 @@
-"""Accuracy metrics (sums in C, in double precision)."""
+"""Accuracy and ranking metrics (sums in C, in double precision).
+
+Ranking metrics at k, for a user with R relevant items and hits at ranks
+t = 0..k-1 of their list (binary relevance):
+  precision = hits / k            recall = hits / R       hit_rate = (hits > 0)
+  ndcg = sum_hits 1/log2(t + 2) / sum_{t < min(k, R)} 1/log2(t + 2)
+  map  = sum_hits (hits so far) / (t + 1) / min(k, R)        (MAP@k)
+Users with no relevant item are left out of the averages (their metrics are
+undefined); coverage is the share of the catalogue that appears in at least
+one list.
+"""
 from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence
 
 import numpy as np
 
 from . import _core
 from .ratings import as_ratings
 
-__all__ = ["rmse", "mae"]
+__all__ = ["rmse", "mae", "ranking_metrics", "evaluate"]
+
+RANK_COLUMNS = ("precision", "recall", "ndcg", "ap", "hit")
 
 
 def _pair(predictions, truth):
@@ -26,3 +41,128 @@ def rmse(predictions, truth) -> float:
 def mae(predictions, truth) -> float:
     """Mean absolute error."""
     return _pair(predictions, truth)[1]
+
+
+def ranking_metrics(recommended, relevant: Sequence, n_items: int, n_threads: int = 1) -> dict:
+    """Precision, recall, NDCG, MAP and hit rate at k, and coverage.
+
+    Parameters
+    ----------
+    recommended : int array (users x k) of item indices in [0, n_items),
+        best first; -1 marks an empty rank. k is the number of columns.
+    relevant : one array of relevant item labels (ints >= 0, no repeats) per
+        user; labels >= n_items count as relevant items no list can hold.
+    n_items : size of the catalogue (coverage's denominator).
+
+    Returns
+    -------
+    dict with the means over users that have a relevant item ("precision",
+    "recall", "ndcg", "map", "hit_rate"; NaN if there is none), "coverage",
+    "users" (how many users the means cover) and "per_user": a dict of
+    arrays (precision, recall, ndcg, ap, hit), NaN for users with no
+    relevant item.
+    """
+    rec = np.asarray(recommended)
+    if rec.ndim != 2 or not (np.issubdtype(rec.dtype, np.integer) or rec.size == 0):
+        raise ValueError("recommended must be a 2-D integer array (users x k)")
+    if len(relevant) != rec.shape[0]:
+        raise ValueError(f"relevant must hold one array per row of recommended "
+                         f"({len(relevant)} != {rec.shape[0]})")
+    lists = [np.asarray(r, dtype=np.int64).ravel() for r in relevant]
+    lengths = np.array([len(r) for r in lists], np.int64)
+    labels = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= 2**31 - 1):
+        raise ValueError("relevant labels must be integers in [0, 2**31 - 1)")
+    rows = np.repeat(np.arange(len(lists), dtype=np.int32), lengths)
+    n_labels = int(labels.max()) + 1 if len(labels) else 1
+    try:
+        indptr, indices, _ = _core.build_csr(rows, labels.astype(np.int32), None,
+                                             len(lists), n_labels)
+    except ValueError:
+        raise ValueError("relevant: a user's array repeats a label") from None
+    return _ranking(rec.astype(np.int32), indptr, indices, n_items, n_threads)
+
+
+def _ranking(rec, indptr, indices, n_items, n_threads):
+    means, per_user = _core.ranking_metrics(rec, indptr, indices, n_items, n_threads)
+    means["users"] = means.pop("n_evaluated")
+    means["per_user"] = {name: per_user[:, j] for j, name in enumerate(RANK_COLUMNS)}
+    return means
+
+
+def evaluate(model, test, k: int = 10, threshold: float = 4.0, candidates: str = "all",
+             n_threads: Optional[int] = None) -> dict:
+    """Ranking metrics at k and RMSE/MAE of a fitted model on test ratings.
+
+    A test item is relevant to its user when its rating is >= threshold.
+    Every test user known to the model gets a list of k items:
+    candidates="all" ranks every item of the model the user did not rate in
+    training (the top-N protocol: model.recommend(users, k)); "test" ranks
+    only the user's own test items that the model knows (the rated-items
+    protocol, which asks whether the model orders a user's items well).
+    Relevant items the model does not know count in recall's denominator but
+    can never be hit. Users not in the model are skipped; users with no
+    relevant item are left out of the averages (see the module docstring).
+
+    Returns a dict: precision, recall, ndcg, map, hit_rate, coverage (at k),
+    rmse and mae (over all test ratings, model.score), users (how many
+    users the averages cover), k and threshold.
+    """
+    from .model import _triplets, _unpack, index_of
+
+    model._check_fitted()
+    users, items, ratings = _triplets(*_unpack(test), "test")
+    if len(users) == 0:
+        raise ValueError("test: no ratings given (empty arrays)")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
+            or not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    if candidates not in ("all", "test"):
+        raise ValueError(f"candidates must be 'all' or 'test', got {candidates!r}")
+    order = np.lexsort((items, users))
+    if np.any((np.diff(users[order]) == 0) & (np.diff(items[order]) == 0)):
+        raise ValueError("test: a (user, item) pair occurs more than once")
+    n_threads = model._threads(n_threads)
+    with model._lock:
+        n_items = len(model.item_ids)
+        uidx, iidx = index_of(users, model.user_ids), index_of(items, model.item_ids)
+        known = uidx >= 0
+        eval_users = np.unique(uidx[known])
+        row = np.searchsorted(eval_users, uidx[known]).astype(np.int32)
+        # labels: the model's item index, or n_items + j for the j-th unknown item
+        label = iidx[known].astype(np.int64)
+        unknown = label < 0
+        label[unknown] = n_items + np.unique(items[known][unknown], return_inverse=True)[1]
+        rel = ratings[known] >= threshold
+        indptr, indices, _ = _core.build_csr(row[rel], label[rel].astype(np.int32), None,
+                                             len(eval_users), int(label.max(initial=0)) + 1)
+        if candidates == "all":
+            rec = _core.recommend(model, eval_users, min(k, n_items), exclude_seen=True,
+                                  pool=None, n_threads=n_threads)[0]
+        else:
+            rec = _rank_test_items(model, eval_users, row, iidx[known], k, n_threads)
+        if rec.shape[1] < k:
+            rec = np.pad(rec, ((0, 0), (0, k - rec.shape[1])), constant_values=-1)
+        result = _ranking(rec, indptr, indices, n_items, n_threads)
+        del result["per_user"]
+        result.update(model.score(users, items, ratings))
+    result.update(k=int(k), threshold=float(threshold))
+    return result
+
+
+def _rank_test_items(model, eval_users, row, iidx, k, n_threads):
+    """Each user's known test items ordered by score (ties: lower index),
+    the first k as a (users x k) array padded with -1."""
+    ok = iidx >= 0
+    row, iidx = row[ok], iidx[ok]
+    scores = model._predict(eval_users[row], iidx, n_threads)
+    order = np.lexsort((iidx, -scores, row))
+    row, iidx = row[order], iidx[order]
+    start = np.searchsorted(row, np.arange(len(eval_users)))
+    rank = np.arange(len(row)) - start[row]
+    rec = np.full((len(eval_users), k), -1, np.int32)
+    keep = rank < k
+    rec[row[keep], rank[keep]] = iidx[keep]
+    return rec

@@ -182,6 +182,7 @@ class Model(_core.Model):
         item_ids, iidx = np.unique(items, return_inverse=True)
         train = TrainData(uidx.astype(np.int32).ravel(), iidx.astype(np.int32).ravel(),
                           ratings, len(user_ids), len(item_ids))
+        del uidx, iidx  # int64 copies of the indices: not needed past this point
         solver.check_data(train)
         try:
             seen = train.by_user
@@ -309,6 +310,184 @@ class Model(_core.Model):
             raise ValueError("score: no ratings given (empty arrays)")
         rmse, mae = _core.rmse_mae(self.predict(users, items), ratings)
         return {"rmse": rmse, "mae": mae}
+
+    # ---- top-N -------------------------------------------------------------
+    #
+    # Every algorithm ranks through the same C engine (csrc/topn.c): scores
+    # are predictions, mu + b_u + b_i + p_u . q_i, ties go to the lower item
+    # index (the earlier id in item_ids), and lists come back as raw ids.
+
+    def recommend(self, users, n: int = 10, exclude_seen: bool = True, items=None,
+                  exclude=None, n_threads: Optional[int] = None):
+        """The n items with the highest predicted score for one user or a batch.
+
+        Parameters
+        ----------
+        users : a raw user id, or a 1-D array of them (KeyError for an id
+            not seen in training).
+        n : list length (>= 1).
+        exclude_seen : skip each user's training items.
+        items : raw item ids, optional: rank only these candidates.
+        exclude : raw item ids, optional: never recommend these.
+        n_threads : default: the model's n_threads.
+
+        Returns
+        -------
+        (ids, scores): for one user, 1-D arrays (int64 raw item ids, float32
+        scores) best first; they are SHORTER than n when fewer than n items
+        are left after the exclusions. For a batch, 2-D arrays with one row
+        per user and min(n, number of candidate items) columns; rows with
+        fewer items left are padded at the end with id -1 and score NaN (a
+        NaN score marks padding). Ties in score go to the item that comes
+        first in ``item_ids`` (the lower id).
+        """
+        single = np.ndim(users) == 0
+        n = _check_n(n)
+        with self._lock:
+            uidx = self._indices(users, "users")
+            pool = self._pool(items, exclude)
+            width = min(n, len(self.item_ids) if pool is None else len(pool))
+            lists = _core.recommend(self, uidx, max(width, 1), exclude_seen=bool(exclude_seen),
+                                    pool=pool, n_threads=self._threads(n_threads))
+            return _raw_lists(lists, width, self.item_ids, single)
+
+    def recommend_all(self, n: int = 10, exclude_seen: bool = True, items=None, exclude=None,
+                      n_threads: Optional[int] = None):
+        """:meth:`recommend` for every user of the model: 2-D (ids, scores),
+        row r for user ``user_ids[r]``, padded with -1 / NaN as there."""
+        n = _check_n(n)
+        with self._lock:
+            self._check_fitted()
+            pool = self._pool(items, exclude)
+            width = min(n, len(self.item_ids) if pool is None else len(pool))
+            lists = _core.recommend(self, None, max(width, 1), exclude_seen=bool(exclude_seen),
+                                    pool=pool, n_threads=self._threads(n_threads))
+            return _raw_lists(lists, width, self.item_ids, False)
+
+    def similar_items(self, item, n: int = 10, items=None, n_threads: Optional[int] = None):
+        """The n items whose factors have the highest cosine similarity with
+        those of `item` (one raw id or a 1-D array), the item itself left out;
+        `items` (raw ids), optional, restricts the candidates (say, to items
+        with enough ratings for their factors to mean something). Returns
+        (ids, scores) shaped as :meth:`recommend`. An item whose factors are
+        all zero has cosine 0 with every item."""
+        return self._similar(item, n, items, n_threads, "item")
+
+    def similar_users(self, user, n: int = 10, users=None, n_threads: Optional[int] = None):
+        """As :meth:`similar_items`, for users (raw user ids returned)."""
+        return self._similar(user, n, users, n_threads, "user")
+
+    def fold_in(self, items, ratings, regularization: Optional[float] = None):
+        """Factors of a new user from their ratings, without retraining.
+
+        Solves the ridge regression of the ratings on the fixed item factors
+        (in C, Cholesky in double precision):
+        ``min sum (r - mu - b_i - b - x . q_i)^2 + lambda (|x|^2 + b^2)``,
+        with the bias b only when the model has biases.
+
+        Parameters
+        ----------
+        items, ratings : the items the user rated (raw ids known to the
+            model, each once) and the ratings.
+        regularization : lambda (> 0). Default: the algorithm's choice, for
+            SGD its ``regularization`` times the number of ratings (the L2
+            penalty its per-rating updates apply to a user).
+
+        Returns
+        -------
+        (factors, bias): float32 array (k,), and a float (None for a model
+        without biases).
+        """
+        with self._lock:
+            iidx, r = self._new_user_ratings(items, ratings)
+            lam = self._fold_in_lambda(regularization, len(r))
+            x, b = _core.fold_in(self, iidx, r, lam)
+            return x, (b if self.user_bias is not None else None)
+
+    def recommend_new_user(self, items, ratings, n: int = 10,
+                           regularization: Optional[float] = None):
+        """Top-n for a user who is not in the model: :meth:`fold_in` their
+        ratings, then rank every item they did not rate. Returns 1-D (ids,
+        scores) as :meth:`recommend` for one user (shorter than n if fewer
+        items are left)."""
+        n = _check_n(n)
+        with self._lock:
+            iidx, r = self._new_user_ratings(items, ratings)
+            x, b = _core.fold_in(self, iidx, r, self._fold_in_lambda(regularization, len(r)))
+            width = min(n, len(self.item_ids))
+            lists = _core.recommend_vector(self, x, b, np.sort(iidx), None, width)
+            return _raw_lists(lists, width, self.item_ids, True)
+
+    def _threads(self, n_threads):
+        n_threads = self._params.get("n_threads", 1) if n_threads is None else n_threads
+        if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) \
+                or n_threads < 0:
+            raise ValueError(f"n_threads must be an integer >= 0, got {n_threads!r}")
+        return int(n_threads)
+
+    def _indices(self, raw, name, kind="user"):
+        """int32 indices of known raw ids; KeyError naming the unknown ones."""
+        self._check_fitted()
+        ids = self.user_ids if kind == "user" else self.item_ids
+        raw = as_ids(raw, name)
+        idx = index_of(raw, ids)
+        if (idx < 0).any():
+            unknown = np.unique(raw[idx < 0])
+            shown = ", ".join(str(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise KeyError(f"{name}: {len(unknown)} {kind} id(s) not seen in training: {shown}")
+        return idx
+
+    def _pool(self, items, exclude):
+        """Candidate item indices (ascending) from items/exclude, or None."""
+        if items is None and exclude is None:
+            return None
+        pool = (np.arange(len(self.item_ids), dtype=np.int32) if items is None
+                else self._candidates(items, "items", "item"))
+        if exclude is not None:
+            pool = np.setdiff1d(pool, self._indices(exclude, "exclude", "item"),
+                                assume_unique=True)
+        return pool.astype(np.int32)
+
+    def _candidates(self, raw, name, kind):
+        """Sorted unique indices of known raw ids (KeyError otherwise)."""
+        return np.unique(self._indices(raw, name, kind)).astype(np.int32)
+
+    def _similar(self, query, n, candidates, n_threads, kind):
+        single = np.ndim(query) == 0
+        n = _check_n(n)
+        with self._lock:
+            qidx = self._indices(query, kind, kind)
+            factors, ids = ((self.user_factors, self.user_ids) if kind == "user"
+                            else (self.item_factors, self.item_ids))
+            pool = None if candidates is None else self._candidates(candidates, kind + "s", kind)
+            width = min(n, len(ids) - 1 if pool is None else len(pool))
+            lists = _core.similar(factors, qidx, max(width, 1), pool=pool,
+                                  n_threads=self._threads(n_threads))
+            return _raw_lists(lists, width, ids, single)
+
+    def _new_user_ratings(self, items, ratings):
+        items, ratings = as_ids(items, "items"), as_ratings(ratings)
+        if len(items) != len(ratings):
+            raise ValueError(f"items and ratings must have the same length "
+                             f"({len(items)} != {len(ratings)})")
+        if len(items) == 0:
+            raise ValueError("a new user needs at least one rating (items and ratings are empty)")
+        iidx = self._indices(items, "items", "item")
+        if len(np.unique(iidx)) != len(iidx):
+            raise ValueError("items: each item may be rated only once")
+        return iidx, ratings
+
+    def _fold_in_lambda(self, regularization, n_ratings):
+        if regularization is None:
+            lam = self._solver.fold_in_regularization(n_ratings)
+            if not lam > 0:
+                raise ValueError(f"this {self.algorithm!r} model was trained without "
+                                 "regularization: pass regularization > 0 to fold in a user")
+            return float(lam)
+        if isinstance(regularization, bool) or not isinstance(regularization, (int, float, np.number)) \
+                or not np.isfinite(regularization) or regularization <= 0:
+            raise ValueError(f"regularization must be a finite number > 0, got {regularization!r}")
+        return float(regularization)
 
     # ---- files -------------------------------------------------------------
 
@@ -548,3 +727,20 @@ def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
     if rating_range is None:
         return pred
     return np.clip(pred, rating_range[0], rating_range[1], out=pred)
+
+
+def _raw_lists(lists, width, ids, single):
+    """Core lists (indices, scores, counts) as raw ids, `width` columns;
+    one user's list is cut to its valid entries."""
+    idx, scores, counts = lists
+    idx, scores = idx[:, :width], scores[:, :width]
+    raw = np.where(idx >= 0, ids[np.maximum(idx, 0)], -1)
+    if single:
+        return raw[0, :counts[0]], scores[0, :counts[0]]
+    return raw, scores
+
+
+def _check_n(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    return int(n)

@@ -34,6 +34,16 @@ def rng():
     return np.random.default_rng(12345)
 
 
+@pytest.fixture(scope="session")
+def run_env():
+    """Environment for running ``python -m mfrec`` in a subprocess from outside
+    the source tree: it imports the same mfrec as the tests do."""
+    env = dict(os.environ)
+    home = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: end-to-end runs (notebooks, full MovieLens fits) left out of "

@@ -149,6 +149,13 @@ class Algorithm:
     def solve(self, core, train: TrainData, seed: int) -> None:
         raise NotImplementedError
 
+    def fold_in_regularization(self, n_ratings: int) -> float:
+        """The ridge penalty lambda for folding in a new user with n_ratings
+        ratings (Model.fold_in): the per-rating L2 weight the algorithm
+        trains with, summed over the ratings, as SGD's updates apply it.
+        0 means "none": fold_in then asks for an explicit value."""
+        return float(self.params.get("regularization", 0.0)) * n_ratings
+
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:
         return {}
@@ -158,3 +165,6 @@ class Algorithm:
 
 
 from . import sgd  # noqa: E402,F401  (registers)
+from . import popular  # noqa: E402,F401  (registers)
+from . import svd  # noqa: E402,F401  (registers)
+from . import nmf  # noqa: E402,F401  (registers)

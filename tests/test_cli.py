@@ -1,0 +1,309 @@
+"""The command line, run as a user runs it: ``python -m mfrec ...`` in a
+subprocess, from a folder outside the source tree."""
+import csv
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+import mfrec
+from mfrec import cli
+
+SMALL = ["--factors", "5", "--epochs", "3", "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, run_env):
+    cwd = tmp_path_factory.mktemp("cli")
+
+    def run(*args, timeout=120):
+        proc = subprocess.run([sys.executable, "-m", "mfrec", *map(str, args)], cwd=cwd,
+                              env=run_env, capture_output=True, text=True, timeout=timeout)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    run.cwd = cwd
+    return run
+
+
+def fails(result, *words, output=False):
+    """Bad input: exit status 2, one line on stderr naming the problem, and
+    nothing on stdout unless the problem shows only after work (`output`)."""
+    code, out, err = result
+    assert code == 2, (code, out, err)
+    assert output or out == "", out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mfrec"), err
+    for word in words:
+        assert word in lines[0], err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def saved(run):
+    """A small model saved by `mfrec fit --save` on all of MovieLens 100K."""
+    code, out, err = run("fit", *SMALL, "--save", "small")
+    assert code == 0, err
+    path = run.cwd / "small.npz"
+    assert f"saved {'small.npz'}" in out
+    return path
+
+
+# ---- help ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [[], ["fit"], ["evaluate"], ["recommend"], ["demo"]])
+def test_help(run, command):
+    code, out, err = run(*command, "--help")
+    assert code == 0, err
+    assert out.startswith(f"usage: {' '.join(['mfrec', *command])}")
+    if not command:
+        for name in cli.COMMANDS:
+            assert name in out
+
+
+# ---- the bare command: the walk-through ------------------------------------------
+
+def test_walkthrough(run):
+    code, out, err = run("--factors", "5", "--epochs", "3", "--n", "3")
+    assert code == 0, err
+    assert "train loss" in out and "test RMSE" in out
+    epochs = [line for line in out.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"])]
+    assert len(epochs) == 3
+    assert "Top-3 movies for user 1" in out
+    top = out.split("Top-3 movies for user 1")[1].strip().splitlines()[1:]
+    assert [line.split()[0] for line in top] == ["1.", "2.", "3."]
+
+
+def test_walkthrough_bad_input(run):
+    fails(run("--factors", "5", "--epochs", "2", "--user", "99999"), "99999", output=True)
+    fails(run("--factors", "0"), "--factors")
+    fails(run("--dataset", "1m"), "--dataset")
+
+
+def test_options_before_a_subcommand(run):
+    fails(run("--factors", "20", "fit"), "fit")
+
+
+# ---- fit -------------------------------------------------------------------------
+
+def test_fit_saves_the_model_it_reports(run, saved):
+    model = mfrec.Model.load(saved)
+    assert model.get_params()["factors"] == 5 and model.get_params()["epochs"] == 3
+    assert model.seed_ == 1
+    assert len(model.history) == 3
+    assert model.n_users == 943 and model.n_items == 1682
+
+
+def test_fit_validation_and_params(run):
+    code, out, err = run("fit", *SMALL, "--test-size", "0.2", "--param", "biases=false",
+                         "--param", "init=uniform", "--save", "held")
+    assert code == 0, err
+    model = mfrec.Model.load(run.cwd / "held.npz")
+    assert model.biases is False and model.init == "uniform"
+    assert model.user_bias is None
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"])]
+    assert len(rows) == 3
+    for row, hist in zip(rows, model.history):
+        assert float(row[1]) == pytest.approx(hist["train_rmse"], abs=6e-5)
+        assert float(row[2]) == pytest.approx(hist["valid_rmse"], abs=6e-5)
+    # the same split in-process gives the same validation RMSE
+    data = mfrec.load_movielens("100k")
+    train, test = mfrec.train_test_split(data.ratings, test_size=0.2, seed=42)
+    ref = mfrec.Model("sgd", factors=5, epochs=3, seed=1, biases=False, init="uniform")
+    ref.fit(train, validation=test)
+    assert model.history[-1]["valid_rmse"] == pytest.approx(ref.history[-1]["valid_rmse"])
+    assert f"validation RMSE {ref.history[-1]['valid_rmse']:.4f}" in out
+
+
+def test_fit_fold_with_early_stopping(run, ml100k):
+    code, out, err = run("fit", "--factors", "5", "--epochs", "30", "--seed", "1",
+                         "--learning-rate", "0.05", "--fold", "u1", "--early-stopping", "2")
+    assert code == 0, err
+    assert "fitting Model('sgd'" in out and "on 80,000 ratings" in out
+    train, test = ml100k.fold("u1")
+    ref = mfrec.Model("sgd", factors=5, epochs=30, seed=1, learning_rate=0.05)
+    ref.fit(train, validation=test, early_stopping=2)
+    epochs = [line for line in out.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    assert len(epochs) == len(ref.history)
+    best = ref.history[ref.best_iteration_ - 1]["valid_rmse"]
+    assert f"kept epoch {ref.best_iteration_}, validation RMSE {best:.4f}" in out
+
+
+def test_fit_closed_form_algorithm(run):
+    code, out, err = run("fit", "--algorithm", "popular", "--fold", "u1", "--save", "pop")
+    assert code == 0, err
+    model = mfrec.Model.load(run.cwd / "pop.npz")
+    assert model.algorithm == "popular"
+    assert f"validation RMSE {model.history[0]['valid_rmse']:.4f}" in out
+    assert len([line for line in out.splitlines() if line.split()[:1] == ["1"]]) == 1
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--factors", "0"], ["--factors"]),
+    (["--param", "biases"], ["KEY=VALUE"]),
+    (["--param", "colour=blue"], ["colour"]),
+    (["--param", "learning_rate=-1"], ["learning_rate"]),
+    (["--factors", "5", "--param", "factors=6"], ["factors", "twice"]),
+    (["--early-stopping", "2"], ["validation"]),
+    (["--fold", "u9"], ["u9"]),
+    (["--test-size", "1.5"], ["--test-size"]),
+    (["--fold", "u1", "--test-size", "0.2"], ["not allowed"]),
+    (["--algorithm", "magic"], ["--algorithm"]),
+    (["--dataset", "latest-small", "--fold", "u1"], ["fold"]),
+    (["--save", "no/such/folder/m.npz"], ["--save", "does not exist"]),
+])
+def test_fit_bad_input(run, args, words):
+    fails(run("fit", "--epochs", "1", *args), *words)
+
+
+# ---- evaluate --------------------------------------------------------------------
+
+def test_evaluate_folds_match_a_direct_fit(run, ml100k):
+    code, out, err = run("evaluate", *SMALL, "--folds", "u1,u2", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["split"] for r in rows] == ["u1", "u2", "mean"]
+    for row in rows[:2]:
+        train, test = ml100k.fold(row["split"])
+        ref = mfrec.Model("sgd", factors=5, epochs=3, seed=1).fit(train).score(test)
+        assert row["rmse"] == pytest.approx(ref["rmse"]) and row["mae"] == pytest.approx(ref["mae"])
+        assert 0.85 < row["rmse"] < 1.2
+    assert rows[2]["rmse"] == pytest.approx((rows[0]["rmse"] + rows[1]["rmse"]) / 2)
+
+
+def test_evaluate_random_split_table_and_csv(run, split42):
+    code, table, err = run("evaluate", *SMALL)
+    assert code == 0, err
+    header, row = table.strip().splitlines()
+    assert header.split() == ["split", "rmse", "mae", "fit_seconds"]
+    ref = mfrec.Model("sgd", factors=5, epochs=3, seed=1).fit(split42[0]).score(split42[1])
+    assert row.split()[:4] == ["random", "0.2", f"{ref['rmse']:.4f}", f"{ref['mae']:.4f}"]
+    code, text, err = run("evaluate", *SMALL, "--format", "csv")
+    assert code == 0, err
+    (parsed,) = list(csv.DictReader(io.StringIO(text)))
+    assert float(parsed["rmse"]) == pytest.approx(ref["rmse"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--folds", "u9"], ["u9"]),
+    (["--dataset", "latest-small", "--folds", "all"], ["no predefined folds"]),
+    (["--format", "xml"], ["--format"]),
+    (["--test-size", "0"], ["--test-size"]),
+    (["--param", "epochs=zero"], ["epochs"]),
+])
+def test_evaluate_bad_input(run, args, words):
+    fails(run("evaluate", "--factors", "2", "--epochs", "1", *args), *words)
+
+
+# ---- recommend -------------------------------------------------------------------
+
+def test_recommend_json_equals_the_model(run, saved, ml100k):
+    code, out, err = run("recommend", saved, 1, "-n", 5, "--format", "json",
+                         "--dataset", "100k")
+    assert code == 0, err
+    rows = json.loads(out)
+    items, scores = mfrec.Model.load(saved).recommend(1, n=5)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["item"] for r in rows] == items.tolist()
+    assert [r["score"] for r in rows] == [float(s) for s in scores]
+    assert [r["title"] for r in rows] == [ml100k.title(i) for i in items]
+
+
+def test_recommend_table_and_csv(run, saved, ml100k):
+    model = mfrec.Model.load(saved)
+    items, scores = model.recommend(7, n=3)
+    code, out, err = run("recommend", saved, 7, "-n", 3, "--dataset", "100k")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["rank", "item", "title", "score"]
+    for line, item, score in zip(lines[1:], items, scores):
+        assert ml100k.title(item) in line
+        assert line.split()[1] == str(item) and line.split()[-1] == f"{score:.4f}"
+    code, out, err = run("recommend", saved, 7, "-n", 3, "--format", "csv", "--include-seen")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    seen_items, _ = model.recommend(7, n=3, exclude_seen=False)
+    assert [int(r["item"]) for r in rows] == seen_items.tolist()
+    assert "title" not in rows[0]
+
+
+def test_recommend_bad_input(run, saved, tmp_path):
+    fails(run("recommend", saved, 99999), "99999")
+    fails(run("recommend", "missing.npz", 1), "missing.npz", "no such file")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a model")
+    fails(run("recommend", garbage, 1), "not a readable mfrec model")
+    fails(run("recommend", saved, "one"), "user")
+    fails(run("recommend", saved, 1, "-n", 0), "-n")
+    fails(run("recommend", saved, 1, "--format", "yaml"), "--format")
+    fails(run("recommend", saved), "user")
+
+
+# ---- demo ------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_trains_on_start_and_serves(run, run_env):
+    port = free_port()
+    log_path = run.cwd / "demo.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mfrec", "demo", "--factors", "4", "--epochs", "2",
+             "--seed", "1", "--port", str(port)],
+            cwd=run.cwd, env={**run_env, "PYTHONUNBUFFERED": "1"}, stdout=log,
+            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        page = None
+        while page is None:
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as r:
+                    page = json.load(r)
+            except OSError:
+                time.sleep(0.3)
+        assert page["title"] == "mfrec demo"
+        out = log_path.read_text()
+        assert "on 100,000 ratings" in out  # trained on all of MovieLens 100K,
+        assert "kept epoch 2" in out       # with its progress shown
+        assert f"http://127.0.0.1:{port}" in out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_demo_bad_input(run, saved):
+    fails(run("demo", "--model", "missing.npz"), "missing.npz", "no such file")
+    fails(run("demo", "--model", saved, "--factors", "3"), "--model")
+    fails(run("demo", "--port", "0"), "--port")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        fails(run("demo", "--model", saved, "--port", busy.getsockname()[1]), "port")
+
+
+def test_demo_without_gradio(monkeypatch, capsys):
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gradio" else real(name, *a))
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "mfrec: the demo needs Gradio: pip install 'mfrec[demo]'"
+
+
+def test_import_mfrec_does_not_import_gradio(run_env, tmp_path):
+    code = ("import sys, mfrec, mfrec.cli, mfrec.demo; "
+            "sys.exit('gradio' in sys.modules or 'playwright' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=run_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,162 @@
+"""The web demo's logic, without a browser (tests/test_demo_browser.py drives the page)."""
+import numpy as np
+import pytest
+
+import mfrec
+from mfrec.demo import DemoError, Recommender, message_html, table_html
+
+
+@pytest.fixture(scope="module")
+def model(ml100k):
+    return mfrec.Model("sgd", factors=10, epochs=5, seed=3).fit(ml100k.ratings)
+
+
+@pytest.fixture(scope="module")
+def rec(model, ml100k):
+    return Recommender(model, ml100k, n=7)
+
+
+def test_user_rows_are_the_models_top_n(rec, model, ml100k):
+    user, rows, rated = rec.for_user(" 42 ")
+    assert user == 42
+    items, scores = model.recommend(42, n=7)
+    assert [r["rank"] for r in rows] == list(range(1, 8))
+    assert [r["item"] for r in rows] == items.tolist()
+    assert [r["score"] for r in rows] == [float(s) for s in scores]
+    assert [r["title"] for r in rows] == [ml100k.title(i) for i in items]
+    assert [r["genres"] for r in rows] == [", ".join(ml100k.genres_of(i)) for i in items]
+    assert rec.score_label == "Predicted rating"
+
+
+def test_rated_rows_are_the_users_highest_ratings(rec, ml100k):
+    _, _, rated = rec.for_user("42")
+    r = ml100k.ratings
+    mine = r.user == 42
+    assert len(rated) == 7
+    scores = [row["score"] for row in rated]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == r.rating[mine].max()
+    # each row is one of the user's ratings, and no better-rated movie was left out
+    given = dict(zip(r.item[mine].tolist(), r.rating[mine].tolist()))
+    assert all(given[row["item"]] == row["score"] for row in rated)
+    assert np.sum(r.rating[mine] > scores[-1]) <= 7
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "Enter a user ID"),
+    ("   ", "Enter a user ID"),
+    (None, "Enter a user ID"),
+    ("abc", "is not a user ID"),
+    ("1.5", "is not a user ID"),
+    ("1; drop", "is not a user ID"),
+    ("99999", "User 99999 is not in the model"),
+    ("0", "User 0 is not in the model"),
+    ("-3", "User -3 is not in the model"),
+])
+def test_bad_user_ids(rec, text, words):
+    with pytest.raises(DemoError, match=words):
+        rec.for_user(text)
+
+
+def test_new_user_fold_in(rec, model):
+    picks = []
+    for item, rating in [(50, 5), (172, 5), (1, 4), (181, 4), (294, 1)]:
+        picks = rec.add_pick(picks, str(item), rating)
+    picks = rec.add_pick(picks, 294, 2)  # a movie picked again gets its new rating
+    assert picks == [[50, 5.0], [172, 5.0], [1, 4.0], [181, 4.0], [294, 2.0]]
+    assert [r["title"] for r in rec.pick_rows(picks)][:1] == ["Star Wars (1977)"]
+    rows = rec.for_new_user(picks)
+    items, scores = model.recommend_new_user([50, 172, 1, 181, 294], [5, 5, 4, 4, 2], n=7)
+    assert [r["item"] for r in rows] == items.tolist()
+    assert [r["score"] for r in rows] == [float(s) for s in scores]
+
+
+@pytest.mark.parametrize("item, rating, words", [
+    (None, 4, "Choose a movie"),
+    ("", 4, "Choose a movie"),
+    (50, None, "Choose a rating"),
+    ("fifty", 4, "“fifty” is not a movie of the list"),
+    (99999, 4, "Movie #99999 is not in the model"),
+    (50, 4.5, "A rating is one of 1, 2, 3, 4, 5"),
+    (50, 7, "A rating is one of"),
+    (50, "five", "A rating is one of"),
+])
+def test_bad_picks(rec, item, rating, words):
+    with pytest.raises(DemoError, match=words):
+        rec.add_pick([], item, rating)
+
+
+def test_new_user_needs_a_rating(rec):
+    with pytest.raises(DemoError, match="Rate at least one movie"):
+        rec.for_new_user([])
+
+
+def test_similar_movies(rec, model, ml100k):
+    rows = rec.similar("50")
+    items, scores = model.similar_items(50, n=7)
+    assert [r["item"] for r in rows] == items.tolist()
+    assert [r["score"] for r in rows] == [float(s) for s in scores]
+    for bad, words in [(None, "Choose a movie"), ("Star Wars", "not a movie of the list"),
+                       (0, "not in the model")]:
+        with pytest.raises(DemoError, match=words):
+            rec.similar(bad)
+
+
+def test_choices_name_every_known_movie_once(rec, model, ml100k):
+    labels = [label for label, _ in rec.choices]
+    values = [value for _, value in rec.choices]
+    assert sorted(values) == model.item_ids.tolist()
+    assert len(set(labels)) == len(labels)
+    # most rated first
+    counts = np.bincount(ml100k.ratings.item)[values]
+    assert np.all(np.diff(counts) <= 0)
+    # MovieLens 100K has two movies titled "Chasing Amy (1997)": ids tell them apart
+    amy = [(label, v) for label, v in rec.choices if label.startswith("Chasing Amy (1997)")]
+    assert len(amy) == 2 and all(label.endswith(f"[#{v}]") for label, v in amy)
+    assert dict(rec.choices)["Star Wars (1977)"] == 50
+    assert rec.rating_choices == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_search(rec, ml100k):
+    assert rec.search("") == rec.choices[:50]
+    assert rec.search("", limit=3)[0] == ("Star Wars (1977)", 50)  # the most rated
+    assert rec.search("xqzzy") == []
+    hits = rec.search("  STAR wars ")
+    assert hits[0] == ("Star Wars (1977)", 50)
+    assert all("star wars" in label.lower() for label, _ in hits)
+    # titles that start with the text come first, then the most rated
+    hits = rec.search("star")
+    starts = [label.lower().startswith("star") for label, _ in hits]
+    assert starts == sorted(starts, reverse=True) and not all(starts)
+    every = [label for label, _ in rec.choices if "star" in label.lower()]
+    assert len(hits) == min(50, len(every))
+    assert len(rec.search("the", limit=7)) == 7
+
+
+def test_html_is_escaped():
+    rows = [{"rank": 1, "item": 1, "title": "<script>x</script> & Co", "genres": "Drama",
+             "score": 4.256}]
+    out = table_html(rows, "Predicted rating", "user", "Top <1>", "1")
+    assert "<script>" not in out and "&lt;script&gt;" in out and "&amp; Co" in out
+    assert "<td>4.26</td>" in out and "Top &lt;1&gt;" in out
+    assert table_html([], "x", "user") == ""
+    assert "&lt;b&gt;" in message_html("<b>") and message_html("") == ""
+
+
+def test_recommender_bad_input(model, ml100k):
+    with pytest.raises(ValueError, match="fitted"):
+        Recommender(mfrec.Model("sgd"), ml100k)
+    for n in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n must be"):
+            Recommender(model, ml100k, n=n)
+
+
+
+def test_summary_and_score_label(rec, ml100k):
+    assert rec.summary() == ("SGD model, k=10, over 943 users and 1,682 movies of "
+                             "MovieLens 100k.")
+    popular = Recommender(mfrec.Model("popular").fit(ml100k.ratings), ml100k)
+    assert popular.summary().startswith("POPULAR model, over 943 users")
+    assert popular.score_label == "Score"  # a popularity score is no rating
+    _, rows, _ = popular.for_user("1")
+    assert [r["item"] for r in rows] == popular.model.recommend(1, n=10)[0].tolist()
