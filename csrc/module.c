@@ -1318,7 +1318,10 @@ static PyObject *topn_fold_in(PyObject *module, PyObject *args)
                          PyArray_DATA(x), &b);
     Py_END_ALLOW_THREADS
     if (status != MFR_OK) {
-        raise_status(status, "fold_in (items or ratings)");
+        raise_status(status, status == MFR_ENOTPD
+                                 ? "fold_in: the system is singular (regularization too "
+                                   "small for these items)"
+                                 : "fold_in (items or ratings)");
         goto cleanup;
     }
     result = Py_BuildValue("(Od)", x, (double)b);

@@ -420,9 +420,7 @@ class Model(_core.Model):
 
     def _threads(self, n_threads):
         n_threads = self._params.get("n_threads", 1) if n_threads is None else n_threads
-        if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) \
-                or n_threads < 0:
-            raise ValueError(f"n_threads must be an integer >= 0, got {n_threads!r}")
+        check_threads(n_threads)
         return int(n_threads)
 
     def _indices(self, raw, name, kind="user"):

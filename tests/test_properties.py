@@ -32,10 +32,11 @@ TINY = {"sgd": dict(factors=3, epochs=2, seed=0, learning_rate=0.02)}
 
 
 def tiny_params(algorithm, **override):
+    """Small, fast settings for `algorithm` (only the parameters it takes)."""
     cls = ALGORITHMS[algorithm]
     params = {**({cls.iterations_param: 2} if cls.iterations_param else {}), "seed": 0,
-              **TINY.get(algorithm, {"factors": 3}), **override}
-    return params
+              "factors": 3, **TINY.get(algorithm, {}), **override}
+    return {k: v for k, v in params.items() if k in cls.defaults}
 
 
 _fitted = {}
@@ -109,6 +110,223 @@ def test_predict_score(which, triplet, clip, n_threads):
         assert out["mae"] == pytest.approx(np.mean(np.abs(e)), rel=1e-5, abs=1e-6)
 
 
+# ---- top-N -----------------------------------------------------------------------
+
+def _allowed(x, ids):
+    """x as known raw ids, or None if the documented rules refuse it."""
+    a = as_int64(x)
+    return a if a is not None and np.isin(a, ids).all() else None
+
+
+def _valid_n(n):
+    return isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
+
+
+def check_top_lists(ids, scores, single, n_rows, width, score_of, allowed_of):
+    """Lists as documented, and a true top-n: each row's scores are the
+    reference scores of its ids, best first, no allowed item left out scores
+    higher than the last one kept (float32 sums: tolerance)."""
+    if single:
+        assert ids.ndim == 1 and len(ids) <= width and scores.shape == ids.shape
+        ids, scores = ids[None], scores[None]
+    else:
+        assert ids.shape == scores.shape == (n_rows, width)
+    for row in range(ids.shape[0]):
+        keep = ids[row] != -1
+        got, got_scores = ids[row][keep], scores[row][keep]
+        assert np.isnan(scores[row][~keep]).all() and not keep[np.argmin(keep):].any() \
+            if not keep.all() else True
+        allowed, reference = allowed_of(row), score_of(row)
+        assert len(set(got.tolist())) == len(got) and np.isin(got, allowed).all()
+        assert len(got) == min(width, len(allowed))
+        np.testing.assert_allclose(got_scores, [reference[g] for g in got.tolist()],
+                                   rtol=1e-4, atol=1e-4)
+        assert (np.diff(got_scores) <= 1e-6).all()
+        left = [reference[a] for a in allowed.tolist() if a not in set(got.tolist())]
+        if left and len(got):
+            assert max(left) <= got_scores[-1] + 1e-4
+
+
+ids_or_scalar = st.one_of(any_array(), st.integers(-3, 9), st.sampled_from([2**70, "1", None]))
+top_n = st.one_of(st.integers(-1, 12), st.sampled_from([True, 2.0, None, 2**70, np.int64(3)]))
+maybe_ids = st.one_of(st.none(), any_array())
+threads_or_none = st.one_of(st.none(), threads)
+
+
+@given(which=st.sampled_from(FITTED), users=ids_or_scalar, n=top_n,
+       exclude_seen=st.sampled_from([True, False]), items=maybe_ids, exclude=maybe_ids,
+       n_threads=threads_or_none)
+@CASES
+def test_recommend(which, users, n, exclude_seen, items, exclude, n_threads):
+    model = fitted(which[0], **which[1])
+    names = ["users", "n", "items", "exclude", "n_threads"]
+    out, err = call(model.recommend, names, users, n=n, exclude_seen=exclude_seen,
+                    items=items, exclude=exclude, n_threads=n_threads)
+    u = _allowed(users, model.user_ids)
+    pool = model.item_ids if items is None else _allowed(items, model.item_ids)
+    drop = np.zeros(0, np.int64) if exclude is None else _allowed(exclude, model.item_ids)
+    valid = u is not None and pool is not None and drop is not None and _valid_n(n) and \
+        (n_threads is None or valid_threads(n_threads))
+    assert (err is None) == valid, err
+    if not valid:
+        return
+    pool = np.setdiff1d(np.unique(pool), drop)
+    seen = {a: TRAIN.item[TRAIN.user == a] for a in np.unique(TRAIN.user).tolist()}
+
+    def score_of(row):
+        everything = model.item_ids
+        s = reference_predict(model, np.full(len(everything), u[row]), everything, False)
+        return dict(zip(everything.tolist(), s))
+
+    def allowed_of(row):
+        return np.setdiff1d(pool, seen[u[row]]) if exclude_seen else pool
+
+    ids, scores = out
+    check_top_lists(ids, scores, np.ndim(users) == 0, len(u), min(n, len(pool)), score_of,
+                    allowed_of)
+
+
+@given(which=st.sampled_from(FITTED), query=ids_or_scalar, n=top_n, candidates=maybe_ids,
+       kind=st.sampled_from(["item", "user"]), n_threads=threads_or_none)
+@CASES
+def test_similar(which, query, n, candidates, kind, n_threads):
+    """similar_items and similar_users: cosine of the factors."""
+    model = fitted(which[0], **which[1])
+    method = model.similar_items if kind == "item" else model.similar_users
+    ids, factors = ((model.item_ids, model.item_factors) if kind == "item"
+                    else (model.user_ids, model.user_factors))
+    names = [kind, kind + "s", "n", "n_threads"]
+    out, err = call(method, names, query, n, candidates, n_threads=n_threads)
+    q = _allowed(query, ids)
+    pool = ids if candidates is None else _allowed(candidates, ids)
+    valid = q is not None and pool is not None and _valid_n(n) and \
+        (n_threads is None or valid_threads(n_threads))
+    assert (err is None) == valid, err
+    if not valid:
+        return
+    pool = np.unique(pool)
+    norms = np.linalg.norm(factors.astype(float), axis=1)
+    unit = factors / np.where(norms > 0, norms, 1)[:, None]
+    where = {x: j for j, x in enumerate(ids.tolist())}
+
+    def score_of(row):
+        return dict(zip(ids.tolist(), unit @ unit[where[q[row]]]))
+
+    width = min(n, len(ids) - 1 if candidates is None else len(pool))
+    check_top_lists(*out, np.ndim(query) == 0, len(q), width, score_of,
+                    lambda row: pool[pool != q[row]])
+
+
+@given(which=st.sampled_from(FITTED), triplet=triplets(), n=top_n,
+       regularization=st.one_of(st.none(), st.floats(), st.sampled_from([0.5, 0, -1, "x"])))
+@CASES
+def test_fold_in_and_recommend_new_user(which, triplet, n, regularization):
+    """fold_in against a ridge regression in float64; recommend_new_user
+    ranks every unrated item by the folded-in user's scores."""
+    model = fitted(which[0], **which[1])
+    _, items, ratings = triplet
+    names = ["items", "ratings", "regularization", "n"]
+    out, err = call(model.fold_in, names, items, ratings, regularization=regularization)
+    i, r = _allowed(items, model.item_ids), _as_ratings(ratings)
+    lam_ok = regularization is None or (
+        isinstance(regularization, (int, float)) and not isinstance(regularization, bool)
+        and np.isfinite(regularization) and regularization > 0)
+    valid = i is not None and r is not None and len(i) == len(r) > 0 and \
+        len(np.unique(i)) == len(i) and lam_ok
+    if valid and regularization is None:
+        lam = model._solver.fold_in_regularization(len(r))
+        valid = lam > 0
+    if valid and err is not None and "singular" in str(err):  # numerically, with a tiny
+        assert regularization is not None and regularization < 1e-3  # lambda: named
+        return
+    assert (err is None) == valid, err
+    if not valid:
+        return
+    lam = model._solver.fold_in_regularization(len(r)) if regularization is None \
+        else regularization
+    j = np.searchsorted(model.item_ids, i)
+    Q = model.item_factors[j].astype(float)
+    target = r - model.global_mean
+    biased = model.user_bias is not None
+    if biased:
+        target = target - model.item_bias[j]
+        Q = np.c_[Q, np.ones(len(j))]
+    want = np.linalg.solve(Q.T @ Q + lam * np.eye(Q.shape[1]), Q.T @ target)
+    x, b = out
+    np.testing.assert_allclose(np.r_[x, b] if biased else x, want, rtol=1e-3, atol=1e-4)
+    assert (b is None) == (not biased)
+
+    out, err = call(model.recommend_new_user, names, items, ratings, n=n,
+                    regularization=regularization)
+    assert (err is None) == _valid_n(n), err
+    if err is None:
+        scores = model.global_mean + (b + model.item_bias if biased else 0) + \
+            model.item_factors.astype(float) @ x
+        check_top_lists(*out, True, 1, min(n, len(model.item_ids)),
+                        lambda row: dict(zip(model.item_ids.tolist(), scores)),
+                        lambda row: np.setdiff1d(model.item_ids, i))
+
+
+def reference_ranking(rec, relevant, n_items):
+    """precision, recall, ndcg, ap, hit per user (NaN without relevant items)."""
+    out = np.full((len(rec), 5), np.nan)
+    k = rec.shape[1]
+    for u, (row, rel) in enumerate(zip(rec, relevant)):
+        rel = set(np.asarray(rel).ravel().tolist())
+        if not rel:
+            continue
+        hits = [t for t in range(k) if row[t] >= 0 and row[t] in rel]
+        dcg = sum(1 / np.log2(t + 2) for t in hits)
+        ideal = sum(1 / np.log2(t + 2) for t in range(min(k, len(rel))))
+        ap = sum((j + 1) / (t + 1) for j, t in enumerate(hits)) / min(k, len(rel))
+        out[u] = (len(hits) / k, len(hits) / len(rel), dcg / ideal, ap, float(bool(hits)))
+    return out
+
+
+@given(data=st.data(), n_items=st.one_of(st.integers(0, 9), st.sampled_from([-1, 2**40, 2.5])),
+       n_threads=threads)
+@CASES
+def test_ranking_metrics(data, n_items, n_threads):
+    n_users, k = data.draw(st.integers(0, 4)), data.draw(st.integers(0, 4))
+    rec = data.draw(st.one_of(
+        st.lists(st.lists(st.integers(-1, 9), min_size=k, max_size=k), min_size=n_users,
+                 max_size=n_users).map(lambda x: np.array(x, np.int64).reshape(n_users, k)),
+        any_array()))
+    relevant = data.draw(st.lists(st.one_of(
+        st.lists(st.integers(-1, 12), max_size=4, unique=True), any_array()),
+        min_size=n_users, max_size=n_users + 1))
+    out, err = call(metrics.ranking_metrics, ["recommended", "relevant", "n_items", "n_threads"],
+                    rec, relevant, n_items, n_threads=n_threads)
+    if err is not None:
+        return
+    valid_rec = np.asarray(rec)
+    valid_rec = valid_rec if valid_rec.size else valid_rec.astype(np.int64)
+    assert valid_rec.ndim == 2 and ((valid_rec >= -1) & (valid_rec < max(n_items, 0))).all()
+    per_user = np.stack([out["per_user"][c] for c in ("precision", "recall", "ndcg", "ap",
+                                                      "hit")], axis=1)
+    np.testing.assert_allclose(per_user, reference_ranking(valid_rec, relevant, n_items),
+                               rtol=1e-6, atol=1e-9)
+    shown = np.unique(valid_rec[valid_rec >= 0])
+    assert out["coverage"] == pytest.approx(len(shown) / n_items if n_items else 0.0) or \
+        np.isnan(out["coverage"])
+
+
+@given(which=st.sampled_from(FITTED), test=st.one_of(triplets(), st.just(TRAIN)),
+       k=top_n, threshold=st.one_of(st.floats(), st.integers(0, 5), st.sampled_from(["4", None])),
+       candidates=st.sampled_from(["all", "test", "x"]), n_threads=threads_or_none)
+@CASES
+def test_evaluate(which, test, k, threshold, candidates, n_threads):
+    model = fitted(which[0], **which[1])
+    out, err = call(metrics.evaluate, ["test", "users", "items", "ratings", "k", "threshold",
+                                       "candidates", "n_threads"],
+                    model, test, k=k, threshold=threshold, candidates=candidates,
+                    n_threads=n_threads)
+    if err is None:
+        for name in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage"):
+            assert np.isnan(out[name]) or 0 <= out[name] <= 1 + 1e-9, (name, out[name])
+        assert out["rmse"] >= out["mae"] >= 0
+
+
 def _as_ratings(x):
     """x as finite float32 ratings if the documented conversion accepts it."""
     a = np.asarray(x)
@@ -131,6 +349,7 @@ def test_fit_arrays(algorithm, triplet, k):
     depends only on the values, not on the dtype or layout they came in."""
     users, items, ratings = triplet
     params = tiny_params(algorithm, factors=k)
+    k = params.get("factors", 1)
     names = ["users", "items", "ratings", *params]
     model, err = call(mfrec.Model(algorithm, **params).fit, names, users, items, ratings)
     u, i, r = as_int64(users), as_int64(items), _as_ratings(ratings)

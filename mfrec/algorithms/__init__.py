@@ -76,11 +76,18 @@ def check_threads(n_threads):
 
 
 def check_float(params, name, low=0.0, strict=False):
+    """A real number >= low (> low if strict) that survives the float32 of
+    the kernels (1e-50 would become 0, 1e300 infinity)."""
     v = params[name]
-    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-    if not ok or (v <= low if strict else v < low):
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
+    if ok:
+        with np.errstate(over="ignore"):
+            v32 = np.float32(float(v)) if abs(v) < 1e300 else np.float32(np.inf)
+        ok = bool(np.isfinite(v32)) and (v32 > low if strict else v32 >= low)
+    if not ok:
         op = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {op} {low}, got {v!r}")
+        raise ValueError(f"{name} must be a finite number {op} {low} (float32 range), "
+                         f"got {v!r}")
 
 
 def check_choice(params, name, choices):
