@@ -189,3 +189,110 @@ def test_model_attributes(name, value):
         np.testing.assert_array_equal(got, want)
         if isinstance(value, np.ndarray) and not value.flags.writeable:
             assert not np.shares_memory(got, value)
+
+
+# ---- the kernels that take compressed rows, and the top-N kernels ---------------
+
+@st.composite
+def csr_pair(draw):
+    """(by_row, by_col, n_rows, n_cols) of random triplets, and sometimes one
+    of them damaged: an index pointer, an index, a length, a swap."""
+    n_rows, n_cols = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    cells = rng.choice(n_rows * n_cols, size=rng.integers(1, n_rows * n_cols + 1), replace=False)
+    r, c = (cells // n_cols).astype(np.int32), (cells % n_cols).astype(np.int32)
+    v = rng.uniform(0.5, 5, len(cells)).astype(np.float32)
+    by_row = list(_core.build_csr(r, c, v, n_rows, n_cols))
+    by_col = list(_core.build_csr(c, r, v, n_cols, n_rows))
+    damage = draw(st.sampled_from([None] * 5 + ["indptr", "index", "short", "swap", "nan",
+                                                "dtype"]))
+    target = draw(st.sampled_from([by_row, by_col]))
+    if damage == "indptr":
+        target[0] = target[0].copy()
+        target[0][draw(st.integers(0, len(target[0]) - 1))] = draw(
+            st.sampled_from([-1, 10**6, 2**40]))
+    elif damage == "index":
+        target[1] = target[1].copy()
+        target[1][0] = draw(st.sampled_from([-1, 99, 2**31 - 1]))
+    elif damage == "short":
+        target[1], target[2] = target[1][:-1], target[2][:-1]
+    elif damage == "swap":
+        by_row, by_col = by_col, by_row
+    elif damage == "nan":
+        target[2] = target[2].copy()
+        target[2][0] = np.nan
+    elif damage == "dtype":
+        target[0] = target[0].astype(np.float64)
+    return tuple(by_row), tuple(by_col), n_rows, n_cols
+
+
+KERNEL_ERRORS = (TypeError, ValueError, IndexError, FloatingPointError, OverflowError,
+                 RuntimeError)  # RuntimeError: LAPACK reports a failure
+
+
+def kernel_call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs), None
+    except KERNEL_ERRORS as e:
+        return None, e
+
+
+@given(csr_pair(), st.integers(-1, 6), st.booleans(), st.integers(0, 3), st.integers(0, 2))
+@CORE_CASES
+def test_csr_kernels(pair, k, add_fill, passes, n_threads):
+    """baseline_biases, nmf_epoch/nmf_objective, svd_densify, svd_frobenius2,
+    svd_dense and svd_randomized on valid or damaged compressed rows."""
+    by_row, by_col, n_rows, n_cols = pair
+    row_fill, col_fill = np.ones(n_rows), np.zeros(n_cols)
+    dense, err = kernel_call(_core.svd_densify, by_row, row_fill, col_fill, add_fill=add_fill,
+                             n_threads=n_threads)
+    frob, err2 = kernel_call(_core.svd_frobenius2, by_row, row_fill, col_fill, add_fill=add_fill)
+    assert (err is None) == (err2 is None), (err, err2)
+    if err is None:
+        assert dense.shape == (n_rows, n_cols)
+        np.testing.assert_allclose(frob, (dense ** 2).sum(), rtol=1e-9)
+    a = dense if dense is not None else np.full((2, 3), np.nan)
+    out, err = kernel_call(_core.svd_dense, a, k, n_threads=n_threads)
+    if err is None and np.isfinite(a).all():
+        np.testing.assert_allclose(out[0], np.linalg.svd(a, compute_uv=False), atol=1e-9)
+    kernel_call(_core.svd_randomized, by_row, by_col, row_fill, col_fill, k, add_fill=add_fill,
+                oversampling=2, power_iterations=passes, seed=1, n_threads=n_threads)
+    kernel_call(_core.baseline_biases, by_row, by_col, 3.0, 1.0, 1.0, passes, n_threads)
+    m = _core.Model()
+    m.user_factors = np.full((n_rows, max(k, 1)), 0.5, np.float32)
+    m.item_factors = np.full((n_cols, max(k, 1)), 0.5, np.float32)
+    for fn in (_core.nmf_epoch, _core.nmf_objective):
+        out, err = kernel_call(fn, m, by_row, by_col, regularization=0.1,
+                               bias_regularization=0.1, biases=False, n_threads=n_threads)
+        if err is None:
+            assert np.isfinite(out) and (m.user_factors >= 0).all()
+
+
+@given(factor_model(), any_array(small=(-1, 4)), st.integers(-1, 6), st.booleans(),
+       st.one_of(st.none(), any_array(small=(-1, 5))), st.integers(0, 2),
+       st.sampled_from([None, "indptr", "index"]))
+@CORE_CASES
+def test_topn_kernels(model, users, n, exclude_seen, pool, n_threads, damage):
+    """recommend, recommend_vector, similar and fold_in on consistent or
+    inconsistent models, arbitrary indices, pools and training-item lists."""
+    m, bad = model
+    nu, ni = m.user_factors.shape[0], m.item_factors.shape[0]
+    rng = np.random.default_rng(nu * 7 + ni)
+    seen = [np.sort(rng.choice(ni, rng.integers(0, ni + 1), replace=False)) for _ in range(nu)]
+    indptr = np.r_[0, np.cumsum([len(s) for s in seen])].astype(np.int64)
+    indices = np.concatenate(seen + [np.zeros(0)]).astype(np.int32)
+    if damage == "indptr" and nu:
+        indptr[-1] += 3
+    elif damage == "index" and len(indices):
+        indices[0] = ni + 5
+    m.seen_indptr, m.seen_indices = indptr, indices
+    out, err = kernel_call(_core.recommend, m, users, n, exclude_seen=exclude_seen, pool=pool,
+                           n_threads=n_threads)
+    if err is None:
+        items, scores, counts = out
+        assert ((items >= -1) & (items < max(ni, 1))).all()
+        assert (counts >= 0).all() and (counts <= items.shape[1]).all()
+    k = m.user_factors.shape[1]
+    kernel_call(_core.recommend_vector, m, np.ones(k, np.float32), 0.5, users, pool, n)
+    kernel_call(_core.similar, m.item_factors, users, n, pool=pool, n_threads=n_threads)
+    kernel_call(_core.fold_in, m, users, np.ones(np.size(users), np.float32), 1.0)

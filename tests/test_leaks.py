@@ -84,6 +84,30 @@ def test_predict(model):
     assert blocks < 100, f"{blocks} more allocated blocks"
 
 
+@needs_proc
+def test_recommend(model):
+    """The bar for top-N: RSS grows less than 1 MiB over 10,000 recommend
+    calls (a batch of 50 users, lists of 20: leaking the output would be
+    8 KB a call), then similar_items, fold_in and recommend_new_user."""
+    users = model.user_ids[:50]
+    rss_growth, blocks = grows(lambda: model.recommend(users, n=20), n(10_000))
+    assert rss_growth < MiB, f"RSS grew by {rss_growth / MiB:.2f} MiB"
+    assert blocks < 100, f"{blocks} more allocated blocks"
+    items, ratings = model.item_ids[:30], np.linspace(1, 5, 30)
+    before = refcounts(users, items, ratings) + model_refcounts(model)
+
+    def others():
+        model.recommend(users[0], n=5, items=model.item_ids[::2], exclude=items[:3])
+        model.similar_items(items[:10], n=5)
+        model.fold_in(items, ratings)
+        model.recommend_new_user(items, ratings, n=5)
+
+    rss_growth, blocks = grows(others, n(2000), warmup=50)
+    after = refcounts(users, items, ratings) + model_refcounts(model)
+    assert after == before
+    assert rss_growth < MiB and blocks < 100, (rss_growth, blocks)
+
+
 def test_core_predict_refcounts(model):
     """The binding's own references: arrays it uses as they are (int32 input
     converts to itself) and the model's arrays it holds while the GIL is

@@ -79,6 +79,35 @@ def test_readers_beside_a_fit(data):
     np.testing.assert_array_equal(fitted[0].item_factors, other_expected.item_factors)
 
 
+def test_recommend_readers_beside_a_fit(data):
+    """recommend, similar_items and predict from four threads (one and two
+    OpenMP threads) on one model while another model is fitted: the same
+    lists as sequentially."""
+    model = mfrec.Model("sgd", factors=8, epochs=3, seed=1).fit(data)
+    users = model.user_ids[::3]
+    expected = (model.recommend(users, n=15), model.similar_items(model.item_ids[:40], n=10))
+    results = [[] for _ in range(N_READERS)]
+
+    def reader(j):
+        def run():
+            for _ in range(10):
+                results[j].append((model.recommend(users, n=15, n_threads=1 + j % 2),
+                                   model.similar_items(model.item_ids[:40], n=10,
+                                                       n_threads=1 + j % 2)))
+        return run
+
+    def fitter():
+        mfrec.Model("sgd", factors=16, epochs=15, seed=5).fit(data)
+
+    run_threads([reader(j) for j in range(N_READERS)] + [fitter])
+    for per_thread in results:
+        assert len(per_thread) == 10
+        for got in per_thread:
+            for (gi, gs), (ei, es) in zip(got, expected):
+                np.testing.assert_array_equal(gi, ei)
+                np.testing.assert_array_equal(gs, es)
+
+
 def test_refit_is_all_or_nothing(data):
     """Readers of a model fitted again (on other data, with other ids) see
     exactly the old predictions or exactly the new ones, never a mix, and
@@ -93,11 +122,14 @@ def test_refit_is_all_or_nothing(data):
     assert not np.array_equal(want_old, want_new)
 
     model = mfrec.Model("sgd", **params).fit(data)
-    seen, done = [], threading.Event()
+    known = np.intersect1d(old.user_ids, new.user_ids)[:20]
+    lists_old, lists_new = old.recommend(known, n=10)[0], new.recommend(known, n=10)[0]
+    seen, lists, done = [], [], threading.Event()
 
     def reader():
         while not done.is_set():
             seen.append(model.predict(users, items))
+            lists.append(model.recommend(known, n=10)[0])
 
     def refitter():
         try:
@@ -113,4 +145,5 @@ def test_refit_is_all_or_nothing(data):
     n_new = sum(np.array_equal(s, want_new) for s in seen)
     assert n_old + n_new == len(seen), "a reader saw a half-updated model"
     assert n_new >= 1
+    assert all(np.array_equal(x, lists_old) or np.array_equal(x, lists_new) for x in lists)
     np.testing.assert_array_equal(model.predict(users, items), want_new)
