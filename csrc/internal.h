@@ -29,7 +29,8 @@
 static inline int mfr_threads(int n_threads)
 {
 #ifdef _OPENMP
-    return n_threads > 0 ? n_threads : omp_get_max_threads();
+    return n_threads > 0 ? MFR_MIN(n_threads, MFR_MAX_THREADS)
+                         : MFR_MIN(omp_get_max_threads(), MFR_MAX_THREADS);
 #else
     (void)n_threads;
     return 1;

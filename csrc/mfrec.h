@@ -7,7 +7,8 @@
  *   - There is no global state: functions work on caller-owned buffers.
  *   - Indices are contiguous int32 (0..n-1). Factors are float32, row-major
  *     (n x k); long sums accumulate in double. The SVD works in double.
- *   - n_threads <= 0 means "all available". Inside OpenMP regions BLAS runs
+ *   - n_threads <= 0 means "all available"; larger counts than
+ *     MFR_MAX_THREADS are capped to it. Inside OpenMP regions BLAS runs
  *     single-threaded (mfr_blas_threads_*).
  */
 #ifndef MFREC_H
@@ -20,6 +21,10 @@
 #define MFR_VERSION_MINOR 1
 #define MFR_VERSION_PATCH 0
 #define MFR_VERSION_STRING "0.1.0"
+
+/* More threads than this is a mistake, and asking OpenMP for thousands
+ * kills the process when thread creation fails. */
+#define MFR_MAX_THREADS 256
 
 /* ---- status codes ---------------------------------------------------- */
 #define MFR_OK 0

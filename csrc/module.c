@@ -34,6 +34,22 @@ static PyObject *raise_status(int status, const char *what)
     return NULL;
 }
 
+/* Replace the exception of a failed conversion of argument `name` to
+ * `typenum` by a TypeError that names the argument. */
+static void conversion_error(const char *name, int typenum)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_Format(PyExc_TypeError, "%s: expected an array convertible to %s (%S)", name,
+                 typenum == NPY_INT32 ? "int32" : typenum == NPY_INT64 ? "int64" :
+                 typenum == NPY_FLOAT32 ? "float32" :
+                 typenum == NPY_FLOAT64 ? "float64" : "the required dtype",
+                 value ? value : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
 /* A new reference to an aligned, C-contiguous array of `typenum` with
  * `ndim` dimensions, converted from obj only where the cast is safe.
  * NULL with an exception that names the argument otherwise. */
@@ -41,16 +57,7 @@ static PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char 
 {
     PyArrayObject *arr = (PyArrayObject *)PyArray_FROM_OTF(obj, typenum, NPY_ARRAY_IN_ARRAY);
     if (!arr) {
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_Format(PyExc_TypeError, "%s: expected an array convertible to %s (%S)",
-                     name, typenum == NPY_INT32 ? "int32" :
-                     typenum == NPY_FLOAT32 ? "float32" :
-                     typenum == NPY_FLOAT64 ? "float64" : "the required dtype",
-                     value ? value : Py_None);
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
+        conversion_error(name, typenum);
         return NULL;
     }
     if (PyArray_NDIM(arr) != ndim) {
@@ -207,14 +214,16 @@ typedef struct {
     size_t offset;
     int typenum;
     int ndim;
+    const char *name;
 } array_slot;
 
-static const array_slot slot_user_factors = {offsetof(ModelObject, user_factors), NPY_FLOAT32, 2};
-static const array_slot slot_item_factors = {offsetof(ModelObject, item_factors), NPY_FLOAT32, 2};
-static const array_slot slot_user_bias = {offsetof(ModelObject, user_bias), NPY_FLOAT32, 1};
-static const array_slot slot_item_bias = {offsetof(ModelObject, item_bias), NPY_FLOAT32, 1};
-static const array_slot slot_seen_indptr = {offsetof(ModelObject, seen_indptr), NPY_INT64, 1};
-static const array_slot slot_seen_indices = {offsetof(ModelObject, seen_indices), NPY_INT32, 1};
+#define ARRAY_SLOT(field, typenum, ndim) {offsetof(ModelObject, field), typenum, ndim, #field}
+static const array_slot slot_user_factors = ARRAY_SLOT(user_factors, NPY_FLOAT32, 2);
+static const array_slot slot_item_factors = ARRAY_SLOT(item_factors, NPY_FLOAT32, 2);
+static const array_slot slot_user_bias = ARRAY_SLOT(user_bias, NPY_FLOAT32, 1);
+static const array_slot slot_item_bias = ARRAY_SLOT(item_bias, NPY_FLOAT32, 1);
+static const array_slot slot_seen_indptr = ARRAY_SLOT(seen_indptr, NPY_INT64, 1);
+static const array_slot slot_seen_indices = ARRAY_SLOT(seen_indices, NPY_INT32, 1);
 
 static PyObject *model_get_array(ModelObject *self, void *closure)
 {
@@ -233,19 +242,24 @@ static int model_set_array(ModelObject *self, PyObject *value, void *closure)
     PyArrayObject *arr = NULL;
     if (value && value != Py_None) {
         arr = (PyArrayObject *)PyArray_FROM_OTF(value, s->typenum, NPY_ARRAY_CARRAY);
-        if (!arr)
+        if (!arr) {
+            conversion_error(s->name, s->typenum);
             return -1;
+        }
         if (PyArray_NDIM(arr) != s->ndim) {
-            PyErr_Format(PyExc_ValueError, "expected a %d-D array, got %d-D", s->ndim,
-                         PyArray_NDIM(arr));
+            PyErr_Format(PyExc_ValueError, "%s: expected a %d-D array, got %d-D", s->name,
+                         s->ndim, PyArray_NDIM(arr));
             Py_DECREF(arr);
             return -1;
         }
-        if (PyArray_DIM(arr, 0) > INT32_MAX) {
-            PyErr_SetString(PyExc_ValueError, "too many rows (more than 2**31 - 1)");
-            Py_DECREF(arr);
-            return -1;
-        }
+        /* rows and columns are int32 in the core */
+        for (int d = 0; d < s->ndim; d++)
+            if (PyArray_DIM(arr, d) > INT32_MAX) {
+                PyErr_Format(PyExc_ValueError, "%s: dimension %d exceeds 2**31 - 1",
+                             s->name, d);
+                Py_DECREF(arr);
+                return -1;
+            }
     }
     Py_XSETREF(*field, arr);
     return 0;
@@ -1498,7 +1512,10 @@ static PyObject *topn_fold_in(PyObject *module, PyObject *args)
                          PyArray_DATA(x), &b);
     Py_END_ALLOW_THREADS
     if (status != MFR_OK) {
-        raise_status(status, "fold_in (items or ratings)");
+        raise_status(status, status == MFR_ENOTPD
+                                 ? "fold_in: the system is singular (regularization too "
+                                   "small for these items)"
+                                 : "fold_in (items or ratings)");
         goto cleanup;
     }
     result = Py_BuildValue("(Od)", x, (double)b);
@@ -1789,7 +1806,8 @@ static int module_exec(PyObject *m)
     for (size_t j = 0; j < sizeof tables / sizeof *tables; j++)
         if (PyModule_AddFunctions(m, tables[j]) < 0)
             return -1;
-    if (PyModule_AddStringConstant(m, "__version__", mfr_version()) < 0)
+    if (PyModule_AddStringConstant(m, "__version__", mfr_version()) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_THREADS", MFR_MAX_THREADS) < 0)
         return -1;
     return 0;
 }

@@ -11,18 +11,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
+import numbers
 import os
 import shutil
 import sys
 import tempfile
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .ratings import Ratings
+from .ratings import Ratings, as_rng
 
 __all__ = ["MovieLens", "load_movielens", "make_low_rank", "LowRankData"]
 
@@ -138,6 +141,8 @@ def cache_dir() -> str:
 def find_dataset(name: str, data_home: Optional[str] = None, download: bool = True,
                  base_url: str = GROUPLENS_URL) -> str:
     """The folder holding dataset `name`, downloading it if needed."""
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(f"data_home must be a path (str or os.PathLike), got {data_home!r}")
     folder_name = NAMES[name]
     marker = next(iter(CHECKSUMS[folder_name]))
     places = [p for p in (data_home, os.environ.get("MFREC_DATA"), cache_dir()) if p]
@@ -200,60 +205,102 @@ def _progress(what, done, total):
         print(f"\r{what} {done / 1e6:.1f} MB", end="", file=sys.stderr, flush=True)
 
 
+# The readers take files from outside: anything malformed is a ValueError
+# that names the file (and the line where there is one).
+
 def _read_tab(path: str) -> Ratings:
-    """user \\t item \\t rating \\t timestamp lines."""
-    a = np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2)
-    if a.shape[1] != 4:
-        raise ValueError(f"{path}: expected 4 tab-separated columns, got {a.shape[1]}")
+    """user \\t item \\t rating \\t timestamp lines, all integers."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "no data": reported below
+            a = np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2)
+    except ValueError as e:  # also UnicodeDecodeError
+        raise ValueError(f"{path}: {e}") from None
+    if a.shape[1] != 4 or len(a) == 0:
+        raise ValueError(f"{path}: expected lines of 4 tab-separated integers")
     return Ratings(a[:, 0], a[:, 1], a[:, 2].astype(np.float32), a[:, 3])
 
 
 def _read_100k_items(folder: str):
-    with open(os.path.join(folder, "u.genre"), encoding="latin-1") as f:
+    genre_file, item_file = os.path.join(folder, "u.genre"), os.path.join(folder, "u.item")
+    with open(genre_file, encoding="latin-1") as f:
         genre_names = [line.split("|")[0] for line in f if line.strip()]
     ids, titles, flags = [], [], []
-    with open(os.path.join(folder, "u.item"), encoding="latin-1") as f:
-        for line in f:
+    with open(item_file, encoding="latin-1") as f:
+        for number, line in enumerate(f, 1):
             parts = line.rstrip("\n").split("|")
-            if len(parts) != 5 + len(genre_names):
-                raise ValueError(f"u.item: expected {5 + len(genre_names)} fields, got "
-                                 f"{len(parts)} in line {line[:40]!r}")
+            if len(parts) != 5 + len(genre_names) or not _is_int(parts[0]):
+                raise ValueError(f"{item_file}, line {number}: expected a movie id and "
+                                 f"{4 + len(genre_names)} more fields, got {line[:40]!r}")
             ids.append(int(parts[0]))
             titles.append(parts[1])
             flags.append([p == "1" for p in parts[5:]])
-    order = np.argsort(ids, kind="stable")
-    return (np.array(ids, np.int64)[order], np.array(titles, dtype=object)[order],
-            np.array(flags, bool)[order], genre_names)
+    return _catalogue(item_file, ids, titles, np.array(flags, bool).reshape(len(ids), len(genre_names)),
+                      genre_names)
 
 
 def _read_latest_ratings(path: str) -> Ratings:
     with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.reader(f)
-        header = next(rows)
-        if header[:3] != ["userId", "movieId", "rating"]:
-            raise ValueError(f"{path}: unexpected header {header}")
-        cols = list(zip(*rows))
-    return Ratings(np.array(cols[0], np.int64), np.array(cols[1], np.int64),
-                   np.array(cols[2], np.float32), np.array(cols[3], np.int64))
+        try:
+            rows = [row for row in csv.reader(f) if row]  # blank lines skipped
+        except (csv.Error, ValueError) as e:  # also UnicodeDecodeError
+            raise ValueError(f"{path}: {e}") from None
+    if not rows or rows[0][:3] != ["userId", "movieId", "rating"]:
+        raise ValueError(f"{path}: unexpected header {rows[0] if rows else '(empty file)'}")
+    short = next((row for row in rows if len(row) < 4), None)
+    if short is not None:
+        raise ValueError(f"{path}: expected 4 fields, got {short}")
+    cols = list(zip(*rows[1:])) or [()] * 4
+    try:
+        return Ratings(np.array(cols[0], np.int64), np.array(cols[1], np.int64),
+                       np.array(cols[2], np.float32), np.array(cols[3], np.int64))
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def _read_latest_movies(path: str):
     ids, titles, genre_lists = [], [], []
     with open(path, newline="", encoding="utf-8") as f:
         rows = csv.reader(f)
-        next(rows)
-        for row in rows:
-            ids.append(int(row[0]))
-            titles.append(row[1])
-            genre_lists.append([] if row[2] == "(no genres listed)" else row[2].split("|"))
+        try:
+            header = next(rows, None)
+            if header != ["movieId", "title", "genres"]:
+                raise ValueError(f"unexpected header {header}")
+            for row in rows:
+                if not row:
+                    continue
+                if len(row) < 3 or not _is_int(row[0]):
+                    raise ValueError(f"expected a movie id, a title and genres, got {row}")
+                ids.append(int(row[0]))
+                titles.append(row[1])
+                genre_lists.append([] if row[2] == "(no genres listed)" else row[2].split("|"))
+        except (csv.Error, ValueError) as e:  # also UnicodeDecodeError
+            raise ValueError(f"{path}, line {rows.line_num}: {e}") from None
     genre_names = sorted({g for gl in genre_lists for g in gl})
     col = {g: j for j, g in enumerate(genre_names)}
     flags = np.zeros((len(ids), len(genre_names)), bool)
     for r, gl in enumerate(genre_lists):
         flags[r, [col[g] for g in gl]] = True
+    return _catalogue(path, ids, titles, flags, genre_names)
+
+
+def _is_int(text: str) -> bool:
+    """A decimal integer in the int64 range."""
+    try:
+        return -2**63 <= int(text) < 2**63
+    except ValueError:
+        return False
+
+
+def _catalogue(path, ids, titles, flags, genre_names):
+    """(ids, titles, genre flags, genre names) sorted by id; ids unique."""
+    ids = np.array(ids, np.int64)
     order = np.argsort(ids, kind="stable")
-    return (np.array(ids, np.int64)[order], np.array(titles, dtype=object)[order],
-            flags[order], genre_names)
+    ids = ids[order]
+    repeated = ids[1:][ids[1:] == ids[:-1]]
+    if len(repeated):
+        raise ValueError(f"{path}: movie id {repeated[0]} appears more than once")
+    return ids, np.array(titles, dtype=object)[order], flags[order], genre_names
 
 
 @dataclass
@@ -273,14 +320,24 @@ def make_low_rank(n_users: int = 500, n_items: int = 400, rank: int = 5,
     """Ratings of a planted rank-`rank` model observed at random with
     Gaussian noise of standard deviation `noise`. Factor entries are
     N(0, 1/sqrt(rank)) so that P_u . Q_i has unit variance."""
+    for name, v in (("n_users", n_users), ("n_items", n_items), ("rank", rank),
+                    ("density", density), ("noise", noise), ("global_mean", global_mean)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
+                or (name in ("n_users", "n_items", "rank") and not isinstance(v, numbers.Integral)):
+            raise ValueError(f"{name} must be a finite number (an integer for sizes), got {v!r}")
     if min(n_users, n_items, rank) < 1 or not 0 < density <= 1 or noise < 0:
         raise ValueError("need n_users, n_items, rank >= 1, 0 < density <= 1, noise >= 0")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     scale = rank ** -0.25
     P = rng.normal(0, scale, (n_users, rank))
     Q = rng.normal(0, scale, (n_items, rank))
     n_obs = max(1, int(round(density * n_users * n_items)))
     cells = rng.choice(n_users * n_items, size=n_obs, replace=False)
     u, i = cells // n_items, cells % n_items
+    noise = abs(noise)  # NumPy refuses a scale of -0.0
     r = global_mean + np.einsum("ij,ij->i", P[u], Q[i]) + rng.normal(0, noise, n_obs)
-    return LowRankData(Ratings(u, i, r.astype(np.float32)), P, Q, global_mean, noise)
+    with np.errstate(over="ignore"):
+        r = r.astype(np.float32)
+    if not np.isfinite(r).all():
+        raise ValueError("global_mean and noise give ratings beyond the float32 range")
+    return LowRankData(Ratings(u, i, r), P, Q, global_mean, noise)

@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _core
-from .ratings import as_ratings
+from .algorithms import check_threads
+from .ratings import as_ids, as_ratings
 
 __all__ = ["rmse", "mae", "ranking_metrics", "evaluate"]
 
@@ -63,12 +64,20 @@ def ranking_metrics(recommended, relevant: Sequence, n_items: int, n_threads: in
     relevant item.
     """
     rec = np.asarray(recommended)
-    if rec.ndim != 2 or not (np.issubdtype(rec.dtype, np.integer) or rec.size == 0):
+    if rec.ndim != 2 or not (np.issubdtype(rec.dtype, np.integer) or rec.size == 0) \
+            or rec.dtype == bool:
         raise ValueError("recommended must be a 2-D integer array (users x k)")
+    if isinstance(n_items, bool) or not isinstance(n_items, numbers.Integral) \
+            or not 1 <= n_items < 2**31:
+        raise ValueError(f"ranking_metrics: need n_items >= 1 (an integer below 2**31), "
+                         f"got {n_items!r}")
+    check_threads(n_threads)
+    if rec.size and (rec.min() < -1 or rec.max() >= n_items):  # before the int32 cast
+        raise IndexError("recommended: an item is outside [-1, n_items)")
     if len(relevant) != rec.shape[0]:
         raise ValueError(f"relevant must hold one array per row of recommended "
                          f"({len(relevant)} != {rec.shape[0]})")
-    lists = [np.asarray(r, dtype=np.int64).ravel() for r in relevant]
+    lists = [as_ids(np.ravel(r), "relevant") for r in relevant]
     lengths = np.array([len(r) for r in lists], np.int64)
     labels = np.concatenate(lists) if lists else np.zeros(0, np.int64)
     if len(labels) and (labels.min() < 0 or labels.max() >= 2**31 - 1):
@@ -135,17 +144,21 @@ def evaluate(model, test, k: int = 10, threshold: float = 4.0, candidates: str =
         label = iidx[known].astype(np.int64)
         unknown = label < 0
         label[unknown] = n_items + np.unique(items[known][unknown], return_inverse=True)[1]
-        rel = ratings[known] >= threshold
+        rel = ratings[known] >= np.float64(threshold)  # no cast of threshold to float32
         indptr, indices, _ = _core.build_csr(row[rel], label[rel].astype(np.int32), None,
                                              len(eval_users), int(label.max(initial=0)) + 1)
+        # Ranks past max(n_items, most relevant items of a user) are padding
+        # that changes only precision's denominator: rank that far, rescale.
+        depth = min(k, max(n_items, int(np.diff(indptr).max(initial=0))))
         if candidates == "all":
             rec = _core.recommend(model, eval_users, min(k, n_items), exclude_seen=True,
                                   pool=None, n_threads=n_threads)[0]
         else:
-            rec = _rank_test_items(model, eval_users, row, iidx[known], k, n_threads)
-        if rec.shape[1] < k:
-            rec = np.pad(rec, ((0, 0), (0, k - rec.shape[1])), constant_values=-1)
+            rec = _rank_test_items(model, eval_users, row, iidx[known], depth, n_threads)
+        if rec.shape[1] < depth:
+            rec = np.pad(rec, ((0, 0), (0, depth - rec.shape[1])), constant_values=-1)
         result = _ranking(rec, indptr, indices, n_items, n_threads)
+        result["precision"] *= depth / k
         del result["per_user"]
         result.update(model.score(users, items, ratings))
     result.update(k=int(k), threshold=float(threshold))

@@ -7,6 +7,7 @@ half-updated one.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import tempfile
@@ -14,12 +15,13 @@ import threading
 import time
 import warnings
 import zipfile
+import zlib
 from typing import Callable, Optional
 
 import numpy as np
 
 from . import _core
-from .algorithms import Features, TrainData, get_algorithm
+from .algorithms import Features, TrainData, check_threads, get_algorithm
 from .ratings import Ratings, as_ids, as_ratings
 
 __all__ = ["Model"]
@@ -217,7 +219,7 @@ class Model(_core.Model):
         try:
             seen = train.by_user
         except ValueError:  # the only failure left: a repeated (user, item) pair
-            raise ValueError(f"fit: {_duplicates(users, items)}") from None
+            raise ValueError(f"fit: users and items: {_duplicates(users, items)}") from None
         valid = None
         if validation is not None:
             vu, vi, vr = _triplets(*_unpack(validation), "validation")
@@ -238,9 +240,12 @@ class Model(_core.Model):
             row = {"epoch": iteration + 1}
             if loss is not None:
                 row["train_loss"] = loss
-            row["train_rmse"] = _core.rmse_mae(
-                work._predict(train.users, train.items, self._params["n_threads"]),
-                train.ratings)[0]
+            pred = work._predict(train.users, train.items, self._params["n_threads"])
+            if not np.isfinite(pred).all():  # finite factors whose products overflow
+                raise FloatingPointError(
+                    f"fit diverged at iteration {iteration + 1}: the predictions are no "
+                    "longer finite; use a smaller learning_rate or a larger regularization")
+            row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
                 pred = _clip(work._predict(valid[0], valid[1], self._params["n_threads"]),
                              clip_range)
@@ -316,13 +321,14 @@ class Model(_core.Model):
         plus whichever bias is known (the item's for an unknown user, and so
         on); a model without biases predicts 0 for them. `clip` (default: on
         for explicit-rating algorithms) limits predictions to the range of
-        the training ratings.
+        the training ratings. n_threads: 0 (all cores) to 256.
         """
         self._check_fitted()
         users, items = as_ids(users, "users"), as_ids(items, "items")
         if len(users) != len(items):
             raise ValueError(f"users and items must have the same length "
                              f"({len(users)} != {len(items)})")
+        check_threads(n_threads)
         if clip is None:
             clip = self._solver.clip_predictions if self._solver else True
         with self._lock:
@@ -450,9 +456,7 @@ class Model(_core.Model):
 
     def _threads(self, n_threads):
         n_threads = self._params.get("n_threads", 1) if n_threads is None else n_threads
-        if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) \
-                or n_threads < 0:
-            raise ValueError(f"n_threads must be an integer >= 0, got {n_threads!r}")
+        check_threads(n_threads)
         return int(n_threads)
 
     def _indices(self, raw, name, kind="user"):
@@ -563,17 +567,19 @@ class Model(_core.Model):
     def load(cls, path) -> "Model":
         """Read a model written by :meth:`save`; ValueError if the file is
         not a valid mfrec model (corrupt, truncated or inconsistent)."""
-        # The file is opened here, not by np.load, which leaks its handle
-        # when the zip is corrupt; errors opening it (missing, no access)
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
+        # The file is opened here; errors opening it (missing, no access)
         # propagate as they are.
-        with open(path, "rb") as fh:
+        try:
+            fh = open(path, "rb")
+        except ValueError as e:  # a NUL character in the name
+            raise ValueError(f"path {path!r}: {e}") from None
+        with fh:
             try:
-                f = np.load(fh, allow_pickle=False)
-                if not isinstance(f, np.lib.npyio.NpzFile):
-                    raise ValueError("not an .npz archive")
-                with f:
-                    arrays = {k: f[k] for k in f.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+                arrays = _read_npz(fh)
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
+                    zlib.error) as e:
                 raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
         return cls._from_arrays(arrays, path)
 
@@ -584,7 +590,7 @@ class Model(_core.Model):
 
         try:
             header = json.loads(str(arrays.pop("header")[()]))
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, ValueError, TypeError, RecursionError) as e:
             raise bad(f"missing or unreadable header ({e})") from None
         if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
             raise bad("wrong format tag")
@@ -613,7 +619,9 @@ class Model(_core.Model):
         bi = get("item_bias", np.float32, 1, optional=True)
         indptr, indices = get("seen_indptr", np.int64, 1), get("seen_indices", np.int32, 1)
         nu, ni = len(user_ids), len(item_ids)
-        if nu == 0 or ni == 0 or np.any(np.diff(user_ids) <= 0) or np.any(np.diff(item_ids) <= 0):
+        # compared, not subtracted: np.diff overflows for ids far apart
+        if nu == 0 or ni == 0 or np.any(user_ids[1:] <= user_ids[:-1]) \
+                or np.any(item_ids[1:] <= item_ids[:-1]):
             raise bad("ids must be non-empty, sorted and unique")
         if P.shape[0] != nu or Q.shape[0] != ni or P.shape[1] != Q.shape[1]:
             raise bad(f"factor shapes {P.shape} and {Q.shape} do not match "
@@ -655,6 +663,67 @@ class Model(_core.Model):
 
 
 # ---- helpers -----------------------------------------------------------------
+
+def _npy_header(m, name):
+    """(shape, fortran_order, dtype) of a .npy member, parsed strictly: NumPy's
+    own reader lets tokenizer errors through and retries broken headers as
+    Python 2 ones, with a warning."""
+    version = np.lib.format.read_magic(m)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"{name}: unsupported .npy version {version}")
+    length = int.from_bytes(m.read(2 if version == (1, 0) else 4), "little")
+    if length > 10000:  # NumPy's limit too
+        raise ValueError(f"{name}: .npy header too long")
+    try:
+        d = ast.literal_eval(m.read(length).decode("latin1"))
+        shape, fortran = d["shape"], d["fortran_order"]
+        dtype = np.lib.format.descr_to_dtype(d["descr"])
+    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+            MemoryError, RecursionError) as e:
+        raise ValueError(f"{name}: unreadable .npy header ({e!r})") from None
+    if not isinstance(shape, tuple) or not all(type(x) is int and x >= 0 for x in shape) \
+            or not isinstance(fortran, bool):
+        raise ValueError(f"{name}: bad shape or order in the .npy header")
+    return shape, fortran, dtype
+
+
+def _read_npz(f) -> dict:
+    """The arrays of an .npz archive (what np.load reads, without pickles),
+    each size in a member's header checked against the bytes the archive
+    holds before anything is allocated: a corrupt file cannot ask for
+    terabytes (deflated members expand at most 1032:1). Members are read
+    to their end, so their checksums are verified."""
+    archive_size = f.seek(0, os.SEEK_END)
+    f.seek(0)
+    arrays = {}
+    try:
+        z = zipfile.ZipFile(f)
+    except zipfile.BadZipFile:
+        raise ValueError("not an .npz archive") from None
+    with z:
+        for info in z.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise ValueError(f"unexpected member {name!r}")
+            if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED,
+                                                                  zipfile.ZIP_DEFLATED):
+                raise ValueError(f"{name}: encrypted, or compressed by an unknown method")
+            ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1032
+            available = min(info.file_size, ratio * min(info.compress_size, archive_size))
+            with z.open(info) as m:
+                shape, fortran, dtype = _npy_header(m, name)
+                if dtype.hasobject:
+                    raise ValueError(f"{name}: object arrays are not allowed")
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if nbytes > available:
+                    raise ValueError(f"{name}: shape {shape} needs more data than the file holds")
+                data = bytearray(nbytes)
+                if m.readinto(data) != nbytes or m.read(1):
+                    raise ValueError(f"{name}: the data does not match the shape {shape}")
+            arrays[name[:-len(".npy")]] = np.frombuffer(data, dtype).reshape(
+                shape, order="F" if fortran else "C")
+    return arrays
+
 
 def _unpack(data):
     if isinstance(data, Ratings):

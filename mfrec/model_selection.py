@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .metrics import evaluate
-from .ratings import Ratings
+from .ratings import Ratings, as_rng
 
 __all__ = ["train_test_split", "KFold", "PredefinedFolds", "cross_validate", "GridSearch",
            "RandomSearch", "uniform", "log_uniform"]
@@ -45,7 +45,8 @@ def train_test_split(ratings: Ratings, test_size: float = 0.2, seed: Optional[in
     """
     if not isinstance(ratings, Ratings):
         raise TypeError("ratings must be a mfrec.Ratings")
-    if not 0.0 < test_size < 1.0:
+    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real) \
+            or not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
     byes = ("random", "user", "time", "user_time")
     if by not in byes:
@@ -55,7 +56,7 @@ def train_test_split(ratings: Ratings, test_size: float = 0.2, seed: Optional[in
         raise ValueError("need at least two ratings to split")
     if by in ("time", "user_time") and ratings.timestamp is None:
         raise ValueError(f"by={by!r} needs ratings with timestamps")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     test = np.zeros(n, bool)
     if by == "random":
         n_test = max(1, int(round(test_size * n)))
@@ -102,7 +103,7 @@ class KFold:
         n = len(ratings)
         if n < self.n_splits:
             raise ValueError(f"cannot cut {n} ratings into {self.n_splits} folds")
-        order = np.random.default_rng(self.seed).permutation(n) if self.shuffle else np.arange(n)
+        order = as_rng(self.seed).permutation(n) if self.shuffle else np.arange(n)
         for part in np.array_split(order, self.n_splits):
             test = np.zeros(n, bool)
             test[part] = True
@@ -537,7 +538,7 @@ class RandomSearch(_Search):
         self.param_distributions, self.n_iter, self.seed = param_distributions, int(n_iter), seed
 
     def _candidates(self):
-        rng = np.random.default_rng(self.seed)
+        rng = as_rng(self.seed)
         out = []
         for _ in range(self.n_iter):
             c = {}

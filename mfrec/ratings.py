@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["Ratings", "as_ids", "as_ratings"]
+__all__ = ["Ratings", "as_ids", "as_ratings", "as_rng"]
 
 
 def as_ids(x, name: str) -> np.ndarray:
@@ -20,6 +20,8 @@ def as_ids(x, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold integer ids, got dtype {a.dtype}")
     if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} has ids larger than the int64 range")
+    if a.size == 0:  # of any dtype; casting an empty complex array still warns
+        return np.empty(0, np.int64)
     return a.astype(np.int64, copy=False)
 
 
@@ -34,13 +36,21 @@ def as_ratings(x, name: str = "ratings") -> np.ndarray:
         a = a.astype(np.float32)
     if not (np.issubdtype(a.dtype, np.number) or a.size == 0) or np.iscomplexobj(a):
         raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
         r = a.astype(np.float32)
     if not np.isfinite(r).all():
         bad = int(np.flatnonzero(~np.isfinite(r))[0])
         raise ValueError(f"{name} must be finite: entry {bad} is {a[bad]!r} "
                          "(or does not fit in float32)")
     return r
+
+
+def as_rng(seed) -> np.random.Generator:
+    """NumPy's generator for `seed` (None or an integer >= 0), naming it on error."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"seed must be None or an integer >= 0, got {seed!r}") from None
 
 
 @dataclass(frozen=True)

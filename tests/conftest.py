@@ -42,3 +42,10 @@ def run_env():
     home = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
     return env
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: end-to-end runs (notebooks, full MovieLens fits) left out of "
+        "the sanitizer run (.ci/sanitize.sh); the entry points they call are covered "
+        "by fast tests")

@@ -18,7 +18,8 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["Algorithm", "Features", "TrainData", "get_algorithm", "register", "ALGORITHMS"]
+__all__ = ["Algorithm", "Features", "TrainData", "get_algorithm", "register", "ALGORITHMS",
+           "check_threads"]
 
 ALGORITHMS: Dict[str, Type["Algorithm"]] = {}
 
@@ -95,16 +96,35 @@ def check_int(params, name, low=1, allow_none=False):
         raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
 
 
+def check_threads(n_threads):
+    """n_threads: an integer in [0, MAX_THREADS] (0: all cores)."""
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) \
+            or not 0 <= n_threads <= _core.MAX_THREADS:
+        raise ValueError(f"n_threads must be an integer >= 0 and <= {_core.MAX_THREADS} "
+                         f"(0: all cores), got {n_threads!r}")
+
+
 def check_float(params, name, low=0.0, strict=False):
+    """A real number >= low (> low if strict) that survives the float32 of
+    the kernels (1e-50 would become 0, 1e300 infinity)."""
     v = params[name]
-    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-    if not ok or (v <= low if strict else v < low):
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
+    if ok:
+        with np.errstate(over="ignore"):
+            v32 = np.float32(float(v)) if abs(v) < 1e300 else np.float32(np.inf)
+        ok = bool(np.isfinite(v32)) and (v32 > low if strict else v32 >= low)
+    if not ok:
         op = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {op} {low}, got {v!r}")
+        raise ValueError(f"{name} must be a finite number {op} {low} (float32 range), "
+                         f"got {v!r}")
 
 
 def check_choice(params, name, choices):
-    if params[name] not in choices:
+    try:
+        known = params[name] in choices
+    except TypeError:  # unhashable
+        known = False
+    if not known:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {params[name]!r}")
 
 
@@ -137,7 +157,7 @@ class Algorithm:
     def check_params(cls, params: dict) -> None:
         check_int(params, "factors", 1)
         check_int(params, "seed", 0, allow_none=True)
-        check_int(params, "n_threads", 0)
+        check_threads(params["n_threads"])
         if cls.iterations_param:
             check_int(params, cls.iterations_param, 1)
 

@@ -123,10 +123,13 @@ class _Alternating(Algorithm):
                 row_weights=self.item_weights, col_weights=self.user_weights, **self.kwargs)
         except ValueError as e:
             if "singular" in str(e):
+                r = train.ratings
                 raise ValueError(f"{self.name}: iteration {iteration + 1}: a user's or item's "
-                                 f"least-squares system is singular with regularization="
-                                 f"{self.params['regularization']}: use regularization > 0"
-                                 ) from None
+                                 f"least-squares system is not positive definite "
+                                 f"(regularization={self.params['regularization']}, ratings "
+                                 f"from {r.min():g} to {r.max():g}): use a larger "
+                                 "regularization, or rescale ratings so that float32 sums of "
+                                 "their squares stay finite") from None
             raise
         return items["data"] + items["reg"] + users["reg"]
 

@@ -8,7 +8,7 @@ predictor: predict returns the shares.
 """
 import numpy as np
 
-from . import Algorithm, check_int, register
+from . import Algorithm, check_int, check_threads, register
 
 
 @register
@@ -21,7 +21,7 @@ class Popular(Algorithm):
     @classmethod
     def check_params(cls, params):
         check_int(params, "seed", 0, allow_none=True)
-        check_int(params, "n_threads", 0)
+        check_threads(params["n_threads"])
 
     def check_data(self, train):
         pass  # any non-empty data has a popularity

@@ -1,0 +1,231 @@
+"""Nothing lost: a process killed while saving leaves the previous file
+intact, and Ctrl-C during fit leaves the model at its last complete epoch.
+
+Both run in subprocesses that get real signals (SIGKILL, SIGINT).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import mfrec
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+HOME = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
+
+
+# A child started from a background job inherits SIGINT ignored, and Python
+# then leaves it ignored: give it back its Ctrl-C.
+PROLOGUE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
+def python(code, *args):
+    """A Python subprocess running `code` with the mfrec under test importable
+    (installed or built in place), stdout piped (use it in a with block,
+    which closes the pipes and waits)."""
+    env = {**os.environ, "PYTHONPATH": HOME + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    code = PROLOGUE + textwrap.dedent(code)
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(proc, line, timeout=120):
+    """Read the child's stdout up to a line starting with `line`; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = proc.stdout.readline()
+        if out.startswith(line):
+            return out
+        if not out and proc.poll() is not None:
+            raise AssertionError(f"child exited ({proc.returncode}): {proc.stderr.read()}")
+    proc.kill()
+    raise AssertionError(f"no {line!r} from the child")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """An old model saved at `path`, and a different new one in another file."""
+    folder = tmp_path_factory.mktemp("save")
+    data = mfrec.make_low_rank(300, 200, 4, density=0.1, seed=4).ratings
+    old = mfrec.Model("sgd", factors=4, epochs=2, seed=1).fit(data)
+    new = mfrec.Model("sgd", factors=64, epochs=2, seed=2).fit(data)
+    old.save(folder / "model.npz")
+    new.save(folder / "new.npz")
+    return folder, old, new, data
+
+
+def same_model(a, b):
+    return all(np.array_equal(getattr(a, n), getattr(b, n))
+               for n in ("user_ids", "item_ids", "user_factors", "item_factors", "user_bias"))
+
+
+SAVE_STALLED = """
+    import sys, time
+    import numpy as np
+    import mfrec
+    new = mfrec.Model.load(sys.argv[1])
+    write_array, calls = np.lib.format.write_array, []
+    def stalled(fp, array, *args, **kwargs):  # write half the archive, then hang
+        calls.append(1)
+        if len(calls) == 5:
+            fp.write(b"partial")
+            fp.flush()
+            print("writing", flush=True)
+            time.sleep(600)
+        return write_array(fp, array, *args, **kwargs)
+    np.lib.format.write_array = stalled
+    new.save(sys.argv[2])
+"""
+
+
+def test_kill_during_save_keeps_old_file(models):
+    folder, old, new, _ = models
+    path = folder / "model.npz"
+    before = path.read_bytes()
+    with python(SAVE_STALLED, folder / "new.npz", path) as proc:
+        wait_for(proc, "writing")
+        proc.send_signal(signal.SIGKILL)
+    assert path.read_bytes() == before
+    assert same_model(mfrec.Model.load(path), old)
+    leftovers = [p for p in os.listdir(folder) if p.startswith(".mfrec-")]
+    assert len(leftovers) == 1  # the killed writer's temporary file, never the target
+    os.unlink(folder / leftovers[0])
+
+
+SAVE_LOOP = """
+    import sys
+    import mfrec
+    new = mfrec.Model.load(sys.argv[1])
+    print("saving", flush=True)
+    while True:
+        new.save(sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.11])
+def test_kill_at_any_moment_of_saving(models, delay):
+    """A child saves the new model over the old one again and again and is
+    killed at some moment: the file is always one whole model, never a
+    truncated one."""
+    folder, old, new, _ = models
+    path = folder / "model.npz"
+    with python(SAVE_LOOP, folder / "new.npz", path) as proc:
+        wait_for(proc, "saving")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+    got = mfrec.Model.load(path)
+    assert same_model(got, old) or same_model(got, new)
+    for p in os.listdir(folder):
+        if p.startswith(".mfrec-"):
+            os.unlink(folder / p)
+    old.save(path)
+
+
+FIT_INTERRUPTED = """
+    import json, sys, warnings
+    import numpy as np
+    import mfrec
+    data = mfrec.make_low_rank(1500, 1000, 8, density=0.06, seed=5).ratings
+    valid = mfrec.make_low_rank(1500, 1000, 8, density=0.01, seed=6).ratings
+    early = sys.argv[1] == "early"
+    params = dict(factors=32, epochs=100000, seed=7, learning_rate=0.002)
+    model = mfrec.Model("sgd", **params)
+    kwargs = dict(validation=valid, early_stopping=10**6) if early else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(data, callback=lambda m, row: print("epoch", row["epoch"], flush=True),
+                  **kwargs)
+    # the same number of epochs without interruption: bit for bit the same model
+    kept = model.best_iteration_
+    ref = mfrec.Model("sgd", **{**params, "epochs": kept}).fit(data)
+    same = all(np.array_equal(getattr(model, n), getattr(ref, n))
+               for n in ("user_factors", "item_factors", "user_bias", "item_bias"))
+    print("result", json.dumps({
+        "epochs_run": len(model.history), "kept": kept, "same": same,
+        "history_ok": [r["epoch"] for r in model.history] == list(range(1, len(model.history) + 1)),
+        "warnings": [str(w.message) for w in caught]}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode,delay", [("plain", 0.0), ("plain", 0.013), ("plain", 0.031),
+                                        ("early", 0.0), ("early", 0.021)])
+def test_ctrl_c_during_fit_keeps_last_epoch(mode, delay):
+    with python(FIT_INTERRUPTED, mode) as proc:
+        wait_for(proc, "epoch 3")
+        time.sleep(delay)  # land the signal at different points of an epoch
+        proc.send_signal(signal.SIGINT)
+        result = json.loads(wait_for(proc, "result")[len("result"):])
+        assert proc.wait(60) == 0, proc.stderr.read()
+    assert result["epochs_run"] >= 3 and result["history_ok"]
+    assert result["same"], result
+    if mode == "plain":
+        assert result["kept"] == result["epochs_run"]  # the last complete epoch
+    assert any("interrupted" in w for w in result["warnings"]), result
+
+
+FIT_INTERRUPTED_EARLY = """
+    import sys
+    import numpy as np
+    import mfrec
+    small = mfrec.make_low_rank(50, 40, 3, density=0.3, seed=1).ratings
+    big = mfrec.make_low_rank(3000, 2000, 8, density=0.1, seed=2).ratings  # slow epochs
+    model = mfrec.Model("sgd", factors=32, epochs=50, seed=1).fit(small)
+    before = model.predict(small.user, small.item)
+    try:
+        print("fitting", flush=True)
+        model.fit(big)
+    except KeyboardInterrupt:
+        same = np.array_equal(model.predict(small.user, small.item), before)
+        print("interrupted", same, len(model.history), flush=True)
+"""
+
+
+def test_ctrl_c_in_first_epoch_keeps_previous_model():
+    """Interrupted before any epoch completed: KeyboardInterrupt, and a model
+    fitted before keeps its old state."""
+    with python(FIT_INTERRUPTED_EARLY) as proc:
+        wait_for(proc, "fitting")
+        proc.send_signal(signal.SIGINT)
+        line = wait_for(proc, "interrupted")
+    assert line.split()[1:] == ["True", "50"], line
+
+
+@pytest.mark.parametrize("at_call", [1, 3])
+@pytest.mark.parametrize("early", [False, True])
+def test_ctrl_c_between_history_and_snapshot(monkeypatch, at_call, early):
+    """Ctrl-C landing after an iteration's history row is written but before
+    its factors are kept (deterministic: the snapshot itself is interrupted).
+    The model and its history agree on the last complete iteration; in the
+    first iteration, the interrupt propagates."""
+    import mfrec.model as model_module
+
+    data = mfrec.make_low_rank(60, 50, 3, density=0.3, seed=1).ratings
+    params = dict(factors=4, epochs=10, seed=2)
+    kwargs = dict(validation=data, early_stopping=100) if early else {}
+    real, calls = model_module.core_state, []
+
+    def interrupted(core):
+        calls.append(1)
+        if len(calls) == at_call:
+            raise KeyboardInterrupt
+        return real(core)
+
+    monkeypatch.setattr(model_module, "core_state", interrupted)
+    model = mfrec.Model("sgd", **params)
+    if at_call == 1:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(data, **kwargs)
+        assert not model.is_fitted
+        return
+    with pytest.warns(RuntimeWarning, match="interrupted after 2 iteration"):
+        model.fit(data, **kwargs)
+    monkeypatch.setattr(model_module, "core_state", real)
+    ref = mfrec.Model("sgd", **{**params, "epochs": 2}).fit(data)
+    assert len(model.history) == 2 and model.best_iteration_ == 2
+    assert same_model(model, ref)
