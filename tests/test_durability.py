@@ -31,7 +31,9 @@ def python(code, *args):
     which closes the pipes and waits)."""
     env = {**os.environ, "PYTHONPATH": HOME + os.pathsep + os.environ.get("PYTHONPATH", "")}
     code = PROLOGUE + textwrap.dedent(code)
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
+    # cwd: `python -c` puts it first on sys.path, and the source tree's mfrec
+    # (without the built core) must not shadow the one under test
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=HOME,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
