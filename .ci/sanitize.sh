@@ -9,6 +9,8 @@
 # non-zero exit status, and every report (subprocesses included) is also
 # written under $work/reports and checked at the end.
 #
+# Whole stacks for a leak report (slower): MFREC_ASAN_OPTIONS=fast_unwind_on_malloc=0
+#
 # Usage: .ci/sanitize.sh [pytest arguments]   (default: the whole suite but
 # the notebooks and tests marked "slow"). MFREC_DATA must point at the
 # MovieLens data; run it in the environment the suite runs in (it builds
@@ -24,6 +26,11 @@ if [[ "$asan" != /* ]]; then
     echo "sanitize: gcc does not know where libasan.so is" >&2
     exit 2
 fi
+
+"$python" -c "import setuptools" 2>/dev/null || {
+    echo "sanitize: installing setuptools to build the extension" >&2
+    "$python" -m pip install --quiet setuptools
+}
 
 rm -rf "$work"
 mkdir -p "$work/tree" "$work/reports"
@@ -44,15 +51,17 @@ export LD_PRELOAD="$asan${LD_PRELOAD:+:$LD_PRELOAD}"
 # interpreter finalization (which strands objects on purpose and would bury
 # real reports in noise): memory nothing points to any more is a leak, be it
 # a malloc of the core or an array whose reference the binding lost.
-export ASAN_OPTIONS="detect_leaks=1:leak_check_at_exit=0:halt_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$work/reports/asan"
+export ASAN_OPTIONS="detect_leaks=1:leak_check_at_exit=0:halt_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$work/reports/asan${MFREC_ASAN_OPTIONS:+:$MFREC_ASAN_OPTIONS}"
 export LSAN_OPTIONS="suppressions=$root/.ci/lsan.supp:print_suppressions=0:exitcode=23"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$work/reports/ubsan"
 export MFREC_SANITIZED=1          # tests that are too slow under ASan shrink themselves
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
-# The notebooks run in Jupyter kernels (other processes, minutes under ASan)
-# and call the entry points the fast tests cover.
-[[ $# -gt 0 ]] || set -- -m "not slow" --ignore=tests/test_notebooks.py --durations=10 tests
+# The notebooks (Jupyter kernels) and the web demo (a server trained on
+# start) run in other processes, for minutes under ASan, and call the entry
+# points the fast tests cover.
+[[ $# -gt 0 ]] || set -- -m "not slow" -k "not demo" --ignore=tests/test_notebooks.py \
+    --durations=10 tests
 status=0
 "$python" -c '
 import ctypes, os, signal, sys

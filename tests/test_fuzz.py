@@ -32,7 +32,7 @@ import mfrec
 from mfrec.datasets import _read_100k_items, _read_latest_movies, _read_latest_ratings, _read_tab
 
 EXAMPLES = int(os.environ.get("MFREC_FUZZ_EXAMPLES",
-                              "40" if os.environ.get("MFREC_SANITIZED") else "500"))
+                              "20" if os.environ.get("MFREC_SANITIZED") else "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))
 HERE = os.path.dirname(os.path.abspath(__file__))
