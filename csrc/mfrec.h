@@ -158,6 +158,42 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                   const int32_t *users, const int32_t *items,
                   const float *ratings, int epoch, double *loss);
 
+/* ---- side features (features.c, sgd.c) --------------------------------
+ * Features of users or items (movie genres, say), as SVDFeature and
+ * LightFM use them: row r of the weight matrix X (CSR, n_rows x
+ * n_features; the caller normalizes rows, e.g. to a mean) adds
+ * sum_f X[r,f] V[f] to the row's free factor vector and, with biases,
+ * sum_f X[r,f] c[f] to its free bias. A row without a single rating gets
+ * its factors from its features alone (cold start). */
+typedef struct {
+    mfr_csr x;     /* n_rows x n_features; values are the weights (not NULL) */
+    float *V;      /* n_features x k: the features' factor vectors */
+    float *bias;   /* n_features, or NULL: the features' biases */
+} mfr_features;
+
+/* Check X: n_rows rows, at least one feature, a valid CSR with weights
+ * (mfr_csr_check: columns ascending within a row, finite values). */
+int mfr_features_check(const mfr_features *f, int32_t n_rows);
+/* The effective rows: eff = free + X V (n_rows x k) and, when free_bias
+ * and eff_bias are both given, eff_bias = free_bias + X c (c = f->bias,
+ * taken as 0 when NULL). Models keep the
+ * free and feature parts apart and write the effective ones into the
+ * shared mfr_model, so prediction and top-N need no change. */
+int mfr_features_apply(const mfr_features *f, int32_t k, const float *free,
+                       const float *free_bias, float *eff, float *eff_bias,
+                       int n_threads);
+/* One SGD epoch of the model whose user row is p_u + sum_a X_ua Z_a and
+ * whose item row is q_i + sum_g Y_ig W_g (user_f / item_f may be NULL):
+ * m holds the free P, Q and biases, and the feature vectors and biases are
+ * updated with them (see sgd.c). The shuffled order is that of
+ * mfr_sgd_epoch with one thread; the epoch is sequential, because feature
+ * vectors are shared by rows that any block of ratings may touch, so
+ * p->n_threads is not used. */
+int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
+                           const mfr_features *item_f, const mfr_sgd_params *p,
+                           int64_t nnz, const int32_t *users, const int32_t *items,
+                           const float *ratings, int epoch, double *loss);
+
 /* ---- truncated SVD (svd.c) --------------------------------------------
  * The matrix factored is built from ratings R observed on a set Omega and
  * a fill F = f 1^T + 1 g^T of rank <= 2 (f: one value per row, g: one per
@@ -299,5 +335,56 @@ int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
                 const float *ratings, double lambda, float *x, float *b);
 
 /* ---- ALS family (als.c) ----------------------------------------------- */
+/* One weighted-least-squares half-step: with the other side's factors Y
+ * fixed, each row x_i of X becomes the minimizer of
+ *   sum_obs c_ij (t_ij - x.y_j)^2 + w0 sum_unobs (x.y_j)^2 + lambda_i |x|^2
+ * over the row's stored entries (j, v_ij) of R (n_rows x n_cols), where
+ *   c_ij = rw_i cw_j (1 + alpha v_ij)         (rw, cw: side weights, or 1)
+ *   t_ij = p_ij - offset - y_bias_j,  p_ij = v_ij, or 1[v_ij > 0] if binary
+ *   lambda_i = regularization, times the row's count if scale_regularization.
+ * Explicit ALS: w0 = 0, alpha = 0. Weighted MF: alpha = 0, w0 > 0.
+ * Implicit feedback (Hu, Koren, Volinsky): w0 = 1, binary, alpha > 0.
+ * Biases (x->bias and y->bias both set; only with w0 = 0): the unknowns
+ * are (x_i, b_i) with features (y_j, 1), and y_bias moves into t_ij. */
+#define MFR_ALS_CHOLESKY 0 /* exact solve of the normal equations */
+#define MFR_ALS_CG 1       /* cg_steps conjugate-gradient steps from x_i */
+
+typedef struct {
+    float regularization;     /* lambda >= 0 */
+    int scale_regularization; /* lambda_i = lambda * count_i (ALS-WR) */
+    float unobserved_weight;  /* w0 >= 0 */
+    float alpha;              /* confidence slope >= 0 */
+    int binary;               /* preference 1[v > 0] instead of v */
+    int solver;               /* MFR_ALS_CHOLESKY or MFR_ALS_CG */
+    int cg_steps;
+    int n_threads;
+    int loss;                 /* compute stats->data (one more pass over the rows) */
+} mfr_als_params;
+
+mfr_als_params mfr_als_default_params(void);
+
+/* One side of the factorization: factors n x k; bias n or NULL; weights
+ * n or NULL (all 1). The solved side is updated in place (its factors
+ * are the CG warm start); the other side is only read. */
+typedef struct {
+    float *factors;
+    float *bias;
+    const float *weights;
+} mfr_als_side;
+
+/* The solved rows' share of the objective at their new values, and where
+ * the time went. data: weighted squared errors over all entries of the
+ * rows, unobserved ones included (0 unless params.loss); reg: sum
+ * lambda_i |x_i|^2 (b_i included). */
+typedef struct {
+    double data, reg;
+    double gram_seconds, solve_seconds;
+} mfr_als_stats;
+
+/* MFR_ENOTPD if a row's system is singular (regularization 0 and too few
+ * entries); stats may be NULL (no loss computed). Rows run in parallel
+ * with BLAS single-threaded; the result does not depend on n_threads. */
+int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_als_side *y,
+                      float offset, const mfr_als_params *p, mfr_als_stats *stats);
 
 #endif /* MFREC_H */

@@ -539,6 +539,137 @@ static PyMethodDef ratings_functions[] = {
     {"init_factors", ratings_init_factors, METH_VARARGS, init_factors_doc},
     {NULL}};
 
+/* ==== side features ==================================================== */
+
+/* The features of one side, given from Python as the tuple
+ * (indptr int64, indices int32, weights float32, factors float32 2-D,
+ * bias float32 1-D or None); factors (and bias) are updated in place. */
+typedef struct {
+    mfr_features f;
+    PyArrayObject *held[5];
+} features_view;
+
+static void features_view_release(features_view *v)
+{
+    for (int j = 0; j < 5; j++)
+        Py_CLEAR(v->held[j]);
+}
+
+/* Fill v from obj (None leaves v empty and returns 0 with *present = 0).
+ * Checks the shapes against n_rows and k; the contents are checked by the
+ * core (mfr_features_check). */
+static int features_view_get(PyObject *obj, features_view *v, npy_intp n_rows, npy_intp k,
+                             const char *name, int *present)
+{
+    memset(v, 0, sizeof *v);
+    *present = 0;
+    if (obj == Py_None)
+        return 0;
+    PyObject *indptr, *indices, *weights, *factors, *bias;
+    if (!PyTuple_Check(obj) ||
+        !PyArg_ParseTuple(obj, "OOOOO", &indptr, &indices, &weights, &factors, &bias)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: expected None or a tuple (indptr, indices, "
+                     "weights, factors, bias)", name);
+        return -1;
+    }
+    if (!(v->held[0] = as_array(indptr, NPY_INT64, 1, "features indptr")) ||
+        !(v->held[1] = as_array(indices, NPY_INT32, 1, "features indices")) ||
+        !(v->held[2] = as_array(weights, NPY_FLOAT32, 1, "features weights")) ||
+        !(v->held[3] = as_output(factors, NPY_FLOAT32, 2, "features factors")) ||
+        (bias != Py_None && !(v->held[4] = as_output(bias, NPY_FLOAT32, 1, "features bias"))))
+        return -1;
+    npy_intp n_features = PyArray_DIM(v->held[3], 0);
+    if (PyArray_DIM(v->held[0], 0) != n_rows + 1 || PyArray_DIM(v->held[3], 1) != k ||
+        same_length(v->held[1], v->held[2], "features indices", "features weights") < 0 ||
+        (v->held[4] && PyArray_DIM(v->held[4], 0) != n_features) ||
+        check_int32_size(n_features, "the number of features") < 0) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "%s: expected indptr of %zd entries, factors with "
+                         "%zd columns and one bias per feature", name, (Py_ssize_t)n_rows + 1,
+                         (Py_ssize_t)k);
+        return -1;
+    }
+    v->f.x.n_rows = (int32_t)n_rows;
+    v->f.x.n_cols = (int32_t)n_features;
+    v->f.x.nnz = PyArray_DIM(v->held[1], 0);
+    v->f.x.indptr = PyArray_DATA(v->held[0]);
+    v->f.x.indices = PyArray_DATA(v->held[1]);
+    v->f.x.values = PyArray_DATA(v->held[2]);
+    v->f.V = PyArray_DATA(v->held[3]);
+    v->f.bias = v->held[4] ? PyArray_DATA(v->held[4]) : NULL;
+    *present = 1;
+    return 0;
+}
+
+PyDoc_STRVAR(features_apply_doc,
+"features_apply(features, free, free_bias, eff, eff_bias, n_threads=1)\n--\n\n"
+"Effective rows from free rows and side features: eff = free + X V and,\n"
+"when free_bias and eff_bias are given, eff_bias = free_bias + X c.\n"
+"features: (indptr, indices, weights, factors, bias or None). eff and\n"
+"eff_bias are written in place.");
+
+static PyObject *features_apply(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"features", "free", "free_bias", "eff", "eff_bias", "n_threads",
+                             NULL};
+    PyObject *fo, *free_o, *fb_o, *eff_o, *eb_o, *result = NULL;
+    PyArrayObject *free = NULL, *free_bias = NULL, *eff = NULL, *eff_bias = NULL;
+    features_view v = {0};
+    int n_threads = 1, present, status;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|i", kwlist, &fo, &free_o, &fb_o,
+                                     &eff_o, &eb_o, &n_threads))
+        return NULL;
+    if (!(free = as_array(free_o, NPY_FLOAT32, 2, "free")) ||
+        !(eff = as_output(eff_o, NPY_FLOAT32, 2, "eff")))
+        goto cleanup;
+    if ((fb_o == Py_None) != (eb_o == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "free_bias and eff_bias: give both or neither");
+        goto cleanup;
+    }
+    if (fb_o != Py_None && (!(free_bias = as_array(fb_o, NPY_FLOAT32, 1, "free_bias")) ||
+                            !(eff_bias = as_output(eb_o, NPY_FLOAT32, 1, "eff_bias"))))
+        goto cleanup;
+    npy_intp n = PyArray_DIM(free, 0), k = PyArray_DIM(free, 1);
+    if (PyArray_DIM(eff, 0) != n || PyArray_DIM(eff, 1) != k ||
+        (free_bias && (PyArray_DIM(free_bias, 0) != n || PyArray_DIM(eff_bias, 0) != n))) {
+        PyErr_SetString(PyExc_ValueError, "free, eff, free_bias and eff_bias must have one "
+                        "row per row of the features, and free and eff the same shape");
+        goto cleanup;
+    }
+    if (check_int32_size(n, "rows") < 0 || check_int32_size(k, "columns") < 0 ||
+        features_view_get(fo, &v, n, k, "features", &present) < 0)
+        goto cleanup;
+    if (!present) {
+        PyErr_SetString(PyExc_TypeError, "features: expected a tuple, got None");
+        goto cleanup;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_features_apply(&v.f, (int32_t)k, PyArray_DATA(free),
+                                free_bias ? PyArray_DATA(free_bias) : NULL, PyArray_DATA(eff),
+                                eff_bias ? PyArray_DATA(eff_bias) : NULL, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "features_apply");
+        goto cleanup;
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+cleanup:
+    features_view_release(&v);
+    Py_XDECREF(free);
+    Py_XDECREF(free_bias);
+    Py_XDECREF(eff);
+    Py_XDECREF(eff_bias);
+    return result;
+}
+
+static PyMethodDef features_functions[] = {
+    {"features_apply", (PyCFunction)(void (*)(void))features_apply,
+     METH_VARARGS | METH_KEYWORDS, features_apply_doc},
+    {NULL}};
+
 /* ==== SGD ============================================================== */
 
 PyDoc_STRVAR(sgd_epoch_doc,
@@ -606,9 +737,72 @@ cleanup:
     return result;
 }
 
+PyDoc_STRVAR(sgd_epoch_features_doc,
+"sgd_epoch_features(model, users, items, ratings, *, user_features,\n"
+"                   item_features, learning_rate, regularization, biases,\n"
+"                   seed, epoch)\n--\n\n"
+"One sequential SGD epoch of the model with side features. `model` holds\n"
+"the free factors and biases; user_features and item_features are None or\n"
+"(indptr, indices, weights, factors, bias or None) with one row per user\n"
+"(item) of the model; factors and biases are updated in place. Returns\n"
+"the mean squared error of the updates.");
+
+static PyObject *sgd_epoch_features(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"model", "users", "items", "ratings", "user_features",
+                             "item_features", "learning_rate", "regularization", "biases",
+                             "seed", "epoch", NULL};
+    PyObject *mo, *uo, *io, *ro, *ufo, *ifo, *result = NULL;
+    PyArrayObject *users = NULL, *items = NULL, *ratings = NULL;
+    mfr_sgd_params p = mfr_sgd_default_params();
+    unsigned long long seed = 0;
+    int epoch = 0, status, has_uf = 0, has_if = 0;
+    double loss = 0.0;
+    model_view v = {0};
+    features_view uf = {0}, itf = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO$OOffpKi", kwlist, &mo, &uo, &io, &ro,
+                                     &ufo, &ifo, &p.learning_rate, &p.regularization,
+                                     &p.biases, &seed, &epoch))
+        return NULL;
+    p.seed = seed;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, p.biases) < 0)
+        goto cleanup;
+    if (features_view_get(ufo, &uf, v.m.n_users, v.m.k, "user_features", &has_uf) < 0 ||
+        features_view_get(ifo, &itf, v.m.n_items, v.m.k, "item_features", &has_if) < 0)
+        goto cleanup;
+    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
+        !(items = as_array(io, NPY_INT32, 1, "items")) ||
+        !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
+        goto cleanup;
+    npy_intp n = same_length(users, items, "users", "items");
+    if (n < 0 || same_length(users, ratings, "users", "ratings") < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_sgd_epoch_features(&v.m, has_uf ? &uf.f : NULL, has_if ? &itf.f : NULL, &p,
+                                    n, PyArray_DATA(users), PyArray_DATA(items),
+                                    PyArray_DATA(ratings), epoch, &loss);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "sgd_epoch_features");
+        goto cleanup;
+    }
+    result = PyFloat_FromDouble(loss);
+cleanup:
+    model_view_release(&v);
+    features_view_release(&uf);
+    features_view_release(&itf);
+    Py_XDECREF(users);
+    Py_XDECREF(items);
+    Py_XDECREF(ratings);
+    return result;
+}
+
 static PyMethodDef sgd_functions[] = {
     {"sgd_epoch", (PyCFunction)(void (*)(void))sgd_epoch, METH_VARARGS | METH_KEYWORDS,
      sgd_epoch_doc},
+    {"sgd_epoch_features", (PyCFunction)(void (*)(void))sgd_epoch_features,
+     METH_VARARGS | METH_KEYWORDS, sgd_epoch_features_doc},
     {NULL}};
 
 /* ==== truncated SVD ==================================================== */
@@ -1413,7 +1607,188 @@ static PyMethodDef topn_functions[] = {
 
 /* ==== ALS family ======================================================= */
 
-static PyMethodDef als_functions[] = {{NULL}};
+/* An optional 1-D float32 array of length n (None -> NULL), `writeable`
+ * for outputs. Returns -1 with an exception naming the argument. */
+static int als_vector(PyObject *obj, npy_intp n, int writeable, const char *name,
+                      PyArrayObject **out)
+{
+    *out = NULL;
+    if (obj == Py_None)
+        return 0;
+    *out = writeable ? as_output(obj, NPY_FLOAT32, 1, name) : as_array(obj, NPY_FLOAT32, 1, name);
+    if (!*out)
+        return -1;
+    if (PyArray_DIM(*out, 0) != n) {
+        PyErr_Format(PyExc_ValueError, "%s must have length %zd, got %zd", name, (Py_ssize_t)n,
+                     (Py_ssize_t)PyArray_DIM(*out, 0));
+        Py_CLEAR(*out);
+        return -1;
+    }
+    return 0;
+}
+
+static int als_check_param(float v, const char *name)
+{
+    if (!(v >= 0.0f) || !isfinite(v)) {
+        PyObject *shown = PyFloat_FromDouble(v);
+        if (shown)
+            PyErr_Format(PyExc_ValueError, "%s must be a finite number >= 0, got %R", name,
+                         shown);
+        Py_XDECREF(shown);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(als_half_step_doc,
+"als_half_step(indptr, indices, values, Y, X, *, x_bias=None, y_bias=None,\n"
+"              offset=0.0, row_weights=None, col_weights=None,\n"
+"              regularization=0.1, scale_regularization=False,\n"
+"              unobserved_weight=0.0, alpha=0.0, binary=False,\n"
+"              solver='cholesky', cg_steps=3, n_threads=1, loss=True)\n--\n\n"
+"One weighted-least-squares half-step (csrc/als.c): every row i of X\n"
+"(float32, n_rows x k, updated in place; the CG warm start) becomes the\n"
+"minimizer of\n"
+"  sum_obs c_ij (t_ij - x.y_j)^2 + w0 sum_unobs (x.y_j)^2 + lambda_i |x|^2\n"
+"over row i of the CSR (indptr int64, indices int32, values float32 or\n"
+"None for ones) with Y (float32, n_cols x k) fixed:\n"
+"c_ij = row_weights[i] col_weights[j] (1 + alpha v_ij),\n"
+"t_ij = (1[v_ij > 0] if binary else v_ij) - offset - y_bias[j],\n"
+"lambda_i = regularization (times the row's count if scale_regularization),\n"
+"w0 = unobserved_weight. With x_bias (written) and y_bias (read), the\n"
+"unknowns are (x_i, x_bias[i]) and the features (y_j, 1); w0 must be 0.\n\n"
+"Returns a dict: data (the rows' weighted squared errors over all\n"
+"entries at their new values; 0 when loss=False), reg (sum lambda_i |x_i|^2),\n"
+"gram_seconds, solve_seconds.");
+
+static PyObject *als_half_step(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"indptr", "indices", "values", "Y", "X", "x_bias", "y_bias",
+                             "offset", "row_weights", "col_weights", "regularization",
+                             "scale_regularization", "unobserved_weight", "alpha", "binary",
+                             "solver", "cg_steps", "n_threads", "loss", NULL};
+    PyObject *po, *io, *vo, *yo, *xo, *xbo = Py_None, *ybo = Py_None, *rwo = Py_None,
+             *cwo = Py_None, *result = NULL;
+    PyArrayObject *indptr = NULL, *indices = NULL, *values = NULL, *Y = NULL, *X = NULL,
+                  *xb = NULL, *yb = NULL, *rw = NULL, *cw = NULL;
+    mfr_als_params p = mfr_als_default_params();
+    mfr_als_stats stats = {0};
+    float offset = 0.0f;
+    const char *solver = "cholesky";
+    int status;
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|$OOfOOfpffpsiip", kwlist, &po, &io, &vo,
+                                     &yo, &xo, &xbo, &ybo, &offset, &rwo, &cwo,
+                                     &p.regularization, &p.scale_regularization,
+                                     &p.unobserved_weight, &p.alpha, &p.binary, &solver,
+                                     &p.cg_steps, &p.n_threads, &p.loss))
+        return NULL;
+    if (als_check_param(p.regularization, "regularization") < 0 ||
+        als_check_param(p.unobserved_weight, "unobserved_weight") < 0 ||
+        als_check_param(p.alpha, "alpha") < 0)
+        return NULL;
+    if (!isfinite(offset)) {
+        PyErr_SetString(PyExc_ValueError, "offset must be finite");
+        return NULL;
+    }
+    if (strcmp(solver, "cholesky") == 0) {
+        p.solver = MFR_ALS_CHOLESKY;
+    } else if (strcmp(solver, "cg") == 0) {
+        p.solver = MFR_ALS_CG;
+        if (p.cg_steps < 1) {
+            PyErr_Format(PyExc_ValueError, "cg_steps must be >= 1, got %d", p.cg_steps);
+            return NULL;
+        }
+    } else {
+        PyErr_Format(PyExc_ValueError, "solver must be 'cholesky' or 'cg', got '%s'", solver);
+        return NULL;
+    }
+    if ((xbo == Py_None) != (ybo == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "x_bias and y_bias must both be given or both be None");
+        return NULL;
+    }
+    if (xbo != Py_None && p.unobserved_weight != 0.0f) {
+        PyErr_SetString(PyExc_ValueError, "biases need unobserved_weight == 0");
+        return NULL;
+    }
+    if (!(indptr = as_array(po, NPY_INT64, 1, "indptr")) ||
+        !(indices = as_array(io, NPY_INT32, 1, "indices")) ||
+        (vo != Py_None && !(values = as_array(vo, NPY_FLOAT32, 1, "values"))) ||
+        !(Y = as_array(yo, NPY_FLOAT32, 2, "Y")) || !(X = as_output(xo, NPY_FLOAT32, 2, "X")))
+        goto cleanup;
+    if (values && same_length(indices, values, "indices", "values") < 0)
+        goto cleanup;
+    npy_intp n_rows = PyArray_DIM(X, 0), n_cols = PyArray_DIM(Y, 0), k = PyArray_DIM(X, 1);
+    if (PyArray_DIM(indptr, 0) != n_rows + 1) {
+        PyErr_Format(PyExc_ValueError, "indptr must have X.shape[0] + 1 = %zd entries, got %zd",
+                     (Py_ssize_t)(n_rows + 1), (Py_ssize_t)PyArray_DIM(indptr, 0));
+        goto cleanup;
+    }
+    if (PyArray_DIM(Y, 1) != k || k < 1) {
+        PyErr_Format(PyExc_ValueError, "X and Y must have the same number (>= 1) of columns "
+                     "(%zd != %zd)", (Py_ssize_t)k, (Py_ssize_t)PyArray_DIM(Y, 1));
+        goto cleanup;
+    }
+    if (check_int32_size(n_rows, "X.shape[0]") < 0 || check_int32_size(n_cols, "Y.shape[0]") < 0 ||
+        check_int32_size(k, "X.shape[1]") < 0 ||
+        als_vector(xbo, n_rows, 1, "x_bias", &xb) < 0 ||
+        als_vector(ybo, n_cols, 0, "y_bias", &yb) < 0 ||
+        als_vector(rwo, n_rows, 0, "row_weights", &rw) < 0 ||
+        als_vector(cwo, n_cols, 0, "col_weights", &cw) < 0)
+        goto cleanup;
+    mfr_csr R = {(int32_t)n_rows, (int32_t)n_cols, PyArray_DIM(indices, 0), PyArray_DATA(indptr),
+                 PyArray_DATA(indices), values ? PyArray_DATA(values) : NULL};
+    mfr_als_side xs = {PyArray_DATA(X), xb ? PyArray_DATA(xb) : NULL,
+                       rw ? PyArray_DATA(rw) : NULL};
+    mfr_als_side ys = {PyArray_DATA(Y), yb ? PyArray_DATA(yb) : NULL,
+                       cw ? PyArray_DATA(cw) : NULL};
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_als_half_step(&R, (int32_t)k, &xs, &ys, offset, &p, &stats);
+    Py_END_ALLOW_THREADS
+    switch (status) {
+    case MFR_OK:
+        result = Py_BuildValue("{sdsdsdsd}", "data", stats.data, "reg", stats.reg,
+                               "gram_seconds", stats.gram_seconds, "solve_seconds",
+                               stats.solve_seconds);
+        break;
+    case MFR_EINDEX:
+        PyErr_Format(PyExc_IndexError, "als_half_step: indices must lie in [0, Y.shape[0] = %zd)",
+                     (Py_ssize_t)n_cols);
+        break;
+    case MFR_EINVAL:
+        PyErr_SetString(PyExc_ValueError,
+                        "als_half_step: invalid input: indptr must start at 0, never decrease "
+                        "and end at len(indices); weights must be >= 0; and the confidence "
+                        "1 + alpha * values must be >= 0");
+        break;
+    case MFR_ENONFINITE:
+        PyErr_SetString(PyExc_ValueError, "als_half_step: values, factors and biases must be "
+                        "finite (NaN or infinity found)");
+        break;
+    case MFR_ENOTPD:
+        PyErr_SetString(PyExc_ValueError, "als_half_step: a row's normal equations are "
+                        "singular (not positive definite): use regularization > 0");
+        break;
+    default:
+        raise_status(status, "als_half_step");
+    }
+cleanup:
+    Py_XDECREF(indptr);
+    Py_XDECREF(indices);
+    Py_XDECREF(values);
+    Py_XDECREF(Y);
+    Py_XDECREF(X);
+    Py_XDECREF(xb);
+    Py_XDECREF(yb);
+    Py_XDECREF(rw);
+    Py_XDECREF(cw);
+    return result;
+}
+
+static PyMethodDef als_functions[] = {
+    {"als_half_step", (PyCFunction)(void (*)(void))als_half_step, METH_VARARGS | METH_KEYWORDS,
+     als_half_step_doc},
+    {NULL}};
 
 /* ==== module =========================================================== */
 
@@ -1427,7 +1802,7 @@ static int module_exec(PyObject *m)
         return -1;
     PyMethodDef *tables[] = {info_functions, ratings_functions, sgd_functions,
                              svd_functions,  nmf_functions,     topn_functions,
-                             als_functions};
+                             als_functions,  features_functions};
     for (size_t j = 0; j < sizeof tables / sizeof *tables; j++)
         if (PyModule_AddFunctions(m, tables[j]) < 0)
             return -1;

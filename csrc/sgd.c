@@ -18,6 +18,17 @@
  * so they run concurrently without locks (the stratified SGD of Gemulla et
  * al. and LIBMF). Blocks are whole units of work, so the result depends on
  * G but not on which thread ran which block.
+ *
+ * With side features (features.c) the rows are p_u^eff = p_u + sum_a X_ua Z_a
+ * and q_i^eff = q_i + sum_g Y_ig W_g (biases b^eff likewise with c), the
+ * prediction is mu + b_u^eff + b_i^eff + p_u^eff . q_i^eff, and the
+ * objective adds lambda (|Z_a|^2 + c_a^2) per rating for each of u's
+ * features a (and so for i's features g). The step, every gradient taken
+ * at the values before the update:
+ *   p_u += lr (e q_i^eff - lambda p_u)     q_i += lr (e p_u^eff - lambda q_i)
+ *   Z_a += lr (e X_ua q_i^eff - lambda Z_a) W_g += lr (e Y_ig p_u^eff - lambda W_g)
+ *   c_a += lr (e X_ua - lambda c_a)        (and the feature biases of g)
+ * Feature vectors are shared by many rows, so this epoch is sequential.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -37,6 +48,9 @@ typedef struct {
     float r;
 } triplet;
 
+/* How many ratings ahead the kernels prefetch factor rows. */
+enum { AHEAD = 2 };
+
 /* Bring a factor row towards L1 a few ratings before it is needed. */
 static inline void prefetch_row(const float *row, int32_t k)
 {
@@ -49,7 +63,6 @@ static inline void prefetch_row(const float *row, int32_t k)
 MFR_TARGET_CLONES
 static double sgd_run(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n)
 {
-    enum { AHEAD = 2 };
     const int32_t k = m->k;
     const float lr = p->learning_rate, reg = p->regularization;
     const float mu = (float)m->global_mean;
@@ -81,6 +94,93 @@ static double sgd_run(mfr_model *m, const mfr_sgd_params *p, const triplet *t, i
             pu[f] = pf + lr * (e * qf - reg * pf);
             qi[f] = qf + lr * (e * pf - reg * qf);
         }
+    }
+    return sse;
+}
+
+/* The effective row of r (free + weighted feature vectors) into out; the
+ * weighted sum of the feature biases into *bias_sum. */
+static inline void effective_row(const mfr_features *f, int32_t r, const float *free,
+                                 int32_t k, float *restrict out, float *bias_sum)
+{
+    float b = 0.0f;
+    for (int32_t c = 0; c < k; c++)
+        out[c] = free[c];
+    if (f) {
+        for (int64_t t = f->x.indptr[r]; t < f->x.indptr[r + 1]; t++) {
+            const float w = f->x.values[t];
+            const float *restrict v = f->V + (int64_t)f->x.indices[t] * k;
+#pragma omp simd
+            for (int32_t c = 0; c < k; c++)
+                out[c] += w * v[c];
+            if (f->bias)
+                b += w * f->bias[f->x.indices[t]];
+        }
+    }
+    *bias_sum = b;
+}
+
+/* The step of the features of row r: V_f += lr (e w g - lambda V_f) with
+ * g the other side's effective row, and the biases likewise. */
+static inline void feature_step(const mfr_features *f, int32_t r, const float *restrict g,
+                                int32_t k, float e, float lr, float reg)
+{
+    for (int64_t t = f->x.indptr[r]; t < f->x.indptr[r + 1]; t++) {
+        const float w = f->x.values[t], ew = e * w;
+        float *restrict v = f->V + (int64_t)f->x.indices[t] * k;
+#pragma omp simd
+        for (int32_t c = 0; c < k; c++)
+            v[c] += lr * (ew * g[c] - reg * v[c]);
+        if (f->bias) {
+            float *b = f->bias + f->x.indices[t];
+            *b += lr * (ew - reg * *b);
+        }
+    }
+}
+
+/* sgd_run with side features; pe, qe: scratch rows of k floats. */
+MFR_TARGET_CLONES
+static double sgd_run_features(mfr_model *m, const mfr_features *uf, const mfr_features *itf,
+                               const mfr_sgd_params *p, const triplet *t, int64_t n,
+                               float *restrict pe, float *restrict qe)
+{
+    const int32_t k = m->k;
+    const float lr = p->learning_rate, reg = p->regularization;
+    const float mu = (float)m->global_mean;
+    float *restrict bu = p->biases ? m->user_bias : NULL;
+    float *restrict bi = p->biases ? m->item_bias : NULL;
+    double sse = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        if (j + AHEAD < n) {
+            prefetch_row(m->P + (int64_t)t[j + AHEAD].u * k, k);
+            prefetch_row(m->Q + (int64_t)t[j + AHEAD].i * k, k);
+        }
+        const int32_t u = t[j].u, i = t[j].i;
+        float *restrict pu = m->P + (int64_t)u * k;
+        float *restrict qi = m->Q + (int64_t)i * k;
+        float fbu, fbi;
+        effective_row(uf, u, pu, k, pe, &fbu);
+        effective_row(itf, i, qi, k, qe, &fbi);
+        float pred = mfr_dot(pe, qe, k);
+        if (bu)
+            pred += mu + bu[u] + bi[i] + fbu + fbi;
+        const float e = t[j].r - pred;
+        if (!(fabsf(e) < 1e15f))
+            return NAN;
+        sse += (double)e * e;
+        if (bu) {
+            bu[u] += lr * (e - reg * bu[u]);
+            bi[i] += lr * (e - reg * bi[i]);
+        }
+#pragma omp simd
+        for (int32_t f = 0; f < k; f++) {
+            pu[f] += lr * (e * qe[f] - reg * pu[f]);
+            qi[f] += lr * (e * pe[f] - reg * qi[f]);
+        }
+        if (uf)
+            feature_step(uf, u, qe, k, e, lr, reg);
+        if (itf)
+            feature_step(itf, i, pe, k, e, lr, reg);
     }
     return sse;
 }
@@ -137,34 +237,28 @@ static void pack_by_block(const int64_t *perm, int64_t nnz, const int32_t *users
     block_ptr[0] = 0;
 }
 
-int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
-                  const int32_t *users, const int32_t *items,
-                  const float *ratings, int epoch, double *loss)
+static int check_epoch_args(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
+                            const int32_t *users, const int32_t *items,
+                            const float *ratings, int epoch)
 {
-    int status = MFR_OK;
-    int64_t *perm = NULL, *block_ptr = NULL;
-    int32_t *user_stripe = NULL, *item_stripe = NULL;
-    triplet *packed = NULL;
-    double *block_sse = NULL;
-    double sse = 0.0;
-    const int threads = mfr_threads(p->n_threads);
-    const int g = threads == 1 ? 1 : 2 * threads;
-
     if (nnz <= 0 || m->k <= 0 || !(p->learning_rate > 0.0f) ||
         !(p->regularization >= 0.0f) || epoch < 0 ||
         (p->biases && (!m->user_bias || !m->item_bias)))
         return MFR_EINVAL;
-    status = mfr_check_triplets(nnz, users, m->n_users, items, m->n_items, ratings);
-    if (status != MFR_OK)
-        return status;
+    return mfr_check_triplets(nnz, users, m->n_users, items, m->n_items, ratings);
+}
 
-    perm = malloc((size_t)nnz * sizeof *perm);
-    packed = malloc((size_t)nnz * sizeof *packed);
-    block_ptr = malloc(((size_t)g * g + 1) * sizeof *block_ptr);
-    block_sse = calloc((size_t)g * g, sizeof *block_sse);
-    user_stripe = malloc((size_t)m->n_users * sizeof *user_stripe);
-    item_stripe = malloc((size_t)m->n_items * sizeof *item_stripe);
-    if (!perm || !packed || !block_ptr || !block_sse || !user_stripe || !item_stripe) {
+/* The epoch's ratings in the order shuffled from (seed, epoch), packed by
+ * block of the g x g grid of balanced stripes. */
+static int shuffle_and_pack(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
+                            const int32_t *users, const int32_t *items, const float *ratings,
+                            int epoch, int g, int64_t *block_ptr, triplet *packed)
+{
+    int status = MFR_OK;
+    int64_t *perm = malloc((size_t)nnz * sizeof *perm);
+    int32_t *user_stripe = malloc((size_t)m->n_users * sizeof *user_stripe);
+    int32_t *item_stripe = malloc((size_t)m->n_items * sizeof *item_stripe);
+    if (!perm || !user_stripe || !item_stripe) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
@@ -175,6 +269,45 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
     balanced_stripes(items, nnz, m->n_items, g, item_stripe);
     pack_by_block(perm, nnz, users, items, ratings, g, user_stripe, item_stripe, block_ptr,
                   packed);
+cleanup:
+    free(perm);
+    free(user_stripe);
+    free(item_stripe);
+    return status;
+}
+
+static int model_finite(const mfr_model *m, int biases)
+{
+    return all_finite(m->P, (int64_t)m->n_users * m->k) &&
+           all_finite(m->Q, (int64_t)m->n_items * m->k) &&
+           (!biases || (all_finite(m->user_bias, m->n_users) &&
+                        all_finite(m->item_bias, m->n_items)));
+}
+
+int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
+                  const int32_t *users, const int32_t *items,
+                  const float *ratings, int epoch, double *loss)
+{
+    int64_t *block_ptr = NULL;
+    triplet *packed = NULL;
+    double *block_sse = NULL;
+    double sse = 0.0;
+    const int threads = mfr_threads(p->n_threads);
+    const int g = threads == 1 ? 1 : 2 * threads;
+    int status = check_epoch_args(m, p, nnz, users, items, ratings, epoch);
+    if (status != MFR_OK)
+        return status;
+
+    packed = malloc((size_t)nnz * sizeof *packed);
+    block_ptr = malloc(((size_t)g * g + 1) * sizeof *block_ptr);
+    block_sse = calloc((size_t)g * g, sizeof *block_sse);
+    if (!packed || !block_ptr || !block_sse) {
+        status = MFR_ENOMEM;
+        goto cleanup;
+    }
+    status = shuffle_and_pack(m, p, nnz, users, items, ratings, epoch, g, block_ptr, packed);
+    if (status != MFR_OK)
+        goto cleanup;
 
     if (g == 1) {
         sse = sgd_run(m, p, packed, nnz);
@@ -192,20 +325,69 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
         for (int b = 0; b < g * g; b++) /* fixed order: thread-independent */
             sse += block_sse[b];
     }
-    if (!isfinite(sse) || !all_finite(m->P, (int64_t)m->n_users * m->k) ||
-        !all_finite(m->Q, (int64_t)m->n_items * m->k) ||
-        (p->biases && (!all_finite(m->user_bias, m->n_users) ||
-                       !all_finite(m->item_bias, m->n_items)))) {
+    if (!isfinite(sse) || !model_finite(m, p->biases)) {
         status = MFR_EDIVERGED;
         goto cleanup;
     }
     *loss = sse / (double)nnz;
 cleanup:
-    free(perm);
     free(packed);
     free(block_ptr);
     free(block_sse);
-    free(user_stripe);
-    free(item_stripe);
+    return status;
+}
+/* Features of n_rows rows that fit the model: checked X, and feature
+ * biases exactly when the model has biases. */
+static int check_features(const mfr_features *f, int32_t n_rows, int biases)
+{
+    if (!f)
+        return MFR_OK;
+    if (biases != (f->bias != NULL))
+        return MFR_EINVAL;
+    return mfr_features_check(f, n_rows);
+}
+
+static int features_finite(const mfr_features *f, int32_t k)
+{
+    return !f || (all_finite(f->V, (int64_t)f->x.n_cols * k) &&
+                  (!f->bias || all_finite(f->bias, f->x.n_cols)));
+}
+
+int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
+                           const mfr_features *item_f, const mfr_sgd_params *p,
+                           int64_t nnz, const int32_t *users, const int32_t *items,
+                           const float *ratings, int epoch, double *loss)
+{
+    int64_t block_ptr[2];
+    triplet *packed = NULL;
+    float *scratch = NULL;
+    int status = check_epoch_args(m, p, nnz, users, items, ratings, epoch);
+    if (status == MFR_OK)
+        status = check_features(user_f, m->n_users, p->biases);
+    if (status == MFR_OK)
+        status = check_features(item_f, m->n_items, p->biases);
+    if (status != MFR_OK)
+        return status;
+
+    packed = malloc((size_t)nnz * sizeof *packed);
+    scratch = malloc(2 * (size_t)m->k * sizeof *scratch);
+    if (!packed || !scratch) {
+        status = MFR_ENOMEM;
+        goto cleanup;
+    }
+    status = shuffle_and_pack(m, p, nnz, users, items, ratings, epoch, 1, block_ptr, packed);
+    if (status != MFR_OK)
+        goto cleanup;
+    double sse = sgd_run_features(m, user_f, item_f, p, packed, nnz, scratch,
+                                  scratch + m->k);
+    if (!isfinite(sse) || !model_finite(m, p->biases) || !features_finite(user_f, m->k) ||
+        !features_finite(item_f, m->k)) {
+        status = MFR_EDIVERGED;
+        goto cleanup;
+    }
+    *loss = sse / (double)nnz;
+cleanup:
+    free(packed);
+    free(scratch);
     return status;
 }

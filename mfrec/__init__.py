@@ -23,12 +23,14 @@ except ImportError as e:  # a source checkout without the compiled core
 from . import metrics
 from .datasets import load_movielens, make_low_rank
 from .model import Model
-from .model_selection import train_test_split
+from .model_selection import (GridSearch, KFold, PredefinedFolds, RandomSearch,
+                              cross_validate, train_test_split)
 from .ratings import Ratings
 
 __version__ = _core.__version__
 
 __all__ = ["Model", "Ratings", "load_movielens", "make_low_rank", "train_test_split",
+           "KFold", "PredefinedFolds", "cross_validate", "GridSearch", "RandomSearch",
            "metrics", "build_info"]
 
 

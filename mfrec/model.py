@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import _core
-from .algorithms import TrainData, check_threads, get_algorithm
+from .algorithms import Features, TrainData, check_threads, get_algorithm
 from .ratings import Ratings, as_ids, as_ratings
 
 __all__ = ["Model"]
@@ -53,6 +53,17 @@ def set_core_state(core, state: dict) -> None:
     core.global_mean = state["global_mean"]
 
 
+def fit_state(core, solver) -> tuple:
+    """A snapshot of a fit in progress: the core model and the solver's
+    extra arrays (e.g. feature factors), so that both are restored together."""
+    return core_state(core), {k: v.copy() for k, v in solver.extra_arrays().items()}
+
+
+def set_fit_state(core, solver, state: tuple) -> None:
+    set_core_state(core, state[0])
+    solver.load_extra_arrays(state[1])
+
+
 class Model(_core.Model):
     """A matrix-factorization recommender.
 
@@ -63,14 +74,16 @@ class Model(_core.Model):
     **params
         The algorithm's parameters (see ``Model.defaults(algorithm)``), e.g.
         for "sgd": factors=100, learning_rate=0.005, regularization=0.02,
-        biases=True, init="normal", init_scale=0.1, epochs=20, seed=None,
-        n_threads=1.
+        biases=True, init="normal", init_scale=0.1, epochs=20,
+        feature_combine="mean", seed=None, n_threads=1.
 
     Attributes (after fit)
     ----------------------
-    user_ids, item_ids : the raw ids seen in training, sorted (index i of
+    user_ids, item_ids : the raw ids known to the model (rated in training,
+        or given side features), sorted (index i of
         ``user_factors`` is user ``user_ids[i]``).
-    user_factors, item_factors, user_bias, item_bias, global_mean
+    user_factors, item_factors, user_bias, item_bias, global_mean (with
+        side features: the effective rows, free parts plus features')
     history : one dict per iteration (``pandas.DataFrame(model.history)``).
     best_iteration_ : the iteration kept (early stopping restores it).
     seed_ : the seed used (drawn at random when seed=None).
@@ -144,8 +157,9 @@ class Model(_core.Model):
 
     # ---- fitting -----------------------------------------------------------
 
-    def fit(self, users, items=None, ratings=None, *, validation=None,
-            early_stopping: Optional[int] = None,
+    def fit(self, users, items=None, ratings=None, *, item_features=None,
+            item_feature_ids=None, user_features=None, user_feature_ids=None,
+            validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
             verbose: bool = False) -> "Model":
         """Fit on rating triplets (raw ids of any int64 values).
@@ -154,6 +168,19 @@ class Model(_core.Model):
         ----------
         users, items, ratings : 1-D arrays of the same length, or a single
             :class:`mfrec.Ratings` as `users`.
+        item_features : optional (algorithms that use side features, e.g.
+            "sgd"). A matrix with one row per item and one column per
+            feature (dense, or any scipy.sparse matrix), e.g. the genre flags
+            ``data.genres``; row j belongs to raw item id
+            ``item_feature_ids[j]``. An item's factors (and bias) become its
+            free ones plus the combination of its features' (see the
+            algorithm's ``feature_combine``). Items that appear only here,
+            never in the ratings, are known to the model through their
+            features alone (cold start); rated items without a row have no
+            features.
+        item_feature_ids : the raw item id of each row of item_features
+            (unique), required with it.
+        user_features, user_feature_ids : the same for users.
         validation : (users, items, ratings) or Ratings, optional. Scored
             after every iteration (``valid_rmse`` in history).
         early_stopping : int, optional. Stop when the validation RMSE has not
@@ -178,11 +205,16 @@ class Model(_core.Model):
             raise TypeError("callback must be callable")
 
         solver = get_algorithm(self.algorithm)(dict(self._params))
-        user_ids, uidx = np.unique(users, return_inverse=True)
-        item_ids, iidx = np.unique(items, return_inverse=True)
-        train = TrainData(uidx.astype(np.int32).ravel(), iidx.astype(np.int32).ravel(),
-                          ratings, len(user_ids), len(item_ids))
-        del uidx, iidx  # int64 copies of the indices: not needed past this point
+        user_side = _read_features(user_features, user_feature_ids, "user")
+        item_side = _read_features(item_features, item_feature_ids, "item")
+        if (user_side or item_side) and not solver.uses_features:
+            raise ValueError(f"algorithm {self.algorithm!r} does not use side features "
+                             "(user_features / item_features)")
+        user_ids, uidx = _known_ids(users, user_side)
+        item_ids, iidx = _known_ids(items, item_side)
+        train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
+                          _features_by_index(user_side, user_ids),
+                          _features_by_index(item_side, item_ids))
         solver.check_data(train)
         try:
             seen = train.by_user
@@ -208,14 +240,15 @@ class Model(_core.Model):
             row = {"epoch": iteration + 1}
             if loss is not None:
                 row["train_loss"] = loss
-            pred = work._predict(train.users, train.items)
+            pred = work._predict(train.users, train.items, self._params["n_threads"])
             if not np.isfinite(pred).all():  # finite factors whose products overflow
                 raise FloatingPointError(
                     f"fit diverged at iteration {iteration + 1}: the predictions are no "
                     "longer finite; use a smaller learning_rate or a larger regularization")
             row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
-                pred = _clip(work._predict(valid[0], valid[1]), clip_range)
+                pred = _clip(work._predict(valid[0], valid[1], self._params["n_threads"]),
+                             clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
             row["seconds"] = seconds
             history.append(row)
@@ -240,7 +273,7 @@ class Model(_core.Model):
                     t0 = time.perf_counter()
                     loss = solver.step(work, train, it)
                     row = record(it, loss, time.perf_counter() - t0)
-                    state = core_state(work)
+                    state = fit_state(work, solver)
                     score = row.get("valid_rmse")
                     if best is None or (score is not None and score < best[1]):
                         best, best_state, stale = (it, score), state, 0
@@ -252,7 +285,7 @@ class Model(_core.Model):
                     if early_stopping is not None and stale >= early_stopping:
                         break
                 if early_stopping is not None:
-                    set_core_state(work, best_state)
+                    set_fit_state(work, solver, best_state)
                 else:
                     best = (len(history) - 1, None)
         except KeyboardInterrupt:
@@ -264,7 +297,7 @@ class Model(_core.Model):
                 state = best_state
             else:
                 best = (rows - 1, None)
-            set_core_state(work, state)
+            set_fit_state(work, solver, state)
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
 
@@ -383,7 +416,9 @@ class Model(_core.Model):
         Solves the ridge regression of the ratings on the fixed item factors
         (in C, Cholesky in double precision):
         ``min sum (r - mu - b_i - b - x . q_i)^2 + lambda (|x|^2 + b^2)``,
-        with the bias b only when the model has biases.
+        with the bias b only when the model has biases. ("wals" models solve
+        their own weighted least squares for the user instead, the unobserved
+        items included, as one ALS half-step row.)
 
         Parameters
         ----------
@@ -401,7 +436,7 @@ class Model(_core.Model):
         with self._lock:
             iidx, r = self._new_user_ratings(items, ratings)
             lam = self._fold_in_lambda(regularization, len(r))
-            x, b = _core.fold_in(self, iidx, r, lam)
+            x, b = self._solver.fold_in(self, iidx, r, lam)
             return x, (b if self.user_bias is not None else None)
 
     def recommend_new_user(self, items, ratings, n: int = 10,
@@ -413,7 +448,8 @@ class Model(_core.Model):
         n = _check_n(n)
         with self._lock:
             iidx, r = self._new_user_ratings(items, ratings)
-            x, b = _core.fold_in(self, iidx, r, self._fold_in_lambda(regularization, len(r)))
+            x, b = self._solver.fold_in(self, iidx, r,
+                                        self._fold_in_lambda(regularization, len(r)))
             width = min(n, len(self.item_ids))
             lists = _core.recommend_vector(self, x, b, np.sort(iidx), None, width)
             return _raw_lists(lists, width, self.item_ids, True)
@@ -711,6 +747,64 @@ def _triplets(users, items, ratings, where):
         raise ValueError(f"{where}: users, items and ratings must have the same length "
                          f"({len(u)}, {len(i)}, {len(r)})")
     return u, i, r
+
+
+def _read_features(matrix, ids, side: str):
+    """(sorted unique raw ids, COO rows/cols/weights in that id order,
+    n_features) from a dense or scipy.sparse matrix with one row per id;
+    None when no features are given."""
+    name, ids_name = f"{side}_features", f"{side}_feature_ids"
+    if matrix is None:
+        if ids is not None:
+            raise ValueError(f"{ids_name} given without {name}")
+        return None
+    if ids is None:
+        raise ValueError(f"{name} needs {ids_name}: the raw {side} id of each row")
+    ids = as_ids(ids, ids_name)
+    if hasattr(matrix, "tocoo") and not isinstance(matrix, np.ndarray):  # scipy.sparse
+        coo = matrix.tocsr(copy=True)
+        coo.sum_duplicates()
+        coo = coo.tocoo()
+        shape, rows, cols, weights = coo.shape, coo.row, coo.col, np.asarray(coo.data)
+    else:
+        dense = np.asarray(matrix)
+        if dense.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D matrix (rows x features), got shape "
+                             f"{dense.shape}")
+        shape = dense.shape
+        rows, cols = np.nonzero(dense)
+        weights = dense[rows, cols]
+    if shape[0] != len(ids):
+        raise ValueError(f"{name} has {shape[0]} rows but {ids_name} has {len(ids)} ids: "
+                         "give one id per row")
+    if shape[1] < 1:
+        raise ValueError(f"{name} has no columns (features)")
+    weights = as_ratings(weights, f"{name} values")
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    if np.any(sorted_ids[1:] == sorted_ids[:-1]):
+        dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]][0]
+        raise ValueError(f"{ids_name} lists id {dup} twice")
+    rank = np.empty(len(ids), np.int64)
+    rank[order] = np.arange(len(ids))
+    return sorted_ids, rank[rows], cols.astype(np.int32), weights, int(shape[1])
+
+
+def _known_ids(raw: np.ndarray, side) -> tuple:
+    """The model's ids (those rated, plus those with features) and the
+    contiguous index of each rating's id."""
+    ids = np.unique(raw) if side is None else np.union1d(raw, side[0])
+    return ids, index_of(raw, ids)
+
+
+def _features_by_index(side, ids: np.ndarray) -> Optional[Features]:
+    """The features as CSR rows in the model's index order."""
+    if side is None:
+        return None
+    feature_ids, rows, cols, weights, n_features = side
+    rows = index_of(feature_ids, ids)[rows]
+    indptr, indices, values = _core.build_csr(rows, cols, weights, len(ids), n_features)
+    return Features(indptr, indices, values, n_features)
 
 
 def _duplicates(users, items) -> str:

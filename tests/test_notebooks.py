@@ -18,9 +18,14 @@ MARKERS = {
     "level1_sgd.ipynb": ["best test RMSE", "0.9388", "predicted rating", "reloaded"],
     "sgd_from_scratch.ipynb": ["about 0.91", "dL/dp", "relative difference"],
     "truncated_svd.ipynb": ["max |U^T U - I|", "singular values agree with numpy.linalg.svd",
-                            "baseline only: test RMSE", "top 10 of"],
+                            "baseline only: test RMSE", "closed form vs iterative",
+                            "top 10 of"],
     "latest_small.ipynb": ["NMF factors are non-negative: True", "best RMSE:"],
     "recommendations.ipynb": ["Return of the Jedi (1983)"],
+    "weighted_mf.ipynb": ["observed only: high everywhere", "best on validation",
+                          "weighted beats popularity and SVD"],
+    "level2.ipynb": ["tuned (search)", "ndcg@10", "baseline only (no genres)",
+                     "learned genre biases"],
 }
 
 

@@ -10,6 +10,7 @@ prediction, top-N, save/load -- is shared in ``mfrec.model``.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, Optional, Type
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["Algorithm", "TrainData", "get_algorithm", "register", "ALGORITHMS", "check_threads"]
+__all__ = ["Algorithm", "Features", "TrainData", "get_algorithm", "register", "ALGORITHMS",
+           "check_threads"]
 
 ALGORITHMS: Dict[str, Type["Algorithm"]] = {}
 
@@ -35,13 +37,40 @@ def get_algorithm(name) -> Type["Algorithm"]:
     return ALGORITHMS[name]
 
 
+@dataclass(frozen=True)
+class Features:
+    """Side features of the model's users or items: row r of the CSR
+    (indptr int64, indices int32, weights float32) holds the features of
+    index r, n_features columns."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    n_features: int
+
+    def combined(self, how: str) -> "Features":
+        """The weights for a "sum" of feature vectors (as given) or a
+        "mean" (each row divided by its sum of absolute weights)."""
+        if how == "sum":
+            return self
+        n_rows = len(self.indptr) - 1
+        rows = np.repeat(np.arange(n_rows), np.diff(self.indptr))
+        row_sum = np.bincount(rows, weights=np.abs(self.weights), minlength=n_rows)
+        weights = self.weights / np.where(row_sum > 0, row_sum, 1.0)[rows]
+        return Features(self.indptr, self.indices, weights.astype(np.float32), self.n_features)
+
+
 class TrainData:
     """Training ratings as contiguous indices (int32) and float32 values,
-    with the CSR by user and by item built on first use."""
+    with the CSR by user and by item built on first use. Users and items
+    may include some without ratings, known only from their side features
+    (user_features / item_features: Features or None)."""
 
-    def __init__(self, users, items, ratings, n_users, n_items):
+    def __init__(self, users, items, ratings, n_users, n_items, user_features=None,
+                 item_features=None):
         self.users, self.items, self.ratings = users, items, ratings
         self.n_users, self.n_items = n_users, n_items
+        self.user_features, self.item_features = user_features, item_features
 
     def __len__(self):
         return len(self.ratings)
@@ -118,6 +147,8 @@ class Algorithm:
     #: names of fitted attributes or methods of the solver that the Model
     #: exposes as its own (e.g. singular_values, energy)
     fitted_attributes: tuple = ()
+    #: the algorithm learns from user_features / item_features
+    uses_features = False
 
     def __init__(self, params: dict):
         self.params = params
@@ -163,6 +194,11 @@ class Algorithm:
         0 means "none": fold_in then asks for an explicit value."""
         return float(self.params.get("regularization", 0.0)) * n_ratings
 
+    def fold_in(self, model, items, ratings, lam):
+        """(factors, bias) of a new user who rated `items` (int32 indices):
+        by default the ridge regression of Model.fold_in (_core.fold_in)."""
+        return _core.fold_in(model, items, ratings, lam)
+
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:
         return {}
@@ -175,3 +211,4 @@ from . import sgd  # noqa: E402,F401  (registers)
 from . import popular  # noqa: E402,F401  (registers)
 from . import svd  # noqa: E402,F401  (registers)
 from . import nmf  # noqa: E402,F401  (registers)
+from . import als  # noqa: E402,F401  (registers)

@@ -1,0 +1,682 @@
+/*
+ * als.c - one weighted-least-squares half-step, the kernel of explicit ALS,
+ * weighted MF (unobserved weight w0) and implicit-feedback ALS.
+ *
+ * With the other side's factors Y (one row y_j per column j) fixed, every
+ * row x of X gets the minimizer of
+ *   f(x) = sum_obs c_j (t_j - x.y_j)^2 + w0 sum_unobs (x.y_j)^2 + lambda_i |x|^2
+ * over the stored entries (j, v_j) of the row, where
+ *   c_j = rw_i cw_j (1 + alpha v_j)        (confidence; weights default 1)
+ *   t_j = p_j - offset - o_j,  p_j = v_j, or 1[v_j > 0] when binary
+ *   lambda_i = lambda, times the row's count with scale_regularization.
+ * Setting the gradient to zero gives the normal equations
+ *   (w0 G + sum_obs (c_j - w0) y_j y_j^T + lambda_i I) x = sum_obs c_j t_j y_j
+ * with G = Y^T Y = sum over all j of y_j y_j^T, computed once per half-step
+ * (ssyrk over fixed blocks of rows), so the unobserved entries cost d^2 per
+ * row instead of n d. Explicit ALS is w0 = 0, alpha = 0; weighted MF is
+ * alpha = 0, w0 > 0; Hu-Koren-Volinsky implicit ALS is w0 = 1, binary.
+ *
+ * Biases: with x_bias and y_bias given, the unknowns are (x, b_x) and the
+ * features (y_j, 1) (a constant-1 column fixed on the other side), and the
+ * other side's bias is moved into the target: o_j = y_bias[j]. Only for
+ * w0 = 0, where the unobserved entries carry no weight.
+ *
+ * Solvers: Cholesky of the d x d system (ssyrk over gathered rows scaled
+ * by sqrt|c_j - w0|, then a small-d Cholesky on padded SIMD rows), or a
+ * few conjugate-gradient steps warm-started from the current x, applying
+ * the matrix as w0 G v + lambda_i v + sum_obs (c_j - w0)(y_j.v) y_j
+ * without forming it.
+ *
+ * The objective is reported exactly, unobserved term included:
+ *   sum_unobs (x.y_j)^2 = x^T G x - sum_obs (x.y_j)^2.
+ * Rows are independent and the Gram and loss sums run over fixed blocks in
+ * a fixed order, so the result does not depend on the thread count.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "blas.h"
+
+/* Helpers of the multi-versioned kernels must be inlined into them to run
+ * with their instruction set. */
+#if defined(__GNUC__)
+#define MFR_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MFR_ALWAYS_INLINE inline
+#endif
+
+#define GRAM_BLOCK 8192 /* rows of Y per partial Gram matrix */
+#define ROW_BLOCK 32    /* rows per unit of parallel work (and loss sum) */
+#define OBS_CHUNK 128   /* observations gathered per ssyrk update */
+
+mfr_als_params mfr_als_default_params(void)
+{
+    mfr_als_params p = {0.1f, 0, 0.0f, 0.0f, 0, MFR_ALS_CHOLESKY, 3, 1, 1};
+    return p;
+}
+
+/* Everything a row's solve reads. Y and X are (possibly augmented) n x d. */
+typedef struct {
+    const mfr_csr *R;
+    int32_t d;
+    const float *Y; /* n_cols x d */
+    float *X;       /* n_rows x d */
+    const float *G; /* d x d, full symmetric; NULL when w0 == 0 */
+    const float *rw, *cw, *ob;
+    float offset, alpha, w0, lambda;
+    int scale, binary;
+} ctx;
+
+/* Per-thread scratch: the Cholesky system of one row, and the CG vectors
+ * of one block of rows (ROW_BLOCK x d each). */
+typedef struct {
+    float *A, *b, *diag, *zpos, *zneg;
+    float *R, *P, *AP, *rs, *lam;
+} scratch;
+
+static inline float conf_of(const ctx *h, int32_t i, int32_t j, float v)
+{
+    float c = 1.0f + h->alpha * v;
+    if (h->rw)
+        c *= h->rw[i];
+    if (h->cw)
+        c *= h->cw[j];
+    return c;
+}
+
+static inline float target_of(const ctx *h, int32_t j, float v)
+{
+    float t = h->binary ? (v > 0.0f ? 1.0f : 0.0f) : v;
+    return t - h->offset - (h->ob ? h->ob[j] : 0.0f);
+}
+
+static inline float value_of(const mfr_csr *R, int64_t e)
+{
+    return R->values ? R->values[e] : 1.0f;
+}
+
+static inline float lambda_of(const ctx *h, int32_t i)
+{
+    int64_t n = h->R->indptr[i + 1] - h->R->indptr[i];
+    return h->scale ? h->lambda * (float)n : h->lambda;
+}
+
+static inline void axpy(float a, const float *restrict x, float *restrict y, int32_t d)
+{
+#pragma omp simd
+    for (int32_t f = 0; f < d; f++)
+        y[f] += a * x[f];
+}
+
+/* Rows of the Cholesky matrix are padded to whole SIMD vectors (16 floats,
+ * 64-byte aligned) so its inner loops run on full, aligned vectors. */
+#define LANES 16
+static inline int32_t padded(int32_t d) { return (d + LANES - 1) / LANES * LANES; }
+
+/* Solve A x = b in place (b <- x) for a symmetric positive definite A
+ * given by its upper triangle, row-major with leading dimension ld (a
+ * multiple of LANES, padding zero): A = U^T U (right-looking, U overwrites
+ * it; the update runs over whole vectors, so it also rewrites the unused
+ * lower triangle), then U^T z = b and U x = z. A pivot that has lost all
+ * but rounding noise of its diagonal entry means a singular system:
+ * MFR_ENOTPD rather than a solution made of noise. diag: d floats. */
+static MFR_ALWAYS_INLINE int cholesky_solve(float *restrict A, int32_t ld, float *restrict b,
+                                            int32_t d, float *restrict diag)
+{
+#if defined(__GNUC__)
+    A = __builtin_assume_aligned(A, 64);
+#endif
+    for (int32_t j = 0; j < d; j++)
+        diag[j] = A[(int64_t)j * ld + j];
+    for (int32_t j = 0; j < d; j++) {
+        float *restrict Uj = A + (int64_t)j * ld;
+        const float pivot = Uj[j];
+        if (!(pivot > 8.0f * FLT_EPSILON * diag[j]))
+            return MFR_ENOTPD;
+        const float piv = sqrtf(pivot), inv = 1.0f / piv;
+        /* (inner loops count 0..LANES from a block start: a fixed trip count
+         * the vectorizer sees even under -fwrapv, which Python's flags add) */
+        for (int32_t l0 = j / LANES * LANES; l0 < ld; l0 += LANES) {
+            float *restrict u = Uj + l0;
+#pragma omp simd
+            for (int t = 0; t < LANES; t++)
+                u[t] *= inv;
+        }
+        Uj[j] = piv;
+        int32_t m = j + 1;
+        for (; m + 4 <= d; m += 4) { /* four rows share each load of U_j */
+            const float a0 = Uj[m], a1 = Uj[m + 1], a2 = Uj[m + 2], a3 = Uj[m + 3];
+            for (int32_t l0 = m / LANES * LANES; l0 < ld; l0 += LANES) {
+                float *restrict r0 = A + (int64_t)m * ld + l0, *restrict r1 = r0 + ld,
+                                *restrict r2 = r1 + ld, *restrict r3 = r2 + ld;
+                const float *restrict u = Uj + l0;
+#pragma omp simd
+                for (int t = 0; t < LANES; t++) {
+                    r0[t] -= a0 * u[t];
+                    r1[t] -= a1 * u[t];
+                    r2[t] -= a2 * u[t];
+                    r3[t] -= a3 * u[t];
+                }
+            }
+        }
+        for (; m < d; m++) {
+            const float a = Uj[m];
+            for (int32_t l0 = m / LANES * LANES; l0 < ld; l0 += LANES) {
+                float *restrict r0 = A + (int64_t)m * ld + l0;
+                const float *restrict u = Uj + l0;
+#pragma omp simd
+                for (int t = 0; t < LANES; t++)
+                    r0[t] -= a * u[t];
+            }
+        }
+    }
+    for (int32_t j = 0; j < d; j++) {
+        const float *restrict Uj = A + (int64_t)j * ld;
+        const float z = b[j] / Uj[j];
+        float *restrict rest = b + j + 1;
+        const float *restrict u = Uj + j + 1;
+        b[j] = z;
+#pragma omp simd
+        for (int32_t t = 0; t < d - j - 1; t++)
+            rest[t] -= z * u[t];
+    }
+    for (int32_t j = d - 1; j >= 0; j--) {
+        const float *restrict Uj = A + (int64_t)j * ld;
+        b[j] = (b[j] - mfr_dot(Uj + j + 1, b + j + 1, d - j - 1)) / Uj[j];
+    }
+    return MFR_OK;
+}
+
+/* Cholesky: build the normal equations of row i, solve them into x. */
+MFR_TARGET_CLONES
+static int solve_cholesky(const ctx *h, int32_t i, float lam, scratch *s, float *x)
+{
+    const int32_t d = h->d, ld = padded(d);
+    const mfr_csr *R = h->R;
+    float *restrict A = s->A, *restrict b = s->b;
+    int npos = 0, nneg = 0;
+
+    memset(A, 0, (size_t)d * ld * sizeof *A);
+    for (int32_t r = 0; r < d; r++) {
+        if (h->G)
+            for (int32_t c = 0; c < d; c++)
+                A[(int64_t)r * ld + c] = h->w0 * h->G[(int64_t)r * d + c];
+        A[(int64_t)r * ld + r] += lam;
+        b[r] = 0.0f;
+    }
+    for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e++) {
+        int32_t j = R->indices[e];
+        float v = value_of(R, e);
+        float c = conf_of(h, i, j, v), w = c - h->w0;
+        const float *y = h->Y + (int64_t)j * d;
+        axpy(c * target_of(h, j, v), y, b, d);
+        if (w != 0.0f) {
+            float *z = w > 0.0f ? s->zpos + (int64_t)npos++ * d : s->zneg + (int64_t)nneg++ * d;
+            float sw = sqrtf(fabsf(w));
+#pragma omp simd
+            for (int32_t f = 0; f < d; f++)
+                z[f] = sw * y[f];
+        }
+        /* upper triangle (column-major lower) += +/- Z^T Z, a chunk at a time */
+        if (npos == OBS_CHUNK || (e + 1 == R->indptr[i + 1] && npos > 0)) {
+            MFR_BLAS(cblas_ssyrk)(MfrColMajor, MfrLower, MfrNoTrans, d, npos, 1.0f, s->zpos,
+                                  d, 1.0f, A, ld);
+            npos = 0;
+        }
+        if (nneg == OBS_CHUNK || (e + 1 == R->indptr[i + 1] && nneg > 0)) {
+            MFR_BLAS(cblas_ssyrk)(MfrColMajor, MfrLower, MfrNoTrans, d, nneg, -1.0f, s->zneg,
+                                  d, 1.0f, A, ld);
+            nneg = 0;
+        }
+    }
+    int status = cholesky_solve(A, ld, b, d, s->diag);
+    if (status == MFR_OK)
+        memcpy(x, b, (size_t)d * sizeof *x);
+    return status;
+}
+
+/* Dot products of v with four vectors at once. The short (d ~ 64)
+ * products of the sparse passes are bound by their horizontal sums, which
+ * mfr_dot leaves as a sequential chain; here the four sums are reduced
+ * together by shuffles, log2(16) vector steps for all four. GCC's generic
+ * vectors take the instruction set of the kernel this is inlined into. */
+#if defined(__GNUC__) && !defined(__clang__)
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restrict y0,
+                                   const float *restrict y1, const float *restrict y2,
+                                   const float *restrict y3, int32_t d, float out[4])
+{
+    vf16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, vv, t0, t1, t2, t3;
+    int32_t f = 0;
+    for (; f + 16 <= d; f += 16) {
+        memcpy(&vv, v + f, sizeof vv);
+        memcpy(&t0, y0 + f, sizeof t0);
+        memcpy(&t1, y1 + f, sizeof t1);
+        memcpy(&t2, y2 + f, sizeof t2);
+        memcpy(&t3, y3 + f, sizeof t3);
+        a0 += t0 * vv;
+        a1 += t1 * vv;
+        a2 += t2 * vv;
+        a3 += t3 * vv;
+    }
+    for (int l = 0; f + l < d; l++) { /* the tail goes into the first lanes */
+        a0[l] += y0[f + l] * v[f + l];
+        a1[l] += y1[f + l] * v[f + l];
+        a2[l] += y2[f + l] * v[f + l];
+        a3[l] += y3[f + l] * v[f + l];
+    }
+    const vi16 lo = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const vi16 hi = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    const vi16 q1 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+    const vi16 q2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+    const vi16 s2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+    const vi16 s1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+    vf16 ab = __builtin_shuffle(a0, a1, lo) + __builtin_shuffle(a0, a1, hi);
+    vf16 cd = __builtin_shuffle(a2, a3, lo) + __builtin_shuffle(a2, a3, hi);
+    vf16 x = __builtin_shuffle(ab, cd, q1) + __builtin_shuffle(ab, cd, q2);
+    x += __builtin_shuffle(x, s2);
+    x += __builtin_shuffle(x, s1);
+    out[0] = x[0];
+    out[1] = x[4];
+    out[2] = x[8];
+    out[3] = x[12];
+}
+#else
+static inline void dot4(const float *restrict v, const float *restrict y0,
+                        const float *restrict y1, const float *restrict y2,
+                        const float *restrict y3, int32_t d, float out[4])
+{
+    out[0] = mfr_dot(v, y0, d);
+    out[1] = mfr_dot(v, y1, d);
+    out[2] = mfr_dot(v, y2, d);
+    out[3] = mfr_dot(v, y3, d);
+}
+#endif
+
+/* out += sum over row i's entries of a_e y_e, four entries at a time (their
+ * dot products run side by side, their updates share one pass over out):
+ *   residual: a_e = c_e t_e - (c_e - w0)(y_e.v)     product: a_e = (c_e - w0)(y_e.v) */
+static MFR_ALWAYS_INLINE void sparse_pass(const ctx *h, int32_t i, const float *restrict v, int residual,
+                               float *restrict out)
+{
+    const mfr_csr *R = h->R;
+    const int32_t d = h->d;
+    const int64_t end = R->indptr[i + 1];
+    int64_t e = R->indptr[i];
+    for (; e + 4 <= end; e += 4) {
+        const float *restrict y0 = h->Y + (int64_t)R->indices[e] * d,
+                              *restrict y1 = h->Y + (int64_t)R->indices[e + 1] * d,
+                              *restrict y2 = h->Y + (int64_t)R->indices[e + 2] * d,
+                              *restrict y3 = h->Y + (int64_t)R->indices[e + 3] * d;
+        float a[4];
+        dot4(v, y0, y1, y2, y3, d, a);
+        for (int u = 0; u < 4; u++) {
+            int32_t j = R->indices[e + u];
+            float val = value_of(R, e + u), c = conf_of(h, i, j, val);
+            float wd = (c - h->w0) * a[u];
+            a[u] = residual ? c * target_of(h, j, val) - wd : wd;
+        }
+#pragma omp simd
+        for (int32_t f = 0; f < d; f++)
+            out[f] += a[0] * y0[f] + a[1] * y1[f] + a[2] * y2[f] + a[3] * y3[f];
+    }
+    for (; e < end; e++) {
+        int32_t j = R->indices[e];
+        float val = value_of(R, e), c = conf_of(h, i, j, val);
+        const float *y = h->Y + (int64_t)j * d;
+        float wd = (c - h->w0) * mfr_dot(y, v, d);
+        axpy(residual ? c * target_of(h, j, val) - wd : wd, y, out, d);
+    }
+}
+
+/* out = w0 V G + diag(lam) V for n rows V (one sgemm for the block). */
+static void dense_block(const ctx *h, const float *V, int32_t n, const float *lam, float *out)
+{
+    const int32_t d = h->d;
+    if (h->G)
+        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, h->w0, V, d, h->G,
+                              d, 0.0f, out, d);
+    for (int32_t r = 0; r < n; r++) {
+        const float *restrict v = V + (int64_t)r * d;
+        float *restrict o = out + (int64_t)r * d;
+        if (h->G)
+            axpy(lam[r], v, o, d);
+        else
+            for (int32_t f = 0; f < d; f++)
+                o[f] = lam[r] * v[f];
+    }
+}
+
+/* Conjugate gradient on the normal equations of rows lo..lo+n-1, warm-
+ * started from their current x, the rows in lockstep so that the dense
+ * part w0 G p of every product is one sgemm for the block; the sparse
+ * part sum_obs (c - w0)(y.p) y is applied without forming the matrix. */
+MFR_TARGET_CLONES
+static void solve_cg_block(const ctx *h, int32_t lo, int32_t n, int steps, scratch *s)
+{
+    const int32_t d = h->d;
+    float *restrict X = h->X + (int64_t)lo * d;
+    float *restrict Rm = s->R, *restrict P = s->P, *restrict AP = s->AP, *restrict rs = s->rs;
+
+    dense_block(h, X, n, s->lam, AP);
+    for (int32_t r = 0; r < n; r++) {
+        float *restrict x = X + (int64_t)r * d, *restrict res = Rm + (int64_t)r * d;
+        for (int32_t f = 0; f < d; f++)
+            res[f] = -AP[(int64_t)r * d + f];
+        sparse_pass(h, lo + r, x, 1, res);
+        memcpy(P + (int64_t)r * d, res, (size_t)d * sizeof *P);
+        rs[r] = mfr_dot(res, res, d);
+    }
+    for (int it = 0; it < steps; it++) {
+        dense_block(h, P, n, s->lam, AP);
+        for (int32_t r = 0; r < n; r++) {
+            float *restrict x = X + (int64_t)r * d, *restrict res = Rm + (int64_t)r * d;
+            float *restrict p = P + (int64_t)r * d, *restrict ap = AP + (int64_t)r * d;
+            if (!(rs[r] > 1e-30f))
+                continue; /* converged */
+            sparse_pass(h, lo + r, p, 0, ap);
+            float pAp = mfr_dot(p, ap, d);
+            if (!(pAp > 0.0f)) {
+                rs[r] = 0.0f;
+                continue;
+            }
+            float a = rs[r] / pAp;
+            axpy(a, p, x, d);
+            axpy(-a, ap, res, d);
+            float rs_new = mfr_dot(res, res, d), beta = rs_new / rs[r];
+#pragma omp simd
+            for (int32_t f = 0; f < d; f++)
+                p[f] = res[f] + beta * p[f];
+            rs[r] = rs_new;
+        }
+    }
+}
+
+/* The block's weighted squared errors at its new x, over all entries: the
+ * observed ones directly, the unobserved ones as w0 (x^T G x - sum_obs (x.y)^2)
+ * with X G one sgemm for the block. */
+MFR_TARGET_CLONES
+static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s)
+{
+    const mfr_csr *R = h->R;
+    const int32_t d = h->d;
+    const float *X = h->X + (int64_t)lo * d;
+    double total = 0.0;
+    if (h->G)
+        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, 1.0f, X, d, h->G, d,
+                              0.0f, s->AP, d);
+    for (int32_t r = 0; r < n; r++) {
+        const int32_t i = lo + r;
+        const float *x = X + (int64_t)r * d;
+        double obs = 0.0, sq_obs = 0.0;
+        for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e += 4) {
+            const int m = (int)MFR_MIN(4, R->indptr[i + 1] - e);
+            const float *y[4];
+            float pred[4];
+            for (int u = 0; u < 4; u++) /* short groups repeat their first entry */
+                y[u] = h->Y + (int64_t)R->indices[e + (u < m ? u : 0)] * d;
+            dot4(x, y[0], y[1], y[2], y[3], d, pred);
+            for (int u = 0; u < m; u++) {
+                int32_t j = R->indices[e + u];
+                float v = value_of(R, e + u);
+                double err = target_of(h, j, v) - (double)pred[u];
+                obs += conf_of(h, i, j, v) * err * err;
+                sq_obs += (double)pred[u] * pred[u];
+            }
+        }
+        if (h->G) {
+            double xGx = 0.0;
+            for (int32_t f = 0; f < d; f++)
+                xGx += (double)x[f] * s->AP[(int64_t)r * d + f];
+            obs += h->w0 * (xGx - sq_obs);
+        }
+        total += obs;
+    }
+    return total;
+}
+
+/* G = Y^T Y (n x d rows), full symmetric, from per-block ssyrk partials
+ * summed in block order in double. */
+static int gram(const float *Y, int64_t n, int32_t d, int threads, float *G)
+{
+    const int64_t nb = (n + GRAM_BLOCK - 1) / GRAM_BLOCK;
+    const int64_t dd = (int64_t)d * d;
+    float *part = malloc((size_t)MFR_MAX(nb, 1) * dd * sizeof *part);
+    double *acc = calloc((size_t)dd, sizeof *acc);
+    if (!part || !acc) {
+        free(part);
+        free(acc);
+        return MFR_ENOMEM;
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (nb > 1)
+    for (int64_t blk = 0; blk < nb; blk++) {
+        int64_t lo = blk * GRAM_BLOCK, rows = MFR_MIN(n, lo + GRAM_BLOCK) - lo;
+        MFR_BLAS(cblas_ssyrk)(MfrColMajor, MfrLower, MfrNoTrans, d, (blas_int)rows, 1.0f,
+                              Y + lo * d, d, 0.0f, part + blk * dd, d);
+    }
+    for (int64_t blk = 0; blk < nb; blk++)
+        for (int32_t c = 0; c < d; c++)
+            for (int32_t r = c; r < d; r++)
+                acc[(int64_t)c * d + r] += part[blk * dd + (int64_t)c * d + r];
+    for (int32_t c = 0; c < d; c++)
+        for (int32_t r = c; r < d; r++)
+            G[(int64_t)c * d + r] = G[(int64_t)r * d + c] = (float)acc[(int64_t)c * d + r];
+    free(part);
+    free(acc);
+    return MFR_OK;
+}
+
+static int check_inputs(const mfr_csr *R, int32_t k, const mfr_als_side *x,
+                        const mfr_als_side *y, const mfr_als_params *p)
+{
+    if (!R || !x || !y || !p || !x->factors || !y->factors || k < 1 || R->n_rows < 0 ||
+        R->n_cols < 0 || !R->indptr || (R->nnz > 0 && !R->indices))
+        return MFR_EINVAL;
+    if (!(p->regularization >= 0.0f) || !isfinite(p->regularization) ||
+        !(p->unobserved_weight >= 0.0f) || !isfinite(p->unobserved_weight) ||
+        !(p->alpha >= 0.0f) || !isfinite(p->alpha) ||
+        (p->solver != MFR_ALS_CHOLESKY && p->solver != MFR_ALS_CG) ||
+        (p->solver == MFR_ALS_CG && p->cg_steps < 1))
+        return MFR_EINVAL;
+    /* biases come in pairs, and only where unobserved entries weigh nothing */
+    if ((x->bias == NULL) != (y->bias == NULL) || (x->bias && p->unobserved_weight != 0.0f))
+        return MFR_EINVAL;
+    if (R->indptr[0] != 0 || R->indptr[R->n_rows] != R->nnz)
+        return MFR_EINVAL;
+    for (int32_t i = 0; i < R->n_rows; i++)
+        if (R->indptr[i + 1] < R->indptr[i])
+            return MFR_EINVAL;
+    for (int64_t e = 0; e < R->nnz; e++) {
+        if (R->indices[e] < 0 || R->indices[e] >= R->n_cols)
+            return MFR_EINDEX;
+        if (R->values && (!isfinite(R->values[e]) || 1.0f + p->alpha * R->values[e] < 0.0f))
+            return isfinite(R->values[e]) ? MFR_EINVAL : MFR_ENONFINITE;
+    }
+    const mfr_als_side *sides[2] = {x, y};
+    const int32_t lens[2] = {R->n_rows, R->n_cols};
+    for (int s = 0; s < 2; s++) {
+        for (int32_t t = 0; t < lens[s]; t++) {
+            if (sides[s]->weights && !(sides[s]->weights[t] >= 0.0f && isfinite(sides[s]->weights[t])))
+                return MFR_EINVAL;
+            if (sides[s]->bias && !isfinite(sides[s]->bias[t]))
+                return MFR_ENONFINITE;
+        }
+        for (int64_t t = 0; t < (int64_t)lens[s] * k; t++)
+            if (!isfinite(sides[s]->factors[t]))
+                return MFR_ENONFINITE;
+    }
+    return MFR_OK;
+}
+
+/* The rows [lo, lo + n) of the half-step (n <= ROW_BLOCK); adds their
+ * objective terms to loss[0] (data, if p->loss) and loss[1] (reg). */
+static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_t n,
+                       scratch *s, double *loss)
+{
+    const int32_t d = h->d;
+    float *X = h->X + (int64_t)lo * d;
+    for (int32_t r = 0; r < n; r++) {
+        s->lam[r] = lambda_of(h, lo + r);
+        if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
+            memset(X + (int64_t)r * d, 0, (size_t)d * sizeof *X); /* nothing to fit: 0 */
+    }
+    if (p->solver == MFR_ALS_CG) {
+        solve_cg_block(h, lo, n, p->cg_steps, s);
+    } else {
+        for (int32_t r = 0; r < n; r++) {
+            if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
+                continue;
+            int status = solve_cholesky(h, lo + r, s->lam[r], s, X + (int64_t)r * d);
+            if (status != MFR_OK)
+                return status;
+        }
+    }
+    for (int64_t t = 0; t < (int64_t)n * d; t++)
+        if (!isfinite(X[t]))
+            return MFR_EDIVERGED;
+    if (loss) {
+        for (int32_t r = 0; r < n; r++) {
+            double xx = 0.0;
+            for (int32_t f = 0; f < d; f++)
+                xx += (double)X[(int64_t)r * d + f] * X[(int64_t)r * d + f];
+            loss[1] += s->lam[r] * xx;
+        }
+        if (p->loss)
+            loss[0] += block_data_loss(h, lo, n, s);
+    }
+    return MFR_OK;
+}
+
+int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_als_side *y,
+                      float offset, const mfr_als_params *p, mfr_als_stats *stats)
+{
+    int status = check_inputs(R, k, x, y, p);
+    if (status != MFR_OK)
+        return status;
+    const int threads = mfr_threads(p->n_threads);
+    const int bias = x->bias != NULL;
+    const int32_t d = bias ? k + 1 : k;
+    const int32_t n_rows = R->n_rows, n_cols = R->n_cols;
+    const int64_t n_blocks = ((int64_t)n_rows + ROW_BLOCK - 1) / ROW_BLOCK;
+    float *Xa = x->factors, *Ya = y->factors, *G = NULL;
+    double *block_loss = NULL;
+    int prev = mfr_blas_threads_save_and_set1();
+    double t0 = 0.0, t1 = 0.0;
+#ifdef _OPENMP
+    t0 = omp_get_wtime();
+#endif
+
+    if (bias) { /* augmented copies: x -> (x, b_x), y -> (y, 1) */
+        Xa = malloc((size_t)n_rows * d * sizeof *Xa);
+        Ya = malloc((size_t)n_cols * d * sizeof *Ya);
+        if (!Xa || !Ya) {
+            status = MFR_ENOMEM;
+            goto cleanup;
+        }
+        for (int32_t i = 0; i < n_rows; i++) {
+            memcpy(Xa + (int64_t)i * d, x->factors + (int64_t)i * k, (size_t)k * sizeof *Xa);
+            Xa[(int64_t)i * d + k] = x->bias[i];
+        }
+        for (int32_t j = 0; j < n_cols; j++) {
+            memcpy(Ya + (int64_t)j * d, y->factors + (int64_t)j * k, (size_t)k * sizeof *Ya);
+            Ya[(int64_t)j * d + k] = 1.0f;
+        }
+    }
+    if (p->unobserved_weight > 0.0f) {
+        G = malloc((size_t)d * d * sizeof *G);
+        if (!G) {
+            status = MFR_ENOMEM;
+            goto cleanup;
+        }
+        status = gram(Ya, n_cols, d, threads, G);
+        if (status != MFR_OK)
+            goto cleanup;
+    }
+#ifdef _OPENMP
+    t1 = omp_get_wtime();
+#endif
+    if (stats) {
+        block_loss = calloc((size_t)MFR_MAX(n_blocks, 1) * 2, sizeof *block_loss);
+        if (!block_loss) {
+            status = MFR_ENOMEM;
+            goto cleanup;
+        }
+    }
+
+    const ctx h = {R, d, Ya, Xa, G, x->weights, y->weights, y->bias, offset, p->alpha,
+                   p->unobserved_weight, p->regularization, p->scale_regularization,
+                   p->binary};
+#pragma omp parallel num_threads(threads) if (n_blocks > 1)
+    {
+        scratch s;
+        const size_t a_size = (size_t)d * padded(d), cg_size = (size_t)ROW_BLOCK * d;
+        size_t bytes = (a_size + 2 * (size_t)d + 2 * (size_t)OBS_CHUNK * d + 3 * cg_size +
+                        2 * ROW_BLOCK) * sizeof(float);
+        char *mem = malloc(bytes + 64);
+        if (!mem) {
+#pragma omp atomic write
+            status = MFR_ENOMEM;
+        }
+        if (mem) {
+            s.A = (float *)(mem + (64 - (uintptr_t)mem % 64)); /* 64-byte aligned */
+            s.b = s.A + a_size;
+            s.diag = s.b + d;
+            s.zpos = s.diag + d;
+            s.zneg = s.zpos + (size_t)OBS_CHUNK * d;
+            s.R = s.zneg + (size_t)OBS_CHUNK * d;
+            s.P = s.R + cg_size;
+            s.AP = s.P + cg_size;
+            s.rs = s.AP + cg_size;
+            s.lam = s.rs + ROW_BLOCK;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < n_blocks; blk++) {
+            int failed;
+#pragma omp atomic read
+            failed = status;
+            if (failed != MFR_OK || !mem)
+                continue;
+            int32_t lo = (int32_t)(blk * ROW_BLOCK);
+            int32_t n = (int32_t)MFR_MIN((int64_t)n_rows - lo, ROW_BLOCK);
+            int st = solve_block(&h, p, lo, n, &s, block_loss ? block_loss + 2 * blk : NULL);
+            if (st != MFR_OK) {
+#pragma omp atomic write
+                status = st;
+            }
+        }
+        free(mem);
+    }
+    if (status != MFR_OK)
+        goto cleanup;
+    if (bias) {
+        for (int32_t i = 0; i < n_rows; i++) {
+            memcpy(x->factors + (int64_t)i * k, Xa + (int64_t)i * d, (size_t)k * sizeof *Xa);
+            x->bias[i] = Xa[(int64_t)i * d + k];
+        }
+    }
+    if (stats) {
+        stats->data = stats->reg = 0.0;
+        for (int64_t blk = 0; blk < n_blocks; blk++) { /* fixed order */
+            stats->data += block_loss[2 * blk];
+            stats->reg += block_loss[2 * blk + 1];
+        }
+#ifdef _OPENMP
+        stats->gram_seconds = t1 - t0;
+        stats->solve_seconds = omp_get_wtime() - t1;
+#endif
+    }
+cleanup:
+    mfr_blas_threads_restore(prev);
+    if (bias) {
+        free(Xa);
+        free(Ya);
+    }
+    free(G);
+    free(block_loss);
+    return status;
+}
