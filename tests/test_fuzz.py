@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mfrec
+from mfrec.algorithms import ALGORITHMS
 from mfrec.datasets import _read_100k_items, _read_latest_movies, _read_latest_ratings, _read_tab
 
 EXAMPLES = int(os.environ.get("MFREC_FUZZ_EXAMPLES",
@@ -177,7 +178,13 @@ def _seed_models():
     keep = np.unique(np.stack([u, i]), axis=1, return_index=True)[1]
     u, i, r = u[keep], i[keep], rng.integers(1, 6, len(keep)).astype(np.float32)
     models = [mfrec.Model("sgd", factors=2, epochs=2, seed=1).fit(u, i, r),
-              mfrec.Model("sgd", factors=1, epochs=1, seed=1, biases=False).fit(u, i, r)]
+              mfrec.Model("sgd", factors=1, epochs=1, seed=1, biases=False).fit(u, i, r),
+              mfrec.Model("sgd", factors=2, epochs=1, seed=1).fit(  # side features saved
+                  u, i, r, item_features=np.eye(9, 3), item_feature_ids=np.arange(-3, 6))]
+    for name, cls in sorted(ALGORITHMS.items()):  # each algorithm's own arrays
+        params = {cls.iterations_param: 1} if cls.iterations_param else {}
+        params.update({"factors": 2} if "factors" in cls.defaults else {})
+        models.append(mfrec.Model(name, seed=1, **params).fit(u, i, r))
     files = []
     with tempfile.TemporaryDirectory() as folder:
         for m in models:

@@ -40,6 +40,7 @@ def tiny_params(algorithm, **override):
 
 
 _fitted = {}
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None  # no disk flushes for 2,000 saves
 
 
 def fitted(algorithm, **override):
@@ -427,10 +428,55 @@ def test_fit_keywords(validation, early_stopping, callback):
             assert all("valid_rmse" in row for row in out.history)
 
 
+@st.composite
+def feature_matrix(draw):
+    """A features matrix (dense or sparse, any dtype, some junk) and ids."""
+    rows, cols = draw(st.integers(0, 9)), draw(st.integers(0, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["dense", "dense", "sparse", "bool", "nan", "1d", "junk"]))
+    x = (rng.random((rows, cols)) < 0.5).astype(np.float32)
+    if kind == "sparse":
+        import scipy.sparse
+        x = scipy.sparse.csr_matrix(x)
+    elif kind == "bool":
+        x = x.astype(bool)
+    elif kind == "nan" and x.size:
+        x[0, 0] = np.nan
+    elif kind == "1d":
+        x = x.ravel()
+    elif kind == "junk":
+        x = draw(any_array())
+    ids = draw(st.one_of(any_array(rows), st.just(np.arange(rows) - 1),
+                         st.just(np.arange(rows) + 3), st.none()))
+    return x, ids
+
+
+@given(algorithm=algorithms, items=st.one_of(st.none(), feature_matrix()),
+       users=st.one_of(st.none(), feature_matrix()))
+@CASES
+def test_fit_features(algorithm, items, users):
+    """Side features for items and users: arbitrary matrices and ids."""
+    kwargs = {}
+    if items is not None:
+        kwargs.update(item_features=items[0], item_feature_ids=items[1])
+    if users is not None:
+        kwargs.update(user_features=users[0], user_feature_ids=users[1])
+    model = mfrec.Model(algorithm, **tiny_params(algorithm, factors=2))
+    names = ["item_features", "item_feature_ids", "user_features", "user_feature_ids",
+             "features", algorithm]
+    out, err = call(model.fit, names, TRAIN, **kwargs)
+    if err is None:  # usable, and saved and loaded with its features
+        pred = out.predict(TRAIN.user, TRAIN.item)
+        assert np.isfinite(pred).all() and np.isin(TRAIN.item, out.item_ids).all()
+        ids, _ = out.recommend(TRAIN.user[0], n=3)
+        assert np.isin(ids, out.item_ids).all() and len(ids) <= 3
+        with tempfile.TemporaryDirectory(dir=SHM) as folder:
+            out.save(os.path.join(folder, "m.npz"))
+            loaded = mfrec.Model.load(os.path.join(folder, "m.npz"))
+        np.testing.assert_array_equal(loaded.predict(TRAIN.user, TRAIN.item), pred)
+
+
 # ---- save / load -----------------------------------------------------------------
-
-SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None  # no disk flushes for 2,000 saves
-
 
 @given(algorithm=algorithms, data=st.data(),
        name=st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
