@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import tempfile
 import threading
@@ -578,8 +579,8 @@ class Model(_core.Model):
         with fh:
             try:
                 arrays = _read_npz(fh)
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
-                    zlib.error) as e:
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
+                    NotImplementedError) as e:  # zipfile: a feature it lacks
                 raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
         return cls._from_arrays(arrays, path)
 
@@ -634,10 +635,9 @@ class Model(_core.Model):
             raise bad("the training-item index (seen_indptr/seen_indices) is inconsistent")
         gm = header.get("global_mean")
         rr = header.get("rating_range")
-        if not isinstance(gm, (int, float)) or not np.isfinite(gm):
+        if not _finite(gm):
             raise bad("global_mean is missing or not finite")
-        if not (isinstance(rr, list) and len(rr) == 2
-                and all(isinstance(x, (int, float)) and np.isfinite(x) for x in rr)
+        if not (isinstance(rr, list) and len(rr) == 2 and all(_finite(x) for x in rr)
                 and rr[0] <= rr[1]):
             raise bad("rating_range is missing or not a finite (low, high) pair")
         history = header.get("history", [])
@@ -663,6 +663,16 @@ class Model(_core.Model):
 
 
 # ---- helpers -----------------------------------------------------------------
+
+def _finite(x) -> bool:
+    """A finite JSON number (an int too large for a float is not)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
 
 def _npy_header(m, name):
     """(shape, fortran_order, dtype) of a .npy member, parsed strictly: NumPy's
