@@ -185,14 +185,23 @@ def test_recommend(which, users, n, exclude_seen, items, exclude, n_threads):
     ids, scores = out
     check_top_lists(ids, scores, np.ndim(users) == 0, len(u), min(n, len(pool)), score_of,
                     allowed_of)
+    everyone, _ = model.recommend_all(n=n, exclude_seen=exclude_seen, items=items,
+                                      exclude=exclude, n_threads=n_threads)
+    rows = np.searchsorted(model.user_ids, u)
+    np.testing.assert_array_equal(everyone[rows], ids if ids.ndim == 2 else
+                                  np.r_[ids, np.full(everyone.shape[1] - len(ids), -1)][None])
 
 
 @given(which=st.sampled_from(FITTED), query=ids_or_scalar, n=top_n, candidates=maybe_ids,
-       kind=st.sampled_from(["item", "user"]), n_threads=threads_or_none)
+       n_threads=threads_or_none)
 @CASES
-def test_similar(which, query, n, candidates, kind, n_threads):
+def test_similar(which, query, n, candidates, n_threads):
     """similar_items and similar_users: cosine of the factors."""
-    model = fitted(which[0], **which[1])
+    for kind in ("item", "user"):
+        check_similar(fitted(which[0], **which[1]), kind, query, n, candidates, n_threads)
+
+
+def check_similar(model, kind, query, n, candidates, n_threads):
     method = model.similar_items if kind == "item" else model.similar_users
     ids, factors = ((model.item_ids, model.item_factors) if kind == "item"
                     else (model.user_ids, model.user_factors))
@@ -314,7 +323,7 @@ def test_ranking_metrics(data, n_items, n_threads):
     if err is not None:
         return
     valid_rec = np.asarray(rec)
-    valid_rec = valid_rec if valid_rec.size else valid_rec.astype(np.int64)
+    valid_rec = valid_rec if valid_rec.size else np.zeros(valid_rec.shape, np.int64)
     assert valid_rec.ndim == 2 and ((valid_rec >= -1) & (valid_rec < max(n_items, 0))).all()
     per_user = np.stack([out["per_user"][c] for c in ("precision", "recall", "ndcg", "ap",
                                                       "hit")], axis=1)
@@ -566,6 +575,30 @@ def test_train_test_split(ratings, test_size, seed, by):
         assert len(np.unique(both, axis=1).T) == len(ratings)  # a partition
         if by == "user":
             assert np.isin(test.user, train.user).all()
+
+
+@given(n_splits=st.one_of(st.integers(-1, 6), st.sampled_from([True, 2.0, None])),
+       shuffle=st.sampled_from([True, False, 1, None]),
+       seed=st.one_of(st.none(), st.integers(-1, 3), st.sampled_from(["s"])),
+       size=st.integers(0, 30),
+       metrics=st.sampled_from([("rmse", "mae"), ("ndcg@3",), ("rmse", "x"), (), "rmse"]))
+@CASES
+def test_kfold_cross_validate(n_splits, shuffle, seed, size, metrics):
+    """KFold (each rating tested once) and cross_validate with it."""
+    names = ["n_splits", "shuffle", "seed", "cv", "metrics", "data", "ratings", "folds"]
+    cv, err = call(mfrec.model_selection.KFold, names, n_splits, shuffle=shuffle, seed=seed)
+    if err is not None:
+        return
+    folds, err = call(lambda: list(cv.split(TRAIN[:size])), names)
+    if err is None:
+        assert len(folds) == n_splits
+        tested = np.concatenate([test.user * 100 + test.item for _, test in folds])
+        assert len(tested) == size and len(np.unique(tested)) == size
+    model = mfrec.Model("sgd", **tiny_params("sgd", factors=1))
+    out, err2 = call(mfrec.model_selection.cross_validate, names, model, TRAIN[:size], cv=cv,
+                     metrics=metrics)
+    if err2 is None:
+        assert err is None and len(out["folds"]) == n_splits
 
 
 @given(kwargs=st.dictionaries(
