@@ -11,6 +11,7 @@ import ast
 import json
 import math
 import os
+import re
 import tempfile
 import threading
 import time
@@ -686,11 +687,14 @@ def _npy_header(m, name):
         raise ValueError(f"{name}: .npy header too long")
     try:
         d = ast.literal_eval(m.read(length).decode("latin1"))
-        shape, fortran = d["shape"], d["fortran_order"]
-        dtype = np.lib.format.descr_to_dtype(d["descr"])
-    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OverflowError,
-            MemoryError, RecursionError) as e:
+        shape, fortran, descr = d["shape"], d["fortran_order"], d["descr"]
+    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, MemoryError,
+            RecursionError) as e:
         raise ValueError(f"{name}: unreadable .npy header ({e!r})") from None
+    # a plain dtype, as save writes (no records, no aliases NumPy warns about)
+    if not isinstance(descr, str) or not re.fullmatch(r"[<>|=]?[biufUS]\d{1,9}", descr):
+        raise ValueError(f"{name}: unsupported dtype {descr!r} in the .npy header")
+    dtype = np.dtype(descr)
     if not isinstance(shape, tuple) or not all(type(x) is int and x >= 0 for x in shape) \
             or not isinstance(fortran, bool):
         raise ValueError(f"{name}: bad shape or order in the .npy header")
