@@ -89,7 +89,8 @@ def ranking_metrics(recommended, relevant: Sequence, n_items: int, n_threads: in
                                              len(lists), n_labels)
     except ValueError:
         raise ValueError("relevant: a user's array repeats a label") from None
-    return _ranking(rec.astype(np.int32), indptr, indices, n_items, n_threads)
+    rec = rec.astype(np.int32) if rec.size else np.zeros(rec.shape, np.int32)  # no dtype warning
+    return _ranking(rec, indptr, indices, n_items, n_threads)
 
 
 def _ranking(rec, indptr, indices, n_items, n_threads):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
+import re
 import tempfile
 import threading
 import time
@@ -578,8 +580,8 @@ class Model(_core.Model):
         with fh:
             try:
                 arrays = _read_npz(fh)
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError,
-                    zlib.error) as e:
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
+                    NotImplementedError) as e:  # zipfile: a feature it lacks
                 raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
         return cls._from_arrays(arrays, path)
 
@@ -634,10 +636,9 @@ class Model(_core.Model):
             raise bad("the training-item index (seen_indptr/seen_indices) is inconsistent")
         gm = header.get("global_mean")
         rr = header.get("rating_range")
-        if not isinstance(gm, (int, float)) or not np.isfinite(gm):
+        if not _finite(gm):
             raise bad("global_mean is missing or not finite")
-        if not (isinstance(rr, list) and len(rr) == 2
-                and all(isinstance(x, (int, float)) and np.isfinite(x) for x in rr)
+        if not (isinstance(rr, list) and len(rr) == 2 and all(_finite(x) for x in rr)
                 and rr[0] <= rr[1]):
             raise bad("rating_range is missing or not a finite (low, high) pair")
         history = header.get("history", [])
@@ -664,6 +665,16 @@ class Model(_core.Model):
 
 # ---- helpers -----------------------------------------------------------------
 
+def _finite(x) -> bool:
+    """A finite JSON number (an int too large for a float is not)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def _npy_header(m, name):
     """(shape, fortran_order, dtype) of a .npy member, parsed strictly: NumPy's
     own reader lets tokenizer errors through and retries broken headers as
@@ -676,11 +687,14 @@ def _npy_header(m, name):
         raise ValueError(f"{name}: .npy header too long")
     try:
         d = ast.literal_eval(m.read(length).decode("latin1"))
-        shape, fortran = d["shape"], d["fortran_order"]
-        dtype = np.lib.format.descr_to_dtype(d["descr"])
-    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, OverflowError,
-            MemoryError, RecursionError) as e:
+        shape, fortran, descr = d["shape"], d["fortran_order"], d["descr"]
+    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, MemoryError,
+            RecursionError) as e:
         raise ValueError(f"{name}: unreadable .npy header ({e!r})") from None
+    # a plain dtype, as save writes (no records, no aliases NumPy warns about)
+    if not isinstance(descr, str) or not re.fullmatch(r"[<>|=]?[biufUS]\d{1,9}", descr):
+        raise ValueError(f"{name}: unsupported dtype {descr!r} in the .npy header")
+    dtype = np.dtype(descr)
     if not isinstance(shape, tuple) or not all(type(x) is int and x >= 0 for x in shape) \
             or not isinstance(fortran, bool):
         raise ValueError(f"{name}: bad shape or order in the .npy header")

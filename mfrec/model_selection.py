@@ -58,11 +58,10 @@ def train_test_split(ratings: Ratings, test_size: float = 0.2, seed: Optional[in
         raise ValueError(f"by={by!r} needs ratings with timestamps")
     rng = as_rng(seed)
     test = np.zeros(n, bool)
+    n_test = min(max(1, int(round(test_size * n))), n - 1)  # neither part empty
     if by == "random":
-        n_test = max(1, int(round(test_size * n)))
         test[rng.permutation(n)[:n_test]] = True
     elif by == "time":
-        n_test = max(1, int(round(test_size * n)))
         test[np.argsort(ratings.timestamp, kind="stable")[n - n_test:]] = True
     else:
         # Within each user, the ratings that go to test come first: a random

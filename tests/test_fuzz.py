@@ -12,8 +12,9 @@ Every input that ever broke the contract is kept in tests/fuzz_corpus/
 <target>/ and replayed by test_corpus. A failing run also writes its input
 to test-artifacts/fuzz/<target>/ to be added there.
 
-CI runs MFREC_FUZZ_EXAMPLES cases per target (default 500). A longer run:
-    MFREC_FUZZ_EXAMPLES=50000 python -m pytest tests/test_fuzz.py -q -p no:randomly \\
+CI runs MFREC_FUZZ_EXAMPLES cases per target (default 500; 20 under the
+sanitizer). A longer run (20,000 per target: about 5 minutes on one core):
+    MFREC_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz.py -q \\
         --hypothesis-show-statistics
 """
 import hashlib
@@ -29,10 +30,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mfrec
+from mfrec.algorithms import ALGORITHMS
 from mfrec.datasets import _read_100k_items, _read_latest_movies, _read_latest_ratings, _read_tab
 
 EXAMPLES = int(os.environ.get("MFREC_FUZZ_EXAMPLES",
-                              "40" if os.environ.get("MFREC_SANITIZED") else "500"))
+                              "20" if os.environ.get("MFREC_SANITIZED") else "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -151,13 +153,10 @@ def run_reader(target, data):
 
 
 @pytest.mark.parametrize("target", sorted(READERS))
-def test_movielens_readers(target):
-    @FUZZ
-    @given(mutated(SEEDS[target]))
-    def fuzz(data):
-        run_reader(target, data)
-
-    fuzz()
+@given(data=st.data())
+@FUZZ
+def test_movielens_readers(target, data):
+    run_reader(target, data.draw(mutated(SEEDS[target])))
 
 
 def test_seeds_are_valid():
@@ -177,7 +176,13 @@ def _seed_models():
     keep = np.unique(np.stack([u, i]), axis=1, return_index=True)[1]
     u, i, r = u[keep], i[keep], rng.integers(1, 6, len(keep)).astype(np.float32)
     models = [mfrec.Model("sgd", factors=2, epochs=2, seed=1).fit(u, i, r),
-              mfrec.Model("sgd", factors=1, epochs=1, seed=1, biases=False).fit(u, i, r)]
+              mfrec.Model("sgd", factors=1, epochs=1, seed=1, biases=False).fit(u, i, r),
+              mfrec.Model("sgd", factors=2, epochs=1, seed=1).fit(  # side features saved
+                  u, i, r, item_features=np.eye(9, 3), item_feature_ids=np.arange(-3, 6))]
+    for name, cls in sorted(ALGORITHMS.items()):  # each algorithm's own arrays
+        params = {cls.iterations_param: 1} if cls.iterations_param else {}
+        params.update({"factors": 2} if "factors" in cls.defaults else {})
+        models.append(mfrec.Model(name, seed=1, **params).fit(u, i, r))
     files = []
     with tempfile.TemporaryDirectory() as folder:
         for m in models:

@@ -63,7 +63,8 @@ def test_fit_rejects_bad_arrays(users, items, ratings, exc, match):
 
 
 @pytest.mark.parametrize("params, match", [
-    (dict(factors=-1), "factors must be an integer >= 1, got -1"),
+    (dict(factors=-1), "factors must be an integer >= 1 and <= 2147483647, got -1"),
+    (dict(epochs=2**31), "epochs must be an integer >= 1 and <= 2147483647"),
     (dict(factors=0), "factors must be an integer >= 1"),
     (dict(factors=2.5), "factors must be an integer >= 1"),
     (dict(factors=True), "factors must be an integer >= 1"),

@@ -40,6 +40,7 @@ def tiny_params(algorithm, **override):
 
 
 _fitted = {}
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None  # no disk flushes for 2,000 saves
 
 
 def fitted(algorithm, **override):
@@ -184,14 +185,23 @@ def test_recommend(which, users, n, exclude_seen, items, exclude, n_threads):
     ids, scores = out
     check_top_lists(ids, scores, np.ndim(users) == 0, len(u), min(n, len(pool)), score_of,
                     allowed_of)
+    everyone, _ = model.recommend_all(n=n, exclude_seen=exclude_seen, items=items,
+                                      exclude=exclude, n_threads=n_threads)
+    rows = np.searchsorted(model.user_ids, u)
+    np.testing.assert_array_equal(everyone[rows], ids if ids.ndim == 2 else
+                                  np.r_[ids, np.full(everyone.shape[1] - len(ids), -1)][None])
 
 
 @given(which=st.sampled_from(FITTED), query=ids_or_scalar, n=top_n, candidates=maybe_ids,
-       kind=st.sampled_from(["item", "user"]), n_threads=threads_or_none)
+       n_threads=threads_or_none)
 @CASES
-def test_similar(which, query, n, candidates, kind, n_threads):
+def test_similar(which, query, n, candidates, n_threads):
     """similar_items and similar_users: cosine of the factors."""
-    model = fitted(which[0], **which[1])
+    for kind in ("item", "user"):
+        check_similar(fitted(which[0], **which[1]), kind, query, n, candidates, n_threads)
+
+
+def check_similar(model, kind, query, n, candidates, n_threads):
     method = model.similar_items if kind == "item" else model.similar_users
     ids, factors = ((model.item_ids, model.item_factors) if kind == "item"
                     else (model.user_ids, model.user_factors))
@@ -263,11 +273,24 @@ def test_fold_in_and_recommend_new_user(which, triplet, n, regularization):
         if biased:
             target = target - model.item_bias[j]
             Q = np.c_[Q, np.ones(len(j))]
+        gram = Q.T @ Q + lam * np.eye(Q.shape[1])
         try:
-            want = np.linalg.solve(Q.T @ Q + lam * np.eye(Q.shape[1]), Q.T @ target)
+            want = np.linalg.solve(gram, Q.T @ target)
         except np.linalg.LinAlgError:  # a vanishing lambda: no reference to compare
             return
-        np.testing.assert_allclose(np.r_[x, b] if biased else x, want, rtol=1e-3, atol=1e-4)
+        got = (np.r_[x, b] if biased else x).astype(float)
+
+        def objective(z):
+            return np.sum((Q @ z - target) ** 2) + lam * np.sum(z ** 2)
+
+        # the minimum, up to x's rounding to float32; and the minimizer where a
+        # vanishing lambda leaves it defined
+        rounding = np.linalg.norm((np.abs(Q) @ np.abs(got)) * 2.0 ** -22)
+        best = objective(want)
+        assert objective(got) <= best * (1 + 1e-4) + (2 * np.sqrt(best) + rounding) * rounding \
+            + 1e-4
+        if np.linalg.cond(gram) < 1e4:
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
 
     out, err = call(model.recommend_new_user, names, items, ratings, n=n,
                     regularization=regularization)
@@ -313,7 +336,7 @@ def test_ranking_metrics(data, n_items, n_threads):
     if err is not None:
         return
     valid_rec = np.asarray(rec)
-    valid_rec = valid_rec if valid_rec.size else valid_rec.astype(np.int64)
+    valid_rec = valid_rec if valid_rec.size else np.zeros(valid_rec.shape, np.int64)
     assert valid_rec.ndim == 2 and ((valid_rec >= -1) & (valid_rec < max(n_items, 0))).all()
     per_user = np.stack([out["per_user"][c] for c in ("precision", "recall", "ndcg", "ap",
                                                       "hit")], axis=1)
@@ -427,10 +450,55 @@ def test_fit_keywords(validation, early_stopping, callback):
             assert all("valid_rmse" in row for row in out.history)
 
 
+@st.composite
+def feature_matrix(draw):
+    """A features matrix (dense or sparse, any dtype, some junk) and ids."""
+    rows, cols = draw(st.integers(0, 9)), draw(st.integers(0, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["dense", "dense", "sparse", "bool", "nan", "1d", "junk"]))
+    x = (rng.random((rows, cols)) < 0.5).astype(np.float32)
+    if kind == "sparse":
+        import scipy.sparse
+        x = scipy.sparse.csr_matrix(x)
+    elif kind == "bool":
+        x = x.astype(bool)
+    elif kind == "nan" and x.size:
+        x[0, 0] = np.nan
+    elif kind == "1d":
+        x = x.ravel()
+    elif kind == "junk":
+        x = draw(any_array())
+    ids = draw(st.one_of(any_array(rows), st.just(np.arange(rows) - 1),
+                         st.just(np.arange(rows) + 3), st.none()))
+    return x, ids
+
+
+@given(algorithm=algorithms, items=st.one_of(st.none(), feature_matrix()),
+       users=st.one_of(st.none(), feature_matrix()))
+@CASES
+def test_fit_features(algorithm, items, users):
+    """Side features for items and users: arbitrary matrices and ids."""
+    kwargs = {}
+    if items is not None:
+        kwargs.update(item_features=items[0], item_feature_ids=items[1])
+    if users is not None:
+        kwargs.update(user_features=users[0], user_feature_ids=users[1])
+    model = mfrec.Model(algorithm, **tiny_params(algorithm, factors=2))
+    names = ["item_features", "item_feature_ids", "user_features", "user_feature_ids",
+             "features", algorithm]
+    out, err = call(model.fit, names, TRAIN, **kwargs)
+    if err is None:  # usable, and saved and loaded with its features
+        pred = out.predict(TRAIN.user, TRAIN.item)
+        assert np.isfinite(pred).all() and np.isin(TRAIN.item, out.item_ids).all()
+        ids, _ = out.recommend(TRAIN.user[0], n=3)
+        assert np.isin(ids, out.item_ids).all() and len(ids) <= 3
+        with tempfile.TemporaryDirectory(dir=SHM) as folder:
+            out.save(os.path.join(folder, "m.npz"))
+            loaded = mfrec.Model.load(os.path.join(folder, "m.npz"))
+        np.testing.assert_array_equal(loaded.predict(TRAIN.user, TRAIN.item), pred)
+
+
 # ---- save / load -----------------------------------------------------------------
-
-SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None  # no disk flushes for 2,000 saves
-
 
 @given(algorithm=algorithms, data=st.data(),
        name=st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
@@ -520,6 +588,30 @@ def test_train_test_split(ratings, test_size, seed, by):
         assert len(np.unique(both, axis=1).T) == len(ratings)  # a partition
         if by == "user":
             assert np.isin(test.user, train.user).all()
+
+
+@given(n_splits=st.one_of(st.integers(-1, 6), st.sampled_from([True, 2.0, None])),
+       shuffle=st.sampled_from([True, False, 1, None]),
+       seed=st.one_of(st.none(), st.integers(-1, 3), st.sampled_from(["s"])),
+       size=st.integers(0, 30),
+       metrics=st.sampled_from([("rmse", "mae"), ("ndcg@3",), ("rmse", "x"), (), "rmse"]))
+@CASES
+def test_kfold_cross_validate(n_splits, shuffle, seed, size, metrics):
+    """KFold (each rating tested once) and cross_validate with it."""
+    names = ["n_splits", "shuffle", "seed", "cv", "metrics", "data", "ratings", "folds"]
+    cv, err = call(mfrec.model_selection.KFold, names, n_splits, shuffle=shuffle, seed=seed)
+    if err is not None:
+        return
+    folds, err = call(lambda: list(cv.split(TRAIN[:size])), names)
+    if err is None:
+        assert len(folds) == n_splits
+        tested = np.concatenate([test.user * 100 + test.item for _, test in folds])
+        assert len(tested) == size and len(np.unique(tested)) == size
+    model = mfrec.Model("sgd", **tiny_params("sgd", factors=1))
+    out, err2 = call(mfrec.model_selection.cross_validate, names, model, TRAIN[:size], cv=cv,
+                     metrics=metrics)
+    if err2 is None:
+        assert err is None and len(out["folds"]) == n_splits
 
 
 @given(kwargs=st.dictionaries(

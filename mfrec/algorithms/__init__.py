@@ -88,12 +88,15 @@ class TrainData:
 
 # ---- parameter checks shared by the algorithms -----------------------------
 
-def check_int(params, name, low=1, allow_none=False):
+INT_MAX = 2**31 - 1   # the kernels' C int
+
+
+def check_int(params, name, low=1, allow_none=False, high=INT_MAX):
     v = params[name]
     if v is None and allow_none:
         return
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not low <= v <= high:
+        raise ValueError(f"{name} must be an integer >= {low} and <= {high}, got {v!r}")
 
 
 def check_threads(n_threads):
@@ -156,7 +159,7 @@ class Algorithm:
     @classmethod
     def check_params(cls, params: dict) -> None:
         check_int(params, "factors", 1)
-        check_int(params, "seed", 0, allow_none=True)
+        check_int(params, "seed", 0, allow_none=True, high=2**64 - 1)
         check_threads(params["n_threads"])
         if cls.iterations_param:
             check_int(params, cls.iterations_param, 1)

@@ -323,7 +323,7 @@ class WALS(_Alternating):
     def side_weights(self, train):
         p = self.params
         return (count_weights(p["row_weights"], np.diff(train.by_user[0])),
-                count_weights(p["col_weights"], np.diff(train.by_item[0])))
+                count_weights(p["col_weights"], np.diff(train.by_item[0]), name="col_weights"))
 
     def fold_in(self, model, items, ratings, lam):
         """The new user's row of the user half-step: the weighted least
@@ -341,14 +341,20 @@ class WALS(_Alternating):
         _core.als_half_step(
             np.array([0, len(items)], np.int64), items[order], ratings[order],
             model.item_factors, x, row_weights=row_weight,
-            col_weights=count_weights(p["col_weights"], item_counts),
+            col_weights=count_weights(p["col_weights"], item_counts, name="col_weights"),
             regularization=lam, **self.kernel_mode())
         return x[0], 0.0
 
 
-def count_weights(exponent, counts, mean=None):
-    """(count / mean count)^-exponent as float32, or None for exponent 0/None."""
+def count_weights(exponent, counts, mean=None, name="row_weights"):
+    """(count / mean count)^-exponent as float32, or None for exponent 0/None;
+    ValueError naming the parameter `name` if a weight leaves float32."""
     if not exponent:
         return None
     mean = counts.mean() if mean is None else mean
-    return ((counts / mean) ** -float(exponent)).astype(np.float32)
+    with np.errstate(over="ignore", divide="ignore"):
+        weights = ((counts / mean) ** -float(exponent)).astype(np.float32)
+    if not np.isfinite(weights).all():
+        raise ValueError(f"{name}={exponent}: the weights (count / mean count)^-{exponent} "
+                         "overflow float32; use a smaller exponent")
+    return weights

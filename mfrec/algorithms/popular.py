@@ -20,7 +20,7 @@ class Popular(Algorithm):
 
     @classmethod
     def check_params(cls, params):
-        check_int(params, "seed", 0, allow_none=True)
+        check_int(params, "seed", 0, allow_none=True, high=2**64 - 1)
         check_threads(params["n_threads"])
 
     def check_data(self, train):
