@@ -145,6 +145,8 @@ typedef struct {
     int biases;           /* update user/item biases (global mean fixed) */
     int n_threads;
     uint64_t seed;
+    int32_t negatives;     /* unrated items drawn per rating each epoch (0: none) */
+    float negative_rating; /* the value they are trained towards */
 } mfr_sgd_params;
 
 mfr_sgd_params mfr_sgd_default_params(void);
@@ -153,10 +155,16 @@ mfr_sgd_params mfr_sgd_default_params(void);
  * n_threads > 1: the matrix is cut into a grid of blocks and threads update
  * blocks that share no user and no item (LIBMF-style), repeatable for a
  * fixed thread count. *loss gets the mean squared error of the updates
- * (errors measured before each update). MFR_EDIVERGED if values blow up. */
+ * (errors measured before each update). MFR_EDIVERGED if values blow up.
+ * Negative sampling (p->negatives = s > 0): the epoch also trains, for each
+ * rating, s items drawn uniformly from those its user has not rated, towards
+ * p->negative_rating; rated is the CSR by user of the training pairs
+ * (columns ascending), needed only then. In expectation an epoch weighs
+ * each unrated pair of user u by w_u = s n_u / (n_items - n_u) against 1
+ * for a rating: weighted MF's unobserved term, drawn instead of summed. */
 int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                   const int32_t *users, const int32_t *items,
-                  const float *ratings, int epoch, double *loss);
+                  const float *ratings, const mfr_csr *rated, int epoch, double *loss);
 
 /* ---- side features (features.c, sgd.c) --------------------------------
  * Features of users or items (movie genres, say), as SVDFeature and
@@ -192,7 +200,8 @@ int mfr_features_apply(const mfr_features *f, int32_t k, const float *free,
 int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
                            const mfr_features *item_f, const mfr_sgd_params *p,
                            int64_t nnz, const int32_t *users, const int32_t *items,
-                           const float *ratings, int epoch, double *loss);
+                           const float *ratings, const mfr_csr *rated, int epoch,
+                           double *loss);
 
 /* ---- truncated SVD (svd.c) --------------------------------------------
  * The matrix factored is built from ratings R observed on a set Omega and
@@ -327,12 +336,16 @@ int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
 
 /* Fold-in: the factors x (k) and bias *b of a new user who rated n items,
  * by ridge regression against the fixed item factors:
- *   min sum_t (r_t - mu - b_{i_t} - b - x . Q[i_t])^2 + lambda (|x|^2 + b^2)
- * (b and b_i only when the model has biases; *b = 0 otherwise). The normal
- * equations (A^T A + lambda I) z = A^T y, with rows a_t = [Q[i_t], 1], are
- * solved by Cholesky (LAPACK dposv) in double. lambda > 0. */
+ *   min sum_t (r_t - mu - b_{i_t} - b - x . Q[i_t])^2
+ *       + w sum_{j unrated} (v - mu - b_j - b - x . Q[j])^2 + lambda (|x|^2 + b^2)
+ * (b and b_i only when the model has biases; *b = 0 otherwise; the unrated
+ * term only when w = unrated_weight > 0, v = unrated_value: the objective
+ * of SGD's negative sampling). The normal equations (A^T C A + lambda I) z
+ * = A^T C y, with rows a = [Q[i], 1] and weights C, are solved by Cholesky
+ * (LAPACK dposv) in double. lambda > 0, w >= 0. */
 int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
-                const float *ratings, double lambda, float *x, float *b);
+                const float *ratings, double lambda, double unrated_weight,
+                double unrated_value, float *x, float *b);
 
 /* ---- ALS family (als.c) ----------------------------------------------- */
 /* One weighted-least-squares half-step: with the other side's factors Y

@@ -670,143 +670,6 @@ static PyMethodDef features_functions[] = {
      METH_VARARGS | METH_KEYWORDS, features_apply_doc},
     {NULL}};
 
-/* ==== SGD ============================================================== */
-
-PyDoc_STRVAR(sgd_epoch_doc,
-"sgd_epoch(model, users, items, ratings, *, learning_rate, regularization,\n"
-"          biases, seed, epoch, n_threads)\n--\n\n"
-"One SGD epoch over int32 index arrays and float32 ratings, updating the\n"
-"model's arrays in place. Returns the mean squared error of the updates.\n"
-"FloatingPointError if the iteration diverges.");
-
-static PyObject *sgd_epoch(PyObject *module, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"model", "users", "items", "ratings", "learning_rate",
-                             "regularization", "biases", "seed", "epoch", "n_threads",
-                             NULL};
-    PyObject *mo, *uo, *io, *ro, *result = NULL;
-    PyArrayObject *users = NULL, *items = NULL, *ratings = NULL;
-    mfr_sgd_params p = mfr_sgd_default_params();
-    unsigned long long seed = 0;
-    int epoch = 0, status;
-    double loss = 0.0;
-    model_view v = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO$ffpKii", kwlist, &mo, &uo, &io, &ro,
-                                     &p.learning_rate, &p.regularization, &p.biases, &seed,
-                                     &epoch, &p.n_threads))
-        return NULL;
-    p.seed = seed;
-    ModelObject *model = as_model(module, mo);
-    if (!model || model_view_get(model, &v, p.biases) < 0)
-        goto cleanup;
-    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
-        !(items = as_array(io, NPY_INT32, 1, "items")) ||
-        !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
-        goto cleanup;
-    npy_intp n = same_length(users, items, "users", "items");
-    if (n < 0 || same_length(users, ratings, "users", "ratings") < 0)
-        goto cleanup;
-    if (n == 0) {
-        PyErr_SetString(PyExc_ValueError, "sgd_epoch: no ratings (empty arrays)");
-        goto cleanup;
-    }
-    if (!(p.learning_rate > 0.0f) || !isfinite(p.learning_rate) ||
-        !(p.regularization >= 0.0f) || !isfinite(p.regularization) || epoch < 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "sgd_epoch: need learning_rate > 0, regularization >= 0 (finite) and "
-                 "epoch >= 0; got %g, %g and %d",
-                 (double)p.learning_rate, (double)p.regularization, epoch);
-        PyErr_SetString(PyExc_ValueError, msg);
-        goto cleanup;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    status = mfr_sgd_epoch(&v.m, &p, n, PyArray_DATA(users), PyArray_DATA(items),
-                           PyArray_DATA(ratings), epoch, &loss);
-    Py_END_ALLOW_THREADS
-    if (status != MFR_OK) {
-        raise_status(status, "sgd_epoch");
-        goto cleanup;
-    }
-    result = PyFloat_FromDouble(loss);
-cleanup:
-    model_view_release(&v);
-    Py_XDECREF(users);
-    Py_XDECREF(items);
-    Py_XDECREF(ratings);
-    return result;
-}
-
-PyDoc_STRVAR(sgd_epoch_features_doc,
-"sgd_epoch_features(model, users, items, ratings, *, user_features,\n"
-"                   item_features, learning_rate, regularization, biases,\n"
-"                   seed, epoch)\n--\n\n"
-"One sequential SGD epoch of the model with side features. `model` holds\n"
-"the free factors and biases; user_features and item_features are None or\n"
-"(indptr, indices, weights, factors, bias or None) with one row per user\n"
-"(item) of the model; factors and biases are updated in place. Returns\n"
-"the mean squared error of the updates.");
-
-static PyObject *sgd_epoch_features(PyObject *module, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"model", "users", "items", "ratings", "user_features",
-                             "item_features", "learning_rate", "regularization", "biases",
-                             "seed", "epoch", NULL};
-    PyObject *mo, *uo, *io, *ro, *ufo, *ifo, *result = NULL;
-    PyArrayObject *users = NULL, *items = NULL, *ratings = NULL;
-    mfr_sgd_params p = mfr_sgd_default_params();
-    unsigned long long seed = 0;
-    int epoch = 0, status, has_uf = 0, has_if = 0;
-    double loss = 0.0;
-    model_view v = {0};
-    features_view uf = {0}, itf = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO$OOffpKi", kwlist, &mo, &uo, &io, &ro,
-                                     &ufo, &ifo, &p.learning_rate, &p.regularization,
-                                     &p.biases, &seed, &epoch))
-        return NULL;
-    p.seed = seed;
-    ModelObject *model = as_model(module, mo);
-    if (!model || model_view_get(model, &v, p.biases) < 0)
-        goto cleanup;
-    if (features_view_get(ufo, &uf, v.m.n_users, v.m.k, "user_features", &has_uf) < 0 ||
-        features_view_get(ifo, &itf, v.m.n_items, v.m.k, "item_features", &has_if) < 0)
-        goto cleanup;
-    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
-        !(items = as_array(io, NPY_INT32, 1, "items")) ||
-        !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
-        goto cleanup;
-    npy_intp n = same_length(users, items, "users", "items");
-    if (n < 0 || same_length(users, ratings, "users", "ratings") < 0)
-        goto cleanup;
-    Py_BEGIN_ALLOW_THREADS
-    status = mfr_sgd_epoch_features(&v.m, has_uf ? &uf.f : NULL, has_if ? &itf.f : NULL, &p,
-                                    n, PyArray_DATA(users), PyArray_DATA(items),
-                                    PyArray_DATA(ratings), epoch, &loss);
-    Py_END_ALLOW_THREADS
-    if (status != MFR_OK) {
-        raise_status(status, "sgd_epoch_features");
-        goto cleanup;
-    }
-    result = PyFloat_FromDouble(loss);
-cleanup:
-    model_view_release(&v);
-    features_view_release(&uf);
-    features_view_release(&itf);
-    Py_XDECREF(users);
-    Py_XDECREF(items);
-    Py_XDECREF(ratings);
-    return result;
-}
-
-static PyMethodDef sgd_functions[] = {
-    {"sgd_epoch", (PyCFunction)(void (*)(void))sgd_epoch, METH_VARARGS | METH_KEYWORDS,
-     sgd_epoch_doc},
-    {"sgd_epoch_features", (PyCFunction)(void (*)(void))sgd_epoch_features,
-     METH_VARARGS | METH_KEYWORDS, sgd_epoch_features_doc},
-    {NULL}};
-
-/* ==== truncated SVD ==================================================== */
-
 /* A CSR passed as the tuple (indptr int64, indices int32, values float32)
  * that build_csr returns, with n_cols columns; checked in full. */
 typedef struct {
@@ -856,6 +719,185 @@ static int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const cha
     }
     return 0;
 }
+
+/* ==== SGD ============================================================== */
+
+/* Negative sampling's arguments: negatives >= 0, a finite negative_rating,
+ * and with negatives the CSR by user of the training pairs. */
+static int sgd_rated_get(const mfr_sgd_params *p, PyObject *rated_o, const mfr_model *m,
+                         csr_view *rated)
+{
+    if (p->negatives < 0 || !isfinite(p->negative_rating)) {
+        PyErr_Format(PyExc_ValueError,
+                     "sgd: need negatives >= 0 and a finite negative_rating; got %d and %g",
+                     p->negatives, (double)p->negative_rating);
+        return -1;
+    }
+    if (p->negatives == 0)
+        return 0;
+    if (rated_o == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "sgd: negatives > 0 needs rated (the CSR by user)");
+        return -1;
+    }
+    if (csr_view_get(rated, rated_o, m->n_items, "rated") < 0)
+        return -1;
+    if (rated->csr.n_rows != m->n_users) {
+        PyErr_Format(PyExc_ValueError, "rated: %d rows for a model of %d users",
+                     (int)rated->csr.n_rows, (int)m->n_users);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(sgd_epoch_doc,
+"sgd_epoch(model, users, items, ratings, *, learning_rate, regularization,\n"
+"          biases, seed, epoch, n_threads, negatives=0, negative_rating=0.0,\n"
+"          rated=None)\n--\n\n"
+"One SGD epoch over int32 index arrays and float32 ratings, updating the\n"
+"model's arrays in place. Returns the mean squared error of the updates.\n"
+"FloatingPointError if the iteration diverges. negatives > 0 also trains\n"
+"that many unrated items per rating towards negative_rating; rated is then\n"
+"the CSR by user (build_csr's tuple) of the training pairs.");
+
+static PyObject *sgd_epoch(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"model", "users", "items", "ratings", "learning_rate",
+                             "regularization", "biases", "seed", "epoch", "n_threads",
+                             "negatives", "negative_rating", "rated", NULL};
+    PyObject *mo, *uo, *io, *ro, *rated_o = Py_None, *result = NULL;
+    PyArrayObject *users = NULL, *items = NULL, *ratings = NULL;
+    mfr_sgd_params p = mfr_sgd_default_params();
+    unsigned long long seed = 0;
+    int epoch = 0, status;
+    double loss = 0.0;
+    model_view v = {0};
+    csr_view rated = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|$ffpKiiifO", kwlist, &mo, &uo, &io, &ro,
+                                     &p.learning_rate, &p.regularization, &p.biases, &seed,
+                                     &epoch, &p.n_threads, &p.negatives, &p.negative_rating,
+                                     &rated_o))
+        return NULL;
+    p.seed = seed;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, p.biases) < 0 ||
+        sgd_rated_get(&p, rated_o, &v.m, &rated) < 0)
+        goto cleanup;
+    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
+        !(items = as_array(io, NPY_INT32, 1, "items")) ||
+        !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
+        goto cleanup;
+    npy_intp n = same_length(users, items, "users", "items");
+    if (n < 0 || same_length(users, ratings, "users", "ratings") < 0)
+        goto cleanup;
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "sgd_epoch: no ratings (empty arrays)");
+        goto cleanup;
+    }
+    if (!(p.learning_rate > 0.0f) || !isfinite(p.learning_rate) ||
+        !(p.regularization >= 0.0f) || !isfinite(p.regularization) || epoch < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "sgd_epoch: need learning_rate > 0, regularization >= 0 (finite) and "
+                 "epoch >= 0; got %g, %g and %d",
+                 (double)p.learning_rate, (double)p.regularization, epoch);
+        PyErr_SetString(PyExc_ValueError, msg);
+        goto cleanup;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_sgd_epoch(&v.m, &p, n, PyArray_DATA(users), PyArray_DATA(items),
+                           PyArray_DATA(ratings), p.negatives ? &rated.csr : NULL, epoch,
+                           &loss);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "sgd_epoch");
+        goto cleanup;
+    }
+    result = PyFloat_FromDouble(loss);
+cleanup:
+    model_view_release(&v);
+    csr_view_release(&rated);
+    Py_XDECREF(users);
+    Py_XDECREF(items);
+    Py_XDECREF(ratings);
+    return result;
+}
+
+PyDoc_STRVAR(sgd_epoch_features_doc,
+"sgd_epoch_features(model, users, items, ratings, *, user_features,\n"
+"                   item_features, learning_rate, regularization, biases,\n"
+"                   seed, epoch, negatives=0, negative_rating=0.0,\n"
+"                   rated=None)\n--\n\n"
+"One sequential SGD epoch of the model with side features. `model` holds\n"
+"the free factors and biases; user_features and item_features are None or\n"
+"(indptr, indices, weights, factors, bias or None) with one row per user\n"
+"(item) of the model; factors and biases are updated in place. Returns\n"
+"the mean squared error of the updates. Negatives as in sgd_epoch.");
+
+static PyObject *sgd_epoch_features(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"model", "users", "items", "ratings", "user_features",
+                             "item_features", "learning_rate", "regularization", "biases",
+                             "seed", "epoch", "negatives", "negative_rating", "rated", NULL};
+    PyObject *mo, *uo, *io, *ro, *ufo = Py_None, *ifo = Py_None, *rated_o = Py_None;
+    PyObject *result = NULL;
+    PyArrayObject *users = NULL, *items = NULL, *ratings = NULL;
+    mfr_sgd_params p = mfr_sgd_default_params();
+    unsigned long long seed = 0;
+    int epoch = 0, status, has_uf = 0, has_if = 0;
+    double loss = 0.0;
+    model_view v = {0};
+    features_view uf = {0}, itf = {0};
+    csr_view rated = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|$OOffpKiifO", kwlist, &mo, &uo, &io,
+                                     &ro, &ufo, &ifo, &p.learning_rate, &p.regularization,
+                                     &p.biases, &seed, &epoch, &p.negatives,
+                                     &p.negative_rating, &rated_o))
+        return NULL;
+    p.seed = seed;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, p.biases) < 0 ||
+        sgd_rated_get(&p, rated_o, &v.m, &rated) < 0)
+        goto cleanup;
+    if (features_view_get(ufo, &uf, v.m.n_users, v.m.k, "user_features", &has_uf) < 0 ||
+        features_view_get(ifo, &itf, v.m.n_items, v.m.k, "item_features", &has_if) < 0)
+        goto cleanup;
+    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
+        !(items = as_array(io, NPY_INT32, 1, "items")) ||
+        !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
+        goto cleanup;
+    npy_intp n = same_length(users, items, "users", "items");
+    if (n < 0 || same_length(users, ratings, "users", "ratings") < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_sgd_epoch_features(&v.m, has_uf ? &uf.f : NULL, has_if ? &itf.f : NULL, &p,
+                                    n, PyArray_DATA(users), PyArray_DATA(items),
+                                    PyArray_DATA(ratings), p.negatives ? &rated.csr : NULL,
+                                    epoch, &loss);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "sgd_epoch_features");
+        goto cleanup;
+    }
+    result = PyFloat_FromDouble(loss);
+cleanup:
+    model_view_release(&v);
+    features_view_release(&uf);
+    features_view_release(&itf);
+    csr_view_release(&rated);
+    Py_XDECREF(users);
+    Py_XDECREF(items);
+    Py_XDECREF(ratings);
+    return result;
+}
+
+static PyMethodDef sgd_functions[] = {
+    {"sgd_epoch", (PyCFunction)(void (*)(void))sgd_epoch, METH_VARARGS | METH_KEYWORDS,
+     sgd_epoch_doc},
+    {"sgd_epoch_features", (PyCFunction)(void (*)(void))sgd_epoch_features,
+     METH_VARARGS | METH_KEYWORDS, sgd_epoch_features_doc},
+    {NULL}};
+
+/* ==== truncated SVD ==================================================== */
 
 /* The filled matrix of svd.c: by_row, optionally by_col, and the fill. */
 typedef struct {
@@ -1475,20 +1517,25 @@ cleanup:
 }
 
 PyDoc_STRVAR(topn_fold_in_doc,
-"fold_in(model, items, ratings, regularization)\n--\n\n"
+"fold_in(model, items, ratings, regularization, unrated_weight=0.0,\n"
+"        unrated_value=0.0)\n--\n\n"
 "Ridge fold-in of a new user (see mfr_fold_in): item indices (int32) and\n"
 "their ratings (float32) -> (factors float32 (k,), bias float; 0.0 for a\n"
-"model without biases).");
+"model without biases). unrated_weight > 0 adds every item not rated,\n"
+"with that weight, as a rating of unrated_value.");
 
-static PyObject *topn_fold_in(PyObject *module, PyObject *args)
+static PyObject *topn_fold_in(PyObject *module, PyObject *args, PyObject *kwds)
 {
+    static char *kwlist[] = {"model", "items", "ratings", "regularization", "unrated_weight",
+                             "unrated_value", NULL};
     PyObject *mo, *io, *ro, *result = NULL;
-    double lambda;
+    double lambda, unrated_weight = 0.0, unrated_value = 0.0;
     float b = 0.0f;
     int status;
     PyArrayObject *items = NULL, *ratings = NULL, *x = NULL;
     model_view v = {0};
-    if (!PyArg_ParseTuple(args, "OOOd", &mo, &io, &ro, &lambda))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOd|dd", kwlist, &mo, &io, &ro, &lambda,
+                                     &unrated_weight, &unrated_value))
         return NULL;
     ModelObject *model = as_model(module, mo);
     if (!model || model_view_get(model, &v, 0) < 0)
@@ -1504,12 +1551,17 @@ static PyObject *topn_fold_in(PyObject *module, PyObject *args)
                         "fold_in: needs at least one rating and a finite regularization > 0");
         goto cleanup;
     }
+    if (!(unrated_weight >= 0.0) || !isfinite(unrated_weight) || !isfinite(unrated_value)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "fold_in: unrated_weight must be finite and >= 0, unrated_value finite");
+        goto cleanup;
+    }
     npy_intp k = v.m.k;
     if (!(x = (PyArrayObject *)PyArray_SimpleNew(1, &k, NPY_FLOAT32)))
         goto cleanup;
     Py_BEGIN_ALLOW_THREADS
     status = mfr_fold_in(&v.m, (int32_t)n, PyArray_DATA(items), PyArray_DATA(ratings), lambda,
-                         PyArray_DATA(x), &b);
+                         unrated_weight, unrated_value, PyArray_DATA(x), &b);
     Py_END_ALLOW_THREADS
     if (status != MFR_OK) {
         raise_status(status, status == MFR_ENOTPD
@@ -1600,7 +1652,8 @@ static PyMethodDef topn_functions[] = {
     {"recommend_vector", topn_recommend_vector, METH_VARARGS, topn_recommend_vector_doc},
     {"similar", (PyCFunction)(void (*)(void))topn_similar, METH_VARARGS | METH_KEYWORDS,
      topn_similar_doc},
-    {"fold_in", topn_fold_in, METH_VARARGS, topn_fold_in_doc},
+    {"fold_in", (PyCFunction)(void (*)(void))topn_fold_in, METH_VARARGS | METH_KEYWORDS,
+     topn_fold_in_doc},
     {"ranking_metrics", (PyCFunction)(void (*)(void))topn_ranking_metrics,
      METH_VARARGS | METH_KEYWORDS, topn_ranking_metrics_doc},
     {NULL}};

@@ -29,15 +29,25 @@
  *   Z_a += lr (e X_ua q_i^eff - lambda Z_a) W_g += lr (e Y_ig p_u^eff - lambda W_g)
  *   c_a += lr (e X_ua - lambda c_a)        (and the feature biases of g)
  * Feature vectors are shared by many rows, so this epoch is sequential.
+ *
+ * Negative sampling (p->negatives = s): each epoch adds, for each rating
+ * (u, i, r), s pairs (u, j, negative_rating) with j drawn uniformly from
+ * the items u has not rated (rejection against u's sorted row), from the
+ * stream (seed, NEGATIVE_STREAM + epoch); they are shuffled in with the
+ * ratings and take the same step. A model trained on ratings alone ranks
+ * unrated items by their predicted rating, whatever the chance that the
+ * user would pick them at all; the drawn pairs teach it that most unrated
+ * items are not picked, which is what top-N lists are judged on.
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
 mfr_sgd_params mfr_sgd_default_params(void)
 {
-    mfr_sgd_params p = {0.005f, 0.02f, 1, 1, 0};
+    mfr_sgd_params p = {0.005f, 0.02f, 1, 1, 0, 0, 0.0f};
     return p;
 }
 
@@ -239,13 +249,65 @@ static void pack_by_block(const int64_t *perm, int64_t nnz, const int32_t *users
 
 static int check_epoch_args(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                             const int32_t *users, const int32_t *items,
-                            const float *ratings, int epoch)
+                            const float *ratings, const mfr_csr *rated, int epoch)
 {
     if (nnz <= 0 || m->k <= 0 || !(p->learning_rate > 0.0f) ||
         !(p->regularization >= 0.0f) || epoch < 0 ||
-        (p->biases && (!m->user_bias || !m->item_bias)))
+        (p->biases && (!m->user_bias || !m->item_bias)) || p->negatives < 0 ||
+        !isfinite(p->negative_rating))
         return MFR_EINVAL;
+    if (p->negatives > 0) {
+        if (!rated || rated->n_rows != m->n_users || rated->n_cols != m->n_items)
+            return MFR_EINVAL;
+        int status = mfr_csr_check(rated);
+        if (status != MFR_OK)
+            return status;
+    }
     return mfr_check_triplets(nnz, users, m->n_users, items, m->n_items, ratings);
+}
+
+/* Whether row u of the CSR holds column j (columns ascending). */
+static int row_has(const mfr_csr *c, int32_t u, int32_t j)
+{
+    int64_t lo = c->indptr[u], hi = c->indptr[u + 1];
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (c->indices[mid] < j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->indptr[u + 1] && c->indices[lo] == j;
+}
+
+#define NEGATIVE_STREAM (UINT64_C(1) << 40) /* apart from the shuffle's streams */
+
+/* The epoch's negatives after the nnz ratings in users/items/ratings:
+ * p->negatives per rating, none for a user who rated every item. Returns
+ * how many were written. */
+static int64_t draw_negatives(const mfr_model *m, const mfr_sgd_params *p,
+                              const mfr_csr *rated, int64_t nnz, int epoch, int32_t *users,
+                              int32_t *items, float *ratings)
+{
+    mfr_rng rng;
+    mfr_rng_seed(&rng, p->seed, NEGATIVE_STREAM + (uint64_t)epoch);
+    int64_t out = nnz;
+    for (int64_t t = 0; t < nnz; t++) {
+        const int32_t u = users[t];
+        if (rated->indptr[u + 1] - rated->indptr[u] >= m->n_items)
+            continue;
+        for (int32_t s = 0; s < p->negatives; s++) {
+            int32_t j;
+            do
+                j = (int32_t)mfr_rng_below(&rng, (uint64_t)m->n_items);
+            while (row_has(rated, u, j));
+            users[out] = u;
+            items[out] = j;
+            ratings[out] = p->negative_rating;
+            out++;
+        }
+    }
+    return out - nnz;
 }
 
 /* The epoch's ratings in the order shuffled from (seed, epoch), packed by
@@ -276,6 +338,50 @@ cleanup:
     return status;
 }
 
+/* The epoch's updates, shuffled and packed (see shuffle_and_pack): the
+ * nnz ratings and, with negative sampling, the pairs drawn for them.
+ * *packed (freed by the caller) gets *n of them. */
+static int epoch_pack(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
+                      const int32_t *users, const int32_t *items, const float *ratings,
+                      const mfr_csr *rated, int epoch, int g, int64_t *block_ptr,
+                      triplet **packed, int64_t *n)
+{
+    int32_t *all_users = NULL, *all_items = NULL;
+    float *all_ratings = NULL;
+    int status = MFR_OK;
+    *n = nnz;
+    if (p->negatives > 0) {
+        if (nnz > INT64_MAX / 16 / (1 + (int64_t)p->negatives))
+            return MFR_ENOMEM;
+        const size_t cap = (size_t)nnz * (1 + (size_t)p->negatives);
+        all_users = malloc(cap * sizeof *all_users);
+        all_items = malloc(cap * sizeof *all_items);
+        all_ratings = malloc(cap * sizeof *all_ratings);
+        if (!all_users || !all_items || !all_ratings) {
+            status = MFR_ENOMEM;
+            goto cleanup;
+        }
+        memcpy(all_users, users, (size_t)nnz * sizeof *users);
+        memcpy(all_items, items, (size_t)nnz * sizeof *items);
+        memcpy(all_ratings, ratings, (size_t)nnz * sizeof *ratings);
+        *n += draw_negatives(m, p, rated, nnz, epoch, all_users, all_items, all_ratings);
+        users = all_users;
+        items = all_items;
+        ratings = all_ratings;
+    }
+    *packed = malloc((size_t)*n * sizeof **packed);
+    if (!*packed) {
+        status = MFR_ENOMEM;
+        goto cleanup;
+    }
+    status = shuffle_and_pack(m, p, *n, users, items, ratings, epoch, g, block_ptr, *packed);
+cleanup:
+    free(all_users);
+    free(all_items);
+    free(all_ratings);
+    return status;
+}
+
 static int model_finite(const mfr_model *m, int biases)
 {
     return all_finite(m->P, (int64_t)m->n_users * m->k) &&
@@ -286,31 +392,31 @@ static int model_finite(const mfr_model *m, int biases)
 
 int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                   const int32_t *users, const int32_t *items,
-                  const float *ratings, int epoch, double *loss)
+                  const float *ratings, const mfr_csr *rated, int epoch, double *loss)
 {
-    int64_t *block_ptr = NULL;
+    int64_t *block_ptr = NULL, n = 0;
     triplet *packed = NULL;
     double *block_sse = NULL;
     double sse = 0.0;
     const int threads = mfr_threads(p->n_threads);
     const int g = threads == 1 ? 1 : 2 * threads;
-    int status = check_epoch_args(m, p, nnz, users, items, ratings, epoch);
+    int status = check_epoch_args(m, p, nnz, users, items, ratings, rated, epoch);
     if (status != MFR_OK)
         return status;
 
-    packed = malloc((size_t)nnz * sizeof *packed);
     block_ptr = malloc(((size_t)g * g + 1) * sizeof *block_ptr);
     block_sse = calloc((size_t)g * g, sizeof *block_sse);
-    if (!packed || !block_ptr || !block_sse) {
+    if (!block_ptr || !block_sse) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
-    status = shuffle_and_pack(m, p, nnz, users, items, ratings, epoch, g, block_ptr, packed);
+    status = epoch_pack(m, p, nnz, users, items, ratings, rated, epoch, g, block_ptr, &packed,
+                        &n);
     if (status != MFR_OK)
         goto cleanup;
 
     if (g == 1) {
-        sse = sgd_run(m, p, packed, nnz);
+        sse = sgd_run(m, p, packed, n);
     } else {
         /* one team for the epoch; the loop's barrier ends each round */
 #pragma omp parallel num_threads(threads)
@@ -329,7 +435,7 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
         status = MFR_EDIVERGED;
         goto cleanup;
     }
-    *loss = sse / (double)nnz;
+    *loss = sse / (double)n;
 cleanup:
     free(packed);
     free(block_ptr);
@@ -356,12 +462,13 @@ static int features_finite(const mfr_features *f, int32_t k)
 int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
                            const mfr_features *item_f, const mfr_sgd_params *p,
                            int64_t nnz, const int32_t *users, const int32_t *items,
-                           const float *ratings, int epoch, double *loss)
+                           const float *ratings, const mfr_csr *rated, int epoch,
+                           double *loss)
 {
-    int64_t block_ptr[2];
+    int64_t block_ptr[2], n = 0;
     triplet *packed = NULL;
     float *scratch = NULL;
-    int status = check_epoch_args(m, p, nnz, users, items, ratings, epoch);
+    int status = check_epoch_args(m, p, nnz, users, items, ratings, rated, epoch);
     if (status == MFR_OK)
         status = check_features(user_f, m->n_users, p->biases);
     if (status == MFR_OK)
@@ -369,23 +476,22 @@ int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
     if (status != MFR_OK)
         return status;
 
-    packed = malloc((size_t)nnz * sizeof *packed);
     scratch = malloc(2 * (size_t)m->k * sizeof *scratch);
-    if (!packed || !scratch) {
+    if (!scratch) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
-    status = shuffle_and_pack(m, p, nnz, users, items, ratings, epoch, 1, block_ptr, packed);
+    status = epoch_pack(m, p, nnz, users, items, ratings, rated, epoch, 1, block_ptr, &packed,
+                        &n);
     if (status != MFR_OK)
         goto cleanup;
-    double sse = sgd_run_features(m, user_f, item_f, p, packed, nnz, scratch,
-                                  scratch + m->k);
+    double sse = sgd_run_features(m, user_f, item_f, p, packed, n, scratch, scratch + m->k);
     if (!isfinite(sse) || !model_finite(m, p->biases) || !features_finite(user_f, m->k) ||
         !features_finite(item_f, m->k)) {
         status = MFR_EDIVERGED;
         goto cleanup;
     }
-    *loss = sse / (double)nnz;
+    *loss = sse / (double)n;
 cleanup:
     free(packed);
     free(scratch);

@@ -19,7 +19,8 @@
  * count, and so do the lists.
  *
  * Fold-in solves the ridge normal equations (A^T A + lambda I) z = A^T y
- * of one new user (see mfrec.h) with dsyrk and dposv in double.
+ * of one new user (see mfrec.h) with dsyrk and dposv in double; rows of A
+ * and y are scaled by the square root of their weight.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -546,42 +547,69 @@ int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
 }
 
 int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
-                const float *ratings, double lambda, float *x, float *b)
+                const float *ratings, double lambda, double unrated_weight,
+                double unrated_value, float *x, float *b)
 {
     const int32_t k = m->k, d = k + (m->user_bias ? 1 : 0);
+    const int dense = unrated_weight > 0.0;
+    /* rows of A: the rated items, then (dense) every item the user did not rate */
+    const int64_t rows = (int64_t)n + (dense ? m->n_items : 0);
     int status = MFR_OK;
-    if (n < 1 || k < 1 || !(lambda > 0.0) || !isfinite(lambda))
+    if (n < 1 || k < 1 || !(lambda > 0.0) || !isfinite(lambda) || !(unrated_weight >= 0.0) ||
+        !isfinite(unrated_weight) || !isfinite(unrated_value))
         return MFR_EINVAL;
-    double *A = malloc(sizeof(double) * (size_t)n * d);
-    double *y = malloc(sizeof(double) * (size_t)n);
+    if (rows > INT32_MAX) /* BLAS's int */
+        return MFR_ENOMEM;
+    double *A = malloc(sizeof(double) * (size_t)rows * d);
+    double *y = malloc(sizeof(double) * (size_t)rows);
     double *G = malloc(sizeof(double) * (size_t)d * d);
     double *z = malloc(sizeof(double) * (size_t)d);
-    if (!A || !y || !G || !z) {
+    unsigned char *rated = dense ? calloc((size_t)m->n_items, 1) : NULL;
+    if (!A || !y || !G || !z || (dense && !rated)) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
-    /* rows a_t = [q_i, 1], targets y_t = r_t - mu - b_i */
-    for (int32_t t = 0; t < n; t++) {
-        int32_t i = items[t];
-        if (i < 0 || i >= m->n_items) {
-            status = MFR_EINDEX;
-            goto cleanup;
+    /* row a = sqrt(c) [q_i, 1], target sqrt(c) (value - mu - b_i): weight c
+     * 1 for a rating, w for an unrated item */
+    int64_t t = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int32_t i;
+        double value, c;
+        if (r < n) {
+            i = items[r];
+            if (i < 0 || i >= m->n_items) {
+                status = MFR_EINDEX;
+                goto cleanup;
+            }
+            if (!isfinite(ratings[r])) {
+                status = MFR_ENONFINITE;
+                goto cleanup;
+            }
+            if (rated)
+                rated[i] = 1;
+            value = ratings[r];
+            c = 1.0;
+        } else {
+            i = (int32_t)(r - n);
+            if (rated[i])
+                continue;
+            value = unrated_value;
+            c = unrated_weight;
         }
-        if (!isfinite(ratings[t])) {
-            status = MFR_ENONFINITE;
-            goto cleanup;
-        }
+        const double s = sqrt(c);
         for (int32_t f = 0; f < k; f++)
-            A[(size_t)t * d + f] = m->Q[(size_t)i * k + f];
+            A[(size_t)t * d + f] = s * m->Q[(size_t)i * k + f];
         if (d > k)
-            A[(size_t)t * d + k] = 1.0;
-        y[t] = ratings[t] - m->global_mean - (m->item_bias ? m->item_bias[i] : 0.0f);
+            A[(size_t)t * d + k] = s;
+        y[t] = s * (value - m->global_mean - (m->item_bias ? m->item_bias[i] : 0.0f));
+        t++;
     }
     /* G = A^T A + lambda I (upper triangle, row-major = lower, column-major) */
-    MFR_BLAS(cblas_dsyrk)(MfrRowMajor, MfrUpper, MfrTrans, d, n, 1.0, A, d, 0.0, G, d);
+    MFR_BLAS(cblas_dsyrk)(MfrRowMajor, MfrUpper, MfrTrans, d, (blas_int)t, 1.0, A, d, 0.0, G,
+                          d);
     for (int32_t f = 0; f < d; f++)
         G[(size_t)f * d + f] += lambda;
-    MFR_BLAS(cblas_dgemv)(MfrRowMajor, MfrTrans, n, d, 1.0, A, d, y, 1, 0.0, z, 1);
+    MFR_BLAS(cblas_dgemv)(MfrRowMajor, MfrTrans, (blas_int)t, d, 1.0, A, d, y, 1, 0.0, z, 1);
     blas_int bn = d, nrhs = 1, info = 0;
     MFR_BLAS(dposv_)("L", &bn, &nrhs, G, &bn, z, &bn, &info, 1);
     if (info != 0) {
@@ -596,5 +624,6 @@ cleanup:
     free(y);
     free(G);
     free(z);
+    free(rated);
     return status;
 }

@@ -280,3 +280,108 @@ def test_core_sgd_epoch_rejects_wrong_types():
         _core.sgd_epoch(3, u, u, r, **kw)
     with pytest.raises(ValueError, match="needs user_bias and item_bias"):
         _core.sgd_epoch(small_core(biases=False), u, u, r, **dict(kw, biases=True))
+
+
+# ---- negative sampling ---------------------------------------------------------------
+
+def rated_matrix(seed=0, n_users=40, n_items=30):
+    """A random 0/1 matrix of rated pairs; user 0 rated every item."""
+    rated = np.random.default_rng(seed).random((n_users, n_items)) < 0.4
+    rated[0] = True
+    return rated
+
+
+def negatives_epoch(entry, core, rated, negatives, negative_rating, **kw):
+    users, items = (a.astype(np.int32) for a in np.nonzero(rated))
+    ones = np.ones(len(users), np.float32)
+    csr = _core.build_csr(users, items, ones, *rated.shape)
+    common = dict(learning_rate=kw.pop("lr", 1e-30), regularization=0.0, biases=False,
+                  seed=kw.pop("seed", 0), epoch=kw.pop("epoch", 0), negatives=negatives,
+                  negative_rating=negative_rating, rated=csr)
+    if entry == "sgd_epoch":
+        return _core.sgd_epoch(core, users, items, ones, n_threads=kw.pop("n_threads", 1),
+                               **common)
+    return _core.sgd_epoch_features(core, users, items, ones, user_features=None,
+                                    item_features=None, **common)
+
+
+@pytest.mark.parametrize("entry, n_threads", [("sgd_epoch", 1), ("sgd_epoch", 2),
+                                              ("sgd_epoch_features", 1)])
+def test_negatives_are_unrated_items_and_as_many_as_asked(entry, n_threads):
+    """P = the rated matrix and Q = I make p_u . q_j = 1 on a rated pair and
+    0 on an unrated one; the rate is too small to move them. Ratings of 1
+    then err by 0, a negative (value 2) drawn from the unrated items by 2,
+    one drawn from the rated ones by 1: the epoch's mean squared error tells
+    how many negatives there were and whether any was a rated item."""
+    rated = rated_matrix()
+    nnz, s = int(rated.sum()), 3
+    n_negatives = s * (nnz - rated.shape[1])  # user 0 rated everything: none for them
+    core = core_model(rated, np.eye(rated.shape[1]))
+    loss = negatives_epoch(entry, core, rated, s, 2.0, n_threads=n_threads)
+    assert loss == pytest.approx(4.0 * n_negatives / (nnz + n_negatives), rel=1e-12)
+
+
+def test_negatives_cover_the_unrated_items_uniformly():
+    """Which unrated item a draw picks: P[0] = (1, 2, ..., n) and Q = I make
+    p_0 . q_j = j + 1, so a negative (value 0) at item j errs by j + 1. Over
+    many epochs the negatives' mean squared error approaches the mean of
+    (j + 1)^2 over user 0's unrated items."""
+    n_items = 30
+    rated = np.zeros((2, n_items), bool)
+    rated[0, ::3] = True   # user 0 rated items 0, 3, ...; every other item is unrated
+    rated[1, :] = True     # user 1 draws nothing
+    unrated = np.flatnonzero(~rated[0])
+    P = np.zeros((2, n_items), np.float32)
+    P[0] = np.arange(1, n_items + 1)  # p_0 . q_j = j + 1 with Q = I
+    P[1] = 1.0
+    errors = []
+    for epoch in range(400):
+        core = core_model(P, np.eye(n_items))
+        loss = negatives_epoch("sgd_epoch", core, rated, 5, 0.0, epoch=epoch)
+        # ratings of user 0 (value 1) err by -j; user 1's by 0: remove them
+        rated_sse = float(np.sum((1.0 - P[0, rated[0]]) ** 2))
+        n0, n = rated[0].sum(), rated.sum()
+        errors.append((loss * (n + 5 * n0) - rated_sse) / (5 * n0))
+    # the mean squared value of j + 1 over the unrated items, with a 2% band for 40,000 draws
+    expected = np.mean((unrated + 1.0) ** 2)
+    assert np.mean(errors) == pytest.approx(expected, rel=0.02)
+
+
+def test_negatives_change_nothing_when_every_item_is_rated():
+    rated = np.ones((6, 5), bool)
+    P = np.random.default_rng(1).standard_normal((6, 2))
+    Q = np.random.default_rng(2).standard_normal((5, 2))
+    a, b = core_model(P, Q), core_model(P, Q)
+    la = negatives_epoch("sgd_epoch", a, rated, 0, 0.0, lr=0.05)
+    lb = negatives_epoch("sgd_epoch", b, rated, 4, 0.0, lr=0.05)
+    assert la == lb
+    np.testing.assert_array_equal(a.user_factors, b.user_factors)
+    np.testing.assert_array_equal(a.item_factors, b.item_factors)
+
+
+def test_negatives_are_repeatable_and_vary_with_the_seed(split42):
+    train, _ = split42
+    fit = lambda seed, t: mfrec.Model("sgd", factors=8, epochs=3, negatives=2, seed=seed,
+                                      n_threads=t).fit(train)
+    for t in (1, 2):
+        np.testing.assert_array_equal(fit(0, t).item_factors, fit(0, t).item_factors)
+    assert not np.array_equal(fit(0, 1).item_factors, fit(1, 1).item_factors)
+
+
+def test_core_negatives_reject_bad_input():
+    rated = rated_matrix()
+    core = core_model(rated, np.eye(rated.shape[1]))
+    users, items = (a.astype(np.int32) for a in np.nonzero(rated))
+    ones = np.ones(len(users), np.float32)
+    kw = dict(learning_rate=0.01, regularization=0.0, biases=False, seed=0, epoch=0)
+    with pytest.raises(ValueError, match="negatives > 0 needs rated"):
+        _core.sgd_epoch(core, users, items, ones, negatives=1, **kw)
+    with pytest.raises(ValueError, match="negatives >= 0"):
+        _core.sgd_epoch(core, users, items, ones, negatives=-1, **kw)
+    with pytest.raises(ValueError, match="finite negative_rating"):
+        _core.sgd_epoch(core, users, items, ones, negatives=1, negative_rating=np.inf, **kw)
+    wrong = _core.build_csr(users, items, ones, rated.shape[0] + 1, rated.shape[1])
+    with pytest.raises(ValueError, match="rated: 41 rows for a model of 40 users"):
+        _core.sgd_epoch(core, users, items, ones, negatives=1, rated=wrong, **kw)
+    with pytest.raises(ValueError, match="rated"):
+        _core.sgd_epoch(core, users, items, ones, negatives=1, rated=(1, 2, 3), **kw)

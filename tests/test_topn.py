@@ -311,6 +311,34 @@ def test_fold_in_equals_ridge_solution_for_a_held_out_user(ml100k, biases):
     assert np.max(np.abs(x - ref_x)) <= 1e-4
 
 
+def test_fold_in_with_negatives_equals_the_weighted_solution(ml100k):
+    """A model trained with negative sampling folds a user in by the
+    objective an epoch has in expectation: every unrated item as a rating
+    of negative_rating, with weight w = s n / (n_items - n)."""
+    r = ml100k.ratings
+    held = r.user == 13
+    model = mfrec.Model("sgd", factors=20, epochs=5, negatives=2, negative_rating=0.5,
+                        regularization=0.03, seed=0).fit(r[~held])
+    items, ratings = r.item[held], r.rating[held]
+    known = np.isin(items, model.item_ids)
+    items, ratings = items[known], ratings[known]
+    n, n_items = len(items), len(model.item_ids)
+    idx = np.searchsorted(model.item_ids, items)
+    weight = np.full(n_items, 2 * n / (n_items - n))
+    target = np.full(n_items, 0.5)
+    weight[idx], target[idx] = 1.0, ratings
+    A = np.hstack([model.item_factors.astype(np.float64), np.ones((n_items, 1))])
+    y = target - model.global_mean - model.item_bias.astype(np.float64)
+    lam = 0.03 * n * (1 + 2)  # per update: one per rating and per negative
+    z = np.linalg.solve(A.T @ (weight[:, None] * A) + lam * np.eye(21), A.T @ (weight * y))
+    x, b = model.fold_in(items, ratings)
+    assert np.max(np.abs(x - z[:-1])) <= 1e-4 and abs(b - z[-1]) <= 1e-4
+    ids, _ = model.recommend_new_user(items, ratings, n=10)
+    s = A @ z + model.global_mean + model.item_bias
+    s[idx] = -np.inf
+    assert set(ids) == set(model.item_ids[np.argsort(-s)[:10]])
+
+
 def test_recommend_new_user_ranks_the_folded_in_user(data):
     model = random_model(data, seed=7)
     rng = np.random.default_rng(1)

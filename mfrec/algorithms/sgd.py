@@ -10,11 +10,23 @@ mfr_sgd_epoch_features on the free parts, the feature vectors and biases
 stepping with them, followed by writing the effective rows into the model.
 That epoch is sequential whatever n_threads says: feature vectors are
 shared by rows that every block of the parallel schedule touches.
+
+Negative sampling (``negatives=s``): each epoch also trains, for every
+rating, s items drawn uniformly from those its user has not rated, towards
+``negative_rating`` (default 0). A model of ratings alone ranks the unrated
+items by the rating it predicts, however unlikely the user is to pick them;
+the drawn pairs teach it that most unrated items go unpicked, which is what
+top-N lists are judged on. In expectation an epoch weighs each unrated pair
+of a user with n_u ratings by w_u = s n_u / (n_items - n_u), a rating by 1:
+weighted MF's unobserved term, drawn instead of summed. Predictions then
+mix "rating" and "chosen at all", so they rank well and no longer estimate
+ratings (RMSE worsens). Fold-in minimizes the same expected objective.
 """
 import numpy as np
 
 from .. import _core
-from . import Algorithm, check_bool, check_choice, check_float, register, INIT_KINDS
+from . import (INIT_KINDS, Algorithm, check_bool, check_choice, check_float, check_int,
+               register)
 from .features import FeatureSolver
 
 
@@ -30,6 +42,8 @@ class SGD(FeatureSolver, Algorithm):
         "init_scale": 0.1,
         "epochs": 20,
         "feature_combine": "mean",
+        "negatives": 0,
+        "negative_rating": 0.0,
         "seed": None,
         "n_threads": 1,
     }
@@ -42,6 +56,8 @@ class SGD(FeatureSolver, Algorithm):
         check_bool(params, "biases")
         check_choice(params, "init", INIT_KINDS)
         check_float(params, "init_scale", 0.0)
+        check_int(params, "negatives", 0)
+        check_float(params, "negative_rating", -np.inf)
 
     def start(self, core, train, seed):
         p = self.params
@@ -57,7 +73,9 @@ class SGD(FeatureSolver, Algorithm):
     def step(self, core, train, iteration):
         p = self.params
         common = dict(learning_rate=p["learning_rate"], regularization=p["regularization"],
-                      biases=p["biases"], seed=self.seed, epoch=iteration)
+                      biases=p["biases"], seed=self.seed, epoch=iteration,
+                      negatives=p["negatives"], negative_rating=p["negative_rating"],
+                      rated=train.by_user if p["negatives"] else None)
         try:
             if self.free is None:
                 return _core.sgd_epoch(core, train.users, train.items, train.ratings,
@@ -72,3 +90,21 @@ class SGD(FeatureSolver, Algorithm):
                 "use a smaller learning_rate") from None
         self.materialize(core)
         return loss
+
+    def fold_in_regularization(self, n_ratings):
+        """SGD's L2 summed over the user's updates in an epoch: one per
+        rating, and one per drawn negative."""
+        p = self.params
+        return float(p["regularization"]) * n_ratings * (1 + p["negatives"])
+
+    def fold_in(self, model, items, ratings, lam):
+        """With negatives, the minimizer of an epoch's expected objective:
+        every unrated item enters as negative_rating with the weight w_u
+        its draws have (see the module docstring)."""
+        p = self.params
+        n_unrated = len(model.item_ids) - len(items)
+        if not p["negatives"] or n_unrated == 0:
+            return super().fold_in(model, items, ratings, lam)
+        return _core.fold_in(model, items, ratings, lam,
+                             unrated_weight=p["negatives"] * len(items) / n_unrated,
+                             unrated_value=p["negative_rating"])
