@@ -79,7 +79,8 @@ def test_fit_rejects_bad_arrays(users, items, ratings, exc, match):
     (dict(biases="yes"), "biases must be True or False"),
     (dict(init="zeros"), r"init must be one of \['normal', 'uniform'\]"),
     (dict(init_scale=-0.1), "init_scale must be a finite number >= 0"),
-    (dict(negatives=-1), "negatives must be an integer >= 0"),
+    (dict(negatives=-1), "negatives must be an integer >= 0 and <= 1000"),
+    (dict(negatives=1001), "negatives must be an integer >= 0 and <= 1000"),
     (dict(negatives=1.5), "negatives must be an integer >= 0"),
     (dict(negative_rating=float("nan")), "negative_rating must be a finite number"),
 ])

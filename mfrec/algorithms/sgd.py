@@ -56,7 +56,7 @@ class SGD(FeatureSolver, Algorithm):
         check_bool(params, "biases")
         check_choice(params, "init", INIT_KINDS)
         check_float(params, "init_scale", 0.0)
-        check_int(params, "negatives", 0)
+        check_int(params, "negatives", 0, high=1000)
         check_float(params, "negative_rating", -np.inf)
 
     def start(self, core, train, seed):
