@@ -30,7 +30,9 @@ import mfrec
 
 def topn_blocking(n_query, n_items):
     """csrc/topn.c's block (users) and tile (items) sizes."""
-    block = min(512, max(64, 64 * -(-n_query // 512)))
+    want = 8 * max(1, -(-n_query // (8 * 512)))
+    n_even = max(1, min(want, -(-n_query // 64)))
+    block = min(512, max(8, 8 * -(-n_query // (8 * n_even))))
     return block, min(n_items, max(512, (1 << 18) // block))
 
 

@@ -407,9 +407,13 @@ static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, in
 static int topn_run(const topn_job *job, int64_t n_x, mfr_topn_lists *out, int n_threads)
 {
     const int32_t k = job->k, n = out->n;
-    /* queries per block: a multiple of 64 near n_query / 8, in 64..TOPN_ROWS */
+    /* a multiple of 8 blocks (for threads to share evenly) of equal size,
+     * at most TOPN_ROWS queries each; fewer blocks when they would hold
+     * fewer than 64 (sgemm's packing wants tall blocks) */
+    const int64_t want = 8 * MFR_MAX(1, (job->n_query + 8 * TOPN_ROWS - 1) / (8 * TOPN_ROWS));
+    const int64_t n_even = MFR_MAX(1, MFR_MIN(want, (job->n_query + 63) / 64));
     const int64_t block =
-        MFR_MIN(TOPN_ROWS, MFR_MAX(64, 64 * ((job->n_query + 8 * 64 - 1) / (8 * 64))));
+        MFR_MIN(TOPN_ROWS, MFR_MAX(8, 8 * ((job->n_query + 8 * n_even - 1) / (8 * n_even))));
     const int64_t n_blocks = (job->n_query + block - 1) / block;
     topn_targets t;
     int status;
