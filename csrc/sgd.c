@@ -68,46 +68,6 @@ static inline void prefetch_row(const float *row, int32_t k)
         __builtin_prefetch(row + f, 1, 3);
 }
 
-/* Updates for the ratings t[0..n). Returns the sum of squared errors, or
- * NaN as soon as an error is no longer finite. */
-MFR_TARGET_CLONES
-static double sgd_run(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n)
-{
-    const int32_t k = m->k;
-    const float lr = p->learning_rate, reg = p->regularization;
-    const float mu = (float)m->global_mean;
-    float *restrict bu = p->biases ? m->user_bias : NULL;
-    float *restrict bi = p->biases ? m->item_bias : NULL;
-    double sse = 0.0;
-    for (int64_t j = 0; j < n; j++) {
-        if (j + AHEAD < n) {
-            prefetch_row(m->P + (int64_t)t[j + AHEAD].u * k, k);
-            prefetch_row(m->Q + (int64_t)t[j + AHEAD].i * k, k);
-        }
-        const int32_t u = t[j].u, i = t[j].i;
-        float *restrict pu = m->P + (int64_t)u * k;
-        float *restrict qi = m->Q + (int64_t)i * k;
-        float pred = mfr_dot(pu, qi, k);
-        if (bu)
-            pred += mu + bu[u] + bi[i];
-        const float e = t[j].r - pred;
-        if (!(fabsf(e) < 1e15f)) /* NaN or runaway: stop the epoch */
-            return NAN;
-        sse += (double)e * e;
-        if (bu) {
-            bu[u] += lr * (e - reg * bu[u]);
-            bi[i] += lr * (e - reg * bi[i]);
-        }
-#pragma omp simd
-        for (int32_t f = 0; f < k; f++) {
-            const float pf = pu[f], qf = qi[f];
-            pu[f] = pf + lr * (e * qf - reg * pf);
-            qi[f] = qf + lr * (e * pf - reg * qf);
-        }
-    }
-    return sse;
-}
-
 /* The effective row of r (free + weighted feature vectors) into out; the
  * weighted sum of the feature biases into *bias_sum. */
 static inline void effective_row(const mfr_features *f, int32_t r, const float *free,
@@ -148,11 +108,15 @@ static inline void feature_step(const mfr_features *f, int32_t r, const float *r
     }
 }
 
-/* sgd_run with side features; pe, qe: scratch rows of k floats. */
-MFR_TARGET_CLONES
-static double sgd_run_features(mfr_model *m, const mfr_features *uf, const mfr_features *itf,
-                               const mfr_sgd_params *p, const triplet *t, int64_t n,
-                               float *restrict pe, float *restrict qe)
+/* Updates for the ratings t[0..n). Returns the sum of squared errors, or
+ * NaN as soon as an error is no longer finite. features (a constant where
+ * this is inlined, so each case is its own loop): uf/itf (either may be
+ * NULL) add side features, and pe, qe are scratch rows of k floats for the
+ * effective rows; without features the free rows are the effective ones. */
+static inline __attribute__((always_inline)) double
+sgd_steps(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n,
+          const int features, const mfr_features *uf, const mfr_features *itf,
+          float *restrict pe, float *restrict qe)
 {
     const int32_t k = m->k;
     const float lr = p->learning_rate, reg = p->regularization;
@@ -168,14 +132,16 @@ static double sgd_run_features(mfr_model *m, const mfr_features *uf, const mfr_f
         const int32_t u = t[j].u, i = t[j].i;
         float *restrict pu = m->P + (int64_t)u * k;
         float *restrict qi = m->Q + (int64_t)i * k;
-        float fbu, fbi;
-        effective_row(uf, u, pu, k, pe, &fbu);
-        effective_row(itf, i, qi, k, qe, &fbi);
-        float pred = mfr_dot(pe, qe, k);
+        float fbu = 0.0f, fbi = 0.0f;
+        if (features) {
+            effective_row(uf, u, pu, k, pe, &fbu);
+            effective_row(itf, i, qi, k, qe, &fbi);
+        }
+        float pred = features ? mfr_dot(pe, qe, k) : mfr_dot(pu, qi, k);
         if (bu)
-            pred += mu + bu[u] + bi[i] + fbu + fbi;
+            pred += features ? mu + bu[u] + bi[i] + fbu + fbi : mu + bu[u] + bi[i];
         const float e = t[j].r - pred;
-        if (!(fabsf(e) < 1e15f))
+        if (!(fabsf(e) < 1e15f)) /* NaN or runaway: stop the epoch */
             return NAN;
         sse += (double)e * e;
         if (bu) {
@@ -184,15 +150,30 @@ static double sgd_run_features(mfr_model *m, const mfr_features *uf, const mfr_f
         }
 #pragma omp simd
         for (int32_t f = 0; f < k; f++) {
-            pu[f] += lr * (e * qe[f] - reg * pu[f]);
-            qi[f] += lr * (e * pe[f] - reg * qi[f]);
+            const float pf = pu[f], qf = qi[f];
+            pu[f] = pf + lr * (e * (features ? qe[f] : qf) - reg * pf);
+            qi[f] = qf + lr * (e * (features ? pe[f] : pf) - reg * qf);
         }
-        if (uf)
+        if (features && uf)
             feature_step(uf, u, qe, k, e, lr, reg);
-        if (itf)
+        if (features && itf)
             feature_step(itf, i, pe, k, e, lr, reg);
     }
     return sse;
+}
+
+MFR_TARGET_CLONES
+static double sgd_run(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n)
+{
+    return sgd_steps(m, p, t, n, 0, NULL, NULL, NULL, NULL);
+}
+
+MFR_TARGET_CLONES
+static double sgd_run_features(mfr_model *m, const mfr_features *uf, const mfr_features *itf,
+                               const mfr_sgd_params *p, const triplet *t, int64_t n,
+                               float *restrict pe, float *restrict qe)
+{
+    return sgd_steps(m, p, t, n, 1, uf, itf, pe, qe);
 }
 
 static int all_finite(const float *x, int64_t n)
