@@ -108,6 +108,7 @@ class Model(_core.Model):
         self.best_iteration_ = None
         self.seed_ = None
         self.rating_range_ = None
+        self.rating_mean_ = None
 
     # ---- parameters, scikit-learn style -------------------------------------
 
@@ -234,6 +235,7 @@ class Model(_core.Model):
         work = _core.Model()
         work.global_mean = float(np.mean(ratings, dtype=np.float64))
         rating_range = (float(ratings.min()), float(ratings.max()))
+        rating_mean = work.global_mean
         history, best = [], None
         n_iter = self._params.get(solver.iterations_param, 1) if solver.iterations_param else 1
         clip_range = rating_range if solver.clip_predictions else None
@@ -249,8 +251,10 @@ class Model(_core.Model):
                     "longer finite; use a smaller learning_rate or a larger regularization")
             row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
-                pred = _clip(work._predict(valid[0], valid[1], self._params["n_threads"]),
-                             clip_range)
+                pred = work._predict(valid[0], valid[1], self._params["n_threads"])
+                pred = _unknown_to_mean(pred, valid[0], valid[1],
+                                        _fallback_mean(work, solver, rating_mean))
+                pred = _clip(pred, clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
             row["seconds"] = seconds
             history.append(row)
@@ -311,6 +315,7 @@ class Model(_core.Model):
             self.best_iteration_ = best[0] + 1
             self.seed_ = seed
             self.rating_range_ = rating_range
+            self.rating_mean_ = rating_mean
             self._solver = solver
         return self
 
@@ -321,7 +326,8 @@ class Model(_core.Model):
 
         Ids not seen in training fall back to the baseline: the global mean
         plus whichever bias is known (the item's for an unknown user, and so
-        on); a model without biases predicts 0 for them. `clip` (default: on
+        on). An explicit-rating model without biases predicts the mean
+        training rating for them (as Surprise does). `clip` (default: on
         for explicit-rating algorithms) limits predictions to the range of
         the training ratings. n_threads: 0 (all cores) to 256.
         """
@@ -334,8 +340,9 @@ class Model(_core.Model):
         if clip is None:
             clip = self._solver.clip_predictions if self._solver else True
         with self._lock:
-            out = self._predict(index_of(users, self.user_ids),
-                                index_of(items, self.item_ids), n_threads)
+            uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
+            out = _unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
+                                   _fallback_mean(self, self._solver, self.rating_mean_))
             return _clip(out, self.rating_range_ if clip else None)
 
     def score(self, users, items=None, ratings=None) -> dict:
@@ -539,6 +546,7 @@ class Model(_core.Model):
                 "format": FILE_FORMAT, "version": FILE_VERSION,
                 "algorithm": self.algorithm, "params": self._params,
                 "global_mean": self.global_mean, "rating_range": self.rating_range_,
+                "rating_mean": self.rating_mean_,
                 "history": self.history, "best_iteration": self.best_iteration_,
                 "seed": self.seed_,
             }
@@ -641,6 +649,9 @@ class Model(_core.Model):
         if not (isinstance(rr, list) and len(rr) == 2 and all(_finite(x) for x in rr)
                 and rr[0] <= rr[1]):
             raise bad("rating_range is missing or not a finite (low, high) pair")
+        rating_mean = header.get("rating_mean")  # absent from files of mfrec 0.1.0
+        if rating_mean is not None and not _finite(rating_mean):
+            raise bad("rating_mean is not finite")
         history = header.get("history", [])
         if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
             raise bad("history must be a list of per-iteration records")
@@ -656,6 +667,7 @@ class Model(_core.Model):
         model.seen_indptr, model.seen_indices = indptr, indices
         model.user_ids, model.item_ids = user_ids, item_ids
         model.rating_range_ = tuple(rr)
+        model.rating_mean_ = rating_mean
         model.history = history
         model.best_iteration_ = header.get("best_iteration")
         model.seed_ = header.get("seed")
@@ -827,6 +839,21 @@ def _duplicates(users, items) -> str:
     dup = pairs[counts > 1]
     return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
             f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
+
+
+def _fallback_mean(core, solver, rating_mean):
+    """What an explicit-rating model without biases predicts for a pair
+    with an unknown id: the mean training rating (its own fallback, the
+    global mean, is 0 there). None: keep the core's baseline."""
+    if core.user_bias is None and solver is not None and solver.clip_predictions:
+        return rating_mean
+    return None
+
+
+def _unknown_to_mean(pred: np.ndarray, uidx, iidx, mean) -> np.ndarray:
+    if mean is not None:
+        pred[(uidx < 0) | (iidx < 0)] = mean
+    return pred
 
 
 def _clip(pred: np.ndarray, rating_range) -> np.ndarray:

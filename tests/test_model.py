@@ -162,12 +162,22 @@ def test_unknown_ids_fall_back_to_the_baseline(fitted):
                                rtol=1e-6)
 
 
-def test_model_without_biases_predicts_zero_for_unknown_ids(data):
+def test_model_without_biases_predicts_the_mean_rating_for_unknown_ids(data, tmp_path):
     stars = np.clip(np.round(data.rating), 1, 5)  # a 1..5 scale
-    model = small_model(biases=False).fit(data.user, data.item, stars)
+    mean = np.float32(np.mean(stars, dtype=np.float64))
+    users, items = np.r_[-1, data.user[0], -1], np.r_[data.item[0], 10**9, 10**9]
+    model = small_model(biases=False).fit(data.user, data.item, stars,
+                                          validation=(users, items, [5.0, 1.0, 3.0]))
     assert model.user_bias is None and model.global_mean == 0.0
-    assert model.predict([-1], [data.item[0]], clip=False)[0] == 0.0
-    assert model.predict([-1], [data.item[0]])[0] == 1.0  # clipped to the lowest rating
+    model.save(tmp_path / "m.npz")
+    for m in (model, mfrec.Model.load(tmp_path / "m.npz")):
+        np.testing.assert_array_equal(m.predict(users, items, clip=False), [mean] * 3)
+    # the validation RMSE during fit used the same fallback
+    expected = np.sqrt(np.mean((np.array([5.0, 1.0, 3.0]) - mean) ** 2))
+    assert model.history[-1]["valid_rmse"] == pytest.approx(expected, rel=1e-6)
+    # wals predicts preferences, not ratings: its unknown pairs stay at 0
+    wals = mfrec.Model("wals", factors=2, iterations=2, seed=0).fit(data.user, data.item, stars)
+    assert wals.predict([-1], [data.item[0]])[0] == 0.0
 
 
 def test_inputs_are_not_modified(data):
@@ -384,6 +394,7 @@ TAMPERS = {
     "unknown_algorithm": (lambda a: tampered(a, {"algorithm": "nope"}), "algorithm must be"),
     "no_mean": (lambda a: tampered(a, {"global_mean": None}), "global_mean"),
     "bad_range": (lambda a: tampered(a, {"rating_range": [5, 1]}), "rating_range"),
+    "bad_rating_mean": (lambda a: tampered(a, {"rating_mean": "3.5"}), "rating_mean"),
     "bad_history": (lambda a: tampered(a, {"history": 5}), "history"),
 }
 

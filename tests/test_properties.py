@@ -61,7 +61,9 @@ def valid_threads(n):
 
 
 def reference_predict(model, u, i, clip):
-    """mu + b_u + b_i + P_u . Q_i with unknown ids' terms left out (float64)."""
+    """mu + b_u + b_i + P_u . Q_i with unknown ids' terms left out (float64);
+    an explicit-rating model without biases predicts its mean training
+    rating for a pair with an unknown id."""
     uj = {x: j for j, x in enumerate(model.user_ids.tolist())}
     ij = {x: j for j, x in enumerate(model.item_ids.tolist())}
     P, Q = model.user_factors.astype(float), model.item_factors.astype(float)
@@ -74,6 +76,8 @@ def reference_predict(model, u, i, clip):
                  (model.item_bias[ji] if ji is not None else 0)
         if ju is not None and ji is not None:
             r += P[ju] @ Q[ji]
+        elif model.user_bias is None and model._solver.clip_predictions:
+            r = model.rating_mean_
         out[t] = r
     if clip:
         out = np.clip(out, *model.rating_range_)
