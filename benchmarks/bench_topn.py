@@ -4,6 +4,7 @@ machine's sgemm peak -- all measured in the same run.
 
     MFREC_DATA=/path/to/data python benchmarks/bench_topn.py [--threads 1 2]
         [--synthetic-users 200000] [--synthetic-items 50000] [--repeat 5]
+        [--other-numpy /path/to/venv-with-numpy-1.x/bin/python]
 
 Two models: MovieLens 100K (943 x 1682) fitted by SGD at k=100, and a
 synthetic one at k=64: 200k users x 50k items, 50 random training items per
@@ -19,6 +20,10 @@ tiles of items, 1 MiB of scores) timed alone with NumPy's sgemm on one thread; w
 mfrec's one-thread time is masking and selection.
 """
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -26,6 +31,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 import mfrec
+from numpy_recipe import numpy_topn, recipe_scores
 
 
 def topn_blocking(n_query, n_items):
@@ -65,29 +71,6 @@ def augmented(model):
     return np.ascontiguousarray(P1), np.ascontiguousarray(Q1)
 
 
-def numpy_topn(scores, n_users, seen, n, block):
-    """Top-n of each user by blocks: scores(b0, b1) gives the block's score
-    matrix; mask the training items, argpartition, sort the n."""
-    indptr, indices = seen.indptr, seen.indices
-    out = np.empty((n_users, n), np.int64)
-    for b0 in range(0, n_users, block):
-        b1 = min(n_users, b0 + block)
-        S = scores(b0, b1)
-        lo, hi = indptr[b0], indptr[b1]
-        S[np.repeat(np.arange(b1 - b0), np.diff(indptr[b0:b1 + 1])), indices[lo:hi]] = -np.inf
-        part = np.argpartition(-S, n - 1, axis=1)[:, :n]
-        order = np.argsort(-np.take_along_axis(S, part, 1), axis=1, kind="stable")
-        out[b0:b1] = np.take_along_axis(part, order, 1)
-    return out
-
-
-def recipe_scores(model):
-    """The issue's recipe: P @ Q.T, then the biases added."""
-    P, Q = model.user_factors, model.item_factors
-    mu_bu = np.float32(model.global_mean) + model.user_bias
-    return lambda b0, b1: P[b0:b1] @ Q.T + mu_bu[b0:b1, None] + model.item_bias
-
-
 def folded_scores(P1, Q1):
     """The biases folded into the GEMM (two extra factor columns)."""
     return lambda b0, b1: P1[b0:b1] @ Q1.T
@@ -112,7 +95,22 @@ def implicit_model(P1, Q1, threads):
     return als
 
 
-def run(name, model, threads, repeat, numpy_block, peaks):
+def other_numpy_ms(python, model, threads, repeat):
+    """(ms, NumPy version) of the recipe under another interpreter."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.npz")
+        np.savez(path, P=model.user_factors, Q=model.item_factors,
+                 global_mean=model.global_mean, user_bias=model.user_bias,
+                 item_bias=model.item_bias, indptr=model.seen_indptr,
+                 indices=model.seen_indices)
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "numpy_recipe.py")
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+        out = subprocess.run([python, script, path, str(repeat)], env=env, check=True,
+                             capture_output=True, text=True).stdout.split()
+    return float(out[0]) / 1e3, out[1]
+
+
+def run(name, model, threads, repeat, numpy_block, peaks, other_python=None):
     nu, ni, k = len(model.user_ids), len(model.item_ids), model.user_factors.shape[1]
     flops = 2.0 * nu * ni * k
     print(f"\n== {name}: {nu} users x {ni} items, k={k}, "
@@ -127,10 +125,12 @@ def run(name, model, threads, repeat, numpy_block, peaks):
     for t in threads:
         t_mf, med_mf, _ = best(lambda: model.recommend_all(10, n_threads=t), repeat)
         with threadpool_limits(t, user_api="blas"):
-            t_rc, _, rc_ids = best(lambda: numpy_topn(recipe_scores(model), nu, seen, 10,
-                                                      numpy_block), repeat)
-            t_np, _, np_ids = best(lambda: numpy_topn(folded_scores(P1, Q1), nu, seen, 10,
-                                                      numpy_block), repeat)
+            recipe = recipe_scores(model.user_factors, model.item_factors, model.global_mean,
+                                   model.user_bias, model.item_bias)
+            t_rc, _, rc_ids = best(lambda: numpy_topn(recipe, nu, seen.indptr, seen.indices,
+                                                      10, numpy_block), repeat)
+            t_np, _, np_ids = best(lambda: numpy_topn(folded_scores(P1, Q1), nu, seen.indptr,
+                                                      seen.indices, 10, numpy_block), repeat)
         als = implicit_model(P1, Q1, t)
         with threadpool_limits(1, user_api="blas"):
             t_im, _, (im_ids, _) = best(lambda: als.recommend(np.arange(nu), seen, N=10), repeat)
@@ -145,6 +145,10 @@ def run(name, model, threads, repeat, numpy_block, peaks):
         print(f"           scoring incl. selection {gf:6.1f} GFLOP/s = {gf / peaks[t]:5.1%} "
               f"of the sgemm peak ({peaks[t]:.0f}); same lists as numpy {agree_np:.4f}, "
               f"implicit {agree_im:.4f}")
+        if other_python:
+            t_other, version = other_numpy_ms(other_python, model, t, repeat)
+            print(f"           numpy {version} recipe (other interpreter) {t_other * 1e3:.1f} ms "
+                  f"-> {t_other / t_mf:5.1f}x")
         if t == 1:
             rest = t_mf - t_gemm
             print(f"           one thread: sgemm alone {t_gemm * 1e3:.1f} ms "
@@ -173,6 +177,9 @@ def main():
     ap.add_argument("--synthetic-users", type=int, default=200_000)
     ap.add_argument("--synthetic-items", type=int, default=50_000)
     ap.add_argument("--synthetic-repeat", type=int, default=1)
+    ap.add_argument("--other-numpy", metavar="PYTHON",
+                    help="also time the MovieLens recipe under this interpreter (say a venv "
+                         "with numpy<2, whose argpartition the issue's figures reflect)")
     args = ap.parse_args()
     print("build:", mfrec.build_info())
     peaks = {t: sgemm_peak(t, 5) for t in args.threads}
@@ -181,7 +188,8 @@ def main():
 
     data = mfrec.load_movielens("100k", download=False)
     ml = mfrec.Model("sgd", factors=100, epochs=5, seed=0).fit(data.ratings)
-    run("MovieLens 100K", ml, args.threads, args.repeat, len(ml.user_ids), peaks)
+    run("MovieLens 100K", ml, args.threads, args.repeat, len(ml.user_ids), peaks,
+        args.other_numpy)
 
     t0 = time.perf_counter()
     syn = synthetic_model(args.synthetic_users, args.synthetic_items, 64, 50)
