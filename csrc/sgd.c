@@ -204,8 +204,7 @@ static void balanced_stripes(const int32_t *ids, int64_t nnz, int32_t n, int g, 
 
 /* Pack the ratings in the order perm, grouped by block of the G x G grid
  * of user and item stripes (a stable counting sort keeps the shuffled
- * order within each block; g = 1 is the plain shuffle). block_ptr: G*G+1
- * block starts. */
+ * order within each block). block_ptr: G*G+1 block starts. */
 static void pack_by_block(const int64_t *perm, int64_t nnz, const int32_t *users,
                           const int32_t *items, const float *ratings, int g,
                           const int32_t *user_stripe, const int32_t *item_stripe,
@@ -308,6 +307,15 @@ static int shuffle_and_pack(const mfr_model *m, const mfr_sgd_params *p, int64_t
     mfr_rng rng;
     mfr_rng_seed(&rng, p->seed, (uint64_t)epoch);
     mfr_rng_permutation(&rng, nnz, perm);
+    if (g == 1) { /* one block: the shuffled order itself */
+        for (int64_t j = 0; j < nnz; j++) {
+            const int64_t t = perm[j];
+            packed[j] = (triplet){users[t], items[t], ratings[t]};
+        }
+        block_ptr[0] = 0;
+        block_ptr[1] = nnz;
+        goto cleanup;
+    }
     balanced_stripes(users, nnz, m->n_users, g, user_stripe);
     balanced_stripes(items, nnz, m->n_items, g, item_stripe);
     pack_by_block(perm, nnz, users, items, ratings, g, user_stripe, item_stripe, block_ptr,
