@@ -17,6 +17,9 @@ const char *mfr_strerror(int status)
     }
 }
 
+const int32_t mfr_tail_mask[32] = {0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+                                   -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+
 const char *mfr_version(void) { return MFR_VERSION_STRING; }
 
 const char *mfr_simd_variant(void)

@@ -38,16 +38,41 @@ static inline int mfr_threads(int n_threads)
 }
 
 
-/* Dot product with a float accumulator in SIMD lanes ("omp simd" permits
- * the reordering without -ffast-math). Inline: it takes the instruction
- * set of the multi-versioned kernel it is inlined into. */
+/* 16 floats as one vector (GCC/Clang vector extensions: one AVX-512
+ * register, two AVX ones or four SSE ones, whichever the kernel it is
+ * inlined into targets); aligned(4) allows loads from any float. */
+typedef float mfr_v16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t mfr_v16i __attribute__((vector_size(64), aligned(4)));
+extern const int32_t mfr_tail_mask[32]; /* 16 zeros, then 16 all-ones */
+
+/* Dot product in 16 lanes, summed pairwise at the end. When 16 does not
+ * divide k, the last vector is the row's last 16 floats with the lanes
+ * already summed masked off: no scalar remainder loop, which cost a tenth
+ * of an SGD epoch at k = 100. Inline: it takes the instruction set of the
+ * multi-versioned kernel it is inlined into. */
 static inline float mfr_dot(const float *restrict a, const float *restrict b, int32_t k)
 {
-    float s = 0.0f;
+    if (k < 16) {
+        float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-    for (int32_t f = 0; f < k; f++)
-        s += a[f] * b[f];
-    return s;
+        for (int32_t f = 0; f < k; f++)
+            s += a[f] * b[f];
+        return s;
+    }
+    mfr_v16 acc = {0};
+    int32_t f = 0;
+    for (; f + 16 <= k; f += 16)
+        acc += *(const mfr_v16 *)(a + f) * *(const mfr_v16 *)(b + f);
+    if (f < k) {
+        mfr_v16 last = *(const mfr_v16 *)(a + k - 16) * *(const mfr_v16 *)(b + k - 16);
+        acc += (mfr_v16)((mfr_v16i)last & *(const mfr_v16i *)(mfr_tail_mask + (k - f)));
+    }
+    float t[16];
+    __builtin_memcpy(t, &acc, sizeof t);
+    for (int32_t half = 8; half > 0; half /= 2)
+        for (int32_t j = 0; j < half; j++)
+            t[j] += t[j + half];
+    return t[0];
 }
 
 #endif /* MFR_INTERNAL_H */
