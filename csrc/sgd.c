@@ -32,8 +32,8 @@
  *
  * Negative sampling (p->negatives = s): each epoch adds, for each rating
  * (u, i, r), s pairs (u, j, negative_rating) with j drawn uniformly from
- * the items u has not rated (rejection against u's sorted row), from the
- * stream (seed, NEGATIVE_STREAM + epoch); they are shuffled in with the
+ * the items u has not rated (rejection against u's sorted row), from a
+ * stream per epoch and block of ratings; they are shuffled in with the
  * ratings and take the same step. A model trained on ratings alone ranks
  * unrated items by their predicted rating, whatever the chance that the
  * user would pick them at all; the drawn pairs teach it that most unrated
@@ -262,31 +262,55 @@ static int row_has(const mfr_csr *c, int32_t u, int32_t j)
 
 #define NEGATIVE_STREAM (UINT64_C(1) << 40) /* apart from the shuffle's streams */
 
+#define NEGATIVE_BLOCK 65536 /* ratings whose negatives share a stream */
+
 /* The epoch's negatives after the nnz ratings in users/items/ratings:
- * p->negatives per rating, none for a user who rated every item. Returns
- * how many were written. */
+ * p->negatives per rating, none for a user who rated every item. Each
+ * block of NEGATIVE_BLOCK ratings draws from its own stream into its own
+ * slots, so threads may share the blocks and the draws stay the same; the
+ * slots of users who rated everything are marked (user -1) and squeezed
+ * out at the end. Returns how many were written. */
 static int64_t draw_negatives(const mfr_model *m, const mfr_sgd_params *p,
                               const mfr_csr *rated, int64_t nnz, int epoch, int32_t *users,
                               int32_t *items, float *ratings)
 {
-    mfr_rng rng;
-    mfr_rng_seed(&rng, p->seed, NEGATIVE_STREAM + (uint64_t)epoch);
-    int64_t out = nnz;
-    for (int64_t t = 0; t < nnz; t++) {
-        const int32_t u = users[t];
-        if (rated->indptr[u + 1] - rated->indptr[u] >= m->n_items)
-            continue;
-        for (int32_t s = 0; s < p->negatives; s++) {
-            int32_t j;
-            do
-                j = (int32_t)mfr_rng_below(&rng, (uint64_t)m->n_items);
-            while (row_has(rated, u, j));
-            users[out] = u;
-            items[out] = j;
-            ratings[out] = p->negative_rating;
-            out++;
+    const int32_t s = p->negatives;
+    const int64_t n_blocks = (nnz + NEGATIVE_BLOCK - 1) / NEGATIVE_BLOCK;
+    int64_t skipped = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : skipped) \
+    num_threads(mfr_threads(p->n_threads)) if (n_blocks > 1)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        mfr_rng rng;
+        mfr_rng_seed(&rng, p->seed,
+                     NEGATIVE_STREAM + ((uint64_t)epoch << 24) + (uint64_t)b);
+        const int64_t end = MFR_MIN(nnz, (b + 1) * NEGATIVE_BLOCK);
+        for (int64_t t = b * NEGATIVE_BLOCK; t < end; t++) {
+            const int32_t u = users[t];
+            const int full = rated->indptr[u + 1] - rated->indptr[u] >= m->n_items;
+            skipped += full ? s : 0;
+            for (int64_t c = nnz + t * s; c < nnz + (t + 1) * s; c++) {
+                int32_t j = -1;
+                if (!full)
+                    do
+                        j = (int32_t)mfr_rng_below(&rng, (uint64_t)m->n_items);
+                    while (row_has(rated, u, j));
+                users[c] = full ? -1 : u;
+                items[c] = j;
+                ratings[c] = p->negative_rating;
+            }
         }
     }
+    const int64_t end = nnz + nnz * s;
+    if (skipped == 0)
+        return end - nnz;
+    int64_t out = nnz;
+    for (int64_t c = nnz; c < end; c++)
+        if (users[c] >= 0) {
+            users[out] = users[c];
+            items[out] = items[c];
+            ratings[out] = ratings[c];
+            out++;
+        }
     return out - nnz;
 }
 

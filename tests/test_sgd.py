@@ -285,7 +285,7 @@ def test_core_sgd_epoch_rejects_wrong_types():
 # ---- negative sampling ---------------------------------------------------------------
 
 def rated_matrix(seed=0, n_users=40, n_items=30):
-    """A random 0/1 matrix of rated pairs; user 0 rated every item."""
+    """A random 0/1 matrix of rated pairs (40% of them); user 0 rated every item."""
     rated = np.random.default_rng(seed).random((n_users, n_items)) < 0.4
     rated[0] = True
     return rated
@@ -305,15 +305,17 @@ def negatives_epoch(entry, core, rated, negatives, negative_rating, **kw):
                                     item_features=None, **common)
 
 
-@pytest.mark.parametrize("entry, n_threads", [("sgd_epoch", 1), ("sgd_epoch", 2),
-                                              ("sgd_epoch_features", 1)])
-def test_negatives_are_unrated_items_and_as_many_as_asked(entry, n_threads):
+@pytest.mark.parametrize("entry, n_threads, shape", [
+    ("sgd_epoch", 1, (40, 30)), ("sgd_epoch", 2, (40, 30)), ("sgd_epoch_features", 1, (40, 30)),
+    ("sgd_epoch", 2, (500, 400)),  # 80,000 ratings: two blocks of draws, on two threads
+])
+def test_negatives_are_unrated_items_and_as_many_as_asked(entry, n_threads, shape):
     """P = the rated matrix and Q = I make p_u . q_j = 1 on a rated pair and
     0 on an unrated one; the rate is too small to move them. Ratings of 1
     then err by 0, a negative (value 2) drawn from the unrated items by 2,
     one drawn from the rated ones by 1: the epoch's mean squared error tells
     how many negatives there were and whether any was a rated item."""
-    rated = rated_matrix()
+    rated = rated_matrix(n_users=shape[0], n_items=shape[1])
     nnz, s = int(rated.sum()), 3
     n_negatives = s * (nnz - rated.shape[1])  # user 0 rated everything: none for them
     core = core_model(rated, np.eye(rated.shape[1]))
