@@ -54,20 +54,34 @@ double mfr_rng_normal(mfr_rng *rng)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+/* The 128-bit product a * b: high word returned, low word in *low. */
+static inline uint64_t mul_64x64(uint64_t a, uint64_t b, uint64_t *low)
+{
+#if defined(__SIZEOF_INT128__) && !defined(MFR_NO_INT128)
+    unsigned __int128 m = (unsigned __int128)a * b;
+    *low = (uint64_t)m;
+    return (uint64_t)(m >> 64);
+#else /* ISO C: four 32-bit products */
+    const uint64_t a_lo = a & 0xFFFFFFFFu, a_hi = a >> 32;
+    const uint64_t b_lo = b & 0xFFFFFFFFu, b_hi = b >> 32;
+    const uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo, hh = a_hi * b_hi;
+    const uint64_t mid = (ll >> 32) + (lh & 0xFFFFFFFFu) + (hl & 0xFFFFFFFFu);
+    *low = (mid << 32) | (ll & 0xFFFFFFFFu);
+    return hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+#endif
+}
+
 uint64_t mfr_rng_below(mfr_rng *rng, uint64_t n)
 {
     /* Lemire's multiply-shift with rejection: unbiased, and the division
      * runs only in the rare rejection branch */
-    unsigned __int128 m = (unsigned __int128)mfr_rng_next(rng) * n;
-    uint64_t low = (uint64_t)m;
+    uint64_t low, high = mul_64x64(mfr_rng_next(rng), n, &low);
     if (low < n) {
         uint64_t threshold = -n % n;
-        while (low < threshold) {
-            m = (unsigned __int128)mfr_rng_next(rng) * n;
-            low = (uint64_t)m;
-        }
+        while (low < threshold)
+            high = mul_64x64(mfr_rng_next(rng), n, &low);
     }
-    return (uint64_t)(m >> 64);
+    return high;
 }
 
 void mfr_rng_permutation(mfr_rng *rng, int64_t n, int64_t *perm)
