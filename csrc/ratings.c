@@ -22,12 +22,20 @@ int mfr_check_triplets(int64_t nnz, const int32_t *rows, int32_t n_rows,
     return MFR_OK;
 }
 
+/* A triplet as pass 1 of mfr_csr_from_coo leaves it, so that pass 2 reads
+ * one array in order instead of gathering from three. */
+typedef struct {
+    int32_t row, col;
+    float val;
+} coo_entry;
+
 int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
                      const float *vals, int32_t n_rows, int32_t n_cols,
                      int64_t *indptr, int32_t *indices, float *values)
 {
     int status = MFR_OK;
-    int64_t *col_ptr = NULL, *by_col = NULL, *next = NULL;
+    int64_t *col_ptr = NULL, *next = NULL;
+    coo_entry *by_col = NULL;
     if (nnz < 0 || n_rows < 0 || n_cols < 0)
         return MFR_EINVAL;
     status = mfr_check_triplets(nnz, rows, n_rows, cols, n_cols, NULL);
@@ -47,7 +55,7 @@ int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
     for (int32_t c = 0; c < n_cols; c++)
         col_ptr[c + 1] += col_ptr[c];
     for (int64_t t = 0; t < nnz; t++)
-        by_col[col_ptr[cols[t]]++] = t;
+        by_col[col_ptr[cols[t]]++] = (coo_entry){rows[t], cols[t], vals ? vals[t] : 1.0f};
     /* pass 2: stable by row, so columns stay ascending within a row */
     for (int32_t r = 0; r <= n_rows; r++)
         indptr[r] = 0;
@@ -58,11 +66,11 @@ int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
     for (int32_t r = 0; r <= n_rows; r++)
         next[r] = indptr[r];
     for (int64_t j = 0; j < nnz; j++) {
-        int64_t t = by_col[j];
-        int64_t dst = next[rows[t]]++;
-        indices[dst] = cols[t];
+        const coo_entry e = by_col[j];
+        int64_t dst = next[e.row]++;
+        indices[dst] = e.col;
         if (values)
-            values[dst] = vals ? vals[t] : 1.0f;
+            values[dst] = e.val;
     }
     for (int32_t r = 0; r < n_rows; r++)
         for (int64_t j = indptr[r] + 1; j < indptr[r + 1]; j++)
