@@ -158,8 +158,8 @@ mfr_sgd_params mfr_sgd_default_params(void);
  * (errors measured before each update). MFR_EDIVERGED if values blow up.
  * Negative sampling (p->negatives = s > 0): the epoch also trains, for each
  * rating, s items drawn uniformly from those its user has not rated, towards
- * p->negative_rating; rated is the CSR by user of the training pairs
- * (columns ascending), needed only then. In expectation an epoch weighs
+ * p->negative_rating; rated is the CSR by user of the training pairs,
+ * having passed mfr_csr_check (columns ascending), needed only then. In expectation an epoch weighs
  * each unrated pair of user u by w_u = s n_u / (n_items - n_u) against 1
  * for a rating: weighted MF's unobserved term, drawn instead of summed. */
 int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,

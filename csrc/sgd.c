@@ -239,9 +239,6 @@ static int check_epoch_args(const mfr_model *m, const mfr_sgd_params *p, int64_t
     if (p->negatives > 0) {
         if (!rated || rated->n_rows != m->n_users || rated->n_cols != m->n_items)
             return MFR_EINVAL;
-        int status = mfr_csr_check(rated);
-        if (status != MFR_OK)
-            return status;
     }
     return mfr_check_triplets(nnz, users, m->n_users, items, m->n_items, ratings);
 }

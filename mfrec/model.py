@@ -251,9 +251,9 @@ class Model(_core.Model):
                     "longer finite; use a smaller learning_rate or a larger regularization")
             row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
-                pred = work._predict(valid[0], valid[1], self._params["n_threads"])
-                pred = _unknown_to_mean(pred, valid[0], valid[1],
-                                        _fallback_mean(work, solver, rating_mean))
+                pred = _unknown_to_mean(
+                    work._predict(valid[0], valid[1], self._params["n_threads"]),
+                    valid[0], valid[1], work, solver, rating_mean)
                 pred = _clip(pred, clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
             row["seconds"] = seconds
@@ -342,7 +342,7 @@ class Model(_core.Model):
         with self._lock:
             uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
             out = _unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
-                                   _fallback_mean(self, self._solver, self.rating_mean_))
+                                   self, self._solver, self.rating_mean_)
             return _clip(out, self.rating_range_ if clip else None)
 
     def score(self, users, items=None, ratings=None) -> dict:
@@ -849,18 +849,13 @@ def _duplicates(users, items) -> str:
             f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
 
 
-def _fallback_mean(core, solver, rating_mean):
-    """What an explicit-rating model without biases predicts for a pair
-    with an unknown id: the mean training rating (its own fallback, the
-    global mean, is 0 there). None: keep the core's baseline."""
-    if core.user_bias is None and solver is not None and solver.clip_predictions:
-        return rating_mean
-    return None
-
-
-def _unknown_to_mean(pred: np.ndarray, uidx, iidx, mean) -> np.ndarray:
-    if mean is not None:
-        pred[(uidx < 0) | (iidx < 0)] = mean
+def _unknown_to_mean(pred: np.ndarray, uidx, iidx, core, solver, rating_mean) -> np.ndarray:
+    """An explicit-rating model without biases predicts the mean training
+    rating for a pair with an unknown id (the core's baseline, its global
+    mean, is 0 there); other models keep the core's baseline."""
+    if (core.user_bias is None and solver is not None and solver.clip_predictions
+            and rating_mean is not None):
+        pred[(uidx < 0) | (iidx < 0)] = rating_mean
     return pred
 
 
