@@ -50,12 +50,29 @@ static void conversion_error(const char *name, int typenum)
     Py_XDECREF(tb);
 }
 
+static PyArrayObject *array_from(PyObject *obj, int typenum, int ndim, const char *name,
+                                 int flags);
+
 /* A new reference to an aligned, C-contiguous array of `typenum` with
  * `ndim` dimensions, converted from obj only where the cast is safe.
  * NULL with an exception that names the argument otherwise. */
 static PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char *name)
 {
-    PyArrayObject *arr = (PyArrayObject *)PyArray_FROM_OTF(obj, typenum, NPY_ARRAY_IN_ARRAY);
+    return array_from(obj, typenum, ndim, name, NPY_ARRAY_IN_ARRAY);
+}
+
+/* As as_array, always a private copy: for indices the core checks in one
+ * pass and reads again in another, with the GIL released in between, so
+ * that no other thread can change them after the check. */
+static PyArrayObject *as_indices(PyObject *obj, int typenum, int ndim, const char *name)
+{
+    return array_from(obj, typenum, ndim, name, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_ENSURECOPY);
+}
+
+static PyArrayObject *array_from(PyObject *obj, int typenum, int ndim, const char *name,
+                                 int flags)
+{
+    PyArrayObject *arr = (PyArrayObject *)PyArray_FROM_OTF(obj, typenum, flags);
     if (!arr) {
         conversion_error(name, typenum);
         return NULL;
@@ -112,7 +129,8 @@ typedef struct {
 } module_state;
 
 /* The factor model: prediction = mu + b_u + b_i + P[u] . Q[i]. The arrays
- * are owned here (float32, C-contiguous); the kernels update them in place.
+ * are owned here (float32, C-contiguous; private copies, read-only to
+ * Python: see seal); the training kernels update them in place.
  * seen_indptr/seen_indices: the training items of each user (CSR). */
 typedef struct {
     PyObject_HEAD
@@ -225,6 +243,44 @@ static const array_slot slot_item_bias = ARRAY_SLOT(item_bias, NPY_FLOAT32, 1);
 static const array_slot slot_seen_indptr = ARRAY_SLOT(seen_indptr, NPY_INT64, 1);
 static const array_slot slot_seen_indices = ARRAY_SLOT(seen_indices, NPY_INT32, 1);
 
+/* The model's arrays are its own: a setter stores a private copy, read-only
+ * to Python, whose data belong to an owning array that only a capsule (its
+ * base) holds. NumPy refuses `flags.writeable = True` on it (the base chain
+ * ends in an object that exports no writable buffer), so no thread can
+ * change a model's state while the GIL is released around a kernel that
+ * validated it; only the binding's kernels write through the data pointer
+ * (the training steps, on private core models). */
+#define SEALED_NAME "mfrec._core.sealed"
+
+static void sealed_free(PyObject *capsule)
+{
+    Py_XDECREF((PyObject *)PyCapsule_GetPointer(capsule, SEALED_NAME));
+}
+
+/* A read-only array over the data of `owner` (stolen), which it keeps alive. */
+static PyArrayObject *seal(PyArrayObject *owner)
+{
+    PyObject *holder = PyCapsule_New(owner, SEALED_NAME, sealed_free);
+    if (!holder) {
+        Py_DECREF(owner);
+        return NULL;
+    }
+    PyArray_Descr *descr = PyArray_DESCR(owner);
+    Py_INCREF(descr);
+    PyArrayObject *arr = (PyArrayObject *)PyArray_NewFromDescr(
+        &PyArray_Type, descr, PyArray_NDIM(owner), PyArray_DIMS(owner), NULL,
+        PyArray_DATA(owner), NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, NULL);
+    if (!arr) {
+        Py_DECREF(holder);
+        return NULL;
+    }
+    if (PyArray_SetBaseObject(arr, holder) < 0) { /* steals holder */
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
 static PyObject *model_get_array(ModelObject *self, void *closure)
 {
     const array_slot *s = closure;
@@ -241,7 +297,8 @@ static int model_set_array(ModelObject *self, PyObject *value, void *closure)
     PyArrayObject **field = (PyArrayObject **)((char *)self + s->offset);
     PyArrayObject *arr = NULL;
     if (value && value != Py_None) {
-        arr = (PyArrayObject *)PyArray_FROM_OTF(value, s->typenum, NPY_ARRAY_CARRAY);
+        arr = (PyArrayObject *)PyArray_FROM_OTF(value, s->typenum,
+                                                NPY_ARRAY_CARRAY | NPY_ARRAY_ENSURECOPY);
         if (!arr) {
             conversion_error(s->name, s->typenum);
             return -1;
@@ -260,6 +317,8 @@ static int model_set_array(ModelObject *self, PyObject *value, void *closure)
                 Py_DECREF(arr);
                 return -1;
             }
+        if (!(arr = seal(arr)))
+            return -1;
     }
     Py_XSETREF(*field, arr);
     return 0;
@@ -353,7 +412,9 @@ static PyMethodDef model_methods[] = {
 PyDoc_STRVAR(model_doc,
 "Model()\n--\n\n"
 "The factor model of the C core: arrays user_factors, item_factors,\n"
-"user_bias, item_bias and the scalar global_mean. mfrec.Model builds on it.");
+"user_bias, item_bias and the scalar global_mean. mfrec.Model builds on it.\n"
+"Setting an array stores a copy; reading one gives the model's array,\n"
+"read-only (assign a new array to change it).");
 
 static PyType_Slot model_slots[] = {
     {Py_tp_doc, (void *)model_doc},
@@ -431,8 +492,8 @@ static PyObject *ratings_build_csr(PyObject *module, PyObject *args, PyObject *k
         return NULL;
     if (check_int32_size(n_rows, "n_rows") < 0 || check_int32_size(n_cols, "n_cols") < 0)
         return NULL;
-    if (!(rows = as_array(ro, NPY_INT32, 1, "rows")) ||
-        !(cols = as_array(co, NPY_INT32, 1, "cols")))
+    if (!(rows = as_indices(ro, NPY_INT32, 1, "rows")) ||
+        !(cols = as_indices(co, NPY_INT32, 1, "cols")))
         goto cleanup;
     npy_intp nnz = same_length(rows, cols, "rows", "cols");
     if (nnz < 0)
@@ -573,8 +634,8 @@ static int features_view_get(PyObject *obj, features_view *v, npy_intp n_rows, n
                      "weights, factors, bias)", name);
         return -1;
     }
-    if (!(v->held[0] = as_array(indptr, NPY_INT64, 1, "features indptr")) ||
-        !(v->held[1] = as_array(indices, NPY_INT32, 1, "features indices")) ||
+    if (!(v->held[0] = as_indices(indptr, NPY_INT64, 1, "features indptr")) ||
+        !(v->held[1] = as_indices(indices, NPY_INT32, 1, "features indices")) ||
         !(v->held[2] = as_array(weights, NPY_FLOAT32, 1, "features weights")) ||
         !(v->held[3] = as_output(factors, NPY_FLOAT32, 2, "features factors")) ||
         (bias != Py_None && !(v->held[4] = as_output(bias, NPY_FLOAT32, 1, "features bias"))))
@@ -696,7 +757,8 @@ static int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const cha
     }
     for (int j = 0; j < 3; j++) {
         snprintf(label, sizeof label, "%s %s", name, parts[j]);
-        if (!(v->held[j] = as_array(PyTuple_GET_ITEM(obj, j), types[j], 1, label)))
+        if (!(v->held[j] = (j < 2 ? as_indices : as_array)(PyTuple_GET_ITEM(obj, j), types[j],
+                                                             1, label)))
             return -1;
     }
     npy_intp n_rows = PyArray_DIM(v->held[0], 0) - 1;
@@ -782,8 +844,8 @@ static PyObject *sgd_epoch(PyObject *module, PyObject *args, PyObject *kwds)
     if (!model || model_view_get(model, &v, p.biases) < 0 ||
         sgd_rated_get(&p, rated_o, &v.m, &rated) < 0)
         goto cleanup;
-    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
-        !(items = as_array(io, NPY_INT32, 1, "items")) ||
+    if (!(users = as_indices(uo, NPY_INT32, 1, "users")) ||
+        !(items = as_indices(io, NPY_INT32, 1, "items")) ||
         !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
         goto cleanup;
     npy_intp n = same_length(users, items, "users", "items");
@@ -861,8 +923,8 @@ static PyObject *sgd_epoch_features(PyObject *module, PyObject *args, PyObject *
     if (features_view_get(ufo, &uf, v.m.n_users, v.m.k, "user_features", &has_uf) < 0 ||
         features_view_get(ifo, &itf, v.m.n_items, v.m.k, "item_features", &has_if) < 0)
         goto cleanup;
-    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
-        !(items = as_array(io, NPY_INT32, 1, "items")) ||
+    if (!(users = as_indices(uo, NPY_INT32, 1, "users")) ||
+        !(items = as_indices(io, NPY_INT32, 1, "items")) ||
         !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
         goto cleanup;
     npy_intp n = same_length(users, items, "users", "items");
@@ -1368,7 +1430,7 @@ static PyObject *topn_recommend(PyObject *module, PyObject *args, PyObject *kwds
         goto cleanup;
     npy_intp n_query = v.m.n_users;
     if (uo != Py_None) {
-        if (!(users = as_array(uo, NPY_INT32, 1, "users")))
+        if (!(users = as_indices(uo, NPY_INT32, 1, "users")))
             goto cleanup;
         n_query = PyArray_DIM(users, 0);
     }
@@ -1489,7 +1551,7 @@ static PyObject *topn_similar(PyObject *module, PyObject *args, PyObject *kwds)
                                      &n_threads))
         return NULL;
     if (!(F = as_array(fo, NPY_FLOAT32, 2, "factors")) ||
-        !(query = as_array(qo, NPY_INT32, 1, "query")) || pool_get(po, &pool) < 0 ||
+        !(query = as_indices(qo, NPY_INT32, 1, "query")) || pool_get(po, &pool) < 0 ||
         check_int32_size(PyArray_DIM(F, 0), "len(factors)") < 0 ||
         check_int32_size(PyArray_DIM(F, 1), "the number of factors") < 0)
         goto cleanup;
@@ -1600,9 +1662,9 @@ static PyObject *topn_ranking_metrics(PyObject *module, PyObject *args, PyObject
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOn|i", kwlist, &ro, &po, &io, &n_items,
                                      &n_threads))
         return NULL;
-    if (!(rec = as_array(ro, NPY_INT32, 2, "recommended")) ||
-        !(indptr = as_array(po, NPY_INT64, 1, "rel_indptr")) ||
-        !(indices = as_array(io, NPY_INT32, 1, "rel_indices")))
+    if (!(rec = as_indices(ro, NPY_INT32, 2, "recommended")) ||
+        !(indptr = as_indices(po, NPY_INT64, 1, "rel_indptr")) ||
+        !(indices = as_indices(io, NPY_INT32, 1, "rel_indices")))
         goto cleanup;
     npy_intp n_users = PyArray_DIM(rec, 0), k = PyArray_DIM(rec, 1);
     if (n_items < 1 || n_items > INT32_MAX || k < 1 || k > INT32_MAX) {
@@ -1764,8 +1826,8 @@ static PyObject *als_half_step(PyObject *module, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "biases need unobserved_weight == 0");
         return NULL;
     }
-    if (!(indptr = as_array(po, NPY_INT64, 1, "indptr")) ||
-        !(indices = as_array(io, NPY_INT32, 1, "indices")) ||
+    if (!(indptr = as_indices(po, NPY_INT64, 1, "indptr")) ||
+        !(indices = as_indices(io, NPY_INT32, 1, "indices")) ||
         (vo != Py_None && !(values = as_array(vo, NPY_FLOAT32, 1, "values"))) ||
         !(Y = as_array(yo, NPY_FLOAT32, 2, "Y")) || !(X = as_output(xo, NPY_FLOAT32, 2, "X")))
         goto cleanup;
