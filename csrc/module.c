@@ -25,7 +25,8 @@ static PyObject *raise_status(int status, const char *what)
     PyObject *type;
     switch (status) {
     case MFR_ENOMEM: type = PyExc_MemoryError; break;
-    case MFR_EDIVERGED: type = PyExc_FloatingPointError; break;
+    case MFR_EDIVERGED: /* fall through */
+    case MFR_ERANGE: type = PyExc_FloatingPointError; break;
     case MFR_EINDEX: type = PyExc_IndexError; break;
     case MFR_ELAPACK: type = PyExc_RuntimeError; break;
     default: type = PyExc_ValueError; break;
@@ -1629,6 +1630,9 @@ static PyObject *topn_fold_in(PyObject *module, PyObject *args, PyObject *kwds)
         raise_status(status, status == MFR_ENOTPD
                                  ? "fold_in: the system is singular (regularization too "
                                    "small for these items)"
+                             : status == MFR_ERANGE
+                                 ? "fold_in: ratings: so extreme that the new user's "
+                                   "factors, bias or scores overflow float32"
                                  : "fold_in (items or ratings)");
         goto cleanup;
     }

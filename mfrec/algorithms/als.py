@@ -352,11 +352,15 @@ class WALS(_Alternating):
             row_weight = count_weights(p["row_weights"], np.array([len(items)]),
                                        mean=user_counts.mean())
         x = np.zeros((1, model.item_factors.shape[1]), np.float32)
-        _core.als_half_step(
-            np.array([0, len(items)], np.int64), items[order], ratings[order],
-            model.item_factors, x, row_weights=row_weight,
-            col_weights=count_weights(p["col_weights"], item_counts, name="col_weights"),
-            regularization=lam, **self.kernel_mode())
+        try:
+            _core.als_half_step(
+                np.array([0, len(items)], np.int64), items[order], ratings[order],
+                model.item_factors, x, row_weights=row_weight,
+                col_weights=count_weights(p["col_weights"], item_counts, name="col_weights"),
+                regularization=lam, **self.kernel_mode())
+        except FloatingPointError:
+            raise FloatingPointError("fold_in: ratings: so extreme that the new user's "
+                                     "factors overflow float32") from None
         return x[0], 0.0
 
 
