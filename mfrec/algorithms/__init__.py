@@ -202,6 +202,9 @@ class Algorithm:
         by default the ridge regression of Model.fold_in (_core.fold_in)."""
         return _core.fold_in(model, items, ratings, lam)
 
+    #: the names extra_arrays may return (a model file holds no others)
+    extra_names: tuple = ()
+
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:
         return {}

@@ -25,6 +25,7 @@ class FeatureSolver:
     uses_features = True
     fitted_attributes = tuple(f"{side}_feature_{what}" for side in SIDES
                               for what in ("factors", "bias"))
+    extra_names = fitted_attributes
 
     def __init__(self, params):
         super().__init__(params)

@@ -192,6 +192,8 @@ class TruncatedSVD(Algorithm):
 
     # ---- files ------------------------------------------------------------------
 
+    extra_names = ("spectrum", "user_vectors", "item_vectors", "total_energy", "solver_used")
+
     def extra_arrays(self):
         return {"spectrum": self.spectrum, "user_vectors": self.user_vectors,
                 "item_vectors": self.item_vectors,
