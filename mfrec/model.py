@@ -18,7 +18,7 @@ import numpy as np
 from . import _core, _modelfile
 from ._modelfile import CORE_ARRAYS
 from .algorithms import Features, TrainData, check_threads, get_algorithm
-from .ratings import Ratings, as_ids, as_ratings
+from .ratings import Ratings, as_ids, as_ratings, unmasked
 
 __all__ = ["Model"]
 
@@ -226,6 +226,9 @@ class Model(_core.Model):
         if (user_side or item_side) and not solver.uses_features:
             raise ValueError(f"algorithm {algorithm!r} does not use side features "
                              "(user_features / item_features)")
+        for side, features in (("user", user_side), ("item", item_side)):
+            if features is not None:
+                solver.check_features(side, features[4])
         user_ids, uidx = _known_ids(users, user_side)
         item_ids, iidx = _known_ids(items, item_side)
         train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
@@ -675,7 +678,7 @@ def _read_features(matrix, ids, side: str):
         coo = coo.tocoo()
         shape, rows, cols, weights = coo.shape, coo.row, coo.col, np.asarray(coo.data)
     else:
-        dense = np.asarray(matrix)
+        dense = np.asarray(unmasked(matrix, name))
         if dense.ndim != 2:
             raise ValueError(f"{name} must be a 2-D matrix (rows x features), got shape "
                              f"{dense.shape}")

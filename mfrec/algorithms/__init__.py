@@ -10,6 +10,7 @@ prediction, top-N, save/load -- is shared in ``mfrec.model``.
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, Optional, Type
@@ -120,6 +121,23 @@ def check_float(params, name, low=0.0, strict=False):
         op = ">" if strict else ">="
         raise ValueError(f"{name} must be a finite number {op} {low} (float32 range), "
                          f"got {v!r}")
+
+
+def physical_memory() -> Optional[int]:
+    """Bytes of memory this machine has, or None where it cannot tell."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse, before allocating, what needs more memory than the machine
+    has (it would be killed, or fail deep inside, not with a clear error)."""
+    total = physical_memory()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} need {nbytes / 1e9:.3g} GB, more than this machine's "
+                         f"{total / 1e9:.3g} GB of memory")
 
 
 def check_choice(params, name, choices):
