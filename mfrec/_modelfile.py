@@ -29,7 +29,7 @@ import stat
 import struct
 import zipfile
 import zlib
-from typing import Callable, Collection
+from typing import Callable, Dict
 
 import numpy as np
 
@@ -134,25 +134,33 @@ def open_regular(path):
     file. O_NONBLOCK keeps a FIFO from blocking the open itself."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) \
         | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except ValueError as e:  # a NUL character in the name
-        raise ValueError(f"path {path!r}: {e}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+
+    def check(mode):
+        if not stat.S_ISREG(mode):
             raise ValueError(f"{os.fsdecode(path)}: not a regular file (a folder, device, "
                              "FIFO or socket): model files are regular files")
+
+    try:
+        mode = os.stat(path).st_mode
+    except ValueError as e:  # a NUL character in the name
+        raise ValueError(f"path {path!r}: {e}") from None
+    check(mode)  # first: a socket cannot even be opened
+    fd = os.open(path, flags)
+    try:
+        check(os.fstat(fd).st_mode)  # what was opened, if it changed since
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
 
 
-def read(path, accept: Callable[[dict], Collection[str]]):
+def read(path, accept: Callable[[dict], Dict[str, tuple]]):
     """(header, arrays) of the model file at `path`, checked throughout;
     ValueError naming the file otherwise. `accept(header)` checks the
-    algorithm and its parameters (ValueError) and returns the names of the
-    algorithm's own arrays (members ``extra_<name>``)."""
+    algorithm and its parameters (ValueError) and returns the algorithm's
+    own arrays (members ``extra_<name>``): name -> (dtype, shape), the
+    shape's entries a number, "users", "items", "factors", "rank" (at most
+    min(users, items)) or None (any)."""
     shown = os.fsdecode(path)
     with open_regular(path) as f:
         try:
@@ -191,6 +199,7 @@ def _read_archive(f, accept):
             with z.open(info) as m:
                 plans[name] = _npy_header(m, name, info.file_size) + (info,)
         check_shapes(header, {name: p[0] for name, p in plans.items()})
+        check_extras(extras, plans)
         arrays = {}
         for name, (shape, fortran, dtype, info) in plans.items():
             arrays[name] = _inflate(z, info, name, shape, fortran, dtype)
@@ -369,6 +378,24 @@ def check_shapes(header, shapes: dict) -> None:
     if shapes["seen_indptr"] != (nu + 1,) or len(shapes["seen_indices"]) != 1 \
             or shapes["seen_indices"][0] > nu * ni:
         raise Invalid("the training-item index (seen_indptr/seen_indices) has the wrong shape")
+
+
+def check_extras(extras: dict, plans: dict) -> None:
+    """The algorithm's arrays have the dtype and shape it declares, the
+    dimensions those of the model (before any data is read)."""
+    nu, ni = plans["user_ids"][0][0], plans["item_ids"][0][0]
+    dims = {"users": nu, "items": ni, "factors": plans["user_factors"][0][1]}
+    for name, (dtype, want) in extras.items():
+        if "extra_" + name not in plans:
+            continue
+        shape, _, got, _ = plans["extra_" + name]
+        fits = len(shape) == len(want) and all(
+            w is None or (n <= min(nu, ni) if w == "rank" else n == dims.get(w, w))
+            for n, w in zip(shape, want))
+        if got.kind != np.dtype(dtype).kind or got.itemsize > np.dtype(dtype).itemsize \
+                or not fits:
+            raise Invalid(f"array {name!r} has dtype {got} and shape {shape}, not {dtype} "
+                          f"and {want}")
 
 
 def check_model(header, arrays) -> None:

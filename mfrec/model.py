@@ -597,7 +597,7 @@ class Model(_core.Model):
                 _checked_params(header["algorithm"], header["params"])
             except (TypeError, ValueError) as e:
                 raise ValueError(f"bad algorithm or parameters ({e})") from None
-            return get_algorithm(header["algorithm"]).extra_names
+            return get_algorithm(header["algorithm"]).extra_shapes
 
         header, arrays = _modelfile.read(path, accept)
         model = cls(header["algorithm"], **header["params"])

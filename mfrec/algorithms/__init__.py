@@ -220,8 +220,11 @@ class Algorithm:
         by default the ridge regression of Model.fold_in (_core.fold_in)."""
         return _core.fold_in(model, items, ratings, lam)
 
-    #: the names extra_arrays may return (a model file holds no others)
-    extra_names: tuple = ()
+    #: what extra_arrays may return, name -> (dtype, shape), the shape's
+    #: entries a number, "users", "items", "factors", "rank" (at most
+    #: min(users, items)) or None (any): a model file holds no other
+    #: arrays, and none of another type or shape
+    extra_shapes: Dict[str, tuple] = {}
 
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:

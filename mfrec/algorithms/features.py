@@ -25,7 +25,8 @@ class FeatureSolver:
     uses_features = True
     fitted_attributes = tuple(f"{side}_feature_{what}" for side in SIDES
                               for what in ("factors", "bias"))
-    extra_names = fitted_attributes
+    extra_shapes = {f"{side}_feature_{what}": ("<f4", shape) for side in SIDES
+                    for what, shape in (("factors", (None, "factors")), ("bias", (None,)))}
 
     def __init__(self, params):
         super().__init__(params)

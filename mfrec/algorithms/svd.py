@@ -192,7 +192,9 @@ class TruncatedSVD(Algorithm):
 
     # ---- files ------------------------------------------------------------------
 
-    extra_names = ("spectrum", "user_vectors", "item_vectors", "total_energy", "solver_used")
+    extra_shapes = {"spectrum": ("<f8", ("rank",)), "user_vectors": ("<f8", ("users", "factors")),
+                    "item_vectors": ("<f8", ("items", "factors")),
+                    "total_energy": ("<f8", (1,)), "solver_used": ("<U10", ())}
 
     def extra_arrays(self):
         return {"spectrum": self.spectrum, "user_vectors": self.user_vectors,
