@@ -50,6 +50,12 @@ class Invalid(ValueError):
     """The archive reads, but does not hold a consistent model."""
 
 
+def shown(path) -> str:
+    """A file name as messages show it (bytes as the literal)."""
+    path = os.fspath(path)
+    return path if isinstance(path, str) else str(path)
+
+
 def bad_file(path, why) -> ValueError:
     return ValueError(f"{path}: not a valid mfrec model file: {why}")
 
@@ -137,7 +143,7 @@ def open_regular(path):
 
     def check(mode):
         if not stat.S_ISREG(mode):
-            raise ValueError(f"{os.fsdecode(path)}: not a regular file (a folder, device, "
+            raise ValueError(f"{shown(path)}: not a regular file (a folder, device, "
                              "FIFO or socket): model files are regular files")
 
     try:
@@ -161,16 +167,16 @@ def read(path, accept: Callable[[dict], Dict[str, tuple]]):
     own arrays (members ``extra_<name>``): name -> (dtype, shape), the
     shape's entries a number, "users", "items", "factors", "rank" (at most
     min(users, items)) or None (any)."""
-    shown = os.fsdecode(path)
+    name = shown(path)
     with open_regular(path) as f:
         try:
             header, arrays = _read_archive(f, accept)
             check_model(header, arrays)
         except Invalid as e:
-            raise bad_file(shown, e) from None
+            raise bad_file(name, e) from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
                 NotImplementedError, struct.error) as e:  # zipfile: a feature it lacks
-            raise ValueError(f"{shown}: not a readable mfrec model file ({e})") from None
+            raise ValueError(f"{name}: not a readable mfrec model file ({e})") from None
     return header, arrays
 
 

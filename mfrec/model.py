@@ -606,7 +606,7 @@ class Model(_core.Model):
         try:
             solver.load_extra_arrays(extra)
         except (KeyError, ValueError, TypeError) as e:
-            raise _modelfile.bad_file(os.fsdecode(path), f"algorithm data: {e}") from None
+            raise _modelfile.bad_file(_modelfile.shown(path), f"algorithm data: {e}") from None
         for name in CORE_ARRAYS:
             setattr(model, name, arrays.get(name))
         model.global_mean = header["global_mean"]
