@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _core
 from .algorithms import check_threads
-from .ratings import as_ids, as_ratings
+from .ratings import as_ids, as_ratings, unmasked
 
 __all__ = ["rmse", "mae", "ranking_metrics", "evaluate"]
 
@@ -63,7 +63,7 @@ def ranking_metrics(recommended, relevant: Sequence, n_items: int, n_threads: in
     arrays (precision, recall, ndcg, ap, hit), NaN for users with no
     relevant item.
     """
-    rec = np.asarray(recommended)
+    rec = np.asarray(unmasked(recommended, "recommended"))
     if rec.ndim != 2 or not (np.issubdtype(rec.dtype, np.integer) or rec.size == 0) \
             or rec.dtype == bool:
         raise ValueError("recommended must be a 2-D integer array (users x k)")

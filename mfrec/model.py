@@ -7,30 +7,21 @@ half-updated one.
 """
 from __future__ import annotations
 
-import ast
-import json
-import math
 import os
-import re
-import tempfile
 import threading
 import time
 import warnings
-import zipfile
-import zlib
 from typing import Callable, Optional
 
 import numpy as np
 
-from . import _core
+from . import _core, _modelfile
+from ._modelfile import CORE_ARRAYS
 from .algorithms import Features, TrainData, check_threads, get_algorithm
-from .ratings import Ratings, as_ids, as_ratings
+from .ratings import Ratings, as_ids, as_ratings, unmasked
 
 __all__ = ["Model"]
 
-FILE_FORMAT = "mfrec-model"
-FILE_VERSION = 1
-CORE_ARRAYS = ("user_factors", "item_factors", "user_bias", "item_bias")
 
 
 def index_of(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -92,17 +83,13 @@ class Model(_core.Model):
     """
 
     def __init__(self, algorithm: str = "sgd", **params):
-        cls = get_algorithm(algorithm)
-        unknown = sorted(set(params) - set(cls.defaults))
-        if unknown:
-            raise TypeError(f"unknown parameter(s) {unknown} for algorithm {algorithm!r}; "
-                            f"it takes {sorted(cls.defaults)}")
-        full = {**cls.defaults, **params}
-        cls.check_params(full)
-        self.algorithm = algorithm
-        self._params = full
+        full = _checked_params(algorithm, params)
+        self.__dict__.update(algorithm=algorithm, _params=full)
         self._lock = threading.RLock()
+        self._fit_lock = threading.RLock()  # held by fit; set_params waits for it
         self._solver = None
+        # the algorithm and parameters the fitted state comes from
+        self._fitted_algorithm = self._fitted_params = None
         self.user_ids = self.item_ids = None
         self.history = []
         self.best_iteration_ = None
@@ -121,10 +108,27 @@ class Model(_core.Model):
         return {"algorithm": self.algorithm, **self._params}
 
     def set_params(self, **params) -> "Model":
-        algorithm = params.pop("algorithm", self.algorithm)
-        merged = {**self._params, **params} if algorithm == self.algorithm else params
-        self.__init__(algorithm, **merged)
+        """Set parameters, as scikit-learn does: they are checked together
+        (nothing changes if one is invalid) and take effect at the next
+        fit; a fitted model keeps its fitted state until then, and
+        predicts, recommends and saves as fitted (``save`` writes the
+        parameters the arrays were fitted with). Waits for a fit running in
+        another thread to finish. Assigning a parameter as an attribute
+        (``model.epochs = 5``) is the same as ``set_params(epochs=5)``.
+        A new `algorithm` starts from that algorithm's defaults."""
+        with self._fit_lock, self._lock:
+            algorithm = params.pop("algorithm", self.algorithm)
+            merged = {**self._params, **params} if algorithm == self.algorithm else params
+            full = _checked_params(algorithm, merged)
+            self.__dict__.update(algorithm=algorithm, _params=full)
         return self
+
+    def __setattr__(self, name, value):
+        params = self.__dict__.get("_params")
+        if params is not None and (name in params or name == "algorithm"):
+            self.set_params(**{name: value})
+        else:
+            super().__setattr__(name, value)
 
     def __getattr__(self, name):
         params = self.__dict__.get("_params")
@@ -194,7 +198,16 @@ class Model(_core.Model):
 
         Ctrl-C stops training cleanly: the model keeps its last complete
         iteration (the best one with early stopping) and a warning says so.
+        Fits of one model in several threads run one after the other.
         """
+        with self._fit_lock:
+            return self._fit(users, items, ratings, item_features, item_feature_ids,
+                             user_features, user_feature_ids, validation, early_stopping,
+                             callback, verbose)
+
+    def _fit(self, users, items, ratings, item_features, item_feature_ids, user_features,
+             user_feature_ids, validation, early_stopping, callback, verbose):
+        algorithm, params = self.algorithm, dict(self._params)
         users, items, ratings = _triplets(users, items, ratings, "fit")
         if len(users) == 0:
             raise ValueError("fit: no ratings given (empty arrays)")
@@ -207,12 +220,15 @@ class Model(_core.Model):
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable")
 
-        solver = get_algorithm(self.algorithm)(dict(self._params))
+        solver = get_algorithm(algorithm)(dict(params))
         user_side = _read_features(user_features, user_feature_ids, "user")
         item_side = _read_features(item_features, item_feature_ids, "item")
         if (user_side or item_side) and not solver.uses_features:
-            raise ValueError(f"algorithm {self.algorithm!r} does not use side features "
+            raise ValueError(f"algorithm {algorithm!r} does not use side features "
                              "(user_features / item_features)")
+        for side, features in (("user", user_side), ("item", item_side)):
+            if features is not None:
+                solver.check_features(side, features[4])
         user_ids, uidx = _known_ids(users, user_side)
         item_ids, iidx = _known_ids(items, item_side)
         train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
@@ -230,21 +246,21 @@ class Model(_core.Model):
                 raise ValueError("validation: no ratings given (empty arrays)")
             valid = (index_of(vu, user_ids), index_of(vi, item_ids), vr)
 
-        seed = self._params["seed"]
+        seed = params["seed"]
         seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
         work = _core.Model()
         work.global_mean = float(np.mean(ratings, dtype=np.float64))
         rating_range = (float(ratings.min()), float(ratings.max()))
         rating_mean = work.global_mean
         history, best = [], None
-        n_iter = self._params.get(solver.iterations_param, 1) if solver.iterations_param else 1
+        n_iter = params.get(solver.iterations_param, 1) if solver.iterations_param else 1
         clip_range = rating_range if solver.clip_predictions else None
 
         def record(iteration, loss, seconds):
             row = {"epoch": iteration + 1}
             if loss is not None:
                 row["train_loss"] = loss
-            pred = work._predict(train.users, train.items, self._params["n_threads"])
+            pred = work._predict(train.users, train.items, params["n_threads"])
             if not np.isfinite(pred).all():  # finite factors whose products overflow
                 raise FloatingPointError(
                     f"fit diverged at iteration {iteration + 1}: the predictions are no "
@@ -252,7 +268,7 @@ class Model(_core.Model):
             row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
                 pred = _unknown_to_mean(
-                    work._predict(valid[0], valid[1], self._params["n_threads"]),
+                    work._predict(valid[0], valid[1], params["n_threads"]),
                     valid[0], valid[1], work, solver, rating_mean)
                 pred = _clip(pred, clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
@@ -317,6 +333,7 @@ class Model(_core.Model):
             self.rating_range_ = rating_range
             self.rating_mean_ = rating_mean
             self._solver = solver
+            self._fitted_algorithm, self._fitted_params = algorithm, params
         return self
 
     # ---- prediction --------------------------------------------------------
@@ -524,7 +541,7 @@ class Model(_core.Model):
         if regularization is None:
             lam = self._solver.fold_in_regularization(n_ratings)
             if not lam > 0:
-                raise ValueError(f"this {self.algorithm!r} model was trained without "
+                raise ValueError(f"this {self._fitted_algorithm!r} model was trained without "
                                  "regularization: pass regularization > 0 to fold in a user")
             return float(lam)
         if isinstance(regularization, bool) or not isinstance(regularization, (int, float, np.number)) \
@@ -534,17 +551,24 @@ class Model(_core.Model):
 
     # ---- files -------------------------------------------------------------
 
-    def save(self, path) -> None:
-        """Write the fitted model to one .npz file (no pickle).
+    def save(self, path) -> "str":
+        """Write the fitted model to one .npz file (no pickle); return its name.
 
-        The file is written beside the target under a temporary name and
-        renamed, so a crash mid-save leaves any previous file intact.
+        `path` (str, bytes or os.PathLike) gets ".npz" added unless it ends
+        so; ValueError if it names no file (empty, or ending in a folder
+        separator). The file is written beside the target under a temporary
+        name (``.{name}.{pid}.{random}.tmp``) and renamed, so a crash
+        mid-save leaves any previous file intact; a later save to the same
+        target removes the temporary files of writers no longer running.
+        The file's mode is what open() would give (0o666 less the umask).
+        The factor count written is the arrays' (see :meth:`set_params`).
         """
-        self._check_fitted()
         with self._lock:
+            self._check_fitted()
+            params = dict(self._fitted_params)
             header = {
-                "format": FILE_FORMAT, "version": FILE_VERSION,
-                "algorithm": self.algorithm, "params": self._params,
+                "format": _modelfile.FORMAT, "version": _modelfile.VERSION,
+                "algorithm": self._fitted_algorithm, "params": params,
                 "global_mean": self.global_mean, "rating_range": self.rating_range_,
                 "rating_mean": self.rating_mean_,
                 "history": self.history, "best_iteration": self.best_iteration_,
@@ -557,198 +581,59 @@ class Model(_core.Model):
                     arrays[name] = getattr(self, name)
             for name, a in self._solver.extra_arrays().items():
                 arrays["extra_" + name] = a
-        path = os.fspath(path)
-        if not path.endswith(".npz"):
-            path += ".npz"
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".mfrec-", suffix=".npz.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, header=np.array(json.dumps(header)), **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        return _modelfile.write(path, header, arrays)
 
     @classmethod
     def load(cls, path) -> "Model":
-        """Read a model written by :meth:`save`; ValueError if the file is
-        not a valid mfrec model (corrupt, truncated or inconsistent)."""
+        """Read a model written by :meth:`save`; ValueError naming the file if
+        it is not a valid mfrec model (corrupt, truncated, inconsistent, or
+        not a regular file). Errors opening it (missing, no access) propagate
+        as they are."""
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
-        # The file is opened here; errors opening it (missing, no access)
-        # propagate as they are.
-        try:
-            fh = open(path, "rb")
-        except ValueError as e:  # a NUL character in the name
-            raise ValueError(f"path {path!r}: {e}") from None
-        with fh:
+
+        def accept(header):
             try:
-                arrays = _read_npz(fh)
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
-                    NotImplementedError) as e:  # zipfile: a feature it lacks
-                raise ValueError(f"{path}: not a readable mfrec model file ({e})") from None
-        return cls._from_arrays(arrays, path)
+                _checked_params(header["algorithm"], header["params"])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"bad algorithm or parameters ({e})") from None
+            return get_algorithm(header["algorithm"]).extra_shapes
 
-    @classmethod
-    def _from_arrays(cls, arrays: dict, path) -> "Model":
-        def bad(why):
-            return ValueError(f"{path}: not a valid mfrec model file: {why}")
-
-        try:
-            header = json.loads(str(arrays.pop("header")[()]))
-        except (KeyError, ValueError, TypeError, RecursionError) as e:
-            raise bad(f"missing or unreadable header ({e})") from None
-        if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
-            raise bad("wrong format tag")
-        if header.get("version") != FILE_VERSION:
-            raise bad(f"unsupported version {header.get('version')!r}")
-        try:
-            model = cls(header["algorithm"], **header["params"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise bad(f"bad algorithm or parameters ({e})") from None
-
-        def get(name, dtype, ndim, optional=False):
-            a = arrays.get(name)
-            if a is None:
-                if optional:
-                    return None
-                raise bad(f"array {name!r} is missing")
-            if a.dtype != dtype or a.ndim != ndim:
-                raise bad(f"array {name!r} has dtype {a.dtype} and {a.ndim} dimensions")
-            if a.dtype.kind == "f" and not np.isfinite(a).all():
-                raise bad(f"array {name!r} has non-finite values")
-            return a
-
-        user_ids, item_ids = get("user_ids", np.int64, 1), get("item_ids", np.int64, 1)
-        P, Q = get("user_factors", np.float32, 2), get("item_factors", np.float32, 2)
-        bu = get("user_bias", np.float32, 1, optional=True)
-        bi = get("item_bias", np.float32, 1, optional=True)
-        indptr, indices = get("seen_indptr", np.int64, 1), get("seen_indices", np.int32, 1)
-        nu, ni = len(user_ids), len(item_ids)
-        # compared, not subtracted: np.diff overflows for ids far apart
-        if nu == 0 or ni == 0 or np.any(user_ids[1:] <= user_ids[:-1]) \
-                or np.any(item_ids[1:] <= item_ids[:-1]):
-            raise bad("ids must be non-empty, sorted and unique")
-        if P.shape[0] != nu or Q.shape[0] != ni or P.shape[1] != Q.shape[1]:
-            raise bad(f"factor shapes {P.shape} and {Q.shape} do not match "
-                      f"{nu} users and {ni} items")
-        if (bu is None) != (bi is None) or (bu is not None and (len(bu) != nu or len(bi) != ni)):
-            raise bad("biases do not match the ids")
-        if (len(indptr) != nu + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0)
-                or indptr[-1] != len(indices)
-                or (len(indices) and (indices.min() < 0 or indices.max() >= ni))):
-            raise bad("the training-item index (seen_indptr/seen_indices) is inconsistent")
-        gm = header.get("global_mean")
-        rr = header.get("rating_range")
-        if not _finite(gm):
-            raise bad("global_mean is missing or not finite")
-        if not (isinstance(rr, list) and len(rr) == 2 and all(_finite(x) for x in rr)
-                and rr[0] <= rr[1]):
-            raise bad("rating_range is missing or not a finite (low, high) pair")
-        rating_mean = header.get("rating_mean")  # absent from files of mfrec 0.1.0
-        if rating_mean is not None and not _finite(rating_mean):
-            raise bad("rating_mean is not finite")
-        history = header.get("history", [])
-        if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
-            raise bad("history must be a list of per-iteration records")
+        header, arrays = _modelfile.read(path, accept)
+        model = cls(header["algorithm"], **header["params"])
         solver = get_algorithm(model.algorithm)(dict(model._params))
         extra = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
         try:
             solver.load_extra_arrays(extra)
         except (KeyError, ValueError, TypeError) as e:
-            raise bad(f"algorithm data: {e}") from None
-        model.user_factors, model.item_factors = P, Q
-        model.user_bias, model.item_bias = bu, bi
-        model.global_mean = gm
-        model.seen_indptr, model.seen_indices = indptr, indices
-        model.user_ids, model.item_ids = user_ids, item_ids
-        model.rating_range_ = tuple(rr)
-        model.rating_mean_ = rating_mean
-        model.history = history
+            raise _modelfile.bad_file(_modelfile.shown(path), f"algorithm data: {e}") from None
+        for name in CORE_ARRAYS:
+            setattr(model, name, arrays.get(name))
+        model.global_mean = header["global_mean"]
+        model.seen_indptr, model.seen_indices = arrays["seen_indptr"], arrays["seen_indices"]
+        model.user_ids, model.item_ids = arrays["user_ids"], arrays["item_ids"]
+        model.rating_range_ = tuple(header["rating_range"])
+        model.rating_mean_ = header.get("rating_mean")  # absent from files of mfrec 0.1.0
+        model.history = header.get("history", [])
         model.best_iteration_ = header.get("best_iteration")
         model.seed_ = header.get("seed")
         model._solver = solver
+        model._fitted_algorithm, model._fitted_params = model.algorithm, dict(model._params)
         return model
 
 
 # ---- helpers -----------------------------------------------------------------
 
-def _finite(x) -> bool:
-    """A finite JSON number (an int too large for a float is not)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return False
-    try:
-        return math.isfinite(x)
-    except OverflowError:
-        return False
-
-
-def _npy_header(m, name):
-    """(shape, fortran_order, dtype) of a .npy member, parsed strictly: NumPy's
-    own reader lets tokenizer errors through and retries broken headers as
-    Python 2 ones, with a warning."""
-    version = np.lib.format.read_magic(m)
-    if version not in ((1, 0), (2, 0)):
-        raise ValueError(f"{name}: unsupported .npy version {version}")
-    length = int.from_bytes(m.read(2 if version == (1, 0) else 4), "little")
-    if length > 10000:  # NumPy's limit too
-        raise ValueError(f"{name}: .npy header too long")
-    try:
-        d = ast.literal_eval(m.read(length).decode("latin1"))
-        shape, fortran, descr = d["shape"], d["fortran_order"], d["descr"]
-    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, MemoryError,
-            RecursionError) as e:
-        raise ValueError(f"{name}: unreadable .npy header ({e!r})") from None
-    # a plain dtype, as save writes (no records, no aliases NumPy warns about)
-    if not isinstance(descr, str) or not re.fullmatch(r"[<>|=]?[biufUS]\d{1,9}", descr):
-        raise ValueError(f"{name}: unsupported dtype {descr!r} in the .npy header")
-    dtype = np.dtype(descr)
-    if not isinstance(shape, tuple) or not all(type(x) is int and x >= 0 for x in shape) \
-            or not isinstance(fortran, bool):
-        raise ValueError(f"{name}: bad shape or order in the .npy header")
-    return shape, fortran, dtype
-
-
-def _read_npz(f) -> dict:
-    """The arrays of an .npz archive (what np.load reads, without pickles),
-    each size in a member's header checked against the bytes the archive
-    holds before anything is allocated: a corrupt file cannot ask for
-    terabytes (deflated members expand at most 1032:1). Members are read
-    to their end, so their checksums are verified."""
-    archive_size = f.seek(0, os.SEEK_END)
-    f.seek(0)
-    arrays = {}
-    try:
-        z = zipfile.ZipFile(f)
-    except zipfile.BadZipFile:
-        raise ValueError("not an .npz archive") from None
-    with z:
-        for info in z.infolist():
-            name = info.filename
-            if not name.endswith(".npy"):
-                raise ValueError(f"unexpected member {name!r}")
-            if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED,
-                                                                  zipfile.ZIP_DEFLATED):
-                raise ValueError(f"{name}: encrypted, or compressed by an unknown method")
-            ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1032
-            available = min(info.file_size, ratio * min(info.compress_size, archive_size))
-            with z.open(info) as m:
-                shape, fortran, dtype = _npy_header(m, name)
-                if dtype.hasobject:
-                    raise ValueError(f"{name}: object arrays are not allowed")
-                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if nbytes > available:
-                    raise ValueError(f"{name}: shape {shape} needs more data than the file holds")
-                data = bytearray(nbytes)
-                if m.readinto(data) != nbytes or m.read(1):
-                    raise ValueError(f"{name}: the data does not match the shape {shape}")
-            arrays[name[:-len(".npy")]] = np.frombuffer(data, dtype).reshape(
-                shape, order="F" if fortran else "C")
-    return arrays
+def _checked_params(algorithm, params: dict) -> dict:
+    """The full, checked parameters of `algorithm` (its defaults filled in)."""
+    cls = get_algorithm(algorithm)
+    unknown = sorted(set(params) - set(cls.defaults))
+    if unknown:
+        raise TypeError(f"unknown parameter(s) {unknown} for algorithm {algorithm!r}; "
+                        f"it takes {sorted(cls.defaults)}")
+    full = {**cls.defaults, **params}
+    cls.check_params(full)
+    return full
 
 
 def _unpack(data):
@@ -793,7 +678,7 @@ def _read_features(matrix, ids, side: str):
         coo = coo.tocoo()
         shape, rows, cols, weights = coo.shape, coo.row, coo.col, np.asarray(coo.data)
     else:
-        dense = np.asarray(matrix)
+        dense = np.asarray(unmasked(matrix, name))
         if dense.ndim != 2:
             raise ValueError(f"{name} must be a 2-D matrix (rows x features), got shape "
                              f"{dense.shape}")

@@ -6,12 +6,24 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["Ratings", "as_ids", "as_ratings", "as_rng"]
+__all__ = ["Ratings", "as_ids", "as_ratings", "as_rng", "unmasked"]
+
+
+def unmasked(x, name: str):
+    """`x`, refused (ValueError) if it is a masked array that hides values:
+    np.asarray would drop the mask and use the hidden values."""
+    if isinstance(x, np.ma.MaskedArray):
+        if np.ma.getmaskarray(x).any():
+            raise ValueError(f"{name} is a masked array with masked entries: NumPy would "
+                             "use the values under the mask; pass x.compressed() or "
+                             "x.filled(value)")
+        return x.data
+    return x
 
 
 def as_ids(x, name: str) -> np.ndarray:
     """`x` as a 1-D int64 array of raw ids; TypeError/ValueError naming `name`."""
-    a = np.asarray(x)
+    a = np.asarray(unmasked(x, name))
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim != 1:
@@ -27,7 +39,7 @@ def as_ids(x, name: str) -> np.ndarray:
 
 def as_ratings(x, name: str = "ratings") -> np.ndarray:
     """`x` as a 1-D float32 array of finite values."""
-    a = np.asarray(x)
+    a = np.asarray(unmasked(x, name))
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim != 1:

@@ -95,9 +95,20 @@ def test_kill_during_save_keeps_old_file(models):
         proc.send_signal(signal.SIGKILL)
     assert path.read_bytes() == before
     assert same_model(mfrec.Model.load(path), old)
-    leftovers = [p for p in os.listdir(folder) if p.startswith(".mfrec-")]
+    leftovers = temporary_files(folder)
     assert len(leftovers) == 1  # the killed writer's temporary file, never the target
-    os.unlink(folder / leftovers[0])
+    assert leftovers[0].startswith(".model.npz.")
+    # a later save to the same target removes it (its writer is gone), and
+    # leaves the temporary files of other targets alone
+    other = folder / ".other.npz.1.0123abcd.tmp"
+    other.write_bytes(b"x")
+    old.save(path)
+    assert temporary_files(folder) == [other.name]
+    other.unlink()
+
+
+def temporary_files(folder):
+    return sorted(p for p in os.listdir(folder) if p.endswith(".tmp"))
 
 
 SAVE_LOOP = """
@@ -123,10 +134,8 @@ def test_kill_at_any_moment_of_saving(models, delay):
         proc.send_signal(signal.SIGKILL)
     got = mfrec.Model.load(path)
     assert same_model(got, old) or same_model(got, new)
-    for p in os.listdir(folder):
-        if p.startswith(".mfrec-"):
-            os.unlink(folder / p)
-    old.save(path)
+    old.save(path)  # removes the killed writer's temporary file
+    assert temporary_files(folder) == []
 
 
 FIT_INTERRUPTED = """

@@ -21,7 +21,10 @@ import hashlib
 import io
 import json
 import os
+import socket
+import stat
 import tempfile
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -31,6 +34,7 @@ from hypothesis import strategies as st
 
 import mfrec
 from mfrec.algorithms import ALGORITHMS
+from zipcraft import nested, npy
 from mfrec.datasets import _read_100k_items, _read_latest_movies, _read_latest_ratings, _read_tab
 
 EXAMPLES = int(os.environ.get("MFREC_FUZZ_EXAMPLES",
@@ -210,8 +214,10 @@ def mutated_archive(draw):
     """A model file whose members were edited inside (checksums kept valid)."""
     with zipfile.ZipFile(io.BytesIO(draw(st.sampled_from(MODEL_SEEDS)))) as z:
         members = {n: z.read(n) for n in z.namelist()}
+    compression = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["bytes", "bytes", "header", "array", "drop", "add"]))
+        op = draw(st.sampled_from(["bytes", "bytes", "header", "array", "drop", "add", "bomb",
+                                   "nest"]))
         name = draw(st.sampled_from(sorted(members)))
         if op == "bytes":  # .npy header or data
             members[name] = draw(mutated([members[name]]))
@@ -228,25 +234,25 @@ def mutated_archive(draw):
                     "algorithm", "best_iteration", "x"]))
                 header[key] = draw(JSON_VALUES)
                 text = json.dumps(header)
-            members["header.npy"] = _npy(np.array(text))
+            members["header.npy"] = npy(np.array(text))
         elif op == "array":  # a well-formed .npy of another dtype, shape or content
-            members[name] = _npy(draw(st.sampled_from(ODD_ARRAYS)))
+            members[name] = npy(draw(st.sampled_from(ODD_ARRAYS)))
         elif op == "drop":
             del members[name]
-        else:
+        elif op == "add":
             members[draw(st.sampled_from(["extra.npy", "notes.txt", "extra_x.npy"]))] = \
-                _npy(np.arange(3))
+                npy(np.arange(3))
+        elif op == "bomb":  # 16 MB of zeros, about 16 kB deflated, known member or not
+            members[draw(st.sampled_from(sorted(members) + ["junk.npy"]))] = npy(np.zeros(
+                draw(st.sampled_from([(2**22,), (2**21, 2), (2**20, 4)])), np.float32))
+            compression = zipfile.ZIP_DEFLATED
+        elif len(members) > 1:  # nest: one member inside another's data
+            return nested(members, name, draw(st.sampled_from(sorted(set(members) - {name}))))
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
+    with zipfile.ZipFile(out, "w", compression) as z:
         for name, data in members.items():
             z.writestr(name, data)
     return out.getvalue()
-
-
-def _npy(a):
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, a, allow_pickle=False)
-    return buf.getvalue()
 
 
 RAW_HEADERS = ["[" * 100000, "{" * 50000, "null", "1e999", "NaN", "", "\ud800",
@@ -262,9 +268,16 @@ ODD_ARRAYS = [np.zeros(0), np.zeros((0, 2), np.float32), np.array(3), np.arange(
               np.array([0, 2**62, 2**63 - 1], np.int64), np.zeros(7, np.int64)]
 
 
+def LOAD_MEMORY(data):
+    """The most memory loading `data` may take: a few times the file (a
+    deflated file holds more than its size) and a member of known size."""
+    return 8 * len(data) + 2**25
+
+
 def run_model_file(data):
     with tempfile.TemporaryDirectory(dir=SHM) as folder:
         path = write(folder, "m.npz", data)
+        tracemalloc.start()
         try:
             model = mfrec.Model.load(path)
         except ValueError as e:
@@ -273,6 +286,12 @@ def run_model_file(data):
         except BaseException:
             keep_failure("model", "m.npz", data)
             raise
+        finally:  # what a file asks for is bounded by the arrays it holds
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            if peak > LOAD_MEMORY(data):
+                keep_failure("model", "m.npz", data)
+            assert peak <= LOAD_MEMORY(data), f"load took {peak} bytes for {len(data)}"
         try:  # what loads must be usable
             ids = np.r_[model.user_ids[:3], -5, 10**12]
             items = np.r_[model.item_ids[:3], 7, -2**63][:len(ids)]
@@ -294,6 +313,32 @@ def test_model_file_bytes(data):
 @FUZZ
 def test_model_file_members(data):
     run_model_file(data)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "socket", "/dev/null", "/dev/zero",
+                                  "link to /dev/zero"])
+def test_model_special_files(kind, tmp_path):
+    """Only regular files are read: a FIFO would block, /dev/zero never end."""
+    path = str(tmp_path / "m.npz")
+    if kind == "folder":
+        os.mkdir(path)
+    elif kind == "fifo" and hasattr(os, "mkfifo"):
+        os.mkfifo(path)
+    elif kind == "socket" and hasattr(socket, "AF_UNIX"):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(path)
+    elif kind.startswith("/dev/") and os.path.exists(kind):
+        path = kind
+    elif kind.startswith("link") and os.path.exists("/dev/zero"):
+        os.symlink("/dev/zero", path)
+    else:
+        pytest.skip(f"no {kind} here")
+    assert not stat.S_ISREG(os.stat(path).st_mode)
+    with pytest.raises(ValueError, match="not a regular file") as e:
+        mfrec.Model.load(path)
+    assert path in str(e.value)
+    if kind == "socket":
+        sock.close()
 
 
 def test_model_seeds_are_valid():

@@ -322,7 +322,7 @@ def test_save_load_round_trip(fitted, data, tmp_path):
     assert loaded.history == fitted.history and loaded.best_iteration_ == 5
     fitted.save(tmp_path / "noext")  # the suffix is added
     assert (tmp_path / "noext.npz").exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mfrec-")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_load_refuses_pickles(fitted, tmp_path):

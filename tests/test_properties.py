@@ -544,6 +544,42 @@ def test_save_load(algorithm, data, name):
     assert loaded.history == model.history
 
 
+PARAM_VALUES = st.one_of(st.integers(-2, 5), st.floats(allow_nan=True), st.booleans(),
+                         st.none(), st.sampled_from(["normal", "mean", "x", 10**30]))
+
+
+@given(algorithm=algorithms, data=st.data())
+@CASES
+def test_set_params(algorithm, data):
+    """set_params sets all the parameters given or none (ValueError /
+    TypeError); a fitted model keeps its fitted state, and saves and
+    loads as fitted, whatever the parameters say."""
+    fitted_model = fitted(algorithm)
+    model = mfrec.Model(algorithm, **tiny_params(algorithm))
+    for name in ("user_ids", "item_ids", "seen_indptr", "seen_indices", "rating_range_",
+                 "rating_mean_", "history", "best_iteration_", "seed_", "_solver") + \
+            ("user_factors", "item_factors", "user_bias", "item_bias", "global_mean"):
+        setattr(model, name, getattr(fitted_model, name))
+    model._fitted_algorithm, model._fitted_params = fitted_model.algorithm, fitted_model._params
+    names = sorted(mfrec.Model.defaults(algorithm)) + ["algorithm", "nope"]
+    change = data.draw(st.dictionaries(st.sampled_from(names), PARAM_VALUES, max_size=3))
+    before = model.get_params()
+    pred = model.predict(TRAIN.user, TRAIN.item)
+    try:
+        model.set_params(**change)
+    except (ValueError, TypeError) as e:
+        assert any(name in str(e) for name in change), e
+        assert model.get_params() == before
+    else:
+        if change.get("algorithm", algorithm) == algorithm:
+            assert model.get_params() == {**before, **change}
+    np.testing.assert_array_equal(model.predict(TRAIN.user, TRAIN.item), pred)
+    with tempfile.TemporaryDirectory(dir=SHM) as folder:
+        loaded = mfrec.Model.load(model.save(os.path.join(folder, "m")))
+    assert loaded.get_params() == fitted_model.get_params()
+    np.testing.assert_array_equal(loaded.predict(TRAIN.user, TRAIN.item), pred)
+
+
 @given(path=st.one_of(st.text(max_size=5), st.integers(), st.none(), st.binary(max_size=5)))
 @CASES
 def test_load_path(path):

@@ -10,6 +10,7 @@ prediction, top-N, save/load -- is shared in ``mfrec.model``.
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, Optional, Type
@@ -122,6 +123,23 @@ def check_float(params, name, low=0.0, strict=False):
                          f"got {v!r}")
 
 
+def physical_memory() -> Optional[int]:
+    """Bytes of memory this machine has, or None where it cannot tell."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse, before allocating, what needs more memory than the machine
+    has (it would be killed, or fail deep inside, not with a clear error)."""
+    total = physical_memory()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} need {nbytes / 1e9:.3g} GB, more than this machine's "
+                         f"{total / 1e9:.3g} GB of memory")
+
+
 def check_choice(params, name, choices):
     try:
         known = params[name] in choices
@@ -201,6 +219,12 @@ class Algorithm:
         """(factors, bias) of a new user who rated `items` (int32 indices):
         by default the ridge regression of Model.fold_in (_core.fold_in)."""
         return _core.fold_in(model, items, ratings, lam)
+
+    #: what extra_arrays may return, name -> (dtype, shape), the shape's
+    #: entries a number, "users", "items", "factors", "rank" (at most
+    #: min(users, items)) or None (any): a model file holds no other
+    #: arrays, and none of another type or shape
+    extra_shapes: Dict[str, tuple] = {}
 
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:

@@ -37,6 +37,15 @@ class NMF(Algorithm):
         check_bool(params, "biases")
         check_float(params, "init_scale", 0.0, strict=True)
 
+    def check_data(self, train):
+        """Without biases the target is the rating itself, p.q >= 0: a
+        negative rating cannot be fitted, only missed."""
+        super().check_data(train)
+        if not self.params["biases"] and train.ratings.min() < 0:
+            raise ValueError("ratings: nmf without biases fits them as p.q >= 0 and needs "
+                             f"ratings >= 0; found {train.ratings.min()} (use biases=True, "
+                             "or shift the ratings)")
+
     def start(self, core, train, seed):
         self.init_factors(core, train, seed, "uniform", self.params["init_scale"])
         if self.params["biases"]:

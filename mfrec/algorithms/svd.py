@@ -192,6 +192,10 @@ class TruncatedSVD(Algorithm):
 
     # ---- files ------------------------------------------------------------------
 
+    extra_shapes = {"spectrum": ("<f8", ("rank",)), "user_vectors": ("<f8", ("users", "factors")),
+                    "item_vectors": ("<f8", ("items", "factors")),
+                    "total_energy": ("<f8", (1,)), "solver_used": ("<U10", ())}
+
     def extra_arrays(self):
         return {"spectrum": self.spectrum, "user_vectors": self.user_vectors,
                 "item_vectors": self.item_vectors,
