@@ -20,6 +20,15 @@ import time
 import numpy as np
 
 
+def _named(name):
+    """Give a converter the name argparse shows: "invalid positive integer value: 'x'"."""
+    def rename(convert):
+        convert.__name__ = name
+        return convert
+    return rename
+
+
+@_named("positive integer")
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -27,6 +36,7 @@ def _positive_int(text):
     return value
 
 
+@_named("positive number")
 def _positive_float(text):
     value = float(text)
     if not value > 0 or not np.isfinite(value):
@@ -34,6 +44,7 @@ def _positive_float(text):
     return value
 
 
+@_named("port number")
 def _port(text):
     value = int(text)
     if not 0 < value < 65536:
@@ -41,6 +52,7 @@ def _port(text):
     return value
 
 
+@_named("fraction")
 def _fraction(text):
     value = float(text)
     if not 0 < value < 1:
@@ -48,6 +60,39 @@ def _fraction(text):
     return value
 
 
+@_named("non-empty text")
+def _nonempty(text):
+    """A name, folder or address: an empty one would silently mean the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+@_named("list of folds")
+def _fold_list(text):
+    """'u1,u2' -> ['u1', 'u2']; 'all' stays 'all'."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected fold names separated by commas, got {text!r}")
+    return "all" if names == ["all"] else names
+
+
+@_named("model file name")
+def _save_path(text):
+    """The file `Model.save` will write (it adds .npz), refused when it
+    would be hidden, a folder, or in a folder that does not exist."""
+    path = text if text.endswith(".npz") else text + ".npz"
+    if not text.strip() or text.endswith(("/", os.sep)) or os.path.basename(path) == ".npz":
+        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}")
+    for name in dict.fromkeys((text, path)):
+        if os.path.isdir(name):
+            raise argparse.ArgumentTypeError(f"{name} is a folder")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise argparse.ArgumentTypeError(f"the folder of {text} does not exist")
+    return path
+
+
+@_named("KEY=VALUE")
 def _param(text):
     """KEY=VALUE -> (key, value); VALUE read as bool, None, int, float or text."""
     key, sep, value = text.partition("=")
@@ -96,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(fit)
     add_model_arguments(fit)
     held_out = fit.add_mutually_exclusive_group()
-    held_out.add_argument("--fold", help="train on this predefined fold's base set and "
+    held_out.add_argument("--fold", type=_nonempty, help="train on this predefined fold's base set and "
                                          "validate on its test set (100k: u1..u5, ua, ub)")
     held_out.add_argument("--test-size", type=_fraction,
                           help="hold out this random fraction of the ratings for validation")
@@ -105,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
                      help="stop when the validation RMSE has not improved for PATIENCE "
                           "epochs and keep the best (needs --fold or --test-size)")
-    fit.add_argument("--save", metavar="PATH", help="write the model to PATH (.npz)")
+    fit.add_argument("--save", type=_save_path, metavar="PATH", help="write the model to PATH (.npz)")
     fit.set_defaults(run=run_fit)
 
     evaluate = sub.add_parser(
@@ -114,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(evaluate)
     add_model_arguments(evaluate)
     splits = evaluate.add_mutually_exclusive_group()
-    splits.add_argument("--folds", help="comma-separated predefined folds, or 'all' "
+    splits.add_argument("--folds", type=_fold_list, help="comma-separated predefined folds, or 'all' "
                                         "(100k: u1..u5, ua, ub)")
     splits.add_argument("--test-size", type=_fraction, default=0.2,
                         help="random hold-out fraction when no --folds (default: %(default)s)")
@@ -127,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "recommend", help="top-N movies for a user from a saved model",
         description="Top-N items for one user of a model saved by 'mfrec fit --save'; "
                     "items the user rated in training are left out.")
-    recommend.add_argument("model", help="model file (.npz)")
+    recommend.add_argument("model", type=_nonempty, help="model file (.npz)")
     recommend.add_argument("user", type=int, help="raw user id")
     recommend.add_argument("-n", "--n", type=_positive_int, default=10,
                            help="number of items (default: %(default)s)")
@@ -135,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="keep the items the user rated in training")
     recommend.add_argument("--dataset", choices=["100k", "latest-small"],
                            help="MovieLens dataset the model was trained on: adds titles")
-    recommend.add_argument("--data-home", help="folder holding the dataset")
+    recommend.add_argument("--data-home", type=_nonempty, help="folder holding the dataset")
     add_format_argument(recommend)
     recommend.set_defaults(run=run_recommend)
 
@@ -143,12 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="web page: recommendations, a new user, similar movies",
         description="Serve the web demo (needs: pip install 'mfrec[demo]'). Without "
                     "--model it first trains one on all ratings of the dataset.")
-    demo.add_argument("--model", metavar="PATH", help="a saved model (.npz) instead of training")
+    demo.add_argument("--model", type=_nonempty, metavar="PATH", help="a saved model (.npz) instead of training")
     add_data_arguments(demo)
     add_model_arguments(demo)
     demo.add_argument("-n", "--n", type=_positive_int, default=10,
                       help="recommendations shown (default: %(default)s)")
-    demo.add_argument("--host", default="127.0.0.1",
+    demo.add_argument("--host", type=_nonempty, default="127.0.0.1",
                       help="address to listen on (default: %(default)s, this machine only)")
     demo.add_argument("--port", type=_port, default=7860, help="port (default: %(default)s)")
     demo.set_defaults(run=run_demo)
@@ -158,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_data_arguments(parser):
     parser.add_argument("--dataset", choices=["100k", "latest-small"], default="100k",
                         help="MovieLens dataset (default: %(default)s)")
-    parser.add_argument("--data-home", default=None,
+    parser.add_argument("--data-home", type=_nonempty, default=None,
                         help="folder holding the dataset (default: $MFREC_DATA, the cache, "
                              "or download)")
 
@@ -187,11 +232,7 @@ def add_format_argument(parser):
                         help="output format (default: %(default)s)")
 
 def add_walkthrough_arguments(parser):
-    parser.add_argument("--dataset", choices=["100k", "latest-small"], default="100k",
-                        help="MovieLens dataset (default: %(default)s)")
-    parser.add_argument("--data-home", default=None,
-                        help="folder holding the dataset (default: $MFREC_DATA, the cache, "
-                             "or download)")
+    add_data_arguments(parser)
     parser.add_argument("--factors", type=_positive_int, default=100,
                         help="latent factors k (default: %(default)s)")
     parser.add_argument("--epochs", type=_positive_int, default=50,
@@ -236,8 +277,7 @@ def run_walkthrough(args) -> int:
     print(f"test RMSE of the final model: {score['rmse']:.4f}, MAE {score['mae']:.4f}\n")
 
     if args.user not in set(model.user_ids.tolist()):
-        print(f"mfrec: user {args.user} has no training ratings", file=sys.stderr)
-        return 2
+        raise ValueError(f"user {args.user} has no training ratings")
     items, scores = model.recommend(args.user, n=args.n)
     print(f"Top-{args.n} movies for user {args.user} (not rated by them):")
     for rank, (item, score) in enumerate(zip(items, scores), 1):
@@ -295,8 +335,6 @@ def run_fit(args) -> int:
 
     if args.early_stopping and not (args.fold or args.test_size):
         raise ValueError("--early-stopping needs validation data: --fold or --test-size")
-    if args.save and not os.path.isdir(os.path.dirname(os.path.abspath(args.save))):
-        raise ValueError(f"--save: the folder of {args.save} does not exist")
     data = load_movielens(args.dataset, data_home=args.data_home)
     params = model_params(args)
     if args.fold:
@@ -309,8 +347,7 @@ def run_fit(args) -> int:
     model = train(args, params, train_ratings, validation, args.early_stopping)
     if args.save:
         model.save(args.save)
-        path = args.save if args.save.endswith(".npz") else args.save + ".npz"
-        print(f"saved {path}")
+        print(f"saved {args.save}")
     return 0
 
 
@@ -320,10 +357,10 @@ def run_evaluate(args) -> int:
     data = load_movielens(args.dataset, data_home=args.data_home)
     params = model_params(args)
     if args.folds:
-        names = list(data.fold_names) if args.folds == "all" else args.folds.split(",")
+        names = list(data.fold_names) if args.folds == "all" else args.folds
         if not names:
             raise ValueError(f"MovieLens {args.dataset} has no predefined folds")
-        splits = [(name, *data.fold(name.strip())) for name in names]
+        splits = [(name, *data.fold(name)) for name in names]
     else:
         splits = [(f"random {args.test_size:g}",
                    *train_test_split(data.ratings, test_size=args.test_size,
@@ -396,6 +433,29 @@ def write_rows(rows, fmt, out=None):
         print(line(r), file=out)
 
 
+# The exceptions that mean the input was wrong, not that mfrec is: each
+# reaches the user as one line and exit status 2. ValueError and TypeError
+# are what the library raises for a bad argument (naming it; --param can
+# hand any parameter any type), KeyError an id the model or catalogue lacks,
+# FloatingPointError a fit that diverged (too large a learning rate),
+# MemoryError a model too large for this machine, OSError a file, folder or
+# port (missing, no access, in use). Any other exception is a bug in mfrec
+# and keeps its traceback.
+USER_ERRORS = (ValueError, TypeError, KeyError, FloatingPointError, MemoryError, OSError)
+
+
+def error_message(error: BaseException) -> str:
+    """`error` as one line: a KeyError without its quotes, a missing file by name."""
+    if isinstance(error, KeyError) and error.args:
+        text = str(error.args[0])
+    elif isinstance(error, OSError) and error.filename is not None and error.strerror:
+        why = "no such file" if isinstance(error, FileNotFoundError) else error.strerror
+        text = f"{error.filename}: {why}"
+    else:
+        text = str(error)
+    return " ".join(text.split()) or type(error).__name__
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -405,17 +465,12 @@ def main(argv=None) -> int:
                      f"write the subcommand first: mfrec {args.command} [options]")
     try:
         return args.run(args)
-    except KeyError as e:
-        message = e.args[0] if e.args else e
-    except FileNotFoundError as e:
-        message = f"{e.filename}: no such file" if e.filename else e
-    except (ValueError, TypeError, OSError) as e:
-        message = e
+    except USER_ERRORS as e:
+        print(f"mfrec: error: {error_message(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mfrec: interrupted", file=sys.stderr)
         return 130
-    print(f"mfrec: {message}", file=sys.stderr)
-    return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ them out with Gradio, which is imported here and only when the demo starts
 (``pip install "mfrec[demo]"``), never by ``import mfrec``.
 """
 import html
+import re
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
@@ -17,13 +18,46 @@ import numpy as np
 
 from .algorithms import get_algorithm
 from .datasets import MovieLens
-from .model import Model
+from .model import Model, index_of
 
 __all__ = ["Recommender", "DemoError", "build_app", "launch"]
 
 
 class DemoError(ValueError):
     """A problem with what was entered, shown as a message in the page."""
+
+
+#: A message repeats at most this many characters of what was entered.
+ECHO_LIMIT = 40
+#: What the page says when a user has rated every movie.
+NOTHING_LEFT = "{} rated every movie the model knows: there is nothing left to recommend."
+#: Uploads the server accepts, in bytes: the page has no file to upload.
+MAX_UPLOAD = 0
+
+
+def echo(value) -> str:
+    """What was entered, cut short to be repeated in a message."""
+    text = str(value)
+    return text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT - 1] + "…"
+
+
+def whole_number(value) -> Optional[int]:
+    """`value` as an int when it is a whole number (an int, an integral
+    float, or decimal digits in text), else None: 3.7 is no movie 3."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() else None
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,19}", value.strip()):
+        return int(value)
+    return None
+
+
+def contains(ids: np.ndarray, value: int) -> bool:
+    """Whether the sorted int64 array `ids` holds `value`."""
+    return -2**63 <= value < 2**63 and index_of(np.array([value], np.int64), ids)[0] >= 0
 
 
 class Recommender:
@@ -42,9 +76,17 @@ class Recommender:
         # explicit-rating models predict ratings; others (popularity, implicit) rank by a score
         self.score_label = ("Predicted rating" if get_algorithm(model.algorithm).clip_predictions
                             else "Score")
-        # Movies the model knows and the catalogue names, most rated first;
-        # titles that occur twice (MovieLens 100K has 18) get their id.
-        known = np.intersect1d(model.item_ids, data.item_ids)
+        # Every movie the model knows needs a title: a model trained on
+        # another dataset is refused here rather than failing each request.
+        unknown = np.setdiff1d(model.item_ids, data.item_ids)
+        if len(unknown):
+            shown = ", ".join(str(i) for i in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise ValueError(f"{len(unknown):,} of the model's {len(model.item_ids):,} movie ids "
+                             f"are not in the MovieLens {data.name} catalogue ({shown}): was "
+                             f"the model trained on another dataset?")
+        # The model's movies, most rated first; titles that occur twice
+        # (MovieLens 100K has 18) get their id.
+        known = model.item_ids
         titles = data.titles_of(known)
         repeated = {t for t, c in Counter(titles.tolist()).items() if c > 1}
         labels = [f"{t} [#{i}]" if t in repeated else t for t, i in zip(titles, known)]
@@ -82,14 +124,12 @@ class Recommender:
         text = "" if text is None else str(text).strip()
         if not text:
             raise DemoError("Enter a user ID, for example 1.")
-        try:
-            user = int(text)
-        except ValueError:
-            raise DemoError(f"“{text}” is not a user ID: enter a whole number such "
-                            f"as {int(self.model.user_ids[0])}.") from None
+        user = whole_number(text)
+        if user is None:
+            raise DemoError(f"“{echo(text)}” is not a user ID: enter a whole number such "
+                            f"as {int(self.model.user_ids[0])}.")
         ids = self.model.user_ids
-        pos = np.searchsorted(ids, user)
-        if pos >= len(ids) or ids[pos] != user:
+        if not contains(ids, user):
             raise DemoError(f"User {user} is not in the model: its users are "
                             f"{int(ids[0])} to {int(ids[-1])} ({len(ids):,} users).")
         return user
@@ -98,6 +138,8 @@ class Recommender:
         """(user, top-N rows, the user's highest-rated movies as rows)."""
         user = self.parse_user(text)
         items, scores = self.model.recommend(user, n=self.n)
+        if not len(items):
+            raise DemoError(NOTHING_LEFT.format(f"User {user} has"))
         r = self.data.ratings
         mine = np.flatnonzero(r.user == user)
         # highest rating first; among equal ratings, the most recent first
@@ -109,15 +151,12 @@ class Recommender:
         """The movie chosen in a list; DemoError if it is none the model knows."""
         if item is None or item == "":
             raise DemoError("Choose a movie: type part of its title in the search box.")
-        try:
-            item = int(item)
-        except (TypeError, ValueError):
-            raise DemoError(f"“{item}” is not a movie of the list: search its title.") from None
-        ids = self.model.item_ids
-        pos = np.searchsorted(ids, item)
-        if pos >= len(ids) or ids[pos] != item:
-            raise DemoError(f"Movie #{item} is not in the model.")
-        return item
+        number = whole_number(item)
+        if number is None:
+            raise DemoError(f"“{echo(item)}” is not a movie of the list: search its title.")
+        if not contains(self.model.item_ids, number):
+            raise DemoError(f"Movie #{number} is not in the model.")
+        return number
 
     def add_pick(self, picks: Optional[list], item, rating) -> list:
         """`picks` ([item, rating] pairs) with one more; a movie picked again
@@ -143,7 +182,10 @@ class Recommender:
             raise DemoError("Rate at least one movie first.")
         items = np.array([p[0] for p in picks], np.int64)
         ratings = np.array([p[1] for p in picks], np.float32)
-        return self.rows(*self.model.recommend_new_user(items, ratings, n=self.n))
+        found = self.model.recommend_new_user(items, ratings, n=self.n)
+        if not len(found[0]):
+            raise DemoError(NOTHING_LEFT.format("You have"))
+        return self.rows(*found)
 
     def similar(self, item) -> List[dict]:
         return self.rows(*self.model.similar_items(self.parse_item(item), n=self.n))
@@ -222,18 +264,19 @@ def build_app(rec: Recommender):
 
     def find(text):
         hits = rec.search(text)
-        missing = message_html(f"No title contains “{text.strip()}”.") if not hits else ""
+        missing = message_html(f"No title contains “{echo(text.strip())}”.") if not hits else ""
         return gr.update(choices=hits, value=hits[0][1] if hits else None), missing
 
     def similar(item):
         if item is None:  # the search found nothing, and says so
             return gr.skip(), ""
         try:
+            item = rec.parse_item(item)
             rows = rec.similar(item)
         except DemoError as e:
             return message_html(str(e)), ""
         return "", table_html(rows, "Similarity", "similar",
-                              f"Movies like {rec.data.title(int(item))}", str(item))
+                              f"Movies like {rec.data.title(item)}", str(item))
 
     # System fonts only: the page makes no request outside this server.
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
@@ -297,5 +340,7 @@ def launch(rec: Recommender, host: str = "127.0.0.1", port: int = 7860) -> None:
     app, theme = build_app(rec)
     # No run history: it would copy the whole page state into the browser's
     # storage after every answer, several times the cost of the answer itself.
+    # No uploads either: Gradio's upload route is open on every app, with
+    # no size limit unless one is given.
     app.launch(server_name=host, server_port=port, theme=theme, css=CSS, ssr_mode=False,
-               run_history=False)
+               run_history=False, max_file_size=MAX_UPLOAD)

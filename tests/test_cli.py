@@ -1,12 +1,16 @@
 """The command line, run as a user runs it: ``python -m mfrec ...`` in a
 subprocess, from a folder outside the source tree."""
 import csv
+import errno
 import io
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -38,7 +42,7 @@ def fails(result, *words, output=False):
     assert output or out == "", out
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith("mfrec"), err
+    assert re.match(r"mfrec( [a-z]+)?: error: ", lines[0]), err
     for word in words:
         assert word in lines[0], err
     return lines[0]
@@ -52,6 +56,107 @@ def saved(run):
     path = run.cwd / "small.npz"
     assert f"saved {'small.npz'}" in out
     return path
+
+
+def run_main(capsys, *args):
+    """`mfrec ARGS` in this process: (exit status, stdout, stderr)."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as e:  # argparse's errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- errors: one line, exit status 2 ---------------------------------------------
+
+@pytest.mark.parametrize("error, line", [
+    (ValueError("factors must be\n  >= 1"), "factors must be >= 1"),
+    (TypeError("biases must be a bool"), "biases must be a bool"),
+    (KeyError("user 7 is not in the model"), "user 7 is not in the model"),
+    (FloatingPointError("SGD diverged at epoch 1"), "SGD diverged at epoch 1"),
+    (MemoryError(), "MemoryError"),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory", "m.npz"),
+     "m.npz: no such file"),
+    (PermissionError(errno.EACCES, "Permission denied", "m.npz"), "m.npz: Permission denied"),
+    (OSError("address already in use"), "address already in use"),
+])
+def test_library_errors_reach_the_user_as_one_line(monkeypatch, capsys, error, line):
+    def run_fit(args):
+        print("fitting ...")
+        raise error
+
+    monkeypatch.setattr(cli, "run_fit", run_fit)
+    code, out, err = run_main(capsys, "fit")
+    assert code == 2 and out == "fitting ...\n"
+    assert err == f"mfrec: error: {line}\n"
+
+
+@pytest.mark.parametrize("bug", [AttributeError("no attribute"), IndexError("index 9"),
+                                 RuntimeError("LAPACK failed"), ZeroDivisionError()])
+def test_bugs_keep_their_traceback(monkeypatch, bug):
+    def run_fit(args):
+        raise bug
+
+    monkeypatch.setattr(cli, "run_fit", run_fit)
+    with pytest.raises(type(bug)):
+        cli.main(["fit"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["fit", "--learning-rate", "100"], ["diverged", "learning_rate"]),
+    (["fit", "--learning-rate", "x"], ["invalid positive number value: 'x'"]),
+    (["fit", "--learning-rate", "-1"], ["--learning-rate"]),
+    (["fit", "--factors", "x"], ["invalid positive integer value: 'x'"]),
+    (["fit", "--factors", "2147483647"], ["factors", "larger"]),
+    (["fit", "--epochs", "1.5"], ["invalid positive integer value: '1.5'"]),
+    (["fit", "--regularization", "nan"], ["regularization"]),
+    (["fit", "--regularization", "-1"], ["regularization"]),
+    (["fit", "--seed", "-1"], ["seed"]),
+    (["fit", "--n-threads", "-1"], ["n_threads"]),
+    (["fit", "--n-threads", "100000000000"], ["n_threads"]),
+    (["fit", "--split-seed", "-5", "--test-size", "0.2"], ["seed"]),
+    (["fit", "--test-size", "x"], ["invalid fraction value: 'x'"]),
+    (["fit", "--early-stopping", "0", "--fold", "u1"], ["--early-stopping"]),
+    (["fit", "--fold", ""], ["--fold", "must not be empty"]),
+    (["fit", "--fold", "  "], ["--fold", "must not be empty"]),
+    (["fit", "--save", ""], ["--save", "expected a file name"]),
+    (["fit", "--save", "sub/"], ["--save", "expected a file name"]),
+    (["fit", "--save", ".npz"], ["--save", "expected a file name"]),
+    (["fit", "--save", "sub"], ["--save", "sub is a folder"]),
+    (["fit", "--save", "box"], ["--save", "box.npz is a folder"]),
+    (["fit", "--param", "init=gaussian"], ["init"]),
+    (["fit", "--param", "biases=3"], ["biases"]),
+    (["fit", "--param", "init_scale=nan"], ["init_scale"]),
+    (["fit", "--data-home", ""], ["--data-home", "must not be empty"]),
+    (["evaluate", "--folds", ""], ["--folds"]),
+    (["evaluate", "--folds", "u1,"], ["--folds"]),
+    (["evaluate", "--folds", "u1,,u2"], ["--folds"]),
+    (["recommend", "", "1"], ["model", "must not be empty"]),
+    (["recommend", "sub", "1"], ["sub"]),
+    (["recommend", "model.npz", "1", "-n", "x"], ["invalid positive integer value: 'x'"]),
+    (["demo", "--host", ""], ["--host", "must not be empty"]),
+    (["demo", "--port", "x"], ["invalid port number value: 'x'"]),
+    (["demo", "--model", ""], ["--model", "must not be empty"]),
+    (["--factors", "x"], ["invalid positive integer value: 'x'"]),
+])
+def test_each_bad_value_gives_one_line_and_status_2(capsys, tmp_path, monkeypatch, args, words):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("mfrec.demo.launch", lambda *a, **k: pytest.fail("the demo started"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "box.npz").mkdir()
+    if args[0] == "fit":  # small and quick; a flag given again below wins
+        args = ["fit", "--factors", "2", "--epochs", "2", *args[1:]]
+    line = fails(run_main(capsys, *args), *words, output=True)
+    assert "_positive" not in line and "_port" not in line  # no helper names
+    assert sorted(os.listdir(tmp_path)) == ["box.npz", "sub"]  # nothing written
+    assert os.listdir(tmp_path / "sub") == [] and os.listdir(tmp_path / "box.npz") == []
+
+
+def test_a_diverged_fit_is_one_line_for_the_user(run):
+    code, out, err = run("fit", "--factors", "2", "--epochs", "3", "--learning-rate", "100")
+    assert "Traceback" not in err
+    fails((code, out, err), "diverged", output=True)
 
 
 # ---- help ------------------------------------------------------------------------
@@ -273,6 +378,17 @@ def test_demo_trains_on_start_and_serves(run, run_env):
             except OSError:
                 time.sleep(0.3)
         assert page["title"] == "mfrec demo"
+        # the page has nothing to upload, and the upload route takes nothing
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x\"\r\n"
+                b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * 100_000
+                + b"\r\n--b--\r\n")
+        upload = urllib.request.Request(
+            f"http://127.0.0.1:{port}/gradio_api/upload", data=body, method="POST",
+            headers={"Content-Type": "multipart/form-data; boundary=b"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(upload, timeout=30)
+        refused.value.close()
+        assert refused.value.code == 413
         out = log_path.read_text()
         assert "on 100,000 ratings" in out  # trained on all of MovieLens 100K,
         assert "kept epoch 2" in out       # with its progress shown
@@ -280,6 +396,11 @@ def test_demo_trains_on_start_and_serves(run, run_env):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_demo_refuses_a_model_of_another_dataset(run, saved):
+    fails(run("demo", "--model", saved, "--dataset", "latest-small"),
+          "not in the MovieLens latest-small catalogue", "another dataset")
 
 
 def test_demo_bad_input(run, saved):
@@ -298,7 +419,7 @@ def test_demo_without_gradio(monkeypatch, capsys):
                         lambda name, *a: None if name == "gradio" else real(name, *a))
     assert cli.main(["demo"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == "mfrec: the demo needs Gradio: pip install 'mfrec[demo]'"
+    assert err.strip() == "mfrec: error: the demo needs Gradio: pip install 'mfrec[demo]'"
 
 
 def test_import_mfrec_does_not_import_gradio(run_env, tmp_path):

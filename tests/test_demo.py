@@ -152,6 +152,76 @@ def test_recommender_bad_input(model, ml100k):
 
 
 
+@pytest.mark.parametrize("value", [3.7, "3.7", 50.5, True, np.float32(2.5), "4_2", "١٢",
+                                   float("nan"), float("inf"), [50], "9" * 30])
+def test_picked_movies_must_be_whole_numbers(rec, value):
+    # a value typed into a list, or sent to the server, is never rounded to a movie
+    with pytest.raises(DemoError, match="is not a movie of the list"):
+        rec.parse_item(value)
+
+
+@pytest.mark.parametrize("value", [50, "50", " 50 ", 50.0, np.int64(50), np.float64(50)])
+def test_picked_movies_in_any_whole_form(rec, value):
+    assert rec.parse_item(value) == 50
+    assert type(rec.parse_item(value)) is int
+
+
+@pytest.mark.parametrize("text", ["4.2", "4_2", "٤٢", "1e3", "9" * 30, "-" + "1" * 19])
+def test_user_ids_must_be_plain_whole_numbers(rec, text):
+    with pytest.raises(DemoError, match="is not a user ID|is not in the model"):
+        rec.for_user(text)
+
+
+def test_messages_echo_a_short_prefix_of_the_input(rec):
+    huge = "x" * 1_000_000
+    for call, args in [(rec.for_user, (huge,)), (rec.parse_item, (huge,)),
+                       (rec.add_pick, ([], huge, 4))]:
+        with pytest.raises(DemoError) as info:
+            call(*args)
+        message = str(info.value)
+        assert len(message) < 200 and "x" * 20 + "…" in message, message[:300]
+
+
+@pytest.fixture(scope="module")
+def few_movies(ml100k):
+    """A model over the ratings of five movies: user 1 rated them all."""
+    r = ml100k.ratings
+    keep = np.isin(r.item, [1, 2, 3, 4, 5])
+    model = mfrec.Model("sgd", factors=3, epochs=2, seed=0).fit(
+        r.user[keep], r.item[keep], r.rating[keep])
+    assert model.item_ids.tolist() == [1, 2, 3, 4, 5]
+    return Recommender(model, ml100k, n=3)
+
+
+def test_nothing_left_to_recommend_is_said(few_movies):
+    rated = set(few_movies.data.ratings.item[few_movies.data.ratings.user == 1].tolist())
+    assert {1, 2, 3, 4, 5} <= rated
+    with pytest.raises(DemoError, match="User 1 has rated every movie the model knows: "
+                                        "there is nothing left to recommend"):
+        few_movies.for_user("1")
+    picks = []
+    for item in [1, 2, 3, 4]:
+        picks = few_movies.add_pick(picks, item, 4)
+    assert len(few_movies.for_new_user(picks)) == 1  # one movie left: it is shown
+    picks = few_movies.add_pick(picks, 5, 3)
+    with pytest.raises(DemoError, match="You have rated every movie the model knows"):
+        few_movies.for_new_user(picks)
+
+
+def test_a_model_of_another_catalogue_is_refused(ml100k, ml_latest):
+    # movie ids of 100K that latest-small lacks: requests for them would fail
+    model = mfrec.Model("sgd", factors=3, epochs=1, seed=0).fit(ml100k.ratings)
+    with pytest.raises(ValueError, match=r"movie ids are not in the MovieLens latest-small "
+                                         r"catalogue \(.*\): was the model trained on "
+                                         r"another dataset\?"):
+        Recommender(model, ml_latest)
+    # a model over part of the catalogue is fine
+    r = ml_latest.ratings
+    part = Recommender(mfrec.Model("popular").fit(r.user[:500], r.item[:500], r.rating[:500]),
+                       ml_latest)
+    assert sorted(v for _, v in part.choices) == np.unique(r.item[:500]).tolist()
+
+
 def test_summary_and_score_label(rec, ml100k):
     assert rec.summary() == ("SGD model, k=10, over 943 users and 1,682 movies of "
                              "MovieLens 100k.")
