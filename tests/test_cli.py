@@ -349,6 +349,12 @@ def test_recommend_bad_input(run, saved, tmp_path):
     fails(run("recommend", saved), "user")
 
 
+def test_recommend_refuses_a_fifo(run, tmp_path):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    fails(run("recommend", fifo, 1, timeout=30), "model.npz")
+
+
 # ---- demo ------------------------------------------------------------------------
 
 def free_port() -> int:
