@@ -1,7 +1,7 @@
 """Alternating least squares on one weighted-least-squares kernel.
 
 Every iteration solves the users with the items fixed, then the items with
-the users fixed; both half-steps are ``_core.als_half_step`` (csrc/als.c),
+the users fixed; both half-steps are ``_core.als_half_step`` (csrc/core/als.c),
 which for each row solves
 
     (w0 Y^T Y + sum_obs (c_ij - w0) y_j y_j^T + lambda_i I) x = sum_obs c_ij t_ij y_j
