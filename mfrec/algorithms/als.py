@@ -121,16 +121,14 @@ class _Alternating(Algorithm):
                 *train.by_item, core.user_factors, core.item_factors,
                 x_bias=core.item_bias, y_bias=core.user_bias, offset=core.global_mean,
                 row_weights=self.item_weights, col_weights=self.user_weights, **self.kwargs)
-        except ValueError as e:
-            if "singular" in str(e):
-                r = train.ratings
-                raise ValueError(f"{self.name}: iteration {iteration + 1}: a user's or item's "
-                                 f"least-squares system is not positive definite "
-                                 f"(regularization={self.params['regularization']}, ratings "
-                                 f"from {r.min():g} to {r.max():g}): use a larger "
-                                 "regularization, or rescale ratings so that float32 sums of "
-                                 "their squares stay finite") from None
-            raise
+        except np.linalg.LinAlgError:  # the core's "not positive definite"
+            r = train.ratings
+            raise np.linalg.LinAlgError(
+                f"{self.name}: iteration {iteration + 1}: a user's or item's least-squares "
+                f"system is not positive definite (regularization="
+                f"{self.params['regularization']}, ratings from {r.min():g} to {r.max():g}): "
+                "use a larger regularization, or rescale ratings so that float32 sums of "
+                "their squares stay finite") from None
         return items["data"] + items["reg"] + users["reg"]
 
 
