@@ -1,5 +1,6 @@
 /*
- * blas.c - the arbiter of OpenBLAS's thread count (see blas.h).
+ * blas.c - the arbiter of OpenBLAS's thread count (see blas.h), and what
+ * OpenBLAS reports about itself.
  *
  * The core's only state that outlives a call, because the setting it
  * guards is itself global to the process: how many calls are inside, the
@@ -10,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "blas.h"
+#include "mfrec.h"
 
 static atomic_flag lock = ATOMIC_FLAG_INIT;
 static int inside;  /* calls between enter and leave */
@@ -45,4 +47,10 @@ void mfr_blas_threads_leave(void)
     if (--inside == 0 && current != saved)
         MFR_BLAS(openblas_set_num_threads)(current = saved);
     release();
+}
+
+void mfr_blas_info(const char **config, const char **corename)
+{
+    *config = MFR_BLAS(openblas_get_config)();
+    *corename = MFR_BLAS(openblas_get_corename)();
 }

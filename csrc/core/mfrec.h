@@ -42,6 +42,9 @@
 
 const char *mfr_strerror(int status);
 const char *mfr_version(void);
+/* The OpenBLAS build configuration and the name of the kernel it selected
+ * for this CPU (blas.c). */
+void mfr_blas_info(const char **config, const char **corename);
 /* The instruction-set variant the multi-versioned kernels run:
  * "x86-64-v4 (AVX-512)", "x86-64-v3 (AVX2+FMA)" or "default". */
 const char *mfr_simd_variant(void);

@@ -10,8 +10,6 @@
 #define MFREC_BINDING_IMPORTS_NUMPY
 #include "binding.h"
 
-#include "blas.h"
-
 /* ==== the Model type ==================================================== */
 
 static int model_traverse(ModelObject *self, visitproc visit, void *arg)
@@ -264,7 +262,6 @@ ModelObject *as_model(PyObject *module, PyObject *obj)
     return (ModelObject *)obj;
 }
 
-
 /* ==== the factors' random start (rng.c) ================================ */
 
 BINDING_ARGS(init_factors, "(out, kind, scale, seed, stream)",
@@ -294,8 +291,9 @@ BINDING_ARGS(init_factors, "(out, kind, scale, seed, stream)",
 
 BINDING_NOARGS(openblas_config, "OpenBLAS build configuration and the kernel it selected.")
 {
-    return PyUnicode_FromFormat("%s (core: %s)", MFR_BLAS(openblas_get_config)(),
-                                MFR_BLAS(openblas_get_corename)());
+    const char *config, *corename;
+    mfr_blas_info(&config, &corename);
+    return PyUnicode_FromFormat("%s (core: %s)", config, corename);
 }
 
 BINDING_NOARGS(simd_variant, "Instruction-set variant of the multi-versioned kernels.")
