@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import numbers
 import os
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -226,15 +227,23 @@ def _threads_per_fit(params: dict, n_jobs: int, n_tasks: int) -> int:
     return max(1, total // max(1, min(n_jobs, n_tasks)))
 
 
-def _run(tasks: List[Callable[[], dict]], n_jobs: int, verbose: bool, label: str) -> List[dict]:
+class _Cancelled(Exception):
+    """A task stopped because its search was interrupted or failed."""
+
+
+def _run(tasks: List[Callable[[threading.Event], dict]], n_jobs: int, verbose: bool,
+         label: str) -> List[dict]:
     """Run the tasks on n_jobs threads; results in task order. Progress
     lines name each finished task (its 'label' entry). On an error or
-    Ctrl-C the tasks not started are cancelled (running fits finish)."""
+    Ctrl-C (which only the main thread receives) the tasks not started are
+    cancelled and the running fits stop after their current iteration: each
+    task gets an event, set then, that its fit checks after each iteration."""
     results: List[Optional[dict]] = [None] * len(tasks)
     t0 = time.perf_counter()
+    cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=max(1, min(n_jobs, len(tasks))))
     try:
-        futures = {pool.submit(task): j for j, task in enumerate(tasks)}
+        futures = {pool.submit(task, cancel): j for j, task in enumerate(tasks)}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -245,17 +254,32 @@ def _run(tasks: List[Callable[[], dict]], n_jobs: int, verbose: bool, label: str
                     print(f"[{label}] {len(futures) - len(pending)}/{len(tasks)} "
                           f"{row['label']}: {shown}  fit {row['fit_time']:.2f} s  "
                           f"({time.perf_counter() - t0:.1f} s elapsed)", flush=True)
+    except BaseException:
+        cancel.set()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
 def _fit_and_score(model_type, params: dict, train: Ratings, test: Ratings, metrics,
-                   threshold: float, fit_params: dict, label: str, keep_model: bool) -> dict:
+                   threshold: float, fit_params: dict, label: str, keep_model: bool,
+                   cancel: threading.Event) -> dict:
     model = model_type(**params)
+    user_callback = fit_params.get("callback")
+
+    def callback(fitted, row):
+        if cancel.is_set():
+            raise _Cancelled(label)
+        return None if user_callback is None else user_callback(fitted, row)
+
+    if user_callback is None or callable(user_callback):  # else fit names the error
+        fit_params = {**fit_params, "callback": callback}
     t0 = time.perf_counter()
     model.fit(train, **fit_params)
     t1 = time.perf_counter()
+    if cancel.is_set():
+        raise _Cancelled(label)
     scores = score(model, test, metrics, threshold)
     return {"label": label, "scores": scores, "fit_time": t1 - t0,
             "test_time": time.perf_counter() - t1, "model": model if keep_model else None}
@@ -287,9 +311,9 @@ def _check_model(model):
 def _fold_tasks(model, params, folds, metrics, threshold, fit_params, prefix="",
                 keep_models=False):
     """One task per fold, fitting a new model of `params` (n_threads set)."""
-    return [lambda train=train, test=test, name=name: _fit_and_score(
+    return [lambda cancel, train=train, test=test, name=name: _fit_and_score(
                 type(model), params, train, test, metrics, threshold, fit_params, prefix + name,
-                keep_models)
+                keep_models, cancel)
             for name, (train, test) in folds]
 
 

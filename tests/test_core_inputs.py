@@ -177,17 +177,17 @@ def test_init_factors(out, kind, scale, seed, stream):
                         "seen_indptr", "seen_indices"]), any_array())
 @CORE_CASES
 def test_model_attributes(name, value):
-    """Setting the array attributes: converted (a copy if the input cannot be
-    used as is: read-only, strided, another dtype) or rejected, naming them."""
+    """Setting the array attributes: converted into the model's own copy,
+    read-only to Python, or rejected, naming them."""
     m = _core.Model()
     _, err = call(setattr, [name], m, name, value)
     if err is None and value is not None:
         got = getattr(m, name)
-        assert got.flags.c_contiguous and got.flags.writeable
+        assert got.flags.c_contiguous and not got.flags.writeable
         want = np.array(value, got.dtype) if isinstance(value, list) else \
             np.asarray(value).astype(got.dtype)
         np.testing.assert_array_equal(got, want)
-        if isinstance(value, np.ndarray) and not value.flags.writeable:
+        if isinstance(value, np.ndarray):
             assert not np.shares_memory(got, value)
 
 

@@ -231,3 +231,71 @@ def test_ctrl_c_between_history_and_snapshot(monkeypatch, at_call, early):
     ref = mfrec.Model("sgd", **{**params, "epochs": 2}).fit(data)
     assert len(model.history) == 2 and model.best_iteration_ == 2
     assert same_model(model, ref)
+
+
+# ---- Ctrl-C during long calls outside fit ------------------------------------------
+
+RECOMMEND_ALL_INTERRUPTED = """
+    import os, signal, threading, time
+    import numpy as np
+    import mfrec
+    # 60,000 users x 20,000 items, 64 factors: a few chunks of queries
+    users = np.arange(60000)
+    ratings = mfrec.Ratings(users, users % 20000, np.ones(len(users), np.float32))
+    model = mfrec.Model("sgd", factors=64, epochs=1, seed=0).fit(ratings)
+    t0 = time.perf_counter()
+    model.recommend_all(10)
+    full = time.perf_counter() - t0
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+    t0 = time.perf_counter()
+    try:
+        model.recommend_all(10)
+        print("result returned", full, flush=True)
+    except KeyboardInterrupt:
+        print("result interrupted", full, time.perf_counter() - t0, flush=True)
+"""
+
+
+def test_ctrl_c_stops_recommend_all_between_chunks():
+    """Ctrl-C early in a long recommend_all raises KeyboardInterrupt after
+    the chunk of users in progress, well before the whole call is done (it
+    used to be noticed only when the call returned). The bound compares the
+    interrupted call with the same call run to the end in the same process."""
+    with python(RECOMMEND_ALL_INTERRUPTED) as proc:
+        words = wait_for(proc, "result", timeout=600).split()
+        assert proc.wait(60) == 0, proc.stderr.read()
+    assert words[1] == "interrupted", words
+    full, stopped = float(words[2]), float(words[3])
+    assert stopped < full / 2, (stopped, full)
+
+
+CROSS_VALIDATE_INTERRUPTED = """
+    import itertools, sys
+    import mfrec
+    data = mfrec.make_low_rank(3000, 2000, 8, density=0.1, seed=2).ratings  # slow epochs
+    counter, epochs = itertools.count(1), int(sys.argv[1])
+
+    def count(model, row):
+        print("epoch", next(counter), flush=True)
+
+    try:
+        mfrec.cross_validate(mfrec.Model("sgd", factors=32, epochs=epochs, seed=1), data,
+                             cv=2, n_jobs=2, fit_params={"callback": count})
+        print("result returned", flush=True)
+    except KeyboardInterrupt:
+        print("result interrupted", next(counter) - 1, flush=True)
+"""
+
+
+def test_ctrl_c_cancels_cross_validate_fits():
+    """Ctrl-C during cross_validate(n_jobs=2) stops the running fits after
+    their current epoch and raises KeyboardInterrupt: far fewer epochs run
+    than the two folds' 2 x 60 (the fits used to run to the end first)."""
+    epochs = 60
+    with python(CROSS_VALIDATE_INTERRUPTED, epochs) as proc:
+        wait_for(proc, "epoch 2")
+        proc.send_signal(signal.SIGINT)
+        words = wait_for(proc, "result", timeout=600).split()
+        assert proc.wait(60) == 0, proc.stderr.read()
+    assert words[1] == "interrupted", words
+    assert int(words[2]) < epochs, words  # of 2 x epochs

@@ -409,6 +409,12 @@ def test_fit_arrays(algorithm, triplet, k):
     plain = mfrec.Model(algorithm, **params).fit(u, i, r)
     for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
         np.testing.assert_array_equal(getattr(model, name), getattr(plain, name))
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias", "seen_indptr",
+                 "seen_indices"):  # the model's state is its own: read-only
+        a = getattr(model, name)
+        if a is not None:
+            with pytest.raises(ValueError):
+                a.flags.writeable = True
 
 
 params_values = st.one_of(st.integers(-3, 6), st.integers(), st.floats(),

@@ -6,6 +6,9 @@ finished state in under the model's lock; predict holds the same lock, so a
 reader sees the old model or the new one, never a mix.
 """
 import ctypes
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -15,6 +18,7 @@ import mfrec
 from mfrec import _core
 
 N_READERS = 4
+HOME = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +190,109 @@ def test_concurrent_calls_restore_blas_threads(data):
         assert get() == 2
     finally:
         set_(before)
+
+
+# ---- a model's state cannot change behind a running kernel ---------------------
+
+ARRAYS = ("user_factors", "item_factors", "user_bias", "item_bias", "seen_indptr",
+          "seen_indices")
+
+STATE_RACE = """
+import sys, threading, time
+import numpy as np
+import mfrec
+
+data = mfrec.make_low_rank(20000, 2000, 4, density=0.01, seed=0).ratings
+m = mfrec.Model("sgd", factors=8, epochs=1, seed=1).fit(data)
+good = {name: getattr(m, name).copy() for name in %(arrays)r}
+users, items = data.user[:5000], data.item[:5000]
+counts = {"refused": 0, "set": 0, "calls": 0, "failed": 0}
+
+def in_place():  # what crashed: a write into the returned array, undone at once
+    while time.monotonic() < deadline:
+        for name, at, value in (("seen_indptr", 15000, -10**15), ("seen_indices", 9, -10**9),
+                                ("item_factors", 9, np.nan)):
+            a = getattr(m, name)
+            try:
+                a.flags.writeable = True
+            except ValueError:
+                counts["refused"] += 1
+            try:
+                old = a[at].copy()
+                for _ in range(1000 if name == "seen_indptr" else 10):
+                    a[at] = value
+                    a[at] = old
+            except ValueError:
+                counts["refused"] += 1
+
+def setters():  # damaged arrays set and taken back: refused by each call
+    bad = dict(seen_indptr=good["seen_indptr"].copy(), seen_indices=good["seen_indices"] + 10**6,
+               item_factors=np.full_like(good["item_factors"], np.nan))
+    bad["seen_indptr"][15000] = -10**15
+    while time.monotonic() < deadline:
+        for name, value in bad.items():
+            setattr(m, name, value)
+            setattr(m, name, good[name])
+            counts["set"] += 1
+
+def reader(call):
+    while time.monotonic() < deadline:
+        try:
+            call()
+        except (ValueError, IndexError):  # a damaged array, refused
+            counts["failed"] += 1
+        counts["calls"] += 1
+
+calls = [lambda: m.recommend_all(10), lambda: m.predict(users, items),
+         lambda: m.similar_items(m.item_ids[:500], 10), lambda: m.recommend(m.user_ids[::7], 5)]
+# one writer against one reader at a time: the writer runs whenever the
+# reader's kernel releases the GIL
+for writer in (in_place, setters):
+    for call in calls:
+        deadline = time.monotonic() + float(sys.argv[1]) / 8
+        threads = [threading.Thread(target=writer), threading.Thread(target=reader, args=(call,))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+same = all(np.array_equal(getattr(m, n), good[n]) for n in good)
+print("result", counts["refused"], counts["set"], counts["calls"], same, flush=True)
+""" % {"arrays": ARRAYS}
+
+
+def test_state_cannot_change_under_a_running_call():
+    """Writer threads attack a fitted model's arrays (writes into the returned
+    arrays, re-enabling their writeable flag, setters with damaged arrays)
+    while readers run recommend_all, predict, similar_items and recommend
+    with the GIL released. Writing into a model's array used to crash the
+    process (the core validated seen_indptr, then read it again after the
+    write). Now every in-place write is refused, a damaged array that a
+    setter stores fails a call cleanly, and the process lives."""
+    env = {**os.environ, "PYTHONPATH": HOME}
+    proc = subprocess.run([sys.executable, "-c", STATE_RACE, "3"], cwd=HOME, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    refused, n_set, calls, same = proc.stdout.split()[1:]
+    assert int(refused) > 0 and int(n_set) > 0 and int(calls) > 0
+    assert same == "True"  # the model ends with the arrays last set
+
+
+@pytest.mark.parametrize("name", ARRAYS)
+def test_model_arrays_are_read_only(data, name):
+    """The arrays a model returns are its own and read-only: writes raise,
+    and NumPy refuses to make them writeable again; setting one stores a
+    copy, so the caller's array stays the caller's."""
+    m = mfrec.Model("sgd", factors=3, epochs=1, seed=0).fit(data)
+    a = getattr(m, name)
+    before = a.copy()
+    with pytest.raises(ValueError, match="read-only"):
+        a[0] = 7
+    with pytest.raises(ValueError):
+        a.flags.writeable = True
+    with pytest.raises(ValueError):
+        a[:].flags.writeable = True  # nor a view of it
+    mine = before.copy()
+    setattr(m, name, mine)
+    mine[0] = 7
+    assert np.array_equal(getattr(m, name), before)
+    assert not np.shares_memory(getattr(m, name), mine)

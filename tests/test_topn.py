@@ -370,6 +370,32 @@ def test_fold_in_tells_a_fan_from_a_hater(ml100k):
     assert np.flatnonzero(fan == 181)[0] < 100 < 1000 < np.flatnonzero(hater == 181)[0]
 
 
+@pytest.mark.parametrize("algorithm,params", [("sgd", {"biases": False}), ("sgd", {}),
+                                              ("nmf", {}), ("als", {}), ("wals", {})])
+@pytest.mark.parametrize("rating", [3e38, -3e38, 1e30])
+def test_fold_in_of_extreme_ratings_is_finite_or_refused(data, algorithm, params, rating):
+    """Finite ratings near float32's limit: the new user's factors, bias and
+    scores are finite, or the call refuses with FloatingPointError naming
+    the ratings (a user without biases rating 3e38 used to get infinite
+    scores). Ratings of 1e30 fit in float32 everywhere: never refused."""
+    model = mfrec.Model(algorithm, factors=4, seed=0, **params).fit(data)
+    items = model.item_ids[:5]
+    ratings = np.full(5, rating, np.float32)
+    for call in (lambda: model.fold_in(items, ratings),
+                 lambda: model.recommend_new_user(items, ratings, n=len(model.item_ids))):
+        try:
+            first, second = call()
+        except FloatingPointError as e:
+            assert "ratings" in str(e) and "float32" in str(e)
+            assert abs(rating) > 1e30
+            continue
+        values = second if isinstance(second, np.ndarray) else [first, second or 0.0]
+        assert all(np.isfinite(v).all() for v in values)
+    if (algorithm, params) == ("sgd", {"biases": False}) and abs(rating) > 1e30:
+        with pytest.raises(FloatingPointError, match="ratings"):
+            model.recommend_new_user(items, ratings)
+
+
 # ---- bad input -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ const char *mfr_strerror(int status)
     case MFR_ENONFINITE: return "non-finite value (NaN or infinity)";
     case MFR_ELAPACK: return "LAPACK routine failed";
     case MFR_ENOTPD: return "matrix not positive definite";
+    case MFR_ERANGE: return "result beyond the float32 range";
     default: return "unknown error";
     }
 }

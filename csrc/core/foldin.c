@@ -8,12 +8,40 @@
  * Each unrated item is a row of its own: its target v - mu - b_j is not
  * zero, so the Gram trick of als.c (unobserved targets 0) does not apply,
  * and this runs once per request, not once per row of a half-step.
+ * Extreme (finite) ratings can give a user beyond float32: MFR_ERANGE, not
+ * infinities.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
 #include "blas.h"
 #include "internal.h"
+
+/* MFR_OK if the fold-in solution z (k factors, then the bias if the model
+ * has biases) and every score it gives, mu + b + b_i + x . Q[i], stay in
+ * the float32 range as top-N computes them: |z_f| <= FLT_MAX, and the sum
+ * of the terms' magnitudes, grown by the rounding of a k-term float sum
+ * (gamma = (k + 4) eps), too, so no partial sum overflows. MFR_ERANGE
+ * otherwise: finite ratings whose user cannot be represented. */
+static int fold_in_range(const mfr_model *m, const double *z, int32_t d)
+{
+    const int32_t k = m->k;
+    const double b = d > k ? z[k] : 0.0, grow = 1.0 + (k + 4) * (double)FLT_EPSILON;
+    for (int32_t f = 0; f < d; f++)
+        if (!(fabs(z[f]) <= FLT_MAX))
+            return MFR_ERANGE;
+    for (int32_t i = 0; i < m->n_items; i++) {
+        const float *q = m->Q + (size_t)i * k;
+        double bound = fabs(m->global_mean) + fabs(b) +
+                       (m->item_bias ? fabs((double)m->item_bias[i]) : 0.0);
+        for (int32_t f = 0; f < k; f++)
+            bound += fabs(z[f] * q[f]);
+        if (!(bound * grow <= FLT_MAX))
+            return MFR_ERANGE;
+    }
+    return MFR_OK;
+}
 
 int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
                 const float *ratings, double lambda, double unrated_weight,
@@ -85,6 +113,8 @@ int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
         status = info > 0 ? MFR_ENOTPD : MFR_ELAPACK;
         goto cleanup;
     }
+    if ((status = fold_in_range(m, z, d)) != MFR_OK)
+        goto cleanup;
     for (int32_t f = 0; f < k; f++)
         x[f] = (float)z[f];
     *b = d > k ? (float)z[k] : 0.0f;

@@ -39,6 +39,7 @@
 #define MFR_ENONFINITE (-6)/* an input value is NaN or infinite */
 #define MFR_ELAPACK (-7)   /* LAPACK reported a failure */
 #define MFR_ENOTPD (-8)    /* a matrix that must be positive definite is not */
+#define MFR_ERANGE (-9)    /* a result exceeds the float32 range */
 
 const char *mfr_strerror(int status);
 const char *mfr_version(void);
@@ -401,7 +402,9 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
  * of SGD's negative sampling). The normal equations (A^T C A + lambda I) z
  * = A^T C y, with rows a = [Q[i], 1] and weights C, are solved by Cholesky
  * (LAPACK dposv) in double. lambda > 0, w >= 0; MFR_ENOTPD if the system
- * is not positive definite (lambda too small for these items). */
+ * is not positive definite (lambda too small for these items). MFR_ERANGE
+ * if x, b or a score mu + b + b_i + x . Q[i] of any item would leave the
+ * float32 range (extreme ratings), rather than infinities. */
 int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
                 const float *ratings, double lambda, double unrated_weight,
                 double unrated_value, float *x, float *b);

@@ -17,7 +17,6 @@
  * kept one never displaces it: ties go to the lower index, as documented
  * in mfrec.h. Block and tile sizes depend on the batch, not on the thread
  * count, and so do the lists.
-
  */
 #include <math.h>
 #include <stdlib.h>

@@ -92,8 +92,8 @@ static void als_arrays_release(als_arrays *t)
 static int als_arrays_get(als_arrays *t, PyObject *const o[A_COUNT])
 {
     PyArrayObject **a = t->a;
-    if (!(a[A_INDPTR] = as_array(o[A_INDPTR], NPY_INT64, 1, "indptr")) ||
-        !(a[A_INDICES] = as_array(o[A_INDICES], NPY_INT32, 1, "indices")) ||
+    if (!(a[A_INDPTR] = as_indices(o[A_INDPTR], NPY_INT64, 1, "indptr")) ||
+        !(a[A_INDICES] = as_indices(o[A_INDICES], NPY_INT32, 1, "indices")) ||
         (o[A_VALUES] != Py_None &&
          !(a[A_VALUES] = as_array(o[A_VALUES], NPY_FLOAT32, 1, "values"))) ||
         !(a[A_Y] = as_array(o[A_Y], NPY_FLOAT32, 2, "Y")) ||

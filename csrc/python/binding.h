@@ -54,7 +54,8 @@ extern PyMethodDef mfr_py_info_functions[], mfr_py_ratings_functions[],
 /* ---- status codes and arguments (convert.c) ----------------------------- */
 
 /* Set the exception that matches a core status; returns NULL.
- * MFR_ENOTPD raises numpy.linalg.LinAlgError (a ValueError). */
+ * MFR_ENOTPD raises numpy.linalg.LinAlgError (a ValueError); MFR_EDIVERGED
+ * and MFR_ERANGE FloatingPointError. */
 PyObject *raise_status(int status, const char *what);
 /* Like raise_status with a message of the caller's own. */
 PyObject *raise_status_msg(int status, const char *message);
@@ -65,6 +66,10 @@ void conversion_error(const char *name, int typenum);
  * `ndim` dimensions, converted from obj only where the cast is safe.
  * NULL with an exception that names the argument otherwise. */
 PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char *name);
+/* As as_array, always a private copy: for indices the core checks in one
+ * pass and reads again in another, with the GIL released in between, so
+ * that no other thread can change them after the check. */
+PyArrayObject *as_indices(PyObject *obj, int typenum, int ndim, const char *name);
 /* Like as_array, for arrays the core writes into: never a copy. */
 PyArrayObject *as_output(PyObject *obj, int typenum, int ndim, const char *name);
 /* 1-D arrays that must have the same length; returns it, or -1. */
@@ -108,7 +113,8 @@ typedef struct {
 } module_state;
 
 /* The factor model: prediction = mu + b_u + b_i + P[u] . Q[i]. The arrays
- * are owned here (float32, C-contiguous); the kernels update them in place.
+ * are owned here (float32, C-contiguous; private copies, read-only to
+ * Python: see seal in module.c); the training kernels update them in place.
  * seen_indptr/seen_indices: the training items of each user (CSR). */
 typedef struct {
     PyObject_HEAD

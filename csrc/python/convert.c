@@ -13,7 +13,8 @@ static PyObject *status_type(int status)
     PyObject *type;
     switch (status) {
     case MFR_ENOMEM: type = PyExc_MemoryError; break;
-    case MFR_EDIVERGED: type = PyExc_FloatingPointError; break;
+    case MFR_EDIVERGED: /* fall through */
+    case MFR_ERANGE: type = PyExc_FloatingPointError; break;
     case MFR_EINDEX: type = PyExc_IndexError; break;
     case MFR_ELAPACK: type = PyExc_RuntimeError; break;
     case MFR_ENOTPD: {
@@ -62,9 +63,10 @@ void conversion_error(const char *name, int typenum)
     Py_XDECREF(tb);
 }
 
-PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char *name)
+static PyArrayObject *array_from(PyObject *obj, int typenum, int ndim, const char *name,
+                                 int flags)
 {
-    PyArrayObject *arr = (PyArrayObject *)PyArray_FROM_OTF(obj, typenum, NPY_ARRAY_IN_ARRAY);
+    PyArrayObject *arr = (PyArrayObject *)PyArray_FROM_OTF(obj, typenum, flags);
     if (!arr) {
         conversion_error(name, typenum);
         return NULL;
@@ -76,6 +78,16 @@ PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char *name)
         return NULL;
     }
     return arr;
+}
+
+PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char *name)
+{
+    return array_from(obj, typenum, ndim, name, NPY_ARRAY_IN_ARRAY);
+}
+
+PyArrayObject *as_indices(PyObject *obj, int typenum, int ndim, const char *name)
+{
+    return array_from(obj, typenum, ndim, name, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_ENSURECOPY);
 }
 
 PyArrayObject *as_output(PyObject *obj, int typenum, int ndim, const char *name)
@@ -131,7 +143,8 @@ int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name
     }
     for (int j = 0; j < 3; j++) {
         snprintf(label, sizeof label, "%s %s", name, parts[j]);
-        if (!(v->held[j] = as_array(PyTuple_GET_ITEM(obj, j), types[j], 1, label)))
+        if (!(v->held[j] = (j < 2 ? as_indices : as_array)(PyTuple_GET_ITEM(obj, j), types[j],
+                                                             1, label)))
             return -1;
     }
     npy_intp n_rows = PyArray_DIM(v->held[0], 0) - 1; /* -1 for an empty indptr */

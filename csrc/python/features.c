@@ -25,8 +25,8 @@ int features_view_get(PyObject *obj, features_view *v, npy_intp n_rows, npy_intp
                      "weights, factors, bias)", name);
         return -1;
     }
-    if (!(v->held[0] = as_array(indptr, NPY_INT64, 1, "features indptr")) ||
-        !(v->held[1] = as_array(indices, NPY_INT32, 1, "features indices")) ||
+    if (!(v->held[0] = as_indices(indptr, NPY_INT64, 1, "features indptr")) ||
+        !(v->held[1] = as_indices(indices, NPY_INT32, 1, "features indices")) ||
         !(v->held[2] = as_array(weights, NPY_FLOAT32, 1, "features weights")) ||
         !(v->held[3] = as_output(factors, NPY_FLOAT32, 2, "features factors")) ||
         (bias != Py_None && !(v->held[4] = as_output(bias, NPY_FLOAT32, 1, "features bias"))))

@@ -52,6 +52,9 @@ BINDING_KW(fold_in, "(model, items, ratings, regularization, unrated_weight=0.0,
         raise_status(status, status == MFR_ENOTPD
                                  ? "fold_in: the system is singular (regularization too "
                                    "small for these items)"
+                             : status == MFR_ERANGE
+                                 ? "fold_in: ratings: so extreme that the new user's "
+                                   "factors, bias or scores overflow float32"
                                  : "fold_in (items or ratings)");
         goto cleanup;
     }

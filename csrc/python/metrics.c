@@ -54,9 +54,9 @@ BINDING_KW(ranking_metrics, "(recommended, rel_indptr, rel_indices, n_items, n_t
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOn|i", kwlist, &ro, &po, &io, &n_items,
                                      &n_threads))
         return NULL;
-    if (!(rec = as_array(ro, NPY_INT32, 2, "recommended")) ||
-        !(indptr = as_array(po, NPY_INT64, 1, "rel_indptr")) ||
-        !(indices = as_array(io, NPY_INT32, 1, "rel_indices")))
+    if (!(rec = as_indices(ro, NPY_INT32, 2, "recommended")) ||
+        !(indptr = as_indices(po, NPY_INT64, 1, "rel_indptr")) ||
+        !(indices = as_indices(io, NPY_INT32, 1, "rel_indices")))
         goto cleanup;
     npy_intp n_users = PyArray_DIM(rec, 0), k = PyArray_DIM(rec, 1);
     if (n_items < 1 || n_items > INT32_MAX || k < 1 || k > INT32_MAX) {

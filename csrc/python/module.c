@@ -109,6 +109,44 @@ static const array_slot slot_item_bias = ARRAY_SLOT(item_bias, NPY_FLOAT32, 1);
 static const array_slot slot_seen_indptr = ARRAY_SLOT(seen_indptr, NPY_INT64, 1);
 static const array_slot slot_seen_indices = ARRAY_SLOT(seen_indices, NPY_INT32, 1);
 
+/* The model's arrays are its own: a setter stores a private copy, read-only
+ * to Python, whose data belong to an owning array that only a capsule (its
+ * base) holds. NumPy refuses `flags.writeable = True` on it (the base chain
+ * ends in an object that exports no writable buffer), so no thread can
+ * change a model's state while the GIL is released around a kernel that
+ * validated it; only the binding's kernels write through the data pointer
+ * (the training steps, on private core models). */
+#define SEALED_NAME "mfrec._core.sealed"
+
+static void sealed_free(PyObject *capsule)
+{
+    Py_XDECREF((PyObject *)PyCapsule_GetPointer(capsule, SEALED_NAME));
+}
+
+/* A read-only array over the data of `owner` (stolen), which it keeps alive. */
+static PyArrayObject *seal(PyArrayObject *owner)
+{
+    PyObject *holder = PyCapsule_New(owner, SEALED_NAME, sealed_free);
+    if (!holder) {
+        Py_DECREF(owner);
+        return NULL;
+    }
+    PyArray_Descr *descr = PyArray_DESCR(owner);
+    Py_INCREF(descr);
+    PyArrayObject *arr = (PyArrayObject *)PyArray_NewFromDescr(
+        &PyArray_Type, descr, PyArray_NDIM(owner), PyArray_DIMS(owner), NULL,
+        PyArray_DATA(owner), NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, NULL);
+    if (!arr) {
+        Py_DECREF(holder);
+        return NULL;
+    }
+    if (PyArray_SetBaseObject(arr, holder) < 0) { /* steals holder */
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
 static PyObject *model_get_array(ModelObject *self, void *closure)
 {
     const array_slot *s = closure;
@@ -125,7 +163,8 @@ static int model_set_array(ModelObject *self, PyObject *value, void *closure)
     PyArrayObject **field = (PyArrayObject **)((char *)self + s->offset);
     PyArrayObject *arr = NULL;
     if (value && value != Py_None) {
-        arr = (PyArrayObject *)PyArray_FROM_OTF(value, s->typenum, NPY_ARRAY_CARRAY);
+        arr = (PyArrayObject *)PyArray_FROM_OTF(value, s->typenum,
+                                                NPY_ARRAY_CARRAY | NPY_ARRAY_ENSURECOPY);
         if (!arr) {
             conversion_error(s->name, s->typenum);
             return -1;
@@ -144,6 +183,8 @@ static int model_set_array(ModelObject *self, PyObject *value, void *closure)
                 Py_DECREF(arr);
                 return -1;
             }
+        if (!(arr = seal(arr)))
+            return -1;
     }
     Py_XSETREF(*field, arr);
     return 0;
@@ -231,7 +272,9 @@ static PyMethodDef model_methods[] = {METHOD(model_predict), {NULL}};
 PyDoc_STRVAR(model_doc,
 "Model()\n--\n\n"
 "The factor model of the C core: arrays user_factors, item_factors,\n"
-"user_bias, item_bias and the scalar global_mean. mfrec.Model builds on it.");
+"user_bias, item_bias and the scalar global_mean. mfrec.Model builds on it.\n"
+"Setting an array stores a copy; reading one gives the model's array,\n"
+"read-only (assign a new array to change it).");
 
 static PyType_Slot model_slots[] = {
     {Py_tp_doc, (void *)model_doc},

@@ -20,8 +20,8 @@ BINDING_KW(build_csr, "(rows, cols, values, n_rows, n_cols)",
         return NULL;
     if (check_int32_size(n_rows, "n_rows") < 0 || check_int32_size(n_cols, "n_cols") < 0)
         return NULL;
-    if (!(rows = as_array(ro, NPY_INT32, 1, "rows")) ||
-        !(cols = as_array(co, NPY_INT32, 1, "cols")))
+    if (!(rows = as_indices(ro, NPY_INT32, 1, "rows")) ||
+        !(cols = as_indices(co, NPY_INT32, 1, "cols")))
         goto cleanup;
     npy_intp nnz = same_length(rows, cols, "rows", "cols");
     if (nnz < 0)

@@ -62,8 +62,8 @@ static int sgd_call_get(PyObject *module, sgd_call *c, const char *what, PyObjec
     if (!model || model_view_get(model, &c->v, c->p.biases) < 0 ||
         sgd_rated_get(&c->p, rated_o, &c->v.m, &c->rated) < 0)
         return -1;
-    if (!(c->users = as_array(uo, NPY_INT32, 1, "users")) ||
-        !(c->items = as_array(io, NPY_INT32, 1, "items")) ||
+    if (!(c->users = as_indices(uo, NPY_INT32, 1, "users")) ||
+        !(c->items = as_indices(io, NPY_INT32, 1, "items")) ||
         !(c->ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")))
         return -1;
     c->n = same_length(c->users, c->items, "users", "items");

@@ -25,6 +25,57 @@ static int lists_new(npy_intp n_query, Py_ssize_t n, PyArrayObject **items,
     return 0;
 }
 
+/* Long top-N calls run in chunks of queries with the GIL released, and
+ * Ctrl-C is checked between chunks (KeyboardInterrupt within a chunk's
+ * time, not after the whole call). A chunk is about 2**34 multiply-adds
+ * (a fraction of a second on one core) and a multiple of the core's 8
+ * blocks of 512 queries; the lists do not depend on the chunking. */
+typedef struct {
+    mfr_model *m;           /* recommend: the model */
+    const mfr_csr *seen;    /* recommend: skip lists, or NULL */
+    const int32_t *query;   /* the query rows, one per list */
+    int32_t n_rows, k;      /* similar: F's shape */
+    const float *F;         /* similar: the rows, or NULL for recommend */
+    int32_t n_pool;
+    const int32_t *pool;
+    int n_threads;
+} topn_call;
+
+static int topn_chunk(const topn_call *c, int64_t q0, int64_t len, mfr_topn_lists *part)
+{
+    if (c->F)
+        return mfr_similar(c->n_rows, c->k, c->F, len, c->query + q0, c->n_pool, c->pool, part,
+                           c->n_threads);
+    return mfr_recommend(c->m, len, c->query + q0, c->seen, c->n_pool, c->pool, part,
+                         c->n_threads);
+}
+
+/* Run c over n_query lists into out; -1 with an exception set on a status
+ * (named by `what`) or an interruption. */
+static int topn_run_chunked(const topn_call *c, npy_intp n_query, int32_t n_targets,
+                            mfr_topn_lists *out, const char *what)
+{
+    const int64_t per_query = (int64_t)(n_targets > 1 ? n_targets : 1) * (c->k > 1 ? c->k : 1);
+    int64_t chunk = ((int64_t)1 << 34) / per_query;
+    chunk = (chunk / 4096 + 1) * 4096;
+    for (npy_intp q0 = 0; q0 == 0 || q0 < n_query; q0 += chunk) {
+        const int64_t len = n_query - q0 < chunk ? n_query - q0 : chunk;
+        const size_t at = (size_t)q0 * (size_t)out->n;
+        mfr_topn_lists part = {out->n, out->items + at, out->scores + at, out->counts + q0};
+        int status;
+        Py_BEGIN_ALLOW_THREADS
+        status = topn_chunk(c, q0, len, &part);
+        Py_END_ALLOW_THREADS
+        if (status != MFR_OK) {
+            raise_status(status, what);
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* An optional candidate pool (None or int32 indices); -1 on error. */
 static int pool_get(PyObject *obj, PyArrayObject **pool)
 {
@@ -46,7 +97,7 @@ BINDING_KW(recommend, "(model, users, n, *, exclude_seen, pool, n_threads)",
     static char *kwlist[] = {"model", "users", "n", "exclude_seen", "pool", "n_threads", NULL};
     PyObject *mo, *uo, *po, *result = NULL;
     Py_ssize_t n;
-    int exclude_seen, n_threads, status;
+    int exclude_seen, n_threads;
     PyArrayObject *users = NULL, *pool = NULL, *indptr = NULL, *indices = NULL;
     PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
     mfr_topn_lists out;
@@ -59,7 +110,7 @@ BINDING_KW(recommend, "(model, users, n, *, exclude_seen, pool, n_threads)",
         goto cleanup;
     npy_intp n_query = v.m.n_users;
     if (uo != Py_None) {
-        if (!(users = as_array(uo, NPY_INT32, 1, "users")))
+        if (!(users = as_indices(uo, NPY_INT32, 1, "users")))
             goto cleanup;
         n_query = PyArray_DIM(users, 0);
     }
@@ -81,18 +132,16 @@ BINDING_KW(recommend, "(model, users, n, *, exclude_seen, pool, n_threads)",
         seen = (mfr_csr){v.m.n_users, v.m.n_items, PyArray_DIM(indices, 0),
                          PyArray_DATA(indptr), PyArray_DATA(indices), NULL};
     }
+    if (!users && !(users = (PyArrayObject *)PyArray_Arange(0, (double)n_query, 1, NPY_INT32)))
+        goto cleanup; /* every user: the queries 0..n_users-1, in chunks */
     if (lists_new(n_query, n, &items, &scores, &counts, &out) < 0)
         goto cleanup;
-    Py_BEGIN_ALLOW_THREADS
-    status = mfr_recommend(&v.m, n_query, users ? PyArray_DATA(users) : NULL,
-                           exclude_seen ? &seen : NULL,
-                           pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
-                           pool ? PyArray_DATA(pool) : NULL, &out, n_threads);
-    Py_END_ALLOW_THREADS
-    if (status != MFR_OK) {
-        raise_status(status, "recommend (users, pool or the training-item index)");
+    topn_call c = {.m = &v.m, .seen = exclude_seen ? &seen : NULL, .query = PyArray_DATA(users),
+                   .k = v.m.k, .n_pool = pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                   .pool = pool ? PyArray_DATA(pool) : NULL, .n_threads = n_threads};
+    if (topn_run_chunked(&c, n_query, pool ? c.n_pool : v.m.n_items, &out,
+                         "recommend (users, pool or the training-item index)") < 0)
         goto cleanup;
-    }
     result = PyTuple_Pack(3, items, scores, counts);
 cleanup:
     model_view_release(&v);
@@ -165,7 +214,7 @@ BINDING_KW(similar, "(factors, query, n, pool=None, n_threads=1)",
     static char *kwlist[] = {"factors", "query", "n", "pool", "n_threads", NULL};
     PyObject *fo, *qo, *po = Py_None, *result = NULL;
     Py_ssize_t n;
-    int n_threads = 1, status;
+    int n_threads = 1;
     PyArrayObject *F = NULL, *query = NULL, *pool = NULL;
     PyArrayObject *items = NULL, *scores = NULL, *counts = NULL;
     mfr_topn_lists out;
@@ -173,22 +222,19 @@ BINDING_KW(similar, "(factors, query, n, pool=None, n_threads=1)",
                                      &n_threads))
         return NULL;
     if (!(F = as_array(fo, NPY_FLOAT32, 2, "factors")) ||
-        !(query = as_array(qo, NPY_INT32, 1, "query")) || pool_get(po, &pool) < 0 ||
+        !(query = as_indices(qo, NPY_INT32, 1, "query")) || pool_get(po, &pool) < 0 ||
         check_int32_size(PyArray_DIM(F, 0), "len(factors)") < 0 ||
         check_int32_size(PyArray_DIM(F, 1), "the number of factors") < 0)
         goto cleanup;
     if (lists_new(PyArray_DIM(query, 0), n, &items, &scores, &counts, &out) < 0)
         goto cleanup;
-    Py_BEGIN_ALLOW_THREADS
-    status = mfr_similar((int32_t)PyArray_DIM(F, 0), (int32_t)PyArray_DIM(F, 1),
-                         PyArray_DATA(F), PyArray_DIM(query, 0), PyArray_DATA(query),
-                         pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
-                         pool ? PyArray_DATA(pool) : NULL, &out, n_threads);
-    Py_END_ALLOW_THREADS
-    if (status != MFR_OK) {
-        raise_status(status, "similar (query or factors)");
+    topn_call c = {.query = PyArray_DATA(query), .n_rows = (int32_t)PyArray_DIM(F, 0),
+                   .k = (int32_t)PyArray_DIM(F, 1), .F = PyArray_DATA(F),
+                   .n_pool = pool ? (int32_t)PyArray_DIM(pool, 0) : 0,
+                   .pool = pool ? PyArray_DATA(pool) : NULL, .n_threads = n_threads};
+    if (topn_run_chunked(&c, PyArray_DIM(query, 0), pool ? c.n_pool : c.n_rows, &out,
+                         "similar (query or factors)") < 0)
         goto cleanup;
-    }
     result = PyTuple_Pack(3, items, scores, counts);
 cleanup:
     Py_XDECREF(F);

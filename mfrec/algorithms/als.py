@@ -109,18 +109,28 @@ class _Alternating(Algorithm):
                            solver=p["solver"], cg_steps=p["cg_steps"],
                            n_threads=p["n_threads"])
 
+    def half_step(self, core, by, side, other, row_weights, col_weights, **kwargs):
+        """Solve the rows of `side` with `other` fixed. The model's arrays
+        are read-only: the kernel updates copies (its warm start) that
+        then replace them."""
+        X = getattr(core, f"{side}_factors").copy()
+        x_bias = getattr(core, f"{side}_bias")
+        x_bias = None if x_bias is None else x_bias.copy()
+        result = _core.als_half_step(
+            *by, getattr(core, f"{other}_factors"), X, x_bias=x_bias,
+            y_bias=getattr(core, f"{other}_bias"), offset=core.global_mean,
+            row_weights=row_weights, col_weights=col_weights, **{**self.kwargs, **kwargs})
+        setattr(core, f"{side}_factors", X)
+        setattr(core, f"{side}_bias", x_bias)
+        return result
+
     def step(self, core, train, iteration):
         """Users, then items; returns the objective at the new factors."""
         try:
-            users = _core.als_half_step(
-                *train.by_user, core.item_factors, core.user_factors,
-                x_bias=core.user_bias, y_bias=core.item_bias, offset=core.global_mean,
-                row_weights=self.user_weights, col_weights=self.item_weights, loss=False,
-                **self.kwargs)
-            items = _core.als_half_step(
-                *train.by_item, core.user_factors, core.item_factors,
-                x_bias=core.item_bias, y_bias=core.user_bias, offset=core.global_mean,
-                row_weights=self.item_weights, col_weights=self.user_weights, **self.kwargs)
+            users = self.half_step(core, train.by_user, "user", "item", self.user_weights,
+                                   self.item_weights, loss=False)
+            items = self.half_step(core, train.by_item, "item", "user", self.item_weights,
+                                   self.user_weights)
         except np.linalg.LinAlgError:  # the core's "not positive definite"
             r = train.ratings
             raise np.linalg.LinAlgError(
@@ -202,9 +212,13 @@ class ALS(FeatureSolver, _Alternating):
         result = _core.als_half_step(
             np.r_[0, np.cumsum(counts[rated])].astype(np.int64), indices, values, Y, X,
             x_bias=x_bias, y_bias=y_bias, offset=core.global_mean, loss=False, **self.kwargs)
+        free = free.copy()  # the model's arrays are read-only: set new ones
         free[rated] = X
+        setattr(self.free, f"{side}_factors", free)
         if free_bias is not None:
+            free_bias = free_bias.copy()
             free_bias[rated] = x_bias
+            setattr(self.free, f"{side}_bias", free_bias)
         return result["reg"]
 
     def feature_steps(self, core, train, side, other):
@@ -336,11 +350,15 @@ class WALS(_Alternating):
             row_weight = count_weights(p["row_weights"], np.array([len(items)]),
                                        mean=user_counts.mean())
         x = np.zeros((1, model.item_factors.shape[1]), np.float32)
-        _core.als_half_step(
-            np.array([0, len(items)], np.int64), items[order], ratings[order],
-            model.item_factors, x, row_weights=row_weight,
-            col_weights=count_weights(p["col_weights"], item_counts, name="col_weights"),
-            regularization=lam, **self.kernel_mode())
+        try:
+            _core.als_half_step(
+                np.array([0, len(items)], np.int64), items[order], ratings[order],
+                model.item_factors, x, row_weights=row_weight,
+                col_weights=count_weights(p["col_weights"], item_counts, name="col_weights"),
+                regularization=lam, **self.kernel_mode())
+        except FloatingPointError:
+            raise FloatingPointError("fold_in: ratings: so extreme that the new user's "
+                                     "factors overflow float32") from None
         return x[0], 0.0
 
 
