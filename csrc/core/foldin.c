@@ -43,6 +43,23 @@ static int fold_in_range(const mfr_model *m, const double *z, int32_t d)
     return MFR_OK;
 }
 
+/* z (d) = the minimizer of |A z - y|^2 + lambda |z|^2 over the t rows of A
+ * (t x d, row-major): (A^T A + lambda I) z = A^T y by dsyrk, dgemv and the
+ * Cholesky solve dposv, in double. G: d x d scratch. */
+static int ridge_solve(const double *A, const double *y, int64_t t, int32_t d, double lambda,
+                       double *G, double *z)
+{
+    /* G = A^T A + lambda I (upper triangle, row-major = lower, column-major) */
+    MFR_BLAS(cblas_dsyrk)(MfrRowMajor, MfrUpper, MfrTrans, d, (blas_int)t, 1.0, A, d, 0.0, G,
+                          d);
+    for (int32_t f = 0; f < d; f++)
+        G[(size_t)f * d + f] += lambda;
+    MFR_BLAS(cblas_dgemv)(MfrRowMajor, MfrTrans, (blas_int)t, d, 1.0, A, d, y, 1, 0.0, z, 1);
+    blas_int bn = d, nrhs = 1, info = 0;
+    MFR_BLAS(dposv_)("L", &bn, &nrhs, G, &bn, z, &bn, &info, 1);
+    return info == 0 ? MFR_OK : info > 0 ? MFR_ENOTPD : MFR_ELAPACK;
+}
+
 int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
                 const float *ratings, double lambda, double unrated_weight,
                 double unrated_value, float *x, float *b)
@@ -101,19 +118,8 @@ int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
         y[t] = s * (value - m->global_mean - (m->item_bias ? m->item_bias[i] : 0.0f));
         t++;
     }
-    /* G = A^T A + lambda I (upper triangle, row-major = lower, column-major) */
-    MFR_BLAS(cblas_dsyrk)(MfrRowMajor, MfrUpper, MfrTrans, d, (blas_int)t, 1.0, A, d, 0.0, G,
-                          d);
-    for (int32_t f = 0; f < d; f++)
-        G[(size_t)f * d + f] += lambda;
-    MFR_BLAS(cblas_dgemv)(MfrRowMajor, MfrTrans, (blas_int)t, d, 1.0, A, d, y, 1, 0.0, z, 1);
-    blas_int bn = d, nrhs = 1, info = 0;
-    MFR_BLAS(dposv_)("L", &bn, &nrhs, G, &bn, z, &bn, &info, 1);
-    if (info != 0) {
-        status = info > 0 ? MFR_ENOTPD : MFR_ELAPACK;
-        goto cleanup;
-    }
-    if ((status = fold_in_range(m, z, d)) != MFR_OK)
+    if ((status = ridge_solve(A, y, t, d, lambda, G, z)) != MFR_OK ||
+        (status = fold_in_range(m, z, d)) != MFR_OK)
         goto cleanup;
     for (int32_t f = 0; f < k; f++)
         x[f] = (float)z[f];
