@@ -27,7 +27,9 @@
  * first, as __text_signature__ reads it) and its flags; METHOD(name) is
  * then its entry in a file's PyMethodDef table. BINDING_ARGS is for
  * positional-only functions, BINDING_NOARGS for functions without
- * arguments; the _AS forms give a Python name that differs from the C one. */
+ * arguments; the _AS forms give a Python name that differs from the C one.
+ * The kwlist and format stay beside the parse call; tests/test_binding.py
+ * checks that every function parses what its signature says. */
 #define BINDING_DEF_(cname, pyname, flags, sig, doc)                 \
     static const char cname##__name[] = pyname;                      \
     PyDoc_STRVAR(cname##__doc__, pyname sig "\n--\n\n" doc);         \

@@ -227,6 +227,8 @@ static PyGetSetDef model_getset[] = {
      "Global mean rating mu.", NULL},
     {NULL}};
 
+/* A method of Model: the first argument (`module` in the macro) is the
+ * instance. */
 BINDING_KW_AS(model_predict, "_predict", "(users, items, n_threads=1)",
 "Predictions for pairs of contiguous indices (int32; -1 = unknown, which\n"
 "falls back to the global mean plus the known bias).")
