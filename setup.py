@@ -52,9 +52,11 @@ setup(
     ext_modules=[
         Extension(
             "mfrec._core",
-            sources=sorted(glob("csrc/*.c")),
-            depends=sorted(glob("csrc/*.h")),
-            include_dirs=[numpy.get_include(), "csrc"],
+            # the pure C core, then the CPython binding (the only C that
+            # includes Python.h); the binding sees the core's headers
+            sources=sorted(glob("csrc/core/*.c")) + sorted(glob("csrc/python/*.c")),
+            depends=sorted(glob("csrc/core/*.h")) + sorted(glob("csrc/python/*.h")),
+            include_dirs=[numpy.get_include(), "csrc/core"],
             define_macros=blas_macros(),
             extra_compile_args=compile_args,
             extra_link_args=link_args,

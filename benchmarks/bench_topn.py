@@ -35,7 +35,7 @@ from numpy_recipe import numpy_topn, recipe_scores
 
 
 def topn_blocking(n_query, n_items):
-    """csrc/topn.c's block (users) and tile (items) sizes."""
+    """csrc/core/topn.c's block (users) and tile (items) sizes."""
     want = 8 * max(1, -(-n_query // (8 * 512)))
     n_even = max(1, min(want, -(-n_query // 64)))
     block = min(512, max(8, 8 * -(-n_query // (8 * n_even))))
@@ -77,7 +77,7 @@ def folded_scores(P1, Q1):
 
 
 def blocked_gemm(P, Q):
-    """The sgemm calls of csrc/topn.c, alone."""
+    """The sgemm calls of csrc/core/topn.c, alone."""
     rows, cols = topn_blocking(len(P), len(Q))
     S = np.empty((rows, cols), np.float32)
     for b0 in range(0, len(P), rows):

@@ -372,7 +372,7 @@ class Model(_core.Model):
 
     # ---- top-N -------------------------------------------------------------
     #
-    # Every algorithm ranks through the same C engine (csrc/topn.c): scores
+    # Every algorithm ranks through the same C engine (csrc/core/topn.c): scores
     # are predictions, mu + b_u + b_i + p_u . q_i, ties go to the lower item
     # index (the earlier id in item_ids), and lists come back as raw ids.
 

@@ -27,7 +27,7 @@ def problem(rng, m=40, n=30, k=3, density=0.4, biases=False):
 
 
 def reference_epoch(u, i, r, P, Q, mu, bu, bi, reg, breg, biases):
-    """The epoch of csrc/nmf.c, written plainly in float64."""
+    """The epoch of csrc/core/nmf.c, written plainly in float64."""
     P, Q = P.astype(np.float64), Q.astype(np.float64)
     m, n = len(P), len(Q)
     cu, ci = np.bincount(u, minlength=m), np.bincount(i, minlength=n)

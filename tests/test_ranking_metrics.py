@@ -1,4 +1,4 @@
-"""Ranking metrics (csrc/metrics.c), metrics.evaluate and the popularity
+"""Ranking metrics (csrc/core/metrics.c), metrics.evaluate and the popularity
 baseline, against plain-Python references."""
 import math
 

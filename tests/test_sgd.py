@@ -37,7 +37,7 @@ def sgd_epoch(core, users, items, ratings, lr, reg, biases, n_threads=1, seed=0,
 
 
 def reference_step(p, q, bu, bi, mu, r, lr, reg, biases):
-    """One update in float64, written plainly (the formula in csrc/sgd.c)."""
+    """One update in float64, written plainly (the formula in csrc/core/sgd.c)."""
     pred = p @ q + (mu + bu + bi if biases else 0.0)
     e = r - pred
     p2 = p + lr * (e * q - reg * p)

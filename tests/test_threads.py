@@ -5,6 +5,7 @@ The rule (mfrec/model.py): fit trains a private core model and swaps the
 finished state in under the model's lock; predict holds the same lock, so a
 reader sees the old model or the new one, never a mix.
 """
+import ctypes
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import mfrec
+from mfrec import _core
 
 N_READERS = 4
 HOME = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
@@ -151,6 +153,43 @@ def test_refit_is_all_or_nothing(data):
     assert n_new >= 1
     assert all(np.array_equal(x, lists_old) or np.array_equal(x, lists_new) for x in lists)
     np.testing.assert_array_equal(model.predict(users, items), want_new)
+
+
+def openblas_threads():
+    """The getter and setter of OpenBLAS's thread count (mfrec/__init__.py
+    loads the library globally)."""
+    lib = ctypes.CDLL(None)
+    return lib.scipy_openblas_get_num_threads, lib.scipy_openblas_set_num_threads
+
+
+def test_concurrent_calls_restore_blas_threads(data):
+    """OpenBLAS's thread count is one setting for the process: calls that
+    change it (ALS and top-N run BLAS single-threaded inside OpenMP regions,
+    the dense SVD with its own n_threads) share one save and restore, so
+    however they overlap the process keeps the count it had."""
+    get, set_ = openblas_threads()
+    before = get()
+    set_(2)
+    try:
+        model = mfrec.Model("als", factors=4, iterations=1, seed=1).fit(data)
+        a = np.random.default_rng(0).standard_normal((60, 40))
+
+        def svd():
+            for _ in range(40):
+                _core.svd_dense(a, 3, n_threads=3)
+
+        def als():
+            for _ in range(10):
+                mfrec.Model("als", factors=4, iterations=2, seed=1, n_threads=2).fit(data)
+
+        def top():
+            for _ in range(40):
+                model.recommend_all(n=5, n_threads=2)
+
+        run_threads([svd, svd, als, top])
+        assert get() == 2
+    finally:
+        set_(before)
 
 
 # ---- a model's state cannot change behind a running kernel ---------------------

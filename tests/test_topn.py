@@ -1,4 +1,4 @@
-"""Top-N lists (csrc/topn.c through Model): recommend, recommend_all,
+"""Top-N lists (csrc/core/topn.c through Model): recommend, recommend_all,
 similar_items/users, fold-in, against plain NumPy references."""
 import threading
 

@@ -1,7 +1,7 @@
 """Alternating least squares on one weighted-least-squares kernel.
 
 Every iteration solves the users with the items fixed, then the items with
-the users fixed; both half-steps are ``_core.als_half_step`` (csrc/als.c),
+the users fixed; both half-steps are ``_core.als_half_step`` (csrc/core/als.c),
 which for each row solves
 
     (w0 Y^T Y + sum_obs (c_ij - w0) y_j y_j^T + lambda_i I) x = sum_obs c_ij t_ij y_j
@@ -131,16 +131,14 @@ class _Alternating(Algorithm):
                                    self.item_weights, loss=False)
             items = self.half_step(core, train.by_item, "item", "user", self.item_weights,
                                    self.user_weights)
-        except ValueError as e:
-            if "singular" in str(e):
-                r = train.ratings
-                raise ValueError(f"{self.name}: iteration {iteration + 1}: a user's or item's "
-                                 f"least-squares system is not positive definite "
-                                 f"(regularization={self.params['regularization']}, ratings "
-                                 f"from {r.min():g} to {r.max():g}): use a larger "
-                                 "regularization, or rescale ratings so that float32 sums of "
-                                 "their squares stay finite") from None
-            raise
+        except np.linalg.LinAlgError:  # the core's "not positive definite"
+            r = train.ratings
+            raise np.linalg.LinAlgError(
+                f"{self.name}: iteration {iteration + 1}: a user's or item's least-squares "
+                f"system is not positive definite (regularization="
+                f"{self.params['regularization']}, ratings from {r.min():g} to {r.max():g}): "
+                "use a larger regularization, or rescale ratings so that float32 sums of "
+                "their squares stay finite") from None
         return items["data"] + items["reg"] + users["reg"]
 
 

@@ -4,7 +4,7 @@ P, Q >= 0 minimize sum (r - mu - b_u - b_i - p_u . q_i)^2
 + regularization * (sum_u |R(u)| |p_u|^2 + sum_i |R(i)| |q_i|^2)
 + bias_regularization * (|b_u|^2 + |b_i|^2), the bias terms only with
 biases=True (Luo et al.'s biased NMF; otherwise mu = b = 0 and p_u . q_i fits
-the rating). Each epoch (csrc/nmf.c): exact bias steps, then multiplicative
+the rating). Each epoch (csrc/core/nmf.c): exact bias steps, then multiplicative
 updates of P and of Q; no step increases the objective, which ``history``
 reports per rating as ``train_loss``, and the factors stay non-negative.
 Factors start uniform in [0, init_scale).

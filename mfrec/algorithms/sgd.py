@@ -1,11 +1,11 @@
 """Stochastic gradient descent: the plain model, the biased L2 one, and
 either with side features of users and items (genres, say).
 
-The update is in csrc/sgd.c. The learning rate multiplies the gradient with
+The update is in csrc/core/sgd.c. The learning rate multiplies the gradient with
 its factor 2 folded in (p += lr (e q - lambda p), as Funk, Surprise and LIBMF
 write it): a document whose step is eta * 2 e q uses learning_rate = 2 eta.
 
-With side features (see features.py) the epoch is csrc/sgd.c's
+With side features (see features.py) the epoch is csrc/core/sgd.c's
 mfr_sgd_epoch_features on the free parts, the feature vectors and biases
 stepping with them, followed by writing the effective rows into the model.
 That epoch is sequential whatever n_threads says: feature vectors are

@@ -14,7 +14,7 @@ Fills: "zero" (F = 0), "global_mean" (mu), "user_mean" (each user's mean),
 biases of ``mfr_baseline_biases``: ``bias_passes`` alternating passes with
 damping ``bias_reg_user``/``bias_reg_item``, Surprise's BaselineOnly ALS).
 
-Solvers (csrc/svd.c): "dense" forms A and calls LAPACK dgesdd (every singular
+Solvers (csrc/core/svd.c): "dense" forms A and calls LAPACK dgesdd (every singular
 value); "randomized" never forms A (Halko-Martinsson-Tropp range finder with
 ``oversampling`` extra columns and ``power_iterations`` subspace iterations;
 k singular values). "auto" is dense up to DENSE_MAX_ENTRIES matrix entries.

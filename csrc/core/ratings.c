@@ -1,5 +1,6 @@
 /*
- * ratings.c - checking rating triplets and compressing them by row.
+ * ratings.c - checking rating triplets, compressing them by row, and
+ * checking compressed rows (a CSR, or a CSR and its transpose).
  *
  * COO -> CSR runs two stable counting sorts (by column, then by row), so
  * the columns within each row come out ascending and duplicates are
@@ -7,6 +8,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -82,5 +84,57 @@ cleanup:
     free(col_ptr);
     free(by_col);
     free(next);
+    return status;
+}
+
+int mfr_csr_check(const mfr_csr *a)
+{
+    if (a->n_rows < 0 || a->n_cols < 0 || a->nnz < 0 || !a->indptr ||
+        (a->nnz > 0 && !a->indices))
+        return MFR_EINVAL;
+    if (a->indptr[0] != 0 || a->indptr[a->n_rows] != a->nnz)
+        return MFR_EINVAL;
+    for (int32_t r = 0; r < a->n_rows; r++) {
+        const int64_t b = a->indptr[r], e = a->indptr[r + 1];
+        if (e < b || e > a->nnz)
+            return MFR_EINVAL;
+        for (int64_t j = b; j < e; j++) {
+            const int32_t c = a->indices[j];
+            if (c < 0 || c >= a->n_cols)
+                return MFR_EINDEX;
+            if (j > b && c <= a->indices[j - 1])
+                return c == a->indices[j - 1] ? MFR_EDUPLICATE : MFR_EINVAL;
+            if (a->values && !isfinite(a->values[j]))
+                return MFR_ENONFINITE;
+        }
+    }
+    return MFR_OK;
+}
+
+int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b)
+{
+    if (a->n_rows != b->n_cols || a->n_cols != b->n_rows || a->nnz != b->nnz ||
+        (a->values == NULL) != (b->values == NULL))
+        return MFR_EINVAL;
+    /* Walking a's rows in order, column c's entries are met in ascending
+     * row order, which is b's order within its row c: a cursor per row of
+     * b must meet exactly (r, value) each time. Equal counts make it a
+     * bijection. */
+    int64_t *cursor = malloc(((size_t)b->n_rows + 1) * sizeof *cursor);
+    if (!cursor)
+        return MFR_ENOMEM;
+    memcpy(cursor, b->indptr, ((size_t)b->n_rows + 1) * sizeof *cursor);
+    int status = MFR_OK;
+    for (int32_t r = 0; r < a->n_rows && status == MFR_OK; r++)
+        for (int64_t j = a->indptr[r]; j < a->indptr[r + 1]; j++) {
+            const int32_t c = a->indices[j];
+            const int64_t t = cursor[c]++;
+            if (t >= b->indptr[c + 1] || b->indices[t] != r ||
+                (a->values && b->values[t] != a->values[j])) {
+                status = MFR_EINVAL;
+                break;
+            }
+        }
+    free(cursor);
     return status;
 }

@@ -552,6 +552,94 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
     return MFR_OK;
 }
 
+/* One thread's scratch (see scratch) in one allocation, A 64-byte aligned;
+ * *mem gets the block to free, NULL if the allocation failed. */
+static void scratch_alloc(int32_t d, scratch *s, char **mem)
+{
+    const size_t a_size = (size_t)d * padded(d), cg_size = (size_t)ROW_BLOCK * d;
+    size_t bytes = (a_size + 2 * (size_t)d + 2 * (size_t)OBS_CHUNK * d + 3 * cg_size +
+                    2 * ROW_BLOCK) * sizeof(float);
+    *mem = malloc(bytes + 64);
+    if (!*mem)
+        return;
+    s->A = (float *)(*mem + (64 - (uintptr_t)*mem % 64)); /* 64-byte aligned */
+    s->b = s->A + a_size;
+    s->diag = s->b + d;
+    s->zpos = s->diag + d;
+    s->zneg = s->zpos + (size_t)OBS_CHUNK * d;
+    s->R = s->zneg + (size_t)OBS_CHUNK * d;
+    s->P = s->R + cg_size;
+    s->AP = s->P + cg_size;
+    s->rs = s->AP + cg_size;
+    s->lam = s->rs + ROW_BLOCK;
+}
+
+/* Every block of ROW_BLOCK rows, in parallel; block b's objective terms go
+ * to block_loss[2 b], [2 b + 1] when block_loss is given. */
+static int solve_rows(const ctx *h, const mfr_als_params *p, int64_t n_blocks, int threads,
+                      double *block_loss)
+{
+    const int32_t n_rows = h->R->n_rows;
+    int status = MFR_OK;
+#pragma omp parallel num_threads(threads) if (n_blocks > 1)
+    {
+        scratch s;
+        char *mem;
+        scratch_alloc(h->d, &s, &mem);
+        if (!mem) {
+#pragma omp atomic write
+            status = MFR_ENOMEM;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < n_blocks; blk++) {
+            int failed;
+#pragma omp atomic read
+            failed = status;
+            if (failed != MFR_OK || !mem)
+                continue;
+            int32_t lo = (int32_t)(blk * ROW_BLOCK);
+            int32_t n = (int32_t)MFR_MIN((int64_t)n_rows - lo, ROW_BLOCK);
+            int st = solve_block(h, p, lo, n, &s, block_loss ? block_loss + 2 * blk : NULL);
+            if (st != MFR_OK) {
+#pragma omp atomic write
+                status = st;
+            }
+        }
+        free(mem);
+    }
+    return status;
+}
+
+/* With biases, copies augmented by one column: x -> (x, b_x), y -> (y, 1). */
+static int augment(const mfr_als_side *x, const mfr_als_side *y, int32_t k, int32_t n_rows,
+                   int32_t n_cols, float **Xa, float **Ya)
+{
+    const int32_t d = k + 1;
+    *Xa = malloc((size_t)n_rows * d * sizeof **Xa);
+    *Ya = malloc((size_t)n_cols * d * sizeof **Ya);
+    if (!*Xa || !*Ya)
+        return MFR_ENOMEM;
+    for (int32_t i = 0; i < n_rows; i++) {
+        memcpy(*Xa + (int64_t)i * d, x->factors + (int64_t)i * k, (size_t)k * sizeof **Xa);
+        (*Xa)[(int64_t)i * d + k] = x->bias[i];
+    }
+    for (int32_t j = 0; j < n_cols; j++) {
+        memcpy(*Ya + (int64_t)j * d, y->factors + (int64_t)j * k, (size_t)k * sizeof **Ya);
+        (*Ya)[(int64_t)j * d + k] = 1.0f;
+    }
+    return MFR_OK;
+}
+
+/* The solved augmented rows back into x's factors and bias. */
+static void unaugment(const float *Xa, int32_t k, int32_t n_rows, mfr_als_side *x)
+{
+    const int32_t d = k + 1;
+    for (int32_t i = 0; i < n_rows; i++) {
+        memcpy(x->factors + (int64_t)i * k, Xa + (int64_t)i * d, (size_t)k * sizeof *Xa);
+        x->bias[i] = Xa[(int64_t)i * d + k];
+    }
+}
+
 int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_als_side *y,
                       float offset, const mfr_als_params *p, mfr_als_stats *stats)
 {
@@ -565,28 +653,14 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     const int64_t n_blocks = ((int64_t)n_rows + ROW_BLOCK - 1) / ROW_BLOCK;
     float *Xa = x->factors, *Ya = y->factors, *G = NULL;
     double *block_loss = NULL;
-    int prev = mfr_blas_threads_save_and_set1();
+    mfr_blas_threads_enter(1);
     double t0 = 0.0, t1 = 0.0;
 #ifdef _OPENMP
     t0 = omp_get_wtime();
 #endif
 
-    if (bias) { /* augmented copies: x -> (x, b_x), y -> (y, 1) */
-        Xa = malloc((size_t)n_rows * d * sizeof *Xa);
-        Ya = malloc((size_t)n_cols * d * sizeof *Ya);
-        if (!Xa || !Ya) {
-            status = MFR_ENOMEM;
-            goto cleanup;
-        }
-        for (int32_t i = 0; i < n_rows; i++) {
-            memcpy(Xa + (int64_t)i * d, x->factors + (int64_t)i * k, (size_t)k * sizeof *Xa);
-            Xa[(int64_t)i * d + k] = x->bias[i];
-        }
-        for (int32_t j = 0; j < n_cols; j++) {
-            memcpy(Ya + (int64_t)j * d, y->factors + (int64_t)j * k, (size_t)k * sizeof *Ya);
-            Ya[(int64_t)j * d + k] = 1.0f;
-        }
-    }
+    if (bias && (status = augment(x, y, k, n_rows, n_cols, &Xa, &Ya)) != MFR_OK)
+        goto cleanup;
     if (p->unobserved_weight > 0.0f) {
         G = malloc((size_t)d * d * sizeof *G);
         if (!G) {
@@ -611,54 +685,10 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     const ctx h = {R, d, Ya, Xa, G, x->weights, y->weights, y->bias, offset, p->alpha,
                    p->unobserved_weight, p->regularization, p->scale_regularization,
                    p->binary};
-#pragma omp parallel num_threads(threads) if (n_blocks > 1)
-    {
-        scratch s;
-        const size_t a_size = (size_t)d * padded(d), cg_size = (size_t)ROW_BLOCK * d;
-        size_t bytes = (a_size + 2 * (size_t)d + 2 * (size_t)OBS_CHUNK * d + 3 * cg_size +
-                        2 * ROW_BLOCK) * sizeof(float);
-        char *mem = malloc(bytes + 64);
-        if (!mem) {
-#pragma omp atomic write
-            status = MFR_ENOMEM;
-        }
-        if (mem) {
-            s.A = (float *)(mem + (64 - (uintptr_t)mem % 64)); /* 64-byte aligned */
-            s.b = s.A + a_size;
-            s.diag = s.b + d;
-            s.zpos = s.diag + d;
-            s.zneg = s.zpos + (size_t)OBS_CHUNK * d;
-            s.R = s.zneg + (size_t)OBS_CHUNK * d;
-            s.P = s.R + cg_size;
-            s.AP = s.P + cg_size;
-            s.rs = s.AP + cg_size;
-            s.lam = s.rs + ROW_BLOCK;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t blk = 0; blk < n_blocks; blk++) {
-            int failed;
-#pragma omp atomic read
-            failed = status;
-            if (failed != MFR_OK || !mem)
-                continue;
-            int32_t lo = (int32_t)(blk * ROW_BLOCK);
-            int32_t n = (int32_t)MFR_MIN((int64_t)n_rows - lo, ROW_BLOCK);
-            int st = solve_block(&h, p, lo, n, &s, block_loss ? block_loss + 2 * blk : NULL);
-            if (st != MFR_OK) {
-#pragma omp atomic write
-                status = st;
-            }
-        }
-        free(mem);
-    }
-    if (status != MFR_OK)
+    if ((status = solve_rows(&h, p, n_blocks, threads, block_loss)) != MFR_OK)
         goto cleanup;
-    if (bias) {
-        for (int32_t i = 0; i < n_rows; i++) {
-            memcpy(x->factors + (int64_t)i * k, Xa + (int64_t)i * d, (size_t)k * sizeof *Xa);
-            x->bias[i] = Xa[(int64_t)i * d + k];
-        }
-    }
+    if (bias)
+        unaugment(Xa, k, n_rows, x);
     if (stats) {
         stats->data = stats->reg = 0.0;
         for (int64_t blk = 0; blk < n_blocks; blk++) { /* fixed order */
@@ -671,7 +701,7 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
 #endif
     }
 cleanup:
-    mfr_blas_threads_restore(prev);
+    mfr_blas_threads_leave();
     if (bias) {
         free(Xa);
         free(Ya);

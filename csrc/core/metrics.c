@@ -72,15 +72,12 @@ static int user_metrics(int32_t k, const int32_t *rec, const int32_t *rel, int64
     return MFR_OK;
 }
 
-int mfr_ranking_metrics(int64_t n_users, int32_t k, const int32_t *recommended,
-                        const int64_t *rel_indptr, const int32_t *rel_indices,
-                        int32_t n_items, double *per_user, mfr_ranking *out,
-                        int n_threads)
+/* The relevant labels: indptr non-decreasing, labels >= 0 and strictly
+ * ascending per user; *max_rel gets the longest list. */
+static int check_relevant(int64_t n_users, const int64_t *rel_indptr,
+                          const int32_t *rel_indices, int64_t *max_rel)
 {
-    int status = MFR_OK;
-    int64_t max_rel = 0;
-    if (n_users < 0 || k < 1 || n_items < 1 || rel_indptr[0] != 0)
-        return MFR_EINVAL;
+    *max_rel = 0;
     for (int64_t u = 0; u < n_users; u++) {
         int64_t b = rel_indptr[u], e = rel_indptr[u + 1];
         if (e < b)
@@ -88,21 +85,19 @@ int mfr_ranking_metrics(int64_t n_users, int32_t k, const int32_t *recommended,
         for (int64_t t = b; t < e; t++)
             if (rel_indices[t] < 0 || (t > b && rel_indices[t] <= rel_indices[t - 1]))
                 return MFR_EINVAL; /* negative or not strictly ascending */
-        max_rel = MFR_MAX(max_rel, e - b);
+        *max_rel = MFR_MAX(*max_rel, e - b);
     }
-    /* discount[t] = 1 / log2(t + 2); ideal[m] = sum of the first m */
-    double *discount = malloc(sizeof(double) * (size_t)k);
-    double *ideal = malloc(sizeof(double) * ((size_t)k + 1));
-    uint8_t *seen = calloc((size_t)n_items, 1);
-    if (!discount || !ideal || !seen) {
-        status = MFR_ENOMEM;
-        goto cleanup;
-    }
-    ideal[0] = 0.0;
-    for (int32_t t = 0; t < k; t++) {
-        discount[t] = 1.0 / log2((double)t + 2.0);
-        ideal[t + 1] = ideal[t] + discount[t];
-    }
+    return MFR_OK;
+}
+
+/* Every user's row of per_user, in parallel (NaN for users with no
+ * relevant label). */
+static int all_user_metrics(int64_t n_users, int32_t k, const int32_t *recommended,
+                            const int64_t *rel_indptr, const int32_t *rel_indices,
+                            int64_t max_rel, const double *discount, const double *ideal,
+                            int32_t n_items, double *per_user, int n_threads)
+{
+    int status = MFR_OK;
 #pragma omp parallel num_threads(mfr_threads(n_threads)) if (n_users > 1024)
     {
         uint8_t *hit_mark = malloc((size_t)MFR_MAX(max_rel, 1));
@@ -131,17 +126,22 @@ int mfr_ranking_metrics(int64_t n_users, int32_t k, const int32_t *recommended,
         }
         free(hit_mark);
     }
-    if (status != MFR_OK)
-        goto cleanup;
+    return status;
+}
+
+/* The means over users with relevant labels (summed in user order) and the
+ * coverage of the lists; seen: n_items zeroed bytes. */
+static int summarize(int64_t n_users, int32_t k, const int32_t *recommended,
+                     const int64_t *rel_indptr, int32_t n_items, const double *per_user,
+                     uint8_t *seen, mfr_ranking *out)
+{
     double sum[MFR_RANK_METRICS] = {0};
     int64_t n_eval = 0, n_distinct = 0;
     for (int64_t u = 0; u < n_users; u++) {
         const int32_t *rec = recommended + (size_t)u * k;
         for (int32_t t = 0; t < k; t++) {
-            if (rec[t] < -1 || rec[t] >= n_items) {
-                status = MFR_EINDEX;
-                goto cleanup;
-            }
+            if (rec[t] < -1 || rec[t] >= n_items)
+                return MFR_EINDEX;
             if (rec[t] >= 0 && !seen[rec[t]]) {
                 seen[rec[t]] = 1;
                 n_distinct++;
@@ -161,6 +161,37 @@ int mfr_ranking_metrics(int64_t n_users, int32_t k, const int32_t *recommended,
     out->hit_rate = sum[4] / denom;
     out->coverage = (double)n_distinct / (double)n_items;
     out->n_evaluated = n_eval;
+    return MFR_OK;
+}
+
+int mfr_ranking_metrics(int64_t n_users, int32_t k, const int32_t *recommended,
+                        const int64_t *rel_indptr, const int32_t *rel_indices,
+                        int32_t n_items, double *per_user, mfr_ranking *out,
+                        int n_threads)
+{
+    int64_t max_rel = 0;
+    if (n_users < 0 || k < 1 || n_items < 1 || rel_indptr[0] != 0)
+        return MFR_EINVAL;
+    int status = check_relevant(n_users, rel_indptr, rel_indices, &max_rel);
+    if (status != MFR_OK)
+        return status;
+    /* discount[t] = 1 / log2(t + 2); ideal[m] = sum of the first m */
+    double *discount = malloc(sizeof(double) * (size_t)k);
+    double *ideal = malloc(sizeof(double) * ((size_t)k + 1));
+    uint8_t *seen = calloc((size_t)n_items, 1);
+    if (!discount || !ideal || !seen) {
+        status = MFR_ENOMEM;
+        goto cleanup;
+    }
+    ideal[0] = 0.0;
+    for (int32_t t = 0; t < k; t++) {
+        discount[t] = 1.0 / log2((double)t + 2.0);
+        ideal[t + 1] = ideal[t] + discount[t];
+    }
+    status = all_user_metrics(n_users, k, recommended, rel_indptr, rel_indices, max_rel,
+                              discount, ideal, n_items, per_user, n_threads);
+    if (status == MFR_OK)
+        status = summarize(n_users, k, recommended, rel_indptr, n_items, per_user, seen, out);
 cleanup:
     free(discount);
     free(ideal);

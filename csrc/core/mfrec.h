@@ -4,7 +4,10 @@
  * Conventions
  *   - Every function returns an int status (MFR_OK or a negative MFR_E* code);
  *     mfr_strerror() names it. The core never prints, exits or raises signals.
- *   - There is no global state: functions work on caller-owned buffers.
+ *   - There is no global state: functions work on caller-owned buffers. The
+ *     one exception guards a setting global to the process anyway,
+ *     OpenBLAS's thread count: concurrent calls share one save and restore
+ *     of it (blas.c).
  *   - Indices are contiguous int32 (0..n-1). Factors are float32, row-major
  *     (n x k); long sums accumulate in double. The SVD works in double.
  *   - n_threads <= 0 means "all available"; larger counts than
@@ -40,6 +43,9 @@
 
 const char *mfr_strerror(int status);
 const char *mfr_version(void);
+/* The OpenBLAS build configuration and the name of the kernel it selected
+ * for this CPU (blas.c). */
+void mfr_blas_info(const char **config, const char **corename);
 /* The instruction-set variant the multi-versioned kernels run:
  * "x86-64-v4 (AVX-512)", "x86-64-v3 (AVX2+FMA)" or "default". */
 const char *mfr_simd_variant(void);
@@ -71,7 +77,7 @@ int mfr_init_factors(float *x, int64_t n, int32_t k, int kind, float scale,
                      uint64_t seed, uint64_t stream);
 
 /* ---- ratings (ratings.c) ----------------------------------------------
- * Compressed rows: row r's entries are indices/values[indptr[r]..indptr[r+1]),
+ * Compressed rows (CSR): row r's entries are indices/values[indptr[r]..indptr[r+1]),
  * columns ascending. A CSC by item is the CSR of the transpose. */
 typedef struct {
     int32_t n_rows, n_cols;
@@ -90,8 +96,14 @@ int mfr_check_triplets(int64_t nnz, const int32_t *rows, int32_t n_rows,
 int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
                      const float *vals, int32_t n_rows, int32_t n_cols,
                      int64_t *indptr, int32_t *indices, float *values);
+/* MFR_OK if a is a valid CSR: indptr rises from 0 to nnz, indices lie in
+ * [0, n_cols) and ascend strictly within a row, values are finite. */
+int mfr_csr_check(const mfr_csr *a);
+/* MFR_OK if b holds exactly the entries of a, transposed; MFR_EINVAL if
+ * not. Both must have passed mfr_csr_check. O(nnz). */
+int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b);
 
-/* ---- the factor model shared by every algorithm ----------------------
+/* ---- the factor model shared by every algorithm (predict.c) ----------
  * prediction(u, i) = global_mean + user_bias[u] + item_bias[i] + P[u] . Q[i]
  * Bias pointers may be NULL (no bias). An index of -1 means "unknown": its
  * factor and bias terms are left out (baseline fallback). */
@@ -224,14 +236,6 @@ typedef struct {
     int add_fill;
 } mfr_svd_input;
 
-/* MFR_OK if a is a valid CSR: indptr rises from 0 to nnz, indices lie in
- * [0, n_cols) and ascend strictly within a row, values are finite.
- * (nmf.c uses these checks too.) */
-int mfr_csr_check(const mfr_csr *a);
-/* MFR_OK if b holds exactly the entries of a, transposed; MFR_EINVAL if
- * not. Both must have passed mfr_csr_check. O(nnz). */
-int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b);
-
 /* Baseline biases by damped alternating passes (item then user each pass):
  *   b_i = sum_{u in R(i)} (r_ui - mu - b_u) / (reg_item + |R(i)|)
  *   b_u = sum_{i in R(u)} (r_ui - mu - b_i) / (reg_user + |R(u)|)
@@ -335,21 +339,6 @@ int mfr_similar(int32_t n_rows, int32_t k, const float *F, int64_t n_query,
                 const int32_t *query, int32_t n_pool, const int32_t *pool,
                 mfr_topn_lists *out, int n_threads);
 
-/* Fold-in: the factors x (k) and bias *b of a new user who rated n items,
- * by ridge regression against the fixed item factors:
- *   min sum_t (r_t - mu - b_{i_t} - b - x . Q[i_t])^2
- *       + w sum_{j unrated} (v - mu - b_j - b - x . Q[j])^2 + lambda (|x|^2 + b^2)
- * (b and b_i only when the model has biases; *b = 0 otherwise; the unrated
- * term only when w = unrated_weight > 0, v = unrated_value: the objective
- * of SGD's negative sampling). The normal equations (A^T C A + lambda I) z
- * = A^T C y, with rows a = [Q[i], 1] and weights C, are solved by Cholesky
- * (LAPACK dposv) in double. lambda > 0, w >= 0. MFR_ERANGE if x, b or a
- * score mu + b + b_i + x . Q[i] of any item would leave the float32 range
- * (extreme ratings), rather than infinities. */
-int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
-                const float *ratings, double lambda, double unrated_weight,
-                double unrated_value, float *x, float *b);
-
 /* ---- ALS family (als.c) ----------------------------------------------- */
 /* One weighted-least-squares half-step: with the other side's factors Y
  * fixed, each row x_i of X becomes the minimizer of
@@ -402,5 +391,22 @@ typedef struct {
  * with BLAS single-threaded; the result does not depend on n_threads. */
 int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_als_side *y,
                       float offset, const mfr_als_params *p, mfr_als_stats *stats);
+
+/* ---- fold-in (foldin.c) ----------------------------------------------- */
+/* Fold-in: the factors x (k) and bias *b of a new user who rated n items,
+ * by ridge regression against the fixed item factors:
+ *   min sum_t (r_t - mu - b_{i_t} - b - x . Q[i_t])^2
+ *       + w sum_{j unrated} (v - mu - b_j - b - x . Q[j])^2 + lambda (|x|^2 + b^2)
+ * (b and b_i only when the model has biases; *b = 0 otherwise; the unrated
+ * term only when w = unrated_weight > 0, v = unrated_value: the objective
+ * of SGD's negative sampling). The normal equations (A^T C A + lambda I) z
+ * = A^T C y, with rows a = [Q[i], 1] and weights C, are solved by Cholesky
+ * (LAPACK dposv) in double. lambda > 0, w >= 0; MFR_ENOTPD if the system
+ * is not positive definite (lambda too small for these items). MFR_ERANGE
+ * if x, b or a score mu + b + b_i + x . Q[i] of any item would leave the
+ * float32 range (extreme ratings), rather than infinities. */
+int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
+                const float *ratings, double lambda, double unrated_weight,
+                double unrated_value, float *x, float *b);
 
 #endif /* MFREC_H */

@@ -35,75 +35,8 @@
 #define PREFETCH 8      /* entries ahead whose row of X is fetched early */
 
 /* BLAS and LAPACK run here outside OpenMP regions, with n_threads threads
- * (the one knob; OpenBLAS's own default oversubscribes a busy machine).
- * Returns the previous count for blas_threads_restore. */
-static int blas_threads_set(int threads)
-{
-    int prev = MFR_BLAS(openblas_get_num_threads)();
-    if (prev != threads)
-        MFR_BLAS(openblas_set_num_threads)(threads);
-    return prev;
-}
-
-static void blas_threads_restore(int prev, int threads)
-{
-    if (prev != threads)
-        MFR_BLAS(openblas_set_num_threads)(prev);
-}
-
-/* ---- CSR checks --------------------------------------------------------- */
-
-int mfr_csr_check(const mfr_csr *a)
-{
-    if (a->n_rows < 0 || a->n_cols < 0 || a->nnz < 0 || !a->indptr ||
-        (a->nnz > 0 && !a->indices))
-        return MFR_EINVAL;
-    if (a->indptr[0] != 0 || a->indptr[a->n_rows] != a->nnz)
-        return MFR_EINVAL;
-    for (int32_t r = 0; r < a->n_rows; r++) {
-        const int64_t b = a->indptr[r], e = a->indptr[r + 1];
-        if (e < b || e > a->nnz)
-            return MFR_EINVAL;
-        for (int64_t j = b; j < e; j++) {
-            const int32_t c = a->indices[j];
-            if (c < 0 || c >= a->n_cols)
-                return MFR_EINDEX;
-            if (j > b && c <= a->indices[j - 1])
-                return c == a->indices[j - 1] ? MFR_EDUPLICATE : MFR_EINVAL;
-            if (a->values && !isfinite(a->values[j]))
-                return MFR_ENONFINITE;
-        }
-    }
-    return MFR_OK;
-}
-
-int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b)
-{
-    if (a->n_rows != b->n_cols || a->n_cols != b->n_rows || a->nnz != b->nnz ||
-        (a->values == NULL) != (b->values == NULL))
-        return MFR_EINVAL;
-    /* Walking a's rows in order, column c's entries are met in ascending
-     * row order, which is b's order within its row c: a cursor per row of
-     * b must meet exactly (r, value) each time. Equal counts make it a
-     * bijection. */
-    int64_t *cursor = malloc(((size_t)b->n_rows + 1) * sizeof *cursor);
-    if (!cursor)
-        return MFR_ENOMEM;
-    memcpy(cursor, b->indptr, ((size_t)b->n_rows + 1) * sizeof *cursor);
-    int status = MFR_OK;
-    for (int32_t r = 0; r < a->n_rows && status == MFR_OK; r++)
-        for (int64_t j = a->indptr[r]; j < a->indptr[r + 1]; j++) {
-            const int32_t c = a->indices[j];
-            const int64_t t = cursor[c]++;
-            if (t >= b->indptr[c + 1] || b->indices[t] != r ||
-                (a->values && b->values[t] != a->values[j])) {
-                status = MFR_EINVAL;
-                break;
-            }
-        }
-    free(cursor);
-    return status;
-}
+ * (the one knob; OpenBLAS's own default oversubscribes a busy machine),
+ * through the arbiter of blas.h. */
 
 static int all_finite(const double *x, int64_t n)
 {
@@ -298,9 +231,9 @@ int mfr_svd_dense(double *a, int32_t m, int32_t n, int32_t k, double *s, double 
         status = MFR_ENOMEM;
         goto cleanup;
     }
-    const int threads = mfr_threads(n_threads), prev = blas_threads_set(threads);
+    mfr_blas_threads_enter(mfr_threads(n_threads));
     status = gesdd(n, m, a, s, up, vtp);
-    blas_threads_restore(prev, threads);
+    mfr_blas_threads_leave();
     if (status != MFR_OK)
         goto cleanup;
     for (int64_t u = 0; u < m; u++)
@@ -421,7 +354,8 @@ int mfr_svd_randomized(const mfr_svd_input *a, int32_t k, const mfr_svd_params *
     const int32_t l = (int32_t)MFR_MIN((int64_t)k + p->oversampling, MFR_MIN(m, n));
     if ((int64_t)l * MFR_MAX(m, n) > INT32_MAX)
         return MFR_EINVAL; /* beyond LAPACK's 32-bit indexing */
-    const int threads = mfr_threads(p->n_threads), prev = blas_threads_set(threads);
+    const int threads = mfr_threads(p->n_threads);
+    mfr_blas_threads_enter(threads);
     const double *f = a->row_fill, *g = a->col_fill;
     /* products land in Y (m x l) and Z (n x l); orth() puts bases in Yq, Zq */
     double *Y = malloc((size_t)m * l * sizeof *Y), *Yq = malloc((size_t)m * l * sizeof *Yq);
@@ -460,7 +394,7 @@ int mfr_svd_randomized(const mfr_svd_input *a, int32_t k, const mfr_svd_params *
             V[i * k + c] = Zq[i * l + c];
     fix_signs(m, n, k, U, V);
 cleanup:
-    blas_threads_restore(prev, threads);
+    mfr_blas_threads_leave();
     free(Y);
     free(Yq);
     free(Z);

@@ -67,20 +67,17 @@ char *MFR_BLAS(openblas_get_corename)(void);
 int MFR_BLAS(openblas_get_num_threads)(void);
 void MFR_BLAS(openblas_set_num_threads)(int n);
 
-/* BLAS runs single-threaded inside our OpenMP regions: OpenBLAS threads
+/* OpenBLAS's thread count is one setting for the whole process, and
+ * concurrent calls (Python threads, the GIL released) would race on a
+ * save, set and restore of it. So calls that need a count go through one
+ * arbiter (blas.c): mfr_blas_threads_enter(want) before their BLAS work,
+ * mfr_blas_threads_leave() after. The first entrant saves the process's
+ * count; while calls are inside, the count is the smallest any of them
+ * wants (never raised under another call's OpenMP region, where more BLAS
+ * threads would oversubscribe the cores); the last to leave restores it.
+ * Kernels that call BLAS inside OpenMP regions want 1: OpenBLAS threads
  * nested in OpenMP threads oversubscribe the cores (peers lose 15x). */
-static inline int mfr_blas_threads_save_and_set1(void)
-{
-    int prev = MFR_BLAS(openblas_get_num_threads)();
-    if (prev != 1)
-        MFR_BLAS(openblas_set_num_threads)(1);
-    return prev;
-}
-
-static inline void mfr_blas_threads_restore(int prev)
-{
-    if (prev != 1)
-        MFR_BLAS(openblas_set_num_threads)(prev);
-}
+void mfr_blas_threads_enter(int want);
+void mfr_blas_threads_leave(void);
 
 #endif /* MFR_BLAS_H */

@@ -1,0 +1,60 @@
+/*
+ * ratings.c - binding of csrc/core/ratings.c: rating triplets compressed
+ * by row (COO -> CSR).
+ */
+#include "binding.h"
+
+BINDING_KW(build_csr, "(rows, cols, values, n_rows, n_cols)",
+"Compress triplets by row: returns (indptr int64, indices int32, values\n"
+"float32) with columns ascending in each row. values may be None (ones).\n"
+"ValueError on an index out of range or a repeated (row, col) pair.")
+{
+    static char *kwlist[] = {"rows", "cols", "values", "n_rows", "n_cols", NULL};
+    PyObject *ro, *co, *vo, *result = NULL;
+    Py_ssize_t n_rows, n_cols;
+    PyArrayObject *rows = NULL, *cols = NULL, *vals = NULL;
+    PyArrayObject *indptr = NULL, *indices = NULL, *values = NULL;
+    int status;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnn", kwlist, &ro, &co, &vo, &n_rows,
+                                     &n_cols))
+        return NULL;
+    if (check_int32_size(n_rows, "n_rows") < 0 || check_int32_size(n_cols, "n_cols") < 0)
+        return NULL;
+    if (!(rows = as_indices(ro, NPY_INT32, 1, "rows")) ||
+        !(cols = as_indices(co, NPY_INT32, 1, "cols")))
+        goto cleanup;
+    npy_intp nnz = same_length(rows, cols, "rows", "cols");
+    if (nnz < 0)
+        goto cleanup;
+    if (vo != Py_None) {
+        if (!(vals = as_array(vo, NPY_FLOAT32, 1, "values")) ||
+            same_length(rows, vals, "rows", "values") < 0)
+            goto cleanup;
+    }
+    npy_intp np1 = n_rows + 1;
+    if (!(indptr = (PyArrayObject *)PyArray_SimpleNew(1, &np1, NPY_INT64)) ||
+        !(indices = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_INT32)) ||
+        !(values = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_FLOAT32)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_csr_from_coo(nnz, PyArray_DATA(rows), PyArray_DATA(cols),
+                              vals ? PyArray_DATA(vals) : NULL, (int32_t)n_rows,
+                              (int32_t)n_cols, PyArray_DATA(indptr), PyArray_DATA(indices),
+                              PyArray_DATA(values));
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "build_csr");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, indptr, indices, values);
+cleanup:
+    Py_XDECREF(rows);
+    Py_XDECREF(cols);
+    Py_XDECREF(vals);
+    Py_XDECREF(indptr);
+    Py_XDECREF(indices);
+    Py_XDECREF(values);
+    return result;
+}
+
+PyMethodDef mfr_py_ratings_functions[] = {METHOD(build_csr), {NULL}};
