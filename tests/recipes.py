@@ -33,9 +33,9 @@ RECIPES = {
     "sgd": Recipe(dict(factors=3, epochs=3, learning_rate=0.02, seed=0),
                   thread_independent=False),  # blocks of ratings per thread (README)
     "als": Recipe(dict(factors=3, iterations=3, seed=0)),
-    # implicit feedback with row and column weights: the most code of the three modes
-    "wals": Recipe(dict(factors=3, iterations=3, alpha=2.0, row_weights=0.5, col_weights=0.5,
-                        seed=0)),
+    # weighted MF with row and column weights (implicit feedback: test_als.py)
+    "wals": Recipe(dict(factors=3, iterations=3, unobserved_weight=0.05, row_weights=0.5,
+                        col_weights=0.5, seed=0)),
     # the dense solver draws nothing; LAPACK's threads round the float64 spectrum
     # differently (the float32 factors agree)
     "svd": Recipe(dict(factors=3, seed=0), seed_changes_fit=False, thread_independent=False,

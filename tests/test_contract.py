@@ -129,7 +129,8 @@ def test_fit_returns_self_and_its_fitted_attributes(name):
         assert model.item_bias.shape == (model.n_items,) and model.item_bias.dtype == np.float32
     assert np.isfinite(P).all() and np.isfinite(Q).all() and np.isfinite(model.global_mean)
     mean = float(np.mean(TRAIN.rating, dtype=np.float64))
-    assert model.rating_mean_ == pytest.approx(mean) and model.global_mean in (0.0, model.rating_mean_)
+    assert model.rating_mean_ == pytest.approx(mean)
+    assert model.global_mean in (0.0, model.rating_mean_)
     n = iterations(name)
     assert [row["epoch"] for row in model.history] == list(range(1, n + 1))
     # an iteration reports its training loss; a closed form has none
@@ -403,8 +404,9 @@ def test_verbose_prints_each_history_row(name, capsys):
 def test_callback_sees_every_history_row(name, request):
     if not ALGORITHMS[name].iterations_param:
         request.applymarker(pytest.mark.xfail(
-            strict=True, reason="fit never calls the callback of a closed-form algorithm, "
-                                "though its history has one row (and verbose prints it)"))
+            strict=True, raises=AssertionError,
+            reason="fit never calls the callback of a closed-form algorithm, though its "
+                   "history has one row (and verbose prints it)"))
     rows = []
     model = mfrec.Model(name, **recipe_params(name))
     model.fit(TRAIN, callback=lambda m, row: rows.append((m, row)))

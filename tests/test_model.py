@@ -278,6 +278,22 @@ def test_load_rejects_tampered_files(model_bytes, tmp_path, name):
         mfrec.Model.load(path)
 
 
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,  # DID NOT RAISE
+                   reason="load checks the bounds of the training-item index "
+                   "but not that each user's items are sorted and unique: the file loads, "
+                   "and recommend then refuses the model")
+@pytest.mark.parametrize("indices", [[2, 1, 0, 0], [1, 1, 0, 0]], ids=["unsorted", "repeated"])
+def test_load_rejects_an_unsorted_training_item_index(tmp_path, indices):
+    model = mfrec.Model("sgd", factors=2, epochs=1, seed=0).fit(
+        [1, 1, 1, 2], [10, 11, 12, 10], [4, 5, 3, 1])
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(tmp_path / "m.npz", **tampered(arrays, seen_indices=np.array(indices, np.int32)))
+    with pytest.raises(ValueError, match="inconsistent"):
+        mfrec.Model.load(tmp_path / "m.npz")
+
+
 def test_load_rejects_a_plain_npy_file(tmp_path):
     path = tmp_path / "array.npy"
     np.save(path, np.arange(3))

@@ -249,14 +249,14 @@ def test_auto_solver_picks_randomized_beyond_the_threshold(small, monkeypatch):
 
 
 def test_randomized_save_and_load(small, tmp_path):
-    """(The dense solver's round trip: test_contract.py.)"""
-    solver = "randomized"
-    model = mfrec.Model("svd", factors=3, solver=solver, seed=0).fit(small)
+    """The randomized solver's fitted attributes survive a round trip (the
+    dense solver's, which the contract fits: test_contract.py)."""
+    model = mfrec.Model("svd", factors=3, solver="randomized", seed=0).fit(small)
     model.save(tmp_path / "svd.npz")
     back = mfrec.Model.load(tmp_path / "svd.npz")
     for name in ("spectrum", "user_vectors", "item_vectors", "user_factors", "item_factors"):
         np.testing.assert_array_equal(getattr(back, name), getattr(model, name))
-    assert back.total_energy == model.total_energy and back.solver_used == solver
+    assert back.total_energy == model.total_energy and back.solver_used == "randomized"
     assert back.energy() == model.energy()
     np.testing.assert_array_equal(back.predict(small.user, small.item),
                                   model.predict(small.user, small.item))
