@@ -344,16 +344,6 @@ def test_implicit_accepts_binary_and_count_data(ml_small):
     assert pred.max() > 0.5  # not clipped to a rating range, not mean-centred
 
 
-def test_save_load_round_trip(tmp_path, ml_small):
-    for algorithm, params in MODEL_CASES.values():
-        u, i, r = case_data(algorithm, ml_small)
-        model = mfrec.Model(algorithm, iterations=2, seed=1, **params).fit(u, i, r)
-        model.save(tmp_path / "m.npz")
-        back = mfrec.Model.load(tmp_path / "m.npz")
-        assert np.array_equal(back.predict(u[:100], i[:100]), model.predict(u[:100], i[:100]))
-        assert back.get_params() == model.get_params()
-
-
 # ---- bad input --------------------------------------------------------------------
 
 @pytest.mark.parametrize("algorithm, params, match", [
@@ -365,8 +355,6 @@ def test_save_load_round_trip(tmp_path, ml_small):
     ("wals", dict(row_weights=-1.0), "row_weights"),
     ("als", dict(solver="lu"), "solver"),
     ("als", dict(cg_steps=0), "cg_steps"),
-    ("als", dict(factors=0), "factors"),
-    ("als", dict(iterations=0), "iterations"),
     ("als", dict(biases="yes"), "biases"),
 ])
 def test_bad_parameters(algorithm, params, match):
@@ -376,10 +364,6 @@ def test_bad_parameters(algorithm, params, match):
 
 def test_bad_data():
     u, i = np.array([1, 1, 2, 3]), np.array([1, 2, 2, 3])
-    with pytest.raises(ValueError, match="factors=5 is larger"):
-        mfrec.Model("als", factors=5).fit(u, i, np.ones(4))
-    with pytest.raises(ValueError, match="factors=4 is larger"):
-        mfrec.Model("wals", factors=4).fit(u, i, np.ones(4))
     with pytest.raises(ValueError, match="ratings >= 0"):
         mfrec.Model("wals", factors=1, alpha=1.0).fit(u, i, np.array([1.0, -1, 1, 1]))
     with pytest.raises(ValueError, match="singular|not positive definite"):
@@ -458,6 +442,30 @@ def test_fold_in_is_the_user_half_step(case, ml_small):
             assert b == pytest.approx(bu[row], rel=1e-4, abs=1e-5)
         ids, _ = model.recommend_new_user(i[mine], r[mine], n=5)
         assert len(ids) == 5 and not np.isin(ids, i[mine]).any()
+
+
+@pytest.fixture(scope="module")
+def implicit_model():
+    data = mfrec.make_low_rank(n_users=40, n_items=30, rank=2, density=0.3, seed=4).ratings
+    return mfrec.Model("wals", factors=2, alpha=2.0, iterations=2, seed=0).fit(
+        data.user, data.item, np.ones(len(data), np.float32))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,  # another message
+                   reason="implicit fold_in hands the ratings to the half-step "
+                   "unchecked: a negative rating gets the kernel's message about indptr, "
+                   "weights and confidence, not one that names the ratings as fit's does")
+def test_implicit_fold_in_refuses_negative_ratings_by_name(implicit_model):
+    with pytest.raises(ValueError, match="ratings >= 0"):
+        implicit_model.fold_in(implicit_model.item_ids[:2], [1.0, -1.0])
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,  # another message
+                   reason="a rating whose confidence 1 + alpha r leaves float32 "
+                   "makes implicit fold_in say 'use regularization > 0' although it is")
+def test_implicit_fold_in_names_a_rating_too_large(implicit_model):
+    with pytest.raises(ValueError, match="rating"):
+        implicit_model.fold_in(implicit_model.item_ids[:1], [1e30])
 
 
 def test_weighted_beats_popularity_and_svd_on_u1(ml100k):

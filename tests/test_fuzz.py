@@ -36,6 +36,7 @@ import mfrec
 from mfrec.algorithms import ALGORITHMS
 from zipcraft import nested, npy
 from mfrec.datasets import _read_100k_items, _read_latest_movies, _read_latest_ratings, _read_tab
+from recipes import recipe_params
 
 EXAMPLES = int(os.environ.get("MFREC_FUZZ_EXAMPLES",
                               "20" if os.environ.get("MFREC_SANITIZED") else "500"))
@@ -174,7 +175,12 @@ def test_seeds_are_valid():
 
 # ---- model files ------------------------------------------------------------------
 
+PROBE_USERS = np.array([0, 3, 5, -5, 10**12, 0])
+PROBE_ITEMS = np.array([-3, 1, 4, 7, 2, -2**63])  # unknown ids too
+
+
 def _seed_models():
+    """Well-formed model files: (bytes, predictions on the probe pairs)."""
     rng = np.random.default_rng(3)
     u, i = rng.integers(0, 6, 25), rng.integers(-3, 5, 25)
     keep = np.unique(np.stack([u, i]), axis=1, return_index=True)[1]
@@ -183,25 +189,24 @@ def _seed_models():
               mfrec.Model("sgd", factors=1, epochs=1, seed=1, biases=False).fit(u, i, r),
               mfrec.Model("sgd", factors=2, epochs=1, seed=1).fit(  # side features saved
                   u, i, r, item_features=np.eye(9, 3), item_feature_ids=np.arange(-3, 6))]
-    for name, cls in sorted(ALGORITHMS.items()):  # each algorithm's own arrays
-        params = {cls.iterations_param: 1} if cls.iterations_param else {}
-        params.update({"factors": 2} if "factors" in cls.defaults else {})
-        models.append(mfrec.Model(name, seed=1, **params).fit(u, i, r))
-    files = []
+    for name in sorted(ALGORITHMS):  # each algorithm's own arrays
+        models.append(mfrec.Model(name, **recipe_params(name, factors=2)).fit(u, i, r))
+    seeds = []
     with tempfile.TemporaryDirectory() as folder:
         for m in models:
             m.save(os.path.join(folder, "m.npz"))
             with open(os.path.join(folder, "m.npz"), "rb") as f:
-                files.append(f.read())
+                seeds.append((f.read(), m.predict(PROBE_USERS, PROBE_ITEMS)))
     deflated = io.BytesIO()  # save never compresses, but a loader meets such files
-    with zipfile.ZipFile(io.BytesIO(files[0])) as z, \
+    with zipfile.ZipFile(io.BytesIO(seeds[0][0])) as z, \
             zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as out:
         for name in z.namelist():
             out.writestr(name, z.read(name))
-    return files + [deflated.getvalue()]
+    return seeds + [(deflated.getvalue(), seeds[0][1])]
 
 
-MODEL_SEEDS = _seed_models()
+SEED_MODELS = _seed_models()
+MODEL_SEEDS = [data for data, _ in SEED_MODELS]
 
 JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=4),
                         st.sampled_from([[], {}, [1, 2], [1.0, float("nan")], [5.0, 1.0],
@@ -275,14 +280,20 @@ def LOAD_MEMORY(data):
 
 
 def run_model_file(data):
+    """Load `data` as a model file: either it is refused with a ValueError
+    that names the file, or the model loaded is consistent and usable (its
+    arrays agree, it predicts and recommends, and saves and loads back to
+    the same predictions). Returns the model's predictions on the probe
+    pairs, or None if the file was refused."""
     with tempfile.TemporaryDirectory(dir=SHM) as folder:
         path = write(folder, "m.npz", data)
         tracemalloc.start()
         try:
             model = mfrec.Model.load(path)
         except ValueError as e:
-            assert path in str(e), f"the message does not name the file: {e}"
-            return
+            assert path in str(e) and "mfrec model file" in str(e), \
+                f"the message does not name the file: {e}"
+            return None
         except BaseException:
             keep_failure("model", "m.npz", data)
             raise
@@ -292,15 +303,29 @@ def run_model_file(data):
             if peak > LOAD_MEMORY(data):
                 keep_failure("model", "m.npz", data)
             assert peak <= LOAD_MEMORY(data), f"load took {peak} bytes for {len(data)}"
-        try:  # what loads must be usable
-            ids = np.r_[model.user_ids[:3], -5, 10**12]
-            items = np.r_[model.item_ids[:3], 7, -2**63][:len(ids)]
-            assert model.predict(ids, items).shape == ids.shape
-            model.save(path)
-            mfrec.Model.load(path)
+        try:
+            return check_loaded(model, path)
         except BaseException:
             keep_failure("model", "m.npz", data)
             raise
+
+
+def check_loaded(model, path):
+    n_users, n_items = len(model.user_ids), len(model.item_ids)
+    k = model.user_factors.shape[1]
+    assert model.user_factors.shape == (n_users, k) and model.user_factors.dtype == np.float32
+    assert model.item_factors.shape == (n_items, k) and model.item_factors.dtype == np.float32
+    assert np.all(model.user_ids[1:] > model.user_ids[:-1])
+    assert np.all(model.item_ids[1:] > model.item_ids[:-1])
+    pred = model.predict(PROBE_USERS, PROBE_ITEMS)
+    assert pred.shape == PROBE_USERS.shape and pred.dtype == np.float32
+    ids, _ = model.recommend(model.user_ids[:3], 5)
+    assert ids.shape == (min(3, n_users), min(5, n_items))
+    model.save(path)
+    again = mfrec.Model.load(path)
+    np.testing.assert_array_equal(again.predict(PROBE_USERS, PROBE_ITEMS), pred)
+    assert again.get_params() == model.get_params()
+    return pred
 
 
 @given(mutated(MODEL_SEEDS))
@@ -342,8 +367,12 @@ def test_model_special_files(kind, tmp_path):
 
 
 def test_model_seeds_are_valid():
-    for data in MODEL_SEEDS:
-        run_model_file(data)
+    """Every seed loads and predicts what the model it was saved from did:
+    the mutations start from files the reader accepts."""
+    for data, expected in SEED_MODELS:
+        got = run_model_file(data)
+        assert got is not None, "a well-formed model file was refused"
+        np.testing.assert_array_equal(got, expected)
 
 
 # ---- the corpus of inputs that once broke the contract ---------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import mfrec
+from test_contract import interrupt_at
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +64,11 @@ def test_fit_rejects_bad_arrays(users, items, ratings, exc, match):
 
 
 @pytest.mark.parametrize("params, match", [
-    (dict(factors=-1), "factors must be an integer >= 1 and <= 2147483647, got -1"),
-    (dict(epochs=2**31), "epochs must be an integer >= 1 and <= 2147483647"),
-    (dict(factors=0), "factors must be an integer >= 1"),
-    (dict(factors=2.5), "factors must be an integer >= 1"),
-    (dict(factors=True), "factors must be an integer >= 1"),
     (dict(learning_rate=-0.01), "learning_rate must be a finite number > 0"),
     (dict(learning_rate=0), "learning_rate must be a finite number > 0"),
     (dict(learning_rate=float("nan")), "learning_rate must be a finite number > 0"),
     (dict(learning_rate="0.01"), "learning_rate must be a finite number > 0"),
     (dict(regularization=-1), "regularization must be a finite number >= 0"),
-    (dict(epochs=0), "epochs must be an integer >= 1"),
-    (dict(seed=-1), "seed must be an integer >= 0"),
-    (dict(n_threads=-2), "n_threads must be an integer >= 0"),
     (dict(biases="yes"), "biases must be True or False"),
     (dict(init="zeros"), r"init must be one of \['normal', 'uniform'\]"),
     (dict(init_scale=-0.1), "init_scale must be a finite number >= 0"),
@@ -84,18 +77,15 @@ def test_fit_rejects_bad_arrays(users, items, ratings, exc, match):
     (dict(negatives=1.5), "negatives must be an integer >= 0"),
     (dict(negative_rating=float("nan")), "negative_rating must be a finite number"),
 ])
-def test_bad_parameter_values(params, match):
+def test_bad_sgd_parameter_values(params, match):
+    """SGD's own parameters (those every algorithm has: test_contract.py)."""
     with pytest.raises(ValueError, match=match):
         mfrec.Model("sgd", **params)
 
 
-def test_unknown_parameter_names():
-    with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['factor', 'lr'\].*it takes"):
-        mfrec.Model("sgd", factor=10, lr=0.1)
+def test_unknown_algorithm():
     with pytest.raises(ValueError, match="algorithm must be one of"):
         mfrec.Model("no-such-algorithm")
-    with pytest.raises(TypeError, match="unknown parameter"):
-        small_model().set_params(learning_rat=0.1)
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
@@ -113,19 +103,6 @@ def test_fit_rejects_bad_options(kwargs, exc, match):
         mfrec.Model("sgd", factors=2, epochs=1).fit(U, I, R, **kwargs)
 
 
-def test_factors_beyond_the_matrix_are_refused():
-    with pytest.raises(ValueError, match=r"factors=5 is larger .* \(3 users x 3 items\)"):
-        mfrec.Model("sgd", factors=5).fit(U, I, R)
-
-
-def test_unfitted_model_says_so():
-    model = small_model()
-    for call in (lambda: model.predict([1], [2]), lambda: model.save("x.npz"),
-                 lambda: model.n_users):
-        with pytest.raises(RuntimeError, match="not fitted yet"):
-            call()
-
-
 def test_predict_rejects_bad_arrays(fitted, data):
     with pytest.raises(TypeError, match="users must hold integer ids"):
         fitted.predict(data.user[:3].astype(float), data.item[:3])
@@ -133,34 +110,9 @@ def test_predict_rejects_bad_arrays(fitted, data):
         fitted.predict(data.user[:3], data.item[:2])
     with pytest.raises(ValueError, match="score: no ratings"):
         fitted.score([], [], [])
-    assert fitted.predict([], []).shape == (0,)
 
 
 # ---- prediction ------------------------------------------------------------
-
-def test_predict_matches_factors(fitted, data):
-    pred = fitted.predict(data.user, data.item, clip=False)
-    u = np.searchsorted(fitted.user_ids, data.user)
-    i = np.searchsorted(fitted.item_ids, data.item)
-    ref = (fitted.global_mean + fitted.user_bias[u] + fitted.item_bias[i]
-           + np.einsum("ij,ij->i", fitted.user_factors[u].astype(float),
-                       fitted.item_factors[i].astype(float)))
-    np.testing.assert_allclose(pred, ref, rtol=1e-5, atol=1e-5)
-    clipped = fitted.predict(data.user, data.item)
-    lo, hi = data.rating.min(), data.rating.max()
-    np.testing.assert_array_equal(clipped, np.clip(pred, lo, hi))
-
-
-def test_unknown_ids_fall_back_to_the_baseline(fitted):
-    known_u, known_i = fitted.user_ids[4], fitted.item_ids[7]
-    unknown_u, unknown_i = 123, 456  # never seen in training
-    assert unknown_u not in fitted.user_ids and unknown_i not in fitted.item_ids
-    pred = fitted.predict([unknown_u, known_u, unknown_u], [known_i, unknown_i, unknown_i],
-                          clip=False)
-    mu = fitted.global_mean
-    np.testing.assert_allclose(pred, [mu + fitted.item_bias[7], mu + fitted.user_bias[4], mu],
-                               rtol=1e-6)
-
 
 def test_model_without_biases_predicts_the_mean_rating_for_unknown_ids(data, tmp_path):
     stars = np.clip(np.round(data.rating), 1, 5)  # a 1..5 scale
@@ -180,64 +132,7 @@ def test_model_without_biases_predicts_the_mean_rating_for_unknown_ids(data, tmp
     assert wals.predict([-1], [data.item[0]])[0] == 0.0
 
 
-def test_inputs_are_not_modified(data):
-    u, i, r = data.user.copy(), data.item.copy(), data.rating.astype(np.float32)
-    vu, vi, vr = u[::7].copy(), i[::7].copy(), r[::7].copy()
-    arrays = (u, i, r, vu, vi, vr)
-    copies = [a.copy() for a in arrays]
-    for a in arrays:
-        a.flags.writeable = False  # a write attempt would also raise
-    model = small_model().fit(u, i, r, validation=(vu, vi, vr), early_stopping=2)
-    model.predict(vu, vi)
-    model.score(vu, vi, vr)
-    for a, c in zip(arrays, copies):
-        assert np.array_equal(a, c)
-
-
-def test_history_and_fitted_attributes(fitted, data):
-    assert [row["epoch"] for row in fitted.history] == [1, 2, 3, 4, 5]
-    assert set(fitted.history[0]) == {"epoch", "train_loss", "train_rmse", "seconds"}
-    assert fitted.best_iteration_ == 5 and fitted.seed_ == 0
-    assert fitted.n_users == len(np.unique(data.user)) == fitted.user_factors.shape[0]
-    assert fitted.n_items == len(np.unique(data.item)) == fitted.item_factors.shape[0]
-    assert fitted.global_mean == pytest.approx(float(np.mean(data.rating, dtype=float)))
-    assert fitted.factors == 4 and fitted.get_params()["algorithm"] == "sgd"
-    assert repr(fitted) == "Model('sgd', factors=4, epochs=5, seed=0)"
-
-
-def test_callback_returning_false_stops(data):
-    seen = []
-    model = small_model(epochs=50).fit(data, callback=lambda m, row: seen.append(row["epoch"])
-                                       or row["epoch"] < 4)
-    assert seen == [1, 2, 3, 4] and len(model.history) == 4
-
-
-def test_verbose_prints_each_epoch(data, capsys):
-    small_model(epochs=2).fit(data, verbose=True)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and lines[1].startswith("epoch=2  train_loss=")
-
-
 # ---- Ctrl-C ------------------------------------------------------------------
-
-def interrupt_at(epoch):
-    def callback(model, row):
-        if row["epoch"] == epoch:
-            raise KeyboardInterrupt
-    return callback
-
-
-def test_ctrl_c_keeps_the_last_complete_epoch(data):
-    model = small_model(epochs=50)
-    with pytest.warns(RuntimeWarning, match=r"interrupted after 3 iteration\(s\); the model "
-                                            r"keeps iteration 3"):
-        model.fit(data, callback=interrupt_at(3))
-    assert len(model.history) == 3 and model.best_iteration_ == 3
-    three = small_model(epochs=3).fit(data)  # same seed, one thread: identical
-    assert np.array_equal(model.user_factors, three.user_factors)
-    assert np.array_equal(model.item_bias, three.item_bias)
-    assert np.isfinite(model.predict(data.user, data.item)).all()
-
 
 def test_ctrl_c_with_early_stopping_keeps_the_best_epoch(data):
     train, valid = mfrec.train_test_split(data, seed=1)
@@ -249,17 +144,6 @@ def test_ctrl_c_with_early_stopping_keeps_the_best_epoch(data):
     assert len(scores) == 3
     assert model.best_iteration_ == int(np.argmin(scores)) + 1
     assert model.score(valid)["rmse"] == pytest.approx(min(scores), rel=1e-12)
-
-
-def test_ctrl_c_before_any_epoch_propagates(data, monkeypatch):
-    def interrupted_step(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(mfrec.algorithms.get_algorithm("sgd"), "step", interrupted_step)
-    model = small_model()
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(data)
-    assert not model.is_fitted
 
 
 SIGINT_SCRIPT = textwrap.dedent("""
@@ -306,24 +190,6 @@ def test_real_sigint_stops_fit_cleanly(tmp_path, data):
 
 
 # ---- files -------------------------------------------------------------------
-
-def test_save_load_round_trip(fitted, data, tmp_path):
-    path = tmp_path / "model.npz"
-    fitted.save(path)
-    loaded = mfrec.Model.load(path)
-    probe_u = np.r_[data.user[:50], 99]   # 99: an unknown user
-    probe_i = np.r_[data.item[:50], data.item[0]]
-    np.testing.assert_array_equal(loaded.predict(probe_u, probe_i),
-                                  fitted.predict(probe_u, probe_i))
-    for name in ("user_factors", "item_factors", "user_bias", "item_bias", "user_ids",
-                 "item_ids", "seen_indptr", "seen_indices"):
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(fitted, name))
-    assert loaded.get_params() == fitted.get_params()
-    assert loaded.history == fitted.history and loaded.best_iteration_ == 5
-    fitted.save(tmp_path / "noext")  # the suffix is added
-    assert (tmp_path / "noext.npz").exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
-
 
 def test_load_refuses_pickles(fitted, tmp_path):
     path = tmp_path / "pickled.npz"

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 import mfrec
 from mfrec import metrics
 from mfrec.algorithms import ALGORITHMS, Algorithm
+from recipes import recipe_params
+from references import reference_predict
 from strategies import CASES, any_array, as_int64, call, triplets
 
 # A small training set: users 0..5, items 0..7 (ids the strategies hit often).
@@ -27,16 +29,12 @@ _rng = np.random.default_rng(7)
 _cells = _rng.choice(6 * 8, size=30, replace=False)
 TRAIN = mfrec.Ratings(_cells // 8, _cells % 8, _rng.integers(1, 6, 30).astype(np.float32))
 
-#: small, fast settings per algorithm (others get their defaults and 2 iterations)
-TINY = {"sgd": dict(factors=3, epochs=2, seed=0, learning_rate=0.02)}
-
 
 def tiny_params(algorithm, **override):
-    """Small, fast settings for `algorithm` (only the parameters it takes)."""
+    """The algorithm's recipe (tests/recipes.py) with 2 iterations."""
     cls = ALGORITHMS[algorithm]
-    params = {**({cls.iterations_param: 2} if cls.iterations_param else {}), "seed": 0,
-              "factors": 3, **TINY.get(algorithm, {}), **override}
-    return {k: v for k, v in params.items() if k in cls.defaults}
+    return recipe_params(algorithm, **({cls.iterations_param: 2} if cls.iterations_param else {}),
+                         **override)
 
 
 _fitted = {}
@@ -58,30 +56,6 @@ threads = st.one_of(st.integers(-2, 3), st.integers(), st.sampled_from([True, 1.
 
 def valid_threads(n):
     return isinstance(n, (int, np.integer)) and not isinstance(n, bool) and 0 <= n <= 256
-
-
-def reference_predict(model, u, i, clip):
-    """mu + b_u + b_i + P_u . Q_i with unknown ids' terms left out (float64);
-    an explicit-rating model without biases predicts its mean training
-    rating for a pair with an unknown id."""
-    uj = {x: j for j, x in enumerate(model.user_ids.tolist())}
-    ij = {x: j for j, x in enumerate(model.item_ids.tolist())}
-    P, Q = model.user_factors.astype(float), model.item_factors.astype(float)
-    out = np.empty(len(u))
-    for t, (a, b) in enumerate(zip(u.tolist(), i.tolist())):
-        ju, ji = uj.get(a), ij.get(b)
-        r = model.global_mean
-        if model.user_bias is not None:
-            r += (model.user_bias[ju] if ju is not None else 0) + \
-                 (model.item_bias[ji] if ji is not None else 0)
-        if ju is not None and ji is not None:
-            r += P[ju] @ Q[ji]
-        elif model.user_bias is None and model._solver.clip_predictions:
-            r = model.rating_mean_
-        out[t] = r
-    if clip:
-        out = np.clip(out, *model.rating_range_)
-    return out
 
 
 # ---- predict and score ---------------------------------------------------------

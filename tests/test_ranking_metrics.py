@@ -212,7 +212,7 @@ def test_evaluate_bad_input(split):
 
 # ---- popularity --------------------------------------------------------------------
 
-def test_popular_ranks_by_number_of_ratings(split, tmp_path):
+def test_popular_ranks_by_number_of_ratings(split):
     train, _ = split
     model = mfrec.Model("popular").fit(train)
     ids, counts = np.unique(train.item, return_counts=True)
@@ -233,18 +233,6 @@ def test_popular_ranks_by_number_of_ratings(split, tmp_path):
     # a new user gets the most popular items they have not rated
     new, _ = model.recommend_new_user(ids[np.argsort(-counts)[:2]], [5, 5], n=3)
     assert set(new).isdisjoint(ids[np.argsort(-counts)[:2]])
-    # saved and loaded like any model
-    model.save(tmp_path / "pop.npz")
-    loaded = mfrec.Model.load(tmp_path / "pop.npz")
-    assert loaded.get_params() == {"algorithm": "popular", "seed": None, "n_threads": 1}
-    np.testing.assert_array_equal(loaded.recommend_all(5)[0], model.recommend_all(5)[0])
-
-
-def test_popular_rejects_unknown_parameters():
-    with pytest.raises(TypeError, match="unknown parameter"):
-        mfrec.Model("popular", factors=10)
-    with pytest.raises(ValueError, match="n_threads"):
-        mfrec.Model("popular", n_threads=-1)
 
 
 # The SGD setting that ranks (README and notebooks/recommendations.ipynb quote it).

@@ -167,6 +167,7 @@ def test_planted_low_rank_recovery():
     train, test = mfrec.train_test_split(data.ratings, test_size=0.2, seed=0)
     model = mfrec.Model("sgd", factors=5, learning_rate=0.01, regularization=0.02,
                         biases=True, epochs=100, seed=1).fit(train)
+    assert model.global_mean == pytest.approx(float(np.mean(train.rating, dtype=np.float64)))
     rmse = model.score(test)["rmse"]
     assert rmse <= 1.5 * sigma
     baseline = np.sqrt(np.mean((test.rating - train.rating.mean()) ** 2))
@@ -201,29 +202,14 @@ def test_movielens_folds_biased_regularized(ml100k):
     assert max(rmses) < 0.93, rmses
 
 
-def test_one_thread_and_seed_are_bit_for_bit_repeatable(split42):
-    train, test = split42
-    params = dict(LEVEL1_PARAMS, epochs=5)
-    runs = [mfrec.Model("sgd", seed=7, n_threads=1, **params).fit(train) for _ in range(2)]
-    for name in ("user_factors", "item_factors"):
-        assert np.array_equal(getattr(runs[0], name), getattr(runs[1], name))
-    assert [r["train_loss"] for r in runs[0].history] == [r["train_loss"] for r in runs[1].history]
-    other = mfrec.Model("sgd", seed=8, n_threads=1, **params).fit(train)
-    assert not np.array_equal(other.user_factors, runs[0].user_factors)
-
-
-def test_threads_repeatable_and_as_accurate(ml100k):
+def test_two_threads_as_accurate_as_one(ml100k):
+    """Threads change SGD's order of updates (repeatable for a fixed count:
+    test_contract.py), not its accuracy."""
     train, test = ml100k.fold("u1")
     one = mfrec.Model("sgd", seed=0, n_threads=1, **FOLD_PARAMS).fit(train)
     two = mfrec.Model("sgd", seed=0, n_threads=2, **FOLD_PARAMS).fit(train)
     rmse1, rmse2 = one.score(test)["rmse"], two.score(test)["rmse"]
     assert abs(rmse1 - rmse2) < 0.005, (rmse1, rmse2)
-    # a fixed thread count repeats exactly (blocks, not threads, own the work)
-    data = mfrec.make_low_rank(600, 500, density=0.1, seed=3).ratings
-    runs = [mfrec.Model("sgd", factors=8, epochs=5, seed=1, n_threads=2).fit(data)
-            for _ in range(2)]
-    assert np.array_equal(runs[0].user_factors, runs[1].user_factors)
-    assert np.array_equal(runs[0].item_bias, runs[1].item_bias)
 
 
 @pytest.mark.parametrize("biases", [True, False])

@@ -248,14 +248,15 @@ def test_auto_solver_picks_randomized_beyond_the_threshold(small, monkeypatch):
     assert mfrec.Model("svd", factors=2, seed=0).fit(small).solver_used == "dense"
 
 
-@pytest.mark.parametrize("solver", ["dense", "randomized"])
-def test_save_and_load(small, tmp_path, solver):
-    model = mfrec.Model("svd", factors=3, solver=solver, seed=0).fit(small)
+def test_randomized_save_and_load(small, tmp_path):
+    """The randomized solver's fitted attributes survive a round trip (the
+    dense solver's, which the contract fits: test_contract.py)."""
+    model = mfrec.Model("svd", factors=3, solver="randomized", seed=0).fit(small)
     model.save(tmp_path / "svd.npz")
     back = mfrec.Model.load(tmp_path / "svd.npz")
     for name in ("spectrum", "user_vectors", "item_vectors", "user_factors", "item_factors"):
         np.testing.assert_array_equal(getattr(back, name), getattr(model, name))
-    assert back.total_energy == model.total_energy and back.solver_used == solver
+    assert back.total_energy == model.total_energy and back.solver_used == "randomized"
     assert back.energy() == model.energy()
     np.testing.assert_array_equal(back.predict(small.user, small.item),
                                   model.predict(small.user, small.item))
@@ -316,7 +317,6 @@ def test_ml100k_folds_baseline_fill_beats_zero_fill_and_the_baseline(ml100k):
 # ---- bad input -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("params, match", [
-    ({"factors": 0}, "factors"), ({"factors": -3}, "factors"), ({"factors": 2.5}, "factors"),
     ({"fill": "median"}, "fill"), ({"solver": "lanczos"}, "solver"),
     ({"center": "yes"}, "center"), ({"oversampling": -1}, "oversampling"),
     ({"power_iterations": -1}, "power_iterations"), ({"bias_reg_user": -1.0}, "bias_reg_user"),
@@ -328,8 +328,6 @@ def test_bad_parameters(params, match):
 
 
 def test_bad_data(small):
-    with pytest.raises(ValueError, match="factors=61 is larger"):
-        mfrec.Model("svd", factors=61).fit(small)
     rating = small.rating.copy()
     rating[7] = np.nan
     with pytest.raises(ValueError, match="finite"):

@@ -1,49 +1,13 @@
 """Top-N lists (csrc/core/topn.c through Model): recommend, recommend_all,
 similar_items/users, fold-in, against plain NumPy references."""
-import threading
-
 import numpy as np
 import pytest
 
 import mfrec
 from mfrec import _core
-from mfrec.algorithms import ALGORITHMS, get_algorithm
+from references import full_scores, rank, reference_recommend
 
 SCORE_TOL = 1e-5
-
-
-# ---- references ---------------------------------------------------------------
-
-def full_scores(model):
-    """mu + b_u + b_i + P Q^T for every pair, in float64."""
-    S = model.user_factors.astype(np.float64) @ model.item_factors.T.astype(np.float64)
-    S += model.global_mean
-    if model.user_bias is not None:
-        S += model.user_bias[:, None].astype(np.float64) + model.item_bias[None, :]
-    return S
-
-
-def rank(scores, n):
-    """Positions of the n best finite scores: higher score first, then lower
-    position (the documented tie rule)."""
-    order = np.lexsort((np.arange(len(scores)), -scores))
-    order = order[np.isfinite(scores[order])]
-    return order[:n]
-
-
-def reference_recommend(model, user, n, exclude_seen=True, items=None, exclude=None, S=None):
-    u = np.searchsorted(model.user_ids, user)
-    s = (full_scores(model) if S is None else S)[u].copy()
-    if exclude_seen:
-        s[model.seen_indices[model.seen_indptr[u]:model.seen_indptr[u + 1]]] = -np.inf
-    if items is not None:
-        keep = np.zeros(len(s), bool)
-        keep[np.searchsorted(model.item_ids, items)] = True
-        s[~keep] = -np.inf
-    if exclude is not None:
-        s[np.searchsorted(model.item_ids, exclude)] = -np.inf
-    top = rank(s, n)
-    return model.item_ids[top], s[top]
 
 
 def check_list(model, ids, scores, ref_ids, ref_scores):
@@ -191,42 +155,6 @@ def test_fewer_items_left_than_n(data):
     assert ids.shape == (4, 0)
 
 
-def test_recommend_all_rows_follow_user_ids(data):
-    model = random_model(data, seed=3)
-    ids, scores = model.recommend_all(7)
-    assert ids.shape == (len(model.user_ids), 7)
-    b_ids, b_scores = model.recommend(model.user_ids, 7)
-    np.testing.assert_array_equal(ids, b_ids)
-    np.testing.assert_allclose(scores, b_scores, rtol=0, atol=SCORE_TOL)
-
-
-def test_recommend_survives_save_and_load(data, tmp_path):
-    model = random_model(data, seed=5)
-    model.save(tmp_path / "m.npz")
-    loaded = mfrec.Model.load(tmp_path / "m.npz")
-    for a, b in zip(model.recommend_all(10), loaded.recommend_all(10)):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
-def test_every_algorithm_ranks_through_the_shared_path(algorithm, data):
-    defaults = mfrec.Model.defaults(algorithm)
-    params = {k: v for k, v in (("factors", 4), ("seed", 0)) if k in defaults}
-    it = get_algorithm(algorithm).iterations_param
-    if it:
-        params[it] = 3
-    # ratings shifted to >= 0: every algorithm takes them (nmf without biases only those)
-    shifted = mfrec.Ratings(data.user, data.item, data.rating - data.rating.min())
-    model = mfrec.Model(algorithm, **params).fit(shifted)
-    users = model.user_ids[::25]
-    ids, scores = model.recommend(users, 10)
-    S = full_scores(model)
-    for row, u in enumerate(users):
-        ref_ids, ref_scores = reference_recommend(model, u, 10, S=S)
-        np.testing.assert_array_equal(ids[row], ref_ids)
-        assert np.max(np.abs(scores[row] - ref_scores)) <= SCORE_TOL * max(1, np.abs(ref_scores).max())
-
-
 # ---- similar items and users ----------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["item", "user"])
@@ -341,25 +269,6 @@ def test_fold_in_with_negatives_equals_the_weighted_solution(ml100k):
     assert set(ids) == set(model.item_ids[np.argsort(-s)[:10]])
 
 
-def test_recommend_new_user_ranks_the_folded_in_user(data):
-    model = random_model(data, seed=7)
-    rng = np.random.default_rng(1)
-    items = rng.choice(model.item_ids, 5, replace=False)
-    ratings = np.array([5, 4, 1, 2, 5], np.float32)
-    x, b = model.fold_in(items, ratings)
-    s = model.global_mean + b + model.item_bias.astype(np.float64) + \
-        model.item_factors.astype(np.float64) @ x.astype(np.float64)
-    s[np.searchsorted(model.item_ids, items)] = -np.inf
-    top = rank(s, 10)
-    ids, scores = model.recommend_new_user(items, ratings, n=10)
-    check_list(model, ids, scores, model.item_ids[top], s[top])
-    assert not np.isin(ids, items).any()
-    # ratings in any order give the same user
-    perm = np.array([3, 1, 4, 0, 2])
-    ids2, _ = model.recommend_new_user(items[perm], ratings[perm], n=10)
-    np.testing.assert_array_equal(ids, ids2)
-
-
 def test_fold_in_tells_a_fan_from_a_hater(ml100k):
     """Rating Star Wars and The Empire Strikes Back 5/5 puts Return of the
     Jedi near the top of the list; rating them 1/5 puts it near the end."""
@@ -380,6 +289,8 @@ def test_fold_in_of_extreme_ratings_is_finite_or_refused(data, algorithm, params
     scores are finite, or the call refuses with FloatingPointError naming
     the ratings (a user without biases rating 3e38 used to get infinite
     scores). Ratings of 1e30 fit in float32 everywhere: never refused."""
+    if algorithm == "nmf":  # without biases it takes ratings >= 0 only
+        data = mfrec.Ratings(data.user, data.item, data.rating - data.rating.min())
     model = mfrec.Model(algorithm, factors=4, seed=0, **params).fit(data)
     items = model.item_ids[:5]
     ratings = np.full(5, rating, np.float32)
@@ -413,24 +324,6 @@ def test_bad_n(fitted, n):
                  lambda: fitted.recommend_new_user([i], [4.0], n=n)):
         with pytest.raises(ValueError, match="n must be an integer >= 1"):
             call()
-
-
-def test_unknown_ids(fitted):
-    u, i = fitted.user_ids[0], fitted.item_ids[0]
-    with pytest.raises(KeyError, match="users: 1 user id.*not seen in training: 99999"):
-        fitted.recommend(99999)
-    with pytest.raises(KeyError, match="users"):
-        fitted.recommend([u, 99999, -4])
-    with pytest.raises(KeyError, match="items: 1 item id"):
-        fitted.recommend(u, items=[i, 123456])
-    with pytest.raises(KeyError, match="exclude: 1 item id"):
-        fitted.recommend(u, exclude=[123456])
-    with pytest.raises(KeyError, match="item"):
-        fitted.similar_items(123456)
-    with pytest.raises(KeyError, match="user"):
-        fitted.similar_users(99999)
-    with pytest.raises(KeyError, match="items"):
-        fitted.recommend_new_user([i, 123456], [4, 5])
 
 
 def test_bad_types_and_shapes(fitted):
@@ -467,14 +360,6 @@ def test_bad_fold_in_input(fitted):
     assert unreg.fold_in(i[:1], [4.0], regularization=1.0)[0].shape == (2,)
 
 
-def test_not_fitted():
-    model = mfrec.Model("sgd")
-    for call in (lambda: model.recommend(1), lambda: model.recommend_all(),
-                 lambda: model.similar_items(1), lambda: model.recommend_new_user([1], [4])):
-        with pytest.raises(RuntimeError, match="not fitted"):
-            call()
-
-
 def test_core_rejects_bad_arrays(fitted):
     with pytest.raises(IndexError, match="recommend"):
         _core.recommend(fitted, np.array([len(fitted.user_ids)], np.int32), 5,
@@ -503,38 +388,3 @@ def test_core_rejects_bad_arrays(fitted):
     broken.seen_indices = broken.seen_indices[::-1].copy()
     with pytest.raises(ValueError, match="recommend"):
         broken.recommend(1)
-
-
-def test_inputs_are_not_modified(fitted):
-    items = fitted.item_ids[[5, 1, 3]].copy()
-    ratings = np.array([4.0, 2.0, 5.0], np.float32)
-    keep = items.copy(), ratings.copy()
-    fitted.recommend_new_user(items, ratings)
-    fitted.recommend(fitted.user_ids[0], items=items, exclude=items[:1])
-    np.testing.assert_array_equal(items, keep[0])
-    np.testing.assert_array_equal(ratings, keep[1])
-
-
-def test_recommend_during_refit_sees_a_whole_model(data):
-    """recommend takes the model's lock: lists come from the old or the new
-    factors, never a mix (checked against both references)."""
-    model = mfrec.Model("sgd", factors=6, epochs=2, seed=0).fit(data)
-    u = model.user_ids[0]
-    before = model.recommend(u, 5)[0]
-    other = data[np.arange(len(data)) % 5 != 0]  # a different fit, same users
-    errors = []
-
-    def refit():
-        try:
-            model.fit(other)
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    t = threading.Thread(target=refit)
-    t.start()
-    seen = [model.recommend(u, 5)[0] for _ in range(20)]
-    t.join()
-    after = model.recommend(u, 5)[0]
-    assert not errors
-    assert not np.array_equal(before, after)
-    assert all(np.array_equal(s, before) or np.array_equal(s, after) for s in seen)
