@@ -303,7 +303,7 @@ static PyGetSetDef model_getset[] = {
     {NULL}};
 
 PyDoc_STRVAR(model_predict_doc,
-"_predict(users, items, n_threads=1)\n--\n\n"
+"_predict($self, users, items, n_threads=1)\n--\n\n"
 "Predictions for pairs of contiguous indices (int32; -1 = unknown, which\n"
 "falls back to the global mean plus the known bias).");
 
@@ -469,7 +469,7 @@ cleanup:
 }
 
 PyDoc_STRVAR(rmse_mae_doc,
-"rmse_mae(predictions, truth)\n--\n\n"
+"rmse_mae(predictions, truth, /)\n--\n\n"
 "Root mean squared and mean absolute error (float32 inputs, double sums).");
 
 static PyObject *ratings_rmse_mae(PyObject *module, PyObject *args)
@@ -506,7 +506,7 @@ cleanup:
 }
 
 PyDoc_STRVAR(init_factors_doc,
-"init_factors(out, kind, scale, seed, stream)\n--\n\n"
+"init_factors(out, kind, scale, seed, stream, /)\n--\n\n"
 "Fill the float32 matrix `out` in place: kind 0 = uniform [0, scale),\n"
 "1 = normal(0, scale). Deterministic in (seed, stream).");
 
@@ -750,9 +750,9 @@ static int sgd_rated_get(const mfr_sgd_params *p, PyObject *rated_o, const mfr_m
 }
 
 PyDoc_STRVAR(sgd_epoch_doc,
-"sgd_epoch(model, users, items, ratings, *, learning_rate, regularization,\n"
-"          biases, seed, epoch, n_threads, negatives=0, negative_rating=0.0,\n"
-"          rated=None)\n--\n\n"
+"sgd_epoch(model, users, items, ratings, *, learning_rate=0.005,\n"
+"          regularization=0.02, biases=True, seed=0, epoch=0, n_threads=1,\n"
+"          negatives=0, negative_rating=0.0, rated=None)\n--\n\n"
 "One SGD epoch over int32 index arrays and float32 ratings, updating the\n"
 "model's arrays in place. Returns the mean squared error of the updates.\n"
 "FloatingPointError if the iteration diverges. negatives > 0 also trains\n"
@@ -823,10 +823,10 @@ cleanup:
 }
 
 PyDoc_STRVAR(sgd_epoch_features_doc,
-"sgd_epoch_features(model, users, items, ratings, *, user_features,\n"
-"                   item_features, learning_rate, regularization, biases,\n"
-"                   seed, epoch, negatives=0, negative_rating=0.0,\n"
-"                   rated=None)\n--\n\n"
+"sgd_epoch_features(model, users, items, ratings, *, user_features=None,\n"
+"                   item_features=None, learning_rate=0.005,\n"
+"                   regularization=0.02, biases=True, seed=0, epoch=0,\n"
+"                   negatives=0, negative_rating=0.0, rated=None)\n--\n\n"
 "One sequential SGD epoch of the model with side features. `model` holds\n"
 "the free factors and biases; user_features and item_features are None or\n"
 "(indptr, indices, weights, factors, bias or None) with one row per user\n"
@@ -1416,7 +1416,7 @@ cleanup:
 }
 
 PyDoc_STRVAR(topn_recommend_vector_doc,
-"recommend_vector(model, x, bias, skip, pool, n)\n--\n\n"
+"recommend_vector(model, x, bias, skip, pool, n, /)\n--\n\n"
 "One top-n list for a user given by factors x (float32, k) and bias (used\n"
 "when the model has biases), skipping the item indices in skip (int32).\n"
 "Returns (items, scores, counts) as recommend, with one row.");

@@ -112,8 +112,9 @@ class MovieLens:
             raise ValueError(f"fold must be one of {list(self.fold_names)} for "
                              f"{self.name}, got {name!r}")
         if name not in self._folds:
-            self._folds[name] = tuple(_read_tab(os.path.join(self.path, f"{name}.{part}"))
-                                      for part in ("base", "test"))
+            base, test = (_read_tab(os.path.join(self.path, f"{name}.{part}"))
+                          for part in ("base", "test"))
+            self._folds[name] = (base, test)
         return self._folds[name]
 
 

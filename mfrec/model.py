@@ -18,12 +18,12 @@ import time
 import warnings
 import zipfile
 import zlib
-from typing import Callable, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from .algorithms import Features, TrainData, check_threads, get_algorithm
+from .algorithms import Algorithm, Features, TrainData, check_threads, get_algorithm
 from .ratings import Ratings, as_ids, as_ratings
 
 __all__ = ["Model"]
@@ -90,6 +90,16 @@ class Model(_core.Model):
     best_iteration_ : the iteration kept (early stopping restores it).
     seed_ : the seed used (drawn at random when seed=None).
     """
+
+    # Fitted attributes: None until fit (methods call _check_fitted first).
+    user_ids: Optional[np.ndarray]
+    item_ids: Optional[np.ndarray]
+    history: List[dict]
+    best_iteration_: Optional[int]
+    seed_: Optional[int]
+    rating_range_: Optional[Tuple[float, ...]]
+    rating_mean_: Optional[float]
+    _solver: Optional[Algorithm]
 
     def __init__(self, algorithm: str = "sgd", **params):
         cls = get_algorithm(algorithm)
@@ -751,7 +761,7 @@ def _read_npz(f) -> dict:
     return arrays
 
 
-def _unpack(data):
+def _unpack(data) -> Tuple[Any, Any, Any]:
     if isinstance(data, Ratings):
         return data.user, data.item, data.rating
     try:

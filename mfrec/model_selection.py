@@ -16,7 +16,7 @@ import numbers
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -81,6 +81,10 @@ class KFold:
     """K folds of the ratings: each rating is in the test part of exactly
     one fold. `shuffle` assigns ratings to folds at random from `seed`;
     otherwise folds are consecutive runs in the data's order."""
+
+    n_splits: int
+    shuffle: bool
+    seed: Optional[int]
 
     def __init__(self, n_splits: int = 5, shuffle: bool = True, seed: Optional[int] = None):
         if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) \
@@ -166,7 +170,7 @@ def _parse_metric(name) -> Tuple[str, Optional[int]]:
     raise ValueError(f"unknown metric {name!r}; the metrics are {known} (K an integer >= 1)")
 
 
-def _check_threshold(threshold) -> float:
+def _check_threshold(threshold: float) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
             or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
@@ -213,7 +217,7 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _check_n_jobs(n_jobs) -> int:
+def _check_n_jobs(n_jobs: int) -> int:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) \
             or not (n_jobs >= 1 or n_jobs == -1):
         raise ValueError(f"n_jobs must be an integer >= 1, or -1 for every core; got {n_jobs!r}")
@@ -247,7 +251,7 @@ def _run(tasks: List[Callable[[], dict]], n_jobs: int, verbose: bool, label: str
                           f"({time.perf_counter() - t0:.1f} s elapsed)", flush=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return results
+    return cast(List[dict], results)  # every task filled its entry
 
 
 def _fit_and_score(model_type, params: dict, train: Ratings, test: Ratings, metrics,
