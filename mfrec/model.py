@@ -79,9 +79,9 @@ class Model(_core.Model):
         biases=True, init="normal", init_scale=0.1, epochs=20,
         feature_combine="mean", seed=None, n_threads=1.
 
-    Attributes (after fit)
-    ----------------------
-    user_ids, item_ids : the raw ids known to the model (rated in training,
+    Attributes
+    ----------
+    user_ids, item_ids : after fit, the raw ids known to the model (rated in training,
         or given side features), sorted (index i of
         ``user_factors`` is user ``user_ids[i]``).
     user_factors, item_factors, user_bias, item_bias, global_mean (with
