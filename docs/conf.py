@@ -119,3 +119,19 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_static_path = []
+
+
+
+def _skip_bare_attributes(app, what, name, obj, skip, options):
+    """Attributes declared by an annotation alone have no docstring of their
+    own (the class's Attributes section describes them): leave them out."""
+    from sphinx.ext import autodoc
+
+    sentinels = [autodoc, getattr(autodoc, "_sentinels", None)]  # Sphinx < 9, >= 9
+    bare = [getattr(m, n, None) for m in sentinels
+            for n in ("INSTANCEATTR", "INSTANCE_ATTR", "UNINITIALIZED_ATTR")]
+    return True if any(obj is b for b in bare if b is not None) else None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_bare_attributes)
