@@ -112,15 +112,47 @@ class MovieLens:
             raise ValueError(f"fold must be one of {list(self.fold_names)} for "
                              f"{self.name}, got {name!r}")
         if name not in self._folds:
-            self._folds[name] = tuple(_read_tab(os.path.join(self.path, f"{name}.{part}"))
-                                      for part in ("base", "test"))
+            base, test = (_read_tab(os.path.join(self.path, f"{name}.{part}"))
+                          for part in ("base", "test"))
+            self._folds[name] = (base, test)
         return self._folds[name]
 
 
 def load_movielens(name: str = "100k", data_home: Optional[str] = None,
                    download: bool = True) -> MovieLens:
-    """Load MovieLens "100k" or "latest-small" (see the module docstring for
-    where the files are looked for). Ratings keep the dataset's raw ids."""
+    """Load MovieLens "100k" or "latest-small".
+
+    The files are looked for in `data_home`, then ``$MFREC_DATA``, then the
+    user cache (``$XDG_CACHE_HOME/mfrec`` or ``~/.cache/mfrec``); only then
+    are they downloaded from GroupLens into the cache, every file checked
+    against its SHA-256. Each location may hold the dataset's folder
+    (``ml-100k/``, ``ml-latest-small/``) or be that folder itself.
+
+    Parameters
+    ----------
+    name : {"100k", "latest-small"}
+        The dataset.
+    data_home : str, optional
+        A folder to look in first.
+    download : bool
+        Download the dataset if it is found nowhere (else FileNotFoundError).
+
+    Returns
+    -------
+    MovieLens
+        The ratings, with the dataset's raw ids, and the catalogue.
+
+    Examples
+    --------
+    >>> data = mfrec.load_movielens("100k", download=False)
+    >>> data.ratings
+    Ratings(100000 ratings, 943 users, 1682 items)
+    >>> data.title(50), data.genres_of(50)
+    ('Star Wars (1977)', ['Action', 'Adventure', 'Romance', 'Sci-Fi', 'War'])
+    >>> train, test = data.fold("u1")
+    >>> len(train), len(test)
+    (80000, 20000)
+    """
     if name not in NAMES:
         raise ValueError(f"name must be one of {sorted(NAMES)}, got {name!r}")
     folder = find_dataset(name, data_home, download)
@@ -318,8 +350,26 @@ def make_low_rank(n_users: int = 500, n_items: int = 400, rank: int = 5,
                   density: float = 0.1, noise: float = 0.1, global_mean: float = 3.0,
                   seed: Optional[int] = 0) -> LowRankData:
     """Ratings of a planted rank-`rank` model observed at random with
-    Gaussian noise of standard deviation `noise`. Factor entries are
-    N(0, 1/sqrt(rank)) so that P_u . Q_i has unit variance."""
+    Gaussian noise of standard deviation `noise`.
+
+    Factor entries are N(0, 1/sqrt(rank)) so that P_u . Q_i has unit
+    variance; a rating is ``global_mean + P_u . Q_i + noise``, for a random
+    `density` fraction of the (user, item) pairs. Ids are 0..n_users-1 and
+    0..n_items-1.
+
+    Returns
+    -------
+    LowRankData
+        The ratings and the planted factors, mean and noise.
+
+    Examples
+    --------
+    >>> data = mfrec.make_low_rank(n_users=300, n_items=200, rank=3, density=0.2, seed=0)
+    >>> data.ratings
+    Ratings(12000 ratings, 300 users, 200 items)
+    >>> data.user_factors.shape, data.item_factors.shape
+    ((300, 3), (200, 3))
+    """
     for name, v in (("n_users", n_users), ("n_items", n_items), ("rank", rank),
                     ("density", density), ("noise", noise), ("global_mean", global_mean)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \

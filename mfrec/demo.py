@@ -12,7 +12,7 @@ them out with Gradio, which is imported here and only when the demo starts
 import html
 import re
 from collections import Counter
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class Recommender:
 
     # ---- rows ----------------------------------------------------------------
 
-    def rows(self, items: Sequence[int], scores: Sequence[float]) -> List[dict]:
+    def rows(self, items: Iterable[Any], scores: Iterable[Any]) -> List[dict]:
         return [{"rank": rank, "item": int(item), "title": self.data.title(item),
                  "genres": ", ".join(self.data.genres_of(item)), "score": float(score)}
                 for rank, (item, score) in enumerate(zip(items, scores), 1)]
@@ -226,7 +226,7 @@ CSS = """
 
 # Every answer takes about a millisecond: a plain request (no queue, no
 # progress animation) keeps the page's round trip short.
-QUICK = {"queue": False, "show_progress": "hidden"}
+QUICK: Dict[str, Any] = {"queue": False, "show_progress": "hidden"}
 
 
 def build_app(rec: Recommender):

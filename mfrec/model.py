@@ -11,13 +11,13 @@ import os
 import threading
 import time
 import warnings
-from typing import Callable, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
 from . import _core, _modelfile
 from ._modelfile import CORE_ARRAYS
-from .algorithms import Features, TrainData, check_threads, get_algorithm
+from .algorithms import Algorithm, Features, TrainData, check_threads, get_algorithm
 from .ratings import Ratings, as_ids, as_ratings, unmasked
 
 __all__ = ["Model"]
@@ -70,9 +70,9 @@ class Model(_core.Model):
         biases=True, init="normal", init_scale=0.1, epochs=20,
         feature_combine="mean", seed=None, n_threads=1.
 
-    Attributes (after fit)
-    ----------------------
-    user_ids, item_ids : the raw ids known to the model (rated in training,
+    Attributes
+    ----------
+    user_ids, item_ids : after fit, the raw ids known to the model (rated in training,
         or given side features), sorted (index i of
         ``user_factors`` is user ``user_ids[i]``).
     user_factors, item_factors, user_bias, item_bias, global_mean (with
@@ -82,6 +82,16 @@ class Model(_core.Model):
     seed_ : the seed used (drawn at random when seed=None).
     """
 
+    # Fitted attributes: None until fit (methods call _check_fitted first).
+    user_ids: Optional[np.ndarray]
+    item_ids: Optional[np.ndarray]
+    history: List[dict]
+    best_iteration_: Optional[int]
+    seed_: Optional[int]
+    rating_range_: Optional[Tuple[float, ...]]
+    rating_mean_: Optional[float]
+    _solver: Optional[Algorithm]
+
     def __init__(self, algorithm: str = "sgd", **params):
         full = _checked_params(algorithm, params)
         self.__dict__.update(algorithm=algorithm, _params=full)
@@ -89,7 +99,8 @@ class Model(_core.Model):
         self._fit_lock = threading.RLock()  # held by fit; set_params waits for it
         self._solver = None
         # the algorithm and parameters the fitted state comes from
-        self._fitted_algorithm = self._fitted_params = None
+        self._fitted_algorithm: Optional[str] = None
+        self._fitted_params: dict = {}
         self.user_ids = self.item_ids = None
         self.history = []
         self.best_iteration_ = None
@@ -636,7 +647,7 @@ def _checked_params(algorithm, params: dict) -> dict:
     return full
 
 
-def _unpack(data):
+def _unpack(data) -> Tuple[Any, Any, Any]:
     if isinstance(data, Ratings):
         return data.user, data.item, data.rating
     try:

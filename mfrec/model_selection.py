@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -34,15 +34,38 @@ def train_test_split(ratings: Ratings, test_size: float = 0.2, seed: Optional[in
                      by: str = "random") -> Tuple[Ratings, Ratings]:
     """Split ratings into (train, test).
 
-    by="random": a uniformly random `test_size` fraction of all ratings.
-    by="user": the same fraction of each user's ratings, drawn at random
-    (rounded down, and at least one rating of each user stays in train),
-    so every test user is known to the model.
-    by="time": the most recent `test_size` fraction of all ratings (a
-    global cut-off in time, as in deployment: train on the past, test on
-    the future; ties in time keep the data's order). Needs timestamps.
-    by="user_time": each user's most recent ratings, in the proportions of
-    by="user". Needs timestamps.
+    Parameters
+    ----------
+    ratings : Ratings
+        The ratings to split.
+    test_size : float
+        The fraction of ratings that goes to test, in (0, 1).
+    seed : int, optional
+        Seed of the random draws.
+    by : {"random", "user", "time", "user_time"}
+        "random": a uniformly random `test_size` fraction of all ratings.
+        "user": the same fraction of each user's ratings, drawn at random
+        (rounded down, and at least one rating of each user stays in
+        train), so every test user is known to the model.
+        "time": the most recent `test_size` fraction of all ratings (a
+        global cut-off in time, as in deployment: train on the past, test
+        on the future; ties in time keep the data's order).
+        "user_time": each user's most recent ratings, in the proportions of
+        "user". The last two need timestamps.
+
+    Returns
+    -------
+    train, test : Ratings
+
+    Examples
+    --------
+    >>> data = mfrec.make_low_rank(n_users=300, n_items=200, rank=3, density=0.2, seed=0)
+    >>> train, test = mfrec.train_test_split(data.ratings, test_size=0.2, seed=42)
+    >>> len(train), len(test)
+    (9600, 2400)
+    >>> train, test = mfrec.train_test_split(data.ratings, seed=42, by="user")
+    >>> set(test.user) <= set(train.user)     # every test user has training ratings
+    True
     """
     if not isinstance(ratings, Ratings):
         raise TypeError("ratings must be a mfrec.Ratings")
@@ -80,8 +103,31 @@ def train_test_split(ratings: Ratings, test_size: float = 0.2, seed: Optional[in
 
 class KFold:
     """K folds of the ratings: each rating is in the test part of exactly
-    one fold. `shuffle` assigns ratings to folds at random from `seed`;
-    otherwise folds are consecutive runs in the data's order."""
+    one fold.
+
+    Parameters
+    ----------
+    n_splits : int
+        The number of folds (>= 2).
+    shuffle : bool
+        Assign ratings to folds at random from `seed`; otherwise folds are
+        consecutive runs in the data's order.
+    seed : int, optional
+        Seed of the shuffle.
+
+    Examples
+    --------
+    >>> data = mfrec.make_low_rank(n_users=300, n_items=200, rank=3, density=0.2, seed=0)
+    >>> folds = mfrec.KFold(n_splits=3, seed=0)
+    >>> folds.fold_names
+    ['fold1', 'fold2', 'fold3']
+    >>> [(len(train), len(test)) for train, test in folds.split(data.ratings)]
+    [(8000, 4000), (8000, 4000), (8000, 4000)]
+    """
+
+    n_splits: int
+    shuffle: bool
+    seed: Optional[int]
 
     def __init__(self, n_splits: int = 5, shuffle: bool = True, seed: Optional[int] = None):
         if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) \
@@ -111,9 +157,21 @@ class KFold:
 
 
 class PredefinedFolds:
-    """The published splits of a MovieLens dataset, by name: for 100K the
-    five disjoint folds u1..u5 (default) or ua, ub. `split` checks that the
-    data it is given is that dataset's full set of ratings."""
+    """The published splits of a MovieLens dataset, by name.
+
+    Parameters
+    ----------
+    movielens : MovieLens
+        A dataset from :func:`load_movielens`.
+    names : sequence of str
+        The folds: for 100K the five disjoint folds u1..u5 (the default),
+        or ua, ub.
+
+    Notes
+    -----
+    `split` checks that the data it is given is that dataset's full set of
+    ratings.
+    """
 
     def __init__(self, movielens, names: Sequence[str] = ("u1", "u2", "u3", "u4", "u5")):
         if not hasattr(movielens, "fold") or not hasattr(movielens, "fold_names"):
@@ -167,7 +225,7 @@ def _parse_metric(name) -> Tuple[str, Optional[int]]:
     raise ValueError(f"unknown metric {name!r}; the metrics are {known} (K an integer >= 1)")
 
 
-def _check_threshold(threshold) -> float:
+def _check_threshold(threshold: float) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
             or not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
@@ -214,7 +272,7 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _check_n_jobs(n_jobs) -> int:
+def _check_n_jobs(n_jobs: int) -> int:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) \
             or not (n_jobs >= 1 or n_jobs == -1):
         raise ValueError(f"n_jobs must be an integer >= 1, or -1 for every core; got {n_jobs!r}")
@@ -259,7 +317,7 @@ def _run(tasks: List[Callable[[threading.Event], dict]], n_jobs: int, verbose: b
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return results
+    return cast(List[dict], results)  # every task filled its entry
 
 
 def _fit_and_score(model_type, params: dict, train: Ratings, test: Ratings, metrics,
@@ -334,23 +392,46 @@ def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), 
 
     Parameters
     ----------
-    model : an unfitted (or fitted: it is not touched) mfrec.Model; its
-        parameters are used. Give it a seed for repeatable figures.
-    data : Ratings, or a MovieLens dataset (its ratings).
-    cv : KFold, PredefinedFolds, or an int (KFold(cv, shuffle=True, seed=0)).
-    metrics : names among "rmse", "mae", and the ranking metrics "ndcg@10",
+    model : Model
+        An unfitted (or fitted: it is not touched) model; its parameters are
+        used. Give it a seed for repeatable figures.
+    data : Ratings or MovieLens
+        The ratings (of a MovieLens dataset: its ratings).
+    cv : KFold, PredefinedFolds or int
+        The folds; an int k means ``KFold(k, shuffle=True, seed=0)``.
+    metrics : sequence of str
+        Names among "rmse", "mae", and the ranking metrics "ndcg@10",
         "precision@10", ... (relevant: test ratings >= threshold).
-    n_jobs : folds fitted at once (threads; -1: one per core). Each fit
-        runs with max(1, n_threads // n_jobs) threads.
-    fit_params : extra keyword arguments for every fit (e.g. item_features).
-    return_models : also return the fitted models.
-    verbose : a progress line as each fold finishes.
+    n_jobs : int
+        Folds fitted at once (threads; -1: one per core). Each fit runs
+        with max(1, n_threads // n_jobs) threads.
+    threshold : float
+        The rating from which a test item is relevant (ranking metrics).
+    fit_params : dict, optional
+        Extra keyword arguments for every fit (e.g. item_features).
+    return_models : bool
+        Also return the fitted models.
+    verbose : bool
+        A progress line as each fold finishes.
 
     Returns
     -------
-    dict with "folds": one dict per fold (fold name, each metric, fit_time,
-    test_time; ``pandas.DataFrame(result["folds"])`` shows them), "mean"
-    and "std" over the folds, and "models" if asked.
+    dict
+        "folds": one dict per fold (fold name, each metric, fit_time,
+        test_time; ``pandas.DataFrame(result["folds"])`` shows them),
+        "mean" and "std" over the folds, and "models" if asked.
+
+    Examples
+    --------
+    Planted rank-3 ratings with noise of standard deviation 0.1:
+
+    >>> data = mfrec.make_low_rank(n_users=300, n_items=200, rank=3, density=0.2, seed=0)
+    >>> model = mfrec.Model("als", factors=3, regularization=0.01, seed=0)
+    >>> cv = mfrec.cross_validate(model, data.ratings, cv=3, metrics=["rmse", "mae"])
+    >>> [row["fold"] for row in cv["folds"]]
+    ['fold1', 'fold2', 'fold3']
+    >>> round(cv["mean"]["rmse"], 2)
+    0.12
     """
     _check_model(model)
     ratings, cv, metrics = _as_ratings(data), _check_cv(cv), _check_metrics(metrics)
@@ -373,7 +454,14 @@ def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), 
 # ---- hyper-parameter search --------------------------------------------------
 
 class uniform:
-    """Uniform on [low, high), for RandomSearch."""
+    """Uniform on [low, high), for :class:`~mfrec.RandomSearch`.
+
+    Examples
+    --------
+    >>> from mfrec.model_selection import uniform
+    >>> uniform(0.0, 0.5).rvs(np.random.default_rng(0)) < 0.5
+    True
+    """
 
     def __init__(self, low: float, high: float):
         if not (np.isfinite(low) and np.isfinite(high) and low < high):
@@ -388,7 +476,15 @@ class uniform:
 
 
 class log_uniform(uniform):
-    """Log-uniform on [low, high), 0 < low < high: every decade equally likely."""
+    """Log-uniform on [low, high), 0 < low < high: every decade equally likely.
+
+    Examples
+    --------
+    >>> from mfrec.model_selection import log_uniform
+    >>> draws = [log_uniform(1e-3, 1e3).rvs(np.random.default_rng(s)) for s in range(1000)]
+    >>> sum(d < 1 for d in draws)          # half of the six decades lie below 1
+    484
+    """
 
     def __init__(self, low: float, high: float):
         super().__init__(low, high)
@@ -483,24 +579,49 @@ class _Search:
 class GridSearch(_Search):
     """Cross-validated search over every combination of a parameter grid.
 
-    >>> search = GridSearch(Model("sgd", seed=0), {"regularization": [0.02, 0.05],
-    ...                     "factors": [50, 100]}, cv=PredefinedFolds(data), n_jobs=2)
-    >>> search.fit(data.ratings).best_params, search.best_score
-    >>> pandas.DataFrame(search.results)   # one row per candidate, with its rank
-
     Parameters
     ----------
-    model : the mfrec.Model whose parameters are the starting point.
-    param_grid : {parameter: list of values}; the candidates are all
-        combinations (in the grid's order).
-    cv, n_jobs, threshold : as in :func:`cross_validate`; all (candidate,
-        fold) fits share the n_jobs threads.
-    metric : the metric that chooses (lower is better for rmse/mae,
-        higher for ranking metrics); metrics: more metrics to report.
-    refit : fit best_model on all the data with best_params.
+    model : Model
+        The model whose parameters are the starting point.
+    param_grid : dict
+        {parameter: list of values}; the candidates are all combinations
+        (in the grid's order).
+    cv, n_jobs, threshold
+        As in :func:`cross_validate`; all (candidate, fold) fits share the
+        n_jobs threads.
+    metric : str
+        The metric that chooses (lower is better for rmse/mae, higher for
+        ranking metrics).
+    metrics : sequence of str, optional
+        More metrics to report.
+    refit : bool
+        Fit best_model on all the data with best_params.
+    verbose : bool
+        A progress line as each fit finishes.
 
-    Attributes (after fit): results, best_params, best_score, best_index,
-    best_model, n_fits, search_time (seconds, wall).
+    Attributes
+    ----------
+    results : list of dict
+        After fit: one row per candidate (its parameters, the mean and std
+        of each metric, fit_time, test_time and its rank);
+        ``pandas.DataFrame(search.results)`` shows them.
+    best_params, best_score, best_index, best_model
+        The winning candidate, its score, its row in results, and (with
+        refit) the model fitted on all the data.
+    n_fits, search_time
+        The number of fits and the search's wall time in seconds.
+
+    Examples
+    --------
+    >>> data = mfrec.make_low_rank(n_users=300, n_items=200, rank=3, density=0.2, seed=0)
+    >>> search = mfrec.GridSearch(mfrec.Model("als", factors=3, seed=0),
+    ...                           {"regularization": [0.01, 0.1, 1.0]}, cv=3, n_jobs=2)
+    >>> search.fit(data.ratings).best_params
+    {'regularization': 0.01}
+    >>> [row["rank"] for row in search.results]
+    [1, 2, 3]
+    >>> search.n_fits, search.best_model.is_fitted
+    (9, True)
     """
 
     def __init__(self, model, param_grid: dict, cv=5, metric: str = "rmse",
@@ -530,11 +651,33 @@ class GridSearch(_Search):
 class RandomSearch(_Search):
     """Cross-validated search over `n_iter` candidates drawn at random.
 
-    param_distributions : {parameter: a list of values (one drawn uniformly)
-        or a distribution with an ``rvs(random_state)`` method, such as
-        :class:`uniform`, :class:`log_uniform` or a scipy.stats one}.
-    n_iter : candidates to draw; seed : the draw's seed.
-    Everything else as in :class:`GridSearch`.
+    Parameters
+    ----------
+    model : Model
+        The model whose parameters are the starting point.
+    param_distributions : dict
+        {parameter: a list of values (one drawn uniformly) or a
+        distribution with an ``rvs(random_state)`` method, such as
+        :class:`~mfrec.model_selection.uniform`,
+        :class:`~mfrec.model_selection.log_uniform` or a scipy.stats one}.
+    n_iter : int
+        The number of candidates to draw.
+    seed : int, optional
+        The seed of the draws.
+    cv, metric, metrics, n_jobs, refit, threshold, verbose
+        As in :class:`GridSearch`, which also lists the attributes.
+
+    Examples
+    --------
+    >>> from mfrec.model_selection import log_uniform
+    >>> data = mfrec.make_low_rank(n_users=300, n_items=200, rank=3, density=0.2, seed=0)
+    >>> search = mfrec.RandomSearch(mfrec.Model("als", factors=3, seed=0),
+    ...                             {"regularization": log_uniform(1e-3, 1.0)},
+    ...                             n_iter=4, cv=3, seed=0)
+    >>> search.fit(data.ratings).best_params["regularization"] < 0.01
+    True
+    >>> search.best_score < 0.15          # the planted noise is 0.1
+    True
     """
 
     def __init__(self, model, param_distributions: dict, n_iter: int = 10, cv=5,

@@ -72,6 +72,14 @@ class Ratings:
     ``len(r)`` is the number of ratings; ``r[mask_or_indices]`` selects a
     subset; ``r.user``, ``r.item``, ``r.rating`` are NumPy arrays, ready for
     ``Model.fit(r.user, r.item, r.rating)``.
+
+    Examples
+    --------
+    >>> r = mfrec.Ratings([1, 1, 2], [10, 20, 10], [4.0, 3.0, 5.0])
+    >>> r
+    Ratings(3 ratings, 2 users, 2 items)
+    >>> r[r.rating >= 4].item
+    array([10, 10])
     """
 
     user: np.ndarray

@@ -27,7 +27,7 @@ def _ratings(n_users, n_items, density, seed):
 
 
 TRAIN = _ratings(60, 40, 0.3, seed=5)
-#: more users and items than one block of rows per thread (256 in csrc/nmf.c, svd.c)
+#: more users and items than one block of rows per thread (256 in csrc/core/nmf.c, svd.c)
 WIDE = _ratings(300, 260, 0.08, seed=2)
 UNKNOWN_USER, UNKNOWN_ITEM = 123, 456   # never seen in training
 

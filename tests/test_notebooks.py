@@ -1,6 +1,10 @@
 """Every notebook runs end to end (nbclient), so none can rot. Each checks
 its own figures against the document's with assert cells; the markers below
-check that the cells that matter printed their result."""
+check that the cells that matter printed their result.
+
+With $MFREC_EXECUTED_NOTEBOOKS set, each notebook that passes is also written
+there with its outputs, for the reference site (docs/conf.py renders those
+copies instead of running the notebooks a second time)."""
 import os
 
 import pytest
@@ -32,18 +36,20 @@ MARKERS = {
 
 def run_notebook(name, monkeypatch, timeout=180):
     """Execute notebooks/<name> in a fresh python3 kernel that imports this
-    mfrec; returns the text of its outputs. Any failing cell raises."""
+    mfrec; returns the executed notebook and the text of its outputs. Any
+    failing cell raises."""
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(mfrec.__file__)))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # the kernel's own inline backend: figures become image outputs for the site
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     book = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
     assert all(not c.get("outputs") for c in book.cells if c.cell_type == "code"), \
         f"{name} is stored with outputs"
     client = nbclient.NotebookClient(book, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": NOTEBOOKS}})
     client.execute()
-    return "\n".join(str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
+    return book, "\n".join(str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
                      for cell in book.cells if cell.cell_type == "code"
                      for out in cell.get("outputs", []))
 
@@ -56,6 +62,10 @@ def test_every_notebook_is_checked():
 def test_notebook_runs(name, monkeypatch):
     if not os.environ.get("MFREC_DATA"):
         pytest.fail("set MFREC_DATA to the folder holding ml-100k/ and ml-latest-small/")
-    text = run_notebook(name, monkeypatch)
+    book, text = run_notebook(name, monkeypatch)
     missing = [m for m in MARKERS[name] if m not in text]
     assert not missing, f"{name}: outputs lack {missing}"
+    executed = os.environ.get("MFREC_EXECUTED_NOTEBOOKS")
+    if executed:
+        os.makedirs(executed, exist_ok=True)
+        nbformat.write(book, os.path.join(executed, name))

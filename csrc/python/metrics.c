@@ -4,7 +4,7 @@
  */
 #include "binding.h"
 
-BINDING_ARGS(rmse_mae, "(predictions, truth)",
+BINDING_ARGS(rmse_mae, "(predictions, truth, /)",
 "Root mean squared and mean absolute error (float32 inputs, double sums).")
 {
     PyObject *po, *to, *result = NULL;

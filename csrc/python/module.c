@@ -229,7 +229,7 @@ static PyGetSetDef model_getset[] = {
 
 /* A method of Model: the first argument (`module` in the macro) is the
  * instance. */
-BINDING_KW_AS(model_predict, "_predict", "(users, items, n_threads=1)",
+BINDING_KW_AS(model_predict, "_predict", "($self, users, items, n_threads=1)",
 "Predictions for pairs of contiguous indices (int32; -1 = unknown, which\n"
 "falls back to the global mean plus the known bias).")
 {
@@ -309,7 +309,7 @@ ModelObject *as_model(PyObject *module, PyObject *obj)
 
 /* ==== the factors' random start (rng.c) ================================ */
 
-BINDING_ARGS(init_factors, "(out, kind, scale, seed, stream)",
+BINDING_ARGS(init_factors, "(out, kind, scale, seed, stream, /)",
 "Fill the float32 matrix `out` in place: kind 0 = uniform [0, scale),\n"
 "1 = normal(0, scale). Deterministic in (seed, stream).")
 {

@@ -93,9 +93,9 @@ static PyObject *sgd_result(int status, double loss, const char *what)
     return status == MFR_OK ? PyFloat_FromDouble(loss) : raise_status(status, what);
 }
 
-BINDING_KW(sgd_epoch, "(model, users, items, ratings, *, learning_rate, regularization,\n"
-"          biases, seed, epoch, n_threads, negatives=0, negative_rating=0.0,\n"
-"          rated=None)",
+BINDING_KW(sgd_epoch, "(model, users, items, ratings, *, learning_rate=0.005,\n"
+"          regularization=0.02, biases=True, seed=0, epoch=0, n_threads=1,\n"
+"          negatives=0, negative_rating=0.0, rated=None)",
 "One SGD epoch over int32 index arrays and float32 ratings, updating the\n"
 "model's arrays in place. Returns the mean squared error of the updates.\n"
 "FloatingPointError if the iteration diverges. negatives > 0 also trains\n"
@@ -128,10 +128,10 @@ BINDING_KW(sgd_epoch, "(model, users, items, ratings, *, learning_rate, regulari
     return result;
 }
 
-BINDING_KW(sgd_epoch_features, "(model, users, items, ratings, *, user_features,\n"
-"                   item_features, learning_rate, regularization, biases,\n"
-"                   seed, epoch, negatives=0, negative_rating=0.0,\n"
-"                   rated=None)",
+BINDING_KW(sgd_epoch_features, "(model, users, items, ratings, *, user_features=None,\n"
+"                   item_features=None, learning_rate=0.005,\n"
+"                   regularization=0.02, biases=True, seed=0, epoch=0,\n"
+"                   negatives=0, negative_rating=0.0, rated=None)",
 "One sequential SGD epoch of the model with side features. `model` holds\n"
 "the free factors and biases; user_features and item_features are None or\n"
 "(indptr, indices, weights, factors, bias or None) with one row per user\n"

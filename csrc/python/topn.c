@@ -155,7 +155,7 @@ cleanup:
     return result;
 }
 
-BINDING_ARGS(recommend_vector, "(model, x, bias, skip, pool, n)",
+BINDING_ARGS(recommend_vector, "(model, x, bias, skip, pool, n, /)",
 "One top-n list for a user given by factors x (float32, k) and bias (used\n"
 "when the model has biases), skipping the item indices in skip (int32).\n"
 "Returns (items, scores, counts) as recommend, with one row.")

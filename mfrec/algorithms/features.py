@@ -23,6 +23,7 @@ class FeatureSolver:
     """The mixin an Algorithm takes to learn from side features."""
 
     uses_features = True
+    params: dict  # set by the Algorithm this class is mixed into
     fitted_attributes = tuple(f"{side}_feature_{what}" for side in SIDES
                               for what in ("factors", "bias"))
     extra_shapes = {f"{side}_feature_{what}": ("<f4", shape) for side in SIDES
