@@ -400,4 +400,52 @@ typedef struct {
 int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_als_side *y,
                       float offset, const mfr_als_params *p, mfr_als_stats *stats);
 
+/* ---- Bayesian MF by Gibbs sampling (bayes.c) ----------------------------
+ * A side's rows have d = k + 1 columns (k factors, then the bias), in
+ * double: free (sampled) and eff = free + the features' part. The
+ * prediction is mu + <U_u[0..k), V_i[0..k)> + U_u[k] + V_i[k] (see bayes.c). */
+typedef struct {
+    mfr_csr R;                /* this side's ratings by row (values required);
+                                 n_cols = the other side's rows */
+    int32_t d;                /* k + 1 */
+    double *free, *eff;       /* n_rows x d each */
+    const double *prior_mean; /* d: the rows' prior N(mean, prec^-1) */
+    const double *prior_prec; /* d x d */
+    double mu, alpha;         /* global mean, noise precision */
+} mfr_bayes_side;
+
+typedef struct {
+    mfr_csr XT;               /* n_features x n_rows: the rows that have each
+                                 feature, with their weights (values) */
+    const int32_t *group;     /* n_features: each feature's prior group */
+    int32_t n_groups;
+    double *Y;                /* n_features x d: the features' rows */
+    const double *prior_mean; /* n_groups x d */
+    const double *prior_prec; /* n_groups x d x d */
+} mfr_bayes_group;
+
+/* Gamma(shape, 1) draw (shape > 0). */
+double mfr_rng_gamma(mfr_rng *rng, double shape);
+/* Draw every free row of s given the other side's effective rows `other`
+ * (n_other x d); s->eff moves with them. Streams (seed, stream << 32 | block). */
+int mfr_bayes_rows(const mfr_bayes_side *s, const double *other, int32_t n_other,
+                   uint64_t seed, uint64_t stream, int n_threads);
+/* Draw every feature row of f in order (one stream), s->eff moving with
+ * them; n_threads only for the per-row statistics. */
+int mfr_bayes_features(const mfr_bayes_side *s, const mfr_bayes_group *f,
+                       const double *other, int32_t n_other, uint64_t seed, uint64_t stream,
+                       int n_threads);
+/* (mean, prec) of a group's prior given its n rows (n x d): Normal-Wishart
+ * over columns [0, k), Normal-Gamma for each column in [k, d). prec is d x d
+ * (zero off the blocks). */
+int mfr_bayes_hyper(const double *rows, int64_t n, int32_t d, int32_t k, uint64_t seed,
+                    uint64_t stream, double *mean, double *prec);
+/* Draw mu (flat prior) then alpha ~ Gamma(1 + n/2, 1 + SSE/2), from the n
+ * residuals' sum and sum of squares at the current mu. */
+int mfr_bayes_noise(int64_t n, double sum_e, double sum_e2, double *mu, double *alpha,
+                    uint64_t seed, uint64_t stream);
+/* out[e] = the prediction for (users[e], items[e]); indices checked by the caller. */
+int mfr_bayes_predict(int64_t n, const int32_t *users, const int32_t *items, const double *U,
+                      const double *V, int32_t d, double mu, double *out, int n_threads);
+
 #endif /* MFREC_H */

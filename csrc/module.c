@@ -1843,6 +1843,301 @@ static PyMethodDef als_functions[] = {
      als_half_step_doc},
     {NULL}};
 
+/* ==== Bayesian MF (Gibbs sampling) ===================================== */
+
+/* A float64 C-contiguous 2-D array with `cols` columns and, for rows >= 0,
+ * that many rows; `out`: written in place (never a copy). */
+static PyArrayObject *bayes_matrix(PyObject *obj, npy_intp rows, npy_intp cols, int out,
+                                   const char *name)
+{
+    PyArrayObject *a;
+    if (out) {
+        if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_FLOAT64 ||
+            PyArray_NDIM((PyArrayObject *)obj) != 2 ||
+            !PyArray_ISCARRAY((PyArrayObject *)obj)) {
+            PyErr_Format(PyExc_TypeError, "%s: expected a writeable C-contiguous 2-D float64 "
+                         "array", name);
+            return NULL;
+        }
+        Py_INCREF(obj);
+        a = (PyArrayObject *)obj;
+    } else if (!(a = as_array(obj, NPY_FLOAT64, 2, name))) {
+        return NULL;
+    }
+    if ((rows >= 0 && PyArray_DIM(a, 0) != rows) || (cols >= 0 && PyArray_DIM(a, 1) != cols) ||
+        check_int32_size(PyArray_DIM(a, 0), name) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "%s: expected shape (%zd, %zd), got (%zd, %zd)", name,
+                         (Py_ssize_t)rows, (Py_ssize_t)cols, (Py_ssize_t)PyArray_DIM(a, 0),
+                         (Py_ssize_t)PyArray_DIM(a, 1));
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* The prior (mean: groups x d, prec: groups x d x d, as 2-D groups x d*d). */
+static int bayes_prior(PyObject *mo, PyObject *po, npy_intp groups, npy_intp d,
+                       PyArrayObject **mean, PyArrayObject **prec)
+{
+    *mean = bayes_matrix(mo, groups, d, 0, "prior_mean");
+    *prec = *mean ? bayes_matrix(po, groups, d * d, 0, "prior_prec") : NULL;
+    return *prec ? 0 : -1;
+}
+
+static int bayes_check_noise(double mu, double alpha)
+{
+    if (!isfinite(mu) || !isfinite(alpha) || !(alpha > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "mu must be finite and alpha finite and > 0");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *bayes_status(int status, const char *what)
+{
+    if (status == MFR_ENOTPD) {
+        PyErr_Format(PyExc_FloatingPointError, "%s: a conditional precision is not positive "
+                     "definite (the sampler diverged)", what);
+        return NULL;
+    }
+    return raise_status(status, what);
+}
+
+PyDoc_STRVAR(bayes_rows_doc,
+"bayes_rows(ratings, other, free, eff, prior_mean, prior_prec, *, mu, alpha,\n"
+"           seed, stream, n_threads=1)\n--\n\n"
+"Draw every free row of one side (csrc/bayes.c mfr_bayes_rows): ratings is\n"
+"this side's CSR (indptr, indices, values float32), other the other side's\n"
+"effective rows (float64, n_other x d), free and eff (float64, n x d)\n"
+"are updated in place; the prior is N(prior_mean (1 x d),\n"
+"prior_prec (1 x d*d)^-1).");
+
+static PyObject *bayes_rows(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"ratings", "other", "free", "eff", "prior_mean", "prior_prec",
+                             "mu", "alpha", "seed", "stream", "n_threads", NULL};
+    PyObject *ro, *oo, *fo, *eo, *mo, *po, *result = NULL;
+    PyArrayObject *other = NULL, *fr = NULL, *ef = NULL, *mean = NULL, *prec = NULL;
+    double mu = NAN, alpha = NAN; /* required: NaN fails the check */
+    unsigned long long seed = 0, stream = 0;
+    int n_threads = 1, status;
+    csr_view R = {0};
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$ddKKi", kwlist, &ro, &oo, &fo, &eo,
+                                     &mo, &po, &mu, &alpha, &seed, &stream, &n_threads) ||
+        bayes_check_noise(mu, alpha) < 0 || !(other = bayes_matrix(oo, -1, -1, 0, "other")))
+        return NULL;
+    npy_intp d = PyArray_DIM(other, 1);
+    if (d < 2) {
+        PyErr_SetString(PyExc_ValueError, "other: needs d >= 2 columns (factors and bias)");
+        goto cleanup;
+    }
+    if (csr_view_get(&R, ro, PyArray_DIM(other, 0), "ratings") < 0 ||
+        !(fr = bayes_matrix(fo, R.csr.n_rows, d, 1, "free")) ||
+        !(ef = bayes_matrix(eo, R.csr.n_rows, d, 1, "eff")) ||
+        bayes_prior(mo, po, 1, d, &mean, &prec) < 0)
+        goto cleanup;
+    mfr_bayes_side s = {R.csr, (int32_t)d, PyArray_DATA(fr), PyArray_DATA(ef),
+                        PyArray_DATA(mean), PyArray_DATA(prec), mu, alpha};
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_bayes_rows(&s, PyArray_DATA(other), (int32_t)PyArray_DIM(other, 0), seed,
+                            stream, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK)
+        bayes_status(status, "bayes_rows");
+    else
+        result = Py_NewRef(Py_None);
+cleanup:
+    csr_view_release(&R);
+    Py_XDECREF(other);
+    Py_XDECREF(fr);
+    Py_XDECREF(ef);
+    Py_XDECREF(mean);
+    Py_XDECREF(prec);
+    return result;
+}
+
+PyDoc_STRVAR(bayes_features_doc,
+"bayes_features(ratings, other, eff, features, group, Y, prior_mean, prior_prec,\n"
+"               *, mu, alpha, seed, stream, n_threads=1)\n--\n\n"
+"Draw every feature row Y (float64, n_features x d, in place) of one side\n"
+"in order (mfr_bayes_features); features is the CSR (indptr, indices,\n"
+"weights float32) of the rows that have each feature, group (int32) each\n"
+"feature's prior group, prior_mean (groups x d), prior_prec (groups x d*d).\n"
+"eff (n x d) moves with the features.");
+
+static PyObject *bayes_features(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"ratings", "other", "eff", "features", "group", "Y",
+                             "prior_mean", "prior_prec", "mu", "alpha", "seed", "stream",
+                             "n_threads", NULL};
+    PyObject *ro, *oo, *eo, *xo, *go, *yo, *mo, *po, *result = NULL;
+    PyArrayObject *other = NULL, *ef = NULL, *group = NULL, *Y = NULL, *mean = NULL,
+                  *prec = NULL;
+    double mu = NAN, alpha = NAN; /* required: NaN fails the check */
+    unsigned long long seed = 0, stream = 0;
+    int n_threads = 1, status;
+    csr_view R = {0}, XT = {0};
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO|$ddKKi", kwlist, &ro, &oo, &eo, &xo,
+                                     &go, &yo, &mo, &po, &mu, &alpha, &seed, &stream,
+                                     &n_threads) ||
+        bayes_check_noise(mu, alpha) < 0 || !(other = bayes_matrix(oo, -1, -1, 0, "other")))
+        return NULL;
+    npy_intp d = PyArray_DIM(other, 1);
+    if (csr_view_get(&R, ro, PyArray_DIM(other, 0), "ratings") < 0 ||
+        !(ef = bayes_matrix(eo, R.csr.n_rows, d, 1, "eff")) ||
+        csr_view_get(&XT, xo, R.csr.n_rows, "features") < 0 ||
+        !(Y = bayes_matrix(yo, XT.csr.n_rows, d, 1, "Y")) ||
+        !(group = as_array(go, NPY_INT32, 1, "group")))
+        goto cleanup;
+    if (PyArray_DIM(group, 0) != XT.csr.n_rows || d < 2) {
+        PyErr_SetString(PyExc_ValueError, "group must have one entry per feature, and d >= 2");
+        goto cleanup;
+    }
+    mean = bayes_matrix(mo, -1, d, 0, "prior_mean");
+    if (!mean || !(prec = bayes_matrix(po, PyArray_DIM(mean, 0), d * d, 0, "prior_prec")))
+        goto cleanup;
+    mfr_bayes_side s = {R.csr, (int32_t)d, NULL, PyArray_DATA(ef), NULL, NULL, mu, alpha};
+    mfr_bayes_group f = {XT.csr, PyArray_DATA(group), (int32_t)PyArray_DIM(mean, 0),
+                            PyArray_DATA(Y), PyArray_DATA(mean), PyArray_DATA(prec)};
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_bayes_features(&s, &f, PyArray_DATA(other), (int32_t)PyArray_DIM(other, 0),
+                                seed, stream, n_threads);
+    Py_END_ALLOW_THREADS
+    if (status == MFR_EINDEX)
+        PyErr_SetString(PyExc_IndexError, "bayes_features: group out of range");
+    else if (status != MFR_OK)
+        bayes_status(status, "bayes_features");
+    else
+        result = Py_NewRef(Py_None);
+cleanup:
+    csr_view_release(&R);
+    csr_view_release(&XT);
+    Py_XDECREF(other);
+    Py_XDECREF(ef);
+    Py_XDECREF(group);
+    Py_XDECREF(Y);
+    Py_XDECREF(mean);
+    Py_XDECREF(prec);
+    return result;
+}
+
+PyDoc_STRVAR(bayes_hyper_doc,
+"bayes_hyper(rows, k, seed, stream)\n--\n\n"
+"One draw of a group's prior (mean (d,), prec (d, d)) given its rows\n"
+"(float64, n x d): Normal-Wishart over the first k columns (m0 = 0,\n"
+"beta0 = 1, nu0 = k, W0 = I), Normal-Gamma (a0 = b0 = beta0 = 1) for the rest.");
+
+static PyObject *bayes_hyper(PyObject *module, PyObject *args)
+{
+    PyObject *ro;
+    int k, status;
+    unsigned long long seed, stream;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OiKK", &ro, &k, &seed, &stream))
+        return NULL;
+    PyArrayObject *rows = bayes_matrix(ro, -1, -1, 0, "rows");
+    if (!rows)
+        return NULL;
+    npy_intp d = PyArray_DIM(rows, 1), dims[2] = {d, d};
+    PyArrayObject *mean = NULL, *prec = NULL;
+    if (k < 0 || k > d || d < 1) {
+        PyErr_Format(PyExc_ValueError, "k must be in [0, %zd], got %d", (Py_ssize_t)d, k);
+        goto fail;
+    }
+    mean = (PyArrayObject *)PyArray_ZEROS(1, dims, NPY_FLOAT64, 0);
+    prec = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0);
+    if (!mean || !prec)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_bayes_hyper(PyArray_DATA(rows), PyArray_DIM(rows, 0), (int32_t)d, k, seed,
+                             stream, PyArray_DATA(mean), PyArray_DATA(prec));
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        bayes_status(status, "bayes_hyper");
+        goto fail;
+    }
+    Py_DECREF(rows);
+    return Py_BuildValue("NN", mean, prec);
+fail:
+    Py_DECREF(rows);
+    Py_XDECREF(mean);
+    Py_XDECREF(prec);
+    return NULL;
+}
+
+PyDoc_STRVAR(bayes_noise_doc,
+"bayes_noise(n, sum_e, sum_e2, mu, alpha, seed, stream)\n--\n\n"
+"Draw (mu, alpha) given the n residuals' sum and sum of squares at mu\n"
+"(mfr_bayes_noise).");
+
+static PyObject *bayes_noise(PyObject *module, PyObject *args)
+{
+    long long n;
+    double sum_e, sum_e2, mu, alpha;
+    unsigned long long seed, stream;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "LddddKK", &n, &sum_e, &sum_e2, &mu, &alpha, &seed, &stream))
+        return NULL;
+    int status = mfr_bayes_noise(n, sum_e, sum_e2, &mu, &alpha, seed, stream);
+    if (status != MFR_OK)
+        return bayes_status(status, "bayes_noise");
+    return Py_BuildValue("dd", mu, alpha);
+}
+
+PyDoc_STRVAR(bayes_predict_doc,
+"bayes_predict(users, items, U, V, mu, n_threads=1)\n--\n\n"
+"mu + U[u, :k] . V[i, :k] + U[u, k] + V[i, k] for each pair (float64).");
+
+static PyObject *bayes_predict(PyObject *module, PyObject *args)
+{
+    PyObject *uo, *io, *Uo, *Vo;
+    double mu;
+    int n_threads = 1, status;
+    PyArrayObject *users = NULL, *items = NULL, *U = NULL, *V = NULL, *out = NULL;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOOOd|i", &uo, &io, &Uo, &Vo, &mu, &n_threads))
+        return NULL;
+    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
+        !(items = as_array(io, NPY_INT32, 1, "items")) ||
+        !(U = bayes_matrix(Uo, -1, -1, 0, "U")) ||
+        !(V = bayes_matrix(Vo, -1, PyArray_DIM(U, 1), 0, "V")) ||
+        same_length(users, items, "users", "items") < 0)
+        goto cleanup;
+    npy_intp n = PyArray_DIM(users, 0);
+    status = mfr_check_triplets(n, PyArray_DATA(users), (int32_t)PyArray_DIM(U, 0),
+                                PyArray_DATA(items), (int32_t)PyArray_DIM(V, 0), NULL);
+    if (status != MFR_OK || PyArray_DIM(U, 1) < 2) {
+        PyErr_SetString(PyExc_IndexError, "bayes_predict: an index is out of range (or d < 2)");
+        goto cleanup;
+    }
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(1, &n, NPY_FLOAT64, 0)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    mfr_bayes_predict(n, PyArray_DATA(users), PyArray_DATA(items), PyArray_DATA(U),
+                      PyArray_DATA(V), (int32_t)PyArray_DIM(U, 1), mu, PyArray_DATA(out),
+                      n_threads);
+    Py_END_ALLOW_THREADS
+cleanup:
+    Py_XDECREF(users);
+    Py_XDECREF(items);
+    Py_XDECREF(U);
+    Py_XDECREF(V);
+    return (PyObject *)out;
+}
+
+static PyMethodDef bayes_functions[] = {
+    {"bayes_rows", (PyCFunction)(void (*)(void))bayes_rows, METH_VARARGS | METH_KEYWORDS,
+     bayes_rows_doc},
+    {"bayes_features", (PyCFunction)(void (*)(void))bayes_features,
+     METH_VARARGS | METH_KEYWORDS, bayes_features_doc},
+    {"bayes_hyper", bayes_hyper, METH_VARARGS, bayes_hyper_doc},
+    {"bayes_noise", bayes_noise, METH_VARARGS, bayes_noise_doc},
+    {"bayes_predict", bayes_predict, METH_VARARGS, bayes_predict_doc},
+    {NULL}};
+
 /* ==== module =========================================================== */
 
 static int module_exec(PyObject *m)
@@ -1855,7 +2150,7 @@ static int module_exec(PyObject *m)
         return -1;
     PyMethodDef *tables[] = {info_functions, ratings_functions, sgd_functions,
                              svd_functions,  nmf_functions,     topn_functions,
-                             als_functions,  features_functions};
+                             als_functions,  features_functions, bayes_functions};
     for (size_t j = 0; j < sizeof tables / sizeof *tables; j++)
         if (PyModule_AddFunctions(m, tables[j]) < 0)
             return -1;

@@ -244,7 +244,7 @@ class Model(_core.Model):
             row = {"epoch": iteration + 1}
             if loss is not None:
                 row["train_loss"] = loss
-            pred = work._predict(train.users, train.items, self._params["n_threads"])
+            pred = solver.predictions(work, train.users, train.items, self._params["n_threads"])
             if not np.isfinite(pred).all():  # finite factors whose products overflow
                 raise FloatingPointError(
                     f"fit diverged at iteration {iteration + 1}: the predictions are no "
@@ -252,7 +252,7 @@ class Model(_core.Model):
             row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
                 pred = _unknown_to_mean(
-                    work._predict(valid[0], valid[1], self._params["n_threads"]),
+                    solver.predictions(work, valid[0], valid[1], self._params["n_threads"]),
                     valid[0], valid[1], work, solver, rating_mean)
                 pred = _clip(pred, clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
@@ -307,6 +307,7 @@ class Model(_core.Model):
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
 
+        solver.finish(work, best[0] + 1)
         with self._lock:
             set_core_state(self, core_state(work))
             self.seen_indptr, self.seen_indices = seen[0], seen[1]

@@ -202,6 +202,20 @@ class Algorithm:
         by default the ridge regression of Model.fold_in (_core.fold_in)."""
         return _core.fold_in(model, items, ratings, lam)
 
+    def predictions(self, core, users, items, n_threads):
+        """The predictions the fit loop scores after each iteration (float32;
+        -1 marks an unknown id): by default those of the core model."""
+        return core._predict(users, items, n_threads)
+
+    def finish(self, core, n_done: int) -> None:
+        """After the fit loop, with n_done iterations kept: final touches
+        to the core model (Bayesian MF writes its posterior mean)."""
+
+    def predict_std(self, model, uidx, iidx):
+        """Predictive standard deviations (algorithms with a posterior)."""
+        raise ValueError(f"algorithm {self.name!r} has no predictive distribution: "
+                         "return_std and predict_interval need algorithm 'bayes'")
+
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:
         return {}
@@ -215,3 +229,4 @@ from . import popular  # noqa: E402,F401  (registers)
 from . import svd  # noqa: E402,F401  (registers)
 from . import nmf  # noqa: E402,F401  (registers)
 from . import als  # noqa: E402,F401  (registers)
+from . import bayes  # noqa: E402,F401  (registers)
