@@ -137,34 +137,96 @@ static void prior_system(const double *prec, const double *mean, int32_t d, doub
 
 /* ---- free rows ---------------------------------------------------------- */
 
-/* Draw one free row r (see the header comment); eff moves with it. */
-static int draw_row(const mfr_bayes_side *s, const double *other, double mu, double alpha,
-                    int32_t r, mfr_rng *rng, double *A, double *h, double *x)
+/* Per-thread work space: a row's system and its ratings' features x_e,
+ * stored by column (XT: d x cap) so that the Gram's entries are dot
+ * products of contiguous vectors. */
+typedef struct {
+    double *A, *h, *x, *XT, *t;
+    int64_t cap;
+} scratch;
+
+static int scratch_init(scratch *w, int32_t d, int64_t cap)
+{
+    w->cap = cap;
+    w->A = malloc(sizeof(double) * ((size_t)d * (d + 2) + (size_t)(d + 1) * (cap + 1)));
+    if (!w->A)
+        return MFR_ENOMEM;
+    w->h = w->A + (int64_t)d * d;
+    w->x = w->h + d;
+    w->XT = w->x + d;
+    w->t = w->XT + (int64_t)d * (cap + 1);
+    return MFR_OK;
+}
+
+static int64_t longest_row(const mfr_csr *R)
+{
+    int64_t m = 0;
+    for (int32_t r = 0; r < R->n_rows; r++)
+        m = MFR_MAX(m, R->indptr[r + 1] - R->indptr[r]);
+    return m;
+}
+
+/* Row r's features by column into w->XT (x_e = (V_i[0..k), 1)) and its
+ * targets r_e - mu - V_i[k] - <part, x_e> into w->t; returns the count. */
+static int64_t gather_row(const mfr_bayes_side *s, const double *other, int32_t r,
+                          const double *part, scratch *w)
 {
     const int32_t d = s->d, k = d - 1;
-    double *fr = s->free + (int64_t)r * d, *ef = s->eff + (int64_t)r * d;
-    prior_system(s->prior_prec, s->prior_mean, d, A, h);
-    for (int64_t e = s->R.indptr[r]; e < s->R.indptr[r + 1]; e++) {
-        const double *v = other + (int64_t)s->R.indices[e] * d;
-        double t = s->R.values[e] - mu - v[k] - (ef[k] - fr[k]);
-        for (int32_t f = 0; f < k; f++)
-            t -= (ef[f] - fr[f]) * v[f];
-        for (int32_t i = 0; i < d; i++) {
-            double vi = i < k ? v[i] : 1.0;
-            h[i] += alpha * vi * t;
-            for (int32_t j = 0; j <= i; j++)
-                A[i * d + j] += alpha * vi * (j < k ? v[j] : 1.0);
+    const int64_t lo = s->R.indptr[r], n = s->R.indptr[r + 1] - lo, ld = w->cap + 1;
+    for (int64_t e = 0; e < n; e++) {
+        const double *v = other + (int64_t)s->R.indices[lo + e] * d;
+        double t = s->R.values[lo + e] - s->mu - v[k] - part[k];
+        for (int32_t f = 0; f < k; f++) {
+            w->XT[f * ld + e] = v[f];
+            t -= part[f] * v[f];
         }
+        w->XT[k * ld + e] = 1.0;
+        w->t[e] = t;
     }
-    for (int32_t i = 0; i < d; i++)
-        for (int32_t j = i + 1; j < d; j++)
-            A[i * d + j] = A[j * d + i];
-    int status = draw_gaussian(A, h, d, rng, x);
+    return n;
+}
+
+/* A += scale sum_e x_e x_e^T and h += scale sum_e x_e t_e over n gathered. */
+static void add_gram(const scratch *w, int64_t n, int32_t d, double scale, double *A, double *h)
+{
+    const int64_t ld = w->cap + 1;
+    for (int32_t i = 0; i < d; i++) {
+        const double *xi = w->XT + i * ld;
+        for (int32_t j = 0; j <= i; j++) {
+            const double *xj = w->XT + j * ld;
+            double g = 0.0;
+#pragma omp simd reduction(+ : g)
+            for (int64_t e = 0; e < n; e++)
+                g += xi[e] * xj[e];
+            A[i * d + j] += scale * g;
+            if (j < i)
+                A[j * d + i] += scale * g;
+        }
+        double b = 0.0;
+#pragma omp simd reduction(+ : b)
+        for (int64_t e = 0; e < n; e++)
+            b += xi[e] * w->t[e];
+        h[i] += scale * b;
+    }
+}
+
+/* Draw one free row r (see the header comment); eff moves with it. */
+static int draw_row(const mfr_bayes_side *s, const double *other, int32_t r, mfr_rng *rng,
+                    scratch *w)
+{
+    const int32_t d = s->d;
+    double *fr = s->free + (int64_t)r * d, *ef = s->eff + (int64_t)r * d;
+    for (int32_t f = 0; f < d; f++) /* the features' part of the row */
+        w->x[f] = ef[f] - fr[f];
+    int64_t n = gather_row(s, other, r, w->x, w);
+    prior_system(s->prior_prec, s->prior_mean, d, w->A, w->h);
+    add_gram(w, n, d, s->alpha, w->A, w->h);
+    int status = draw_gaussian(w->A, w->h, d, rng, w->x);
     if (status != MFR_OK)
         return status;
     for (int32_t f = 0; f < d; f++) {
-        ef[f] += x[f] - fr[f];
-        fr[f] = x[f];
+        ef[f] += w->x[f] - fr[f];
+        fr[f] = w->x[f];
     }
     return MFR_OK;
 }
@@ -184,25 +246,24 @@ int mfr_bayes_rows(const mfr_bayes_side *s, const double *other, int32_t n_other
     if (status != MFR_OK)
         return status;
     const int32_t d = s->d, n = s->R.n_rows;
-    const int64_t n_blocks = (n + MFR_RNG_BLOCK - 1) / MFR_RNG_BLOCK;
+    const int64_t n_blocks = (n + MFR_RNG_BLOCK - 1) / MFR_RNG_BLOCK, cap = longest_row(&s->R);
     int failed = MFR_OK;
 #pragma omp parallel num_threads(mfr_threads(n_threads))
     {
-        double *work = malloc(sizeof(double) * (size_t)d * (d + 2));
-        if (!work) {
+        scratch w;
+        if (scratch_init(&w, d, cap) != MFR_OK) {
 #pragma omp atomic write
             failed = MFR_ENOMEM;
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < n_blocks; b++) {
-            if (!work || failed != MFR_OK)
+            if (!w.A || failed != MFR_OK)
                 continue;
             mfr_rng rng;
             mfr_rng_seed(&rng, seed, (stream << 32) + (uint64_t)b);
             int32_t end = (int32_t)MFR_MIN((int64_t)n, (b + 1) * MFR_RNG_BLOCK);
             for (int32_t r = (int32_t)(b * MFR_RNG_BLOCK); r < end; r++) {
-                int st = draw_row(s, other, s->mu, s->alpha, r, &rng, work,
-                                  work + (int64_t)d * d, work + (int64_t)d * (d + 1));
+                int st = draw_row(s, other, r, &rng, &w);
                 if (st != MFR_OK) {
 #pragma omp atomic write
                     failed = st;
@@ -210,34 +271,22 @@ int mfr_bayes_rows(const mfr_bayes_side *s, const double *other, int32_t n_other
                 }
             }
         }
-        free(work);
+        free(w.A);
     }
     return failed;
 }
 
 /* ---- feature rows ------------------------------------------------------- */
 
-/* G_r = sum_i x_i x_i^T (lower triangle) and s_r = sum_i x_i e_ri of row r. */
-static void row_stats(const mfr_bayes_side *s, const double *other, int32_t r, double *G,
-                      double *sv)
+/* G_r = sum_i x_i x_i^T and s_r = sum_i x_i e_ri of row r (e: residuals). */
+static void row_stats(const mfr_bayes_side *s, const double *other, int32_t r, scratch *w,
+                      double *G, double *sv)
 {
-    const int32_t d = s->d, k = d - 1;
-    const double *ef = s->eff + (int64_t)r * d;
+    const int32_t d = s->d;
     memset(G, 0, sizeof(double) * (size_t)d * d);
     memset(sv, 0, sizeof(double) * (size_t)d);
-    for (int64_t e = s->R.indptr[r]; e < s->R.indptr[r + 1]; e++) {
-        const double *v = other + (int64_t)s->R.indices[e] * d;
-        double res = s->R.values[e] - s->mu - v[k] - ef[k] - dot(ef, v, k);
-        for (int32_t i = 0; i < d; i++) {
-            double vi = i < k ? v[i] : 1.0;
-            sv[i] += vi * res;
-            for (int32_t j = 0; j <= i; j++)
-                G[i * d + j] += vi * (j < k ? v[j] : 1.0);
-        }
-    }
-    for (int32_t i = 0; i < d; i++)
-        for (int32_t j = i + 1; j < d; j++)
-            G[i * d + j] = G[j * d + i];
+    int64_t n = gather_row(s, other, r, s->eff + (int64_t)r * d, w);
+    add_gram(w, n, d, 1.0, G, sv);
 }
 
 /* Draw feature a; updates the cached s_r and eff rows of its rows. */
@@ -301,9 +350,22 @@ int mfr_bayes_features(const mfr_bayes_side *s, const mfr_bayes_group *f,
         status = MFR_ENOMEM;
         goto cleanup;
     }
-#pragma omp parallel for schedule(dynamic, 256) num_threads(mfr_threads(n_threads))
-    for (int32_t r = 0; r < n; r++)
-        row_stats(s, other, r, G + (int64_t)r * d * d, S + (int64_t)r * d);
+    const int64_t cap = longest_row(&s->R);
+#pragma omp parallel num_threads(mfr_threads(n_threads))
+    {
+        scratch w;
+        if (scratch_init(&w, d, cap) != MFR_OK) {
+#pragma omp atomic write
+            status = MFR_ENOMEM;
+        }
+#pragma omp for schedule(dynamic, 64)
+        for (int32_t r = 0; r < n; r++)
+            if (w.A)
+                row_stats(s, other, r, &w, G + (int64_t)r * d * d, S + (int64_t)r * d);
+        free(w.A);
+    }
+    if (status != MFR_OK)
+        goto cleanup;
     mfr_rng rng;
     mfr_rng_seed(&rng, seed, stream << 32);
     for (int32_t a = 0; a < f->XT.n_rows && status == MFR_OK; a++)

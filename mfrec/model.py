@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import statistics
 import tempfile
 import threading
 import time
@@ -322,7 +323,8 @@ class Model(_core.Model):
 
     # ---- prediction --------------------------------------------------------
 
-    def predict(self, users, items, clip: Optional[bool] = None, n_threads: int = 1) -> np.ndarray:
+    def predict(self, users, items, clip: Optional[bool] = None, n_threads: int = 1,
+                return_std: bool = False):
         """Predicted ratings for pairs of raw ids (float32).
 
         Ids not seen in training fall back to the baseline: the global mean
@@ -331,6 +333,8 @@ class Model(_core.Model):
         training rating for them (as Surprise does). `clip` (default: on
         for explicit-rating algorithms) limits predictions to the range of
         the training ratings. n_threads: 0 (all cores) to 256.
+        return_std ("bayes" models): also return the predictive standard
+        deviation of each rating (float64), as (predictions, std).
         """
         self._check_fitted()
         users, items = as_ids(users, "users"), as_ids(items, "items")
@@ -344,7 +348,23 @@ class Model(_core.Model):
             uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
             out = _unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
                                    self, self._solver, self.rating_mean_)
-            return _clip(out, self.rating_range_ if clip else None)
+            out = _clip(out, self.rating_range_ if clip else None)
+            if return_std:
+                return out, self._solver.predict_std(self, uidx, iidx)
+            return out
+
+    def predict_interval(self, users, items, level: float = 0.9):
+        """(low, high): the central interval of the predictive distribution
+        holding `level` of it, for each pair ("bayes" models: Gaussian, from
+        the posterior mean and :meth:`predict`'s std), clipped to the rating
+        range as predictions are."""
+        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) \
+                or not 0 < level < 1:
+            raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+        mean, std = self.predict(users, items, clip=False, return_std=True)
+        half = statistics.NormalDist().inv_cdf(0.5 + level / 2) * std
+        clip = self.rating_range_ if self._solver.clip_predictions else None
+        return _clip(mean - half, clip), _clip(mean + half, clip)
 
     def score(self, users, items=None, ratings=None) -> dict:
         """RMSE and MAE of the predictions on rating triplets."""
