@@ -64,7 +64,7 @@ class Bayes(Algorithm):
     defaults = {
         "factors": 10,
         "sweeps": 200,
-        "burn_in": 50,
+        "burn_in": None,
         "thin": 1,
         "implicit": "none",
         "feature_combine": "mean",
@@ -76,9 +76,9 @@ class Bayes(Algorithm):
     @classmethod
     def check_params(cls, params):
         super().check_params(params)
-        check_int(params, "burn_in", 0)
+        check_int(params, "burn_in", 0, allow_none=True)
         check_int(params, "thin", 1)
-        if params["burn_in"] >= params["sweeps"]:
+        if params["burn_in"] is not None and params["burn_in"] >= params["sweeps"]:
             raise ValueError(f"sweeps ({params['sweeps']}) must be larger than burn_in "
                              f"({params['burn_in']}): no sample would be kept")
         check_choice(params, "implicit", IMPLICIT)
@@ -182,8 +182,15 @@ class Bayes(Algorithm):
         mean, prec = _core.bayes_hyper(rows, self.k, self.seed, stream * 64 + group)
         return mean[None, :], prec.reshape(1, -1)
 
+    @property
+    def burn_in(self) -> int:
+        """The sweeps left out: burn_in, by default a quarter of the sweeps
+        (at most 50)."""
+        b = self.params["burn_in"]
+        return min(50, self.params["sweeps"] // 4) if b is None else b
+
     def is_kept(self, iteration):
-        burn_in = self.params["burn_in"]
+        burn_in = self.burn_in
         return iteration >= burn_in and (iteration - burn_in) % self.params["thin"] == 0
 
     def write_sample(self, core):

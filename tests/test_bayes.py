@@ -1,0 +1,270 @@
+"""Bayesian MF (Model("bayes")): the Gibbs sampler's conditionals and
+hyperprior draws against NumPy references of their formulas, the stacked
+posterior mean, planted recovery, thread independence, accuracy and
+calibration on MovieLens, files, fold-in and bad input."""
+import numpy as np
+import pytest
+
+import mfrec
+from mfrec import _core
+
+D = 4  # k = 3 factors + the bias
+
+
+def spd(rng, d, scale=1.0):
+    a = rng.normal(size=(d, d))
+    return scale * (a @ a.T / d + np.eye(d))
+
+
+def moments_match(draws, mean, cov, z=4.5):
+    """Sample mean within z standard errors; sample covariance close."""
+    se = np.sqrt(np.diag(cov) / len(draws))
+    assert np.all(np.abs(draws.mean(axis=0) - mean) < z * se), (draws.mean(axis=0), mean)
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.08 * np.abs(cov).max())
+
+
+def one_row_state(rng, n_ratings=6, n_items=8):
+    items = np.sort(rng.choice(n_items, n_ratings, replace=False)).astype(np.int32)
+    ratings = rng.integers(1, 6, n_ratings).astype(np.float32)
+    csr = (np.array([0, n_ratings], np.int64), items, ratings)
+    other = rng.normal(size=(n_items, D))
+    return csr, other
+
+
+def test_row_conditional_matches_numpy(rng):
+    """One user row's draws: mean and covariance of the Gaussian
+    conditional A^-1 (Lambda m + alpha X^T t), A = Lambda + alpha X^T X,
+    with a features' part (eff - free) in the targets."""
+    csr, other = one_row_state(rng)
+    prior_mean, prior_prec = rng.normal(size=D), spd(rng, D)
+    mu, alpha = 3.2, 1.7
+    feature_part = rng.normal(size=D) * 0.3
+    X = np.hstack([other[csr[1], :D - 1], np.ones((len(csr[1]), 1))])
+    t = csr[2] - mu - other[csr[1], D - 1] - X @ feature_part
+    A = prior_prec + alpha * X.T @ X
+    mean = np.linalg.solve(A, prior_prec @ prior_mean + alpha * X.T @ t)
+    draws = []
+    free = np.zeros((1, D))
+    for stream in range(4000):
+        eff = free + feature_part
+        _core.bayes_rows(csr, other, free, eff, prior_mean[None], prior_prec.reshape(1, -1),
+                         mu=mu, alpha=alpha, seed=5, stream=stream)
+        np.testing.assert_allclose(eff - free, feature_part[None], atol=1e-12)
+        draws.append(free[0].copy())
+    moments_match(np.array(draws), mean, np.linalg.inv(A))
+
+
+def test_feature_conditional_matches_numpy(rng):
+    """One feature row shared by three users (weights w_r): its draws
+    follow N(A^-1 h, A^-1) with A = Lambda + alpha sum_r w_r^2 X_r^T X_r,
+    h = Lambda m + alpha sum_r w_r X_r^T (targets less the rest of eff),
+    which the sampler builds from cached per-row statistics."""
+    n_users, n_items = 3, 7
+    other = rng.normal(size=(n_items, D))
+    rows = [np.sort(rng.choice(n_items, 4, replace=False)) for _ in range(n_users)]
+    indptr = np.array([0, 4, 8, 12], np.int64)
+    items = np.concatenate(rows).astype(np.int32)
+    ratings = rng.integers(1, 6, 12).astype(np.float32)
+    weights = np.array([0.5, 1.0, 0.7], np.float32)
+    XT = (np.array([0, 3], np.int64), np.arange(3, dtype=np.int32), weights)
+    rest = rng.normal(size=(n_users, D)) * 0.3  # free rows, fixed here
+    prior_mean, prior_prec = rng.normal(size=(1, D)), spd(rng, D).reshape(1, -1)
+    mu, alpha = 3.0, 2.0
+    A, h = prior_prec.reshape(D, D).copy(), prior_prec.reshape(D, D) @ prior_mean[0]
+    for r in range(n_users):
+        it = items[indptr[r]:indptr[r + 1]]
+        X = np.hstack([other[it, :D - 1], np.ones((len(it), 1))])
+        t = ratings[indptr[r]:indptr[r + 1]] - mu - other[it, D - 1] - X @ rest[r]
+        A += alpha * weights[r] ** 2 * X.T @ X
+        h += alpha * weights[r] * X.T @ t
+    Y = np.zeros((1, D))
+    draws = []
+    for stream in range(4000):
+        eff = rest + weights[:, None] * Y
+        _core.bayes_features((indptr, items, ratings), other, eff, XT, np.zeros(1, np.int32),
+                             Y, prior_mean, prior_prec, mu=mu, alpha=alpha, seed=9,
+                             stream=stream)
+        np.testing.assert_allclose(eff, rest + weights[:, None] * Y, atol=1e-12)
+        draws.append(Y[0].copy())
+    moments_match(np.array(draws), np.linalg.solve(A, h), np.linalg.inv(A))
+
+
+def test_normal_wishart_moments(rng):
+    """bayes_hyper's Normal-Wishart (first k columns) and Normal-Gamma
+    (bias) draws: E[Lambda] = nu W, E[m] = n x̄ / beta,
+    Cov(m) = W^-1 / (beta (nu - k - 1)); E[lambda_b] = shape / rate."""
+    n, k = 12, D - 1
+    rows = rng.normal(size=(n, D)) * np.array([1.0, 0.5, 2.0, 0.8]) + 0.3
+    x = rows[:, :k]
+    xbar = x.mean(axis=0)
+    beta, nu = 1.0 + n, k + n
+    S = (x - xbar).T @ (x - xbar)
+    W = np.linalg.inv(np.eye(k) + S + n * np.outer(xbar, xbar) / beta)
+    means, precs = [], []
+    for stream in range(6000):
+        mean, prec = _core.bayes_hyper(rows, k, 3, stream)
+        means.append(mean)
+        precs.append(prec)
+    means, precs = np.array(means), np.array(precs)
+    assert np.all(precs[:, :k, k] == 0) and np.all(precs[:, k, :k] == 0)
+    np.testing.assert_allclose(precs[:, :k, :k].mean(axis=0), nu * W,
+                               atol=0.03 * np.abs(nu * W).max())
+    cov_m = np.linalg.inv(W) / (beta * (nu - k - 1))
+    moments_match(means[:, :k], n * xbar / beta, cov_m)
+    b = rows[:, k]
+    rate = 1 + 0.5 * ((b - b.mean()) ** 2).sum() + 0.5 * n * b.mean() ** 2 / beta
+    assert abs(precs[:, k, k].mean() / ((1 + n / 2) / rate) - 1) < 0.03
+    assert abs(means[:, k].mean() - n * b.mean() / beta) < 0.05
+
+
+def test_noise_draws(rng):
+    """mu ~ N(mu + mean e, 1/(alpha n)); alpha ~ Gamma(1 + n/2, 1 + SSE/2)."""
+    e = rng.normal(0.2, 0.9, 50)
+    mus, alphas = [], []
+    for stream in range(4000):
+        mu, alpha = _core.bayes_noise(len(e), e.sum(), e @ e, 3.0, 2.0, 1, stream)
+        mus.append(mu)
+        alphas.append(alpha)
+    mus = np.array(mus)
+    assert abs(mus.mean() - (3.0 + e.mean())) < 4.5 * np.sqrt(1 / (2.0 * 50) / 4000)
+    assert abs(mus.var() * 2.0 * 50 - 1) < 0.1
+    # alpha given mu: E[alpha] = E[(1 + n/2) / (1 + SSE(mu)/2)] over mu's draws
+    sse = ((e[None, :] - (mus[:, None] - 3.0)) ** 2).sum(axis=1)
+    assert abs(np.mean(alphas) / np.mean((1 + 25) / (1 + sse / 2)) - 1) < 0.03
+
+
+def test_stacked_factors_are_the_posterior_mean():
+    """predict = mean over kept samples of mu_s + b_u^s + b_i^s + U^s . V^s,
+    rebuilt from the stored per-sample arrays and the stacked factors."""
+    data = mfrec.make_low_rank(60, 50, rank=2, density=0.3, noise=0.3, seed=1)
+    m = mfrec.Model("bayes", factors=3, sweeps=12, burn_in=4, thin=2, seed=2).fit(data.ratings)
+    s = m._solver.samples
+    S = len(s["mu_samples"])
+    assert S == 4 and m.user_factors.shape == (len(m.user_ids), S * 3)
+    u, i = np.arange(len(m.user_ids)), np.arange(len(m.item_ids))
+    uu, ii = np.meshgrid(u, i, indexing="ij")
+    uu, ii = uu.ravel(), ii.ravel()
+    Us = m.user_factors.reshape(-1, S, 3) * np.sqrt(S)
+    Vs = m.item_factors.reshape(-1, S, 3) * np.sqrt(S)
+    per_sample = (s["mu_samples"][None] + s["user_bias_samples"][uu] + s["item_bias_samples"][ii]
+                  + np.einsum("nsk,nsk->ns", Us[uu], Vs[ii]))
+    pred = m.predict(m.user_ids[uu], m.item_ids[ii], clip=False)
+    np.testing.assert_allclose(pred, per_sample.mean(axis=1), atol=2e-4)
+    std = m.predict(m.user_ids[uu], m.item_ids[ii], return_std=True)[1]
+    np.testing.assert_allclose(
+        std, np.sqrt(per_sample.var(axis=1) + np.mean(1 / s["alpha_samples"])), rtol=1e-4)
+
+
+def test_planted_low_rank_recovered():
+    """The posterior mean recovers the planted signal mu + P.Q on unseen
+    pairs within the noise, and estimates the noise level."""
+    data = mfrec.make_low_rank(300, 200, rank=3, density=0.15, noise=0.3, seed=4)
+    r = data.ratings
+    rng = np.random.default_rng(0)
+    test = rng.random(len(r)) < 0.1
+    m = mfrec.Model("bayes", factors=3, sweeps=60, seed=3).fit(r[~test])
+    truth = data.global_mean + np.einsum("ij,ij->i", data.user_factors[r.user[test]],
+                                         data.item_factors[r.item[test]])
+    pred = m.predict(r.user[test], r.item[test], clip=False)
+    assert np.sqrt(np.mean((pred - truth) ** 2)) < 0.6 * data.noise
+    noise_sd = np.sqrt(np.mean(1 / m._solver.samples["alpha_samples"]))
+    assert abs(noise_sd - data.noise) < 0.05
+
+
+@pytest.mark.parametrize("implicit", ["none", "both"])
+def test_same_result_at_any_thread_count(implicit):
+    data = mfrec.make_low_rank(2500, 300, rank=2, density=0.02, noise=0.5, seed=5)
+    genres = (np.random.default_rng(1).random((300, 5)) < 0.3).astype(np.float32)
+    fits = [mfrec.Model("bayes", factors=4, sweeps=5, burn_in=2, implicit=implicit, seed=7,
+                        n_threads=t).fit(data.ratings, item_features=genres,
+                                         item_feature_ids=np.arange(300))
+            for t in (1, 2, 3)]
+    for m in fits[1:]:
+        np.testing.assert_array_equal(m.user_factors, fits[0].user_factors)
+        np.testing.assert_array_equal(m.item_bias, fits[0].item_bias)
+        assert m.history[-1]["train_rmse"] == fits[0].history[-1]["train_rmse"]
+
+
+def test_history_callback_and_stop():
+    """History rows per sweep; a callback that stops after sweep 6 leaves
+    the posterior mean of the samples kept so far (sweeps 3..6)."""
+    data = mfrec.make_low_rank(80, 60, rank=2, density=0.3, noise=0.3, seed=2)
+    rows = []
+
+    def stop(model, row):
+        rows.append(row)
+        return row["epoch"] < 6
+    m = mfrec.Model("bayes", factors=2, sweeps=20, burn_in=2, seed=1).fit(
+        data.ratings, validation=data.ratings, callback=stop)
+    assert len(m.history) == 6 == len(rows)
+    assert len(m._solver.samples["mu_samples"]) == 4
+    assert all(np.isfinite(r["valid_rmse"]) and r["seconds"] >= 0 for r in m.history)
+    # the history's train RMSE is the running posterior mean's, as predict gives it
+    full = m.predict(data.ratings.user, data.ratings.item, clip=False)
+    rmse = np.sqrt(np.mean((full - data.ratings.rating) ** 2))
+    assert abs(m.history[-1]["train_rmse"] - rmse) < 1e-4
+
+
+def test_save_load_fold_in_recommend(tmp_path):
+    data = mfrec.make_low_rank(80, 60, rank=2, density=0.3, noise=0.3, seed=3)
+    r = data.ratings
+    m = mfrec.Model("bayes", factors=2, sweeps=10, seed=1).fit(r)
+    m.save(tmp_path / "b.npz")
+    m2 = mfrec.Model.load(tmp_path / "b.npz")
+    np.testing.assert_array_equal(m2.predict(r.user, r.item), m.predict(r.user, r.item))
+    np.testing.assert_array_equal(m2.predict(r.user, r.item, return_std=True)[1],
+                                  m.predict(r.user, r.item, return_std=True)[1])
+    ids, scores = m2.recommend(0, n=5, exclude_seen=False)
+    np.testing.assert_allclose(scores, m2.predict(np.zeros(5, np.int64), ids, clip=False),
+                               rtol=1e-5)
+    # a new user who rated like user 0: fold_in solves each sample's row
+    seen = r.user == 0
+    x, b = m2.fold_in(r.item[seen], r.rating[seen])
+    assert x.shape == (m.user_factors.shape[1],)
+    assert np.corrcoef(x, m.user_factors[0])[0, 1] > 0.8
+    new_ids, _ = m2.recommend_new_user(r.item[seen], r.rating[seen], n=5)
+    assert not set(new_ids) & set(r.item[seen])
+
+
+def test_interval_and_std_need_a_posterior():
+    data = mfrec.make_low_rank(40, 30, rank=2, density=0.3, seed=3)
+    sgd = mfrec.Model("sgd", factors=2, epochs=1, seed=1).fit(data.ratings)
+    with pytest.raises(ValueError, match="return_std"):
+        sgd.predict([0], [0], return_std=True)
+    m = mfrec.Model("bayes", factors=2, sweeps=4, seed=1).fit(data.ratings)
+    for level in (0, 1, 1.5, "x", True):
+        with pytest.raises(ValueError, match="level"):
+            m.predict_interval([0], [0], level=level)
+    lo50, hi50 = m.predict_interval([0, 1, 99], [0, 1, 0], level=0.5)
+    lo90, hi90 = m.predict_interval([0, 1, 99], [0, 1, 0], level=0.9)
+    assert np.all(lo90 <= lo50) and np.all(hi50 <= hi90) and np.all(lo50 < hi50)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="burn_in"):
+        mfrec.Model("bayes", sweeps=10, burn_in=10)
+    for name, value in (("thin", 0), ("implicit", "users"), ("burn_in", -1),
+                        ("feature_combine", "max")):
+        with pytest.raises(ValueError, match=name):
+            mfrec.Model("bayes", **{name: value})
+    data = mfrec.make_low_rank(40, 30, rank=2, density=0.3, seed=3)
+    with pytest.raises(ValueError, match="item_features"):
+        mfrec.Model("bayes", factors=2, sweeps=3).fit(
+            data.ratings, item_features=np.ones(30), item_feature_ids=np.arange(30))
+    with pytest.raises(ValueError, match="item_features"):
+        mfrec.Model("bayes", factors=2, sweeps=3).fit(
+            data.ratings, item_features=np.ones((29, 2)), item_feature_ids=np.arange(30))
+
+
+@pytest.mark.slow
+def test_movielens_u1_accuracy_and_calibration(ml100k):
+    """ML-100K u1, rank 10, 200 sweeps: RMSE band, and the intervals'
+    coverage of the test ratings (90%: 86-94%, 50%: 45-55%)."""
+    train, test = ml100k.fold("u1")
+    m = mfrec.Model("bayes", factors=10, sweeps=200, seed=1).fit(train)
+    rmse = m.score(test)["rmse"]
+    assert 0.88 < rmse < 0.915, rmse
+    for level, (low, high) in ((0.9, (0.86, 0.94)), (0.5, (0.45, 0.55))):
+        lo, hi = m.predict_interval(test.user, test.item, level)
+        coverage = np.mean((test.rating >= lo) & (test.rating <= hi))
+        assert low <= coverage <= high, (level, coverage)
