@@ -142,18 +142,25 @@ class Bayes(Algorithm):
     def step(self, core, train, iteration):
         self.sweep = iteration
         base = iteration * PHASES
-        for j, (side, other) in enumerate((("user", "item"), ("item", "user"))):
-            self.draw_side(self.sides[side], self.sides[other].eff, base + 4 * j)
         u, i = self.sides["user"], self.sides["item"]
-        pred = _core.bayes_predict(train.users, train.items, u.eff, i.eff, self.mu,
-                                   self.params["n_threads"])
-        e = train.ratings - pred
-        mu, self.alpha = _core.bayes_noise(len(e), float(e.sum()), float(e @ e), self.mu,
-                                           self.alpha, self.seed, base + 8)
+        try:
+            for j, (side, other) in enumerate((("user", "item"), ("item", "user"))):
+                self.draw_side(self.sides[side], self.sides[other].eff, base + 4 * j)
+            pred = _core.bayes_predict(train.users, train.items, u.eff, i.eff, self.mu,
+                                       self.params["n_threads"])
+            e = train.ratings - pred
+            mu, self.alpha = _core.bayes_noise(len(e), float(e.sum()), float(e @ e), self.mu,
+                                               self.alpha, self.seed, base + 8)
+            if not np.all(np.isfinite(u.eff)) or not np.all(np.isfinite(i.eff)):
+                raise FloatingPointError("non-finite rows")
+        except (FloatingPointError, ValueError) as err:
+            r = train.ratings
+            raise FloatingPointError(
+                f"bayes: sweep {iteration + 1} diverged ({err}); its priors suit ratings "
+                f"of a few units (these ratings span {r.min():g} to {r.max():g}): rescale "
+                "them") from None
         self.train_pred = pred + (mu - self.mu)
         self.mu = mu
-        if not np.all(np.isfinite(u.eff)) or not np.all(np.isfinite(i.eff)):
-            raise FloatingPointError(f"bayes: sweep {iteration + 1} produced non-finite rows")
         if self.is_kept(iteration):
             k = self.k
             self.kept.append((iteration, u.eff[:, :k].astype(np.float32),
@@ -333,7 +340,11 @@ class Bayes(Algorithm):
             X = np.hstack([V[:, j], np.ones((len(items), 1))])
             t = ratings - s["mu_samples"][j] - s["item_bias_samples"][items, j]
             alpha = s["alpha_samples"][j]
-            theta = np.linalg.solve(prec + alpha * X.T @ X, prec @ mean + alpha * X.T @ t)
+            try:
+                theta = np.linalg.solve(prec + alpha * X.T @ X, prec @ mean + alpha * X.T @ t)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"regularization={lam}: a sample's system is singular; "
+                                 "use a larger regularization (or None: the prior)") from None
             xs.append(theta[:k])
             bs.append(theta[k])
         return (np.concatenate(xs) / math.sqrt(S)).astype(np.float32), float(np.mean(bs))
