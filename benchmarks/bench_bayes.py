@@ -21,6 +21,8 @@ machine's load average is printed with them: ratios are fair within one
 run, absolute times are not.
 """
 import argparse
+import contextlib
+import io
 import os
 import sys
 import time
@@ -95,8 +97,9 @@ def myfm_fit(myfm, config, train, data, args):
     fm = myfm.MyFMRegressor(rank=args.factors, random_seed=args.seed)
     empty = sp.csr_matrix((len(uidx), 0))
     t0 = time.perf_counter()
-    fm.fit(empty, train.rating.astype(float), X_rel=rel(uidx, iidx), n_iter=args.sweeps,
-           n_kept_samples=args.sweeps - args.burn_in, group_shapes=ushape + vshape)
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+        fm.fit(empty, train.rating.astype(float), X_rel=rel(uidx, iidx), n_iter=args.sweeps,
+               n_kept_samples=args.sweeps - args.burn_in, group_shapes=ushape + vshape)
     seconds = time.perf_counter() - t0
 
     def predict(users, items):

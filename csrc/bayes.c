@@ -141,19 +141,22 @@ static void prior_system(const double *prec, const double *mean, int32_t d, doub
  * stored by column (XT: d x cap) so that the Gram's entries are dot
  * products of contiguous vectors. */
 typedef struct {
-    double *A, *h, *x, *XT, *t;
+    double *A, *h, *x, *G, *b, *zero, *XT, *t;
     int64_t cap;
 } scratch;
 
 static int scratch_init(scratch *w, int32_t d, int64_t cap)
 {
     w->cap = cap;
-    w->A = malloc(sizeof(double) * ((size_t)d * (d + 2) + (size_t)(d + 1) * (cap + 1)));
+    w->A = calloc((size_t)d * (2 * d + 4) + (size_t)(d + 1) * (cap + 1), sizeof(double));
     if (!w->A)
         return MFR_ENOMEM;
     w->h = w->A + (int64_t)d * d;
     w->x = w->h + d;
-    w->XT = w->x + d;
+    w->G = w->x + d;
+    w->b = w->G + (int64_t)d * d;
+    w->zero = w->b + d;
+    w->XT = w->zero + d;
     w->t = w->XT + (int64_t)d * (cap + 1);
     return MFR_OK;
 }
@@ -210,17 +213,35 @@ static void add_gram(const scratch *w, int64_t n, int32_t d, double scale, doubl
     }
 }
 
-/* Draw one free row r (see the header comment); eff moves with it. */
+/* G = sum_e x_e x_e^T and b = sum_e x_e (r_e - mu - V_i[k]) of row r. */
+static void row_gram(const mfr_bayes_side *s, const double *other, int32_t r, scratch *w,
+                     double *G, double *b)
+{
+    const int32_t d = s->d;
+    memset(G, 0, sizeof(double) * (size_t)d * d);
+    memset(b, 0, sizeof(double) * (size_t)d);
+    add_gram(w, gather_row(s, other, r, w->zero, w), d, 1.0, G, b);
+}
+
+/* Draw one free row r (see the header comment); eff moves with it. The
+ * row's G and b are kept in s->gram / s->gram_rhs when given: the feature
+ * draws of the same side reuse them. */
 static int draw_row(const mfr_bayes_side *s, const double *other, int32_t r, mfr_rng *rng,
                     scratch *w)
 {
     const int32_t d = s->d;
     double *fr = s->free + (int64_t)r * d, *ef = s->eff + (int64_t)r * d;
+    double *G = s->gram ? s->gram + (int64_t)r * d * d : w->G;
+    double *b = s->gram_rhs ? s->gram_rhs + (int64_t)r * d : w->b;
+    row_gram(s, other, r, w, G, b);
+    prior_system(s->prior_prec, s->prior_mean, d, w->A, w->h);
     for (int32_t f = 0; f < d; f++) /* the features' part of the row */
         w->x[f] = ef[f] - fr[f];
-    int64_t n = gather_row(s, other, r, w->x, w);
-    prior_system(s->prior_prec, s->prior_mean, d, w->A, w->h);
-    add_gram(w, n, d, s->alpha, w->A, w->h);
+    for (int32_t i = 0; i < d; i++) {
+        w->h[i] += s->alpha * (b[i] - dot(G + (int64_t)i * d, w->x, d));
+        for (int32_t j = 0; j < d; j++)
+            w->A[i * d + j] += s->alpha * G[i * d + j];
+    }
     int status = draw_gaussian(w->A, w->h, d, rng, w->x);
     if (status != MFR_OK)
         return status;
@@ -278,35 +299,33 @@ int mfr_bayes_rows(const mfr_bayes_side *s, const double *other, int32_t n_other
 
 /* ---- feature rows ------------------------------------------------------- */
 
-/* G_r = sum_i x_i x_i^T and s_r = sum_i x_i e_ri of row r (e: residuals). */
-static void row_stats(const mfr_bayes_side *s, const double *other, int32_t r, scratch *w,
-                      double *G, double *sv)
-{
-    const int32_t d = s->d;
-    memset(G, 0, sizeof(double) * (size_t)d * d);
-    memset(sv, 0, sizeof(double) * (size_t)d);
-    int64_t n = gather_row(s, other, r, s->eff + (int64_t)r * d, w);
-    add_gram(w, n, d, 1.0, G, sv);
-}
-
-/* Draw feature a; updates the cached s_r and eff rows of its rows. */
+/* Draw feature a; updates the cached s_r and eff rows of its rows. The
+ * linear term's sum_r X_ra^2 G_r Y_a is the data part of the precision
+ * times Y_a, formed once. */
 static int draw_feature(const mfr_bayes_side *s, const mfr_bayes_group *f, int32_t a,
                         const double *G, double *S, mfr_rng *rng, double *A, double *h,
                         double *x, double *delta)
 {
     const int32_t d = s->d;
-    const int32_t g = f->group[a];
+    const double *prec = f->prior_prec + (int64_t)f->group[a] * d * d;
     double *y = f->Y + (int64_t)a * d;
-    prior_system(f->prior_prec + (int64_t)g * d * d, f->prior_mean + (int64_t)g * d, d, A, h);
+    memset(A, 0, sizeof(double) * (size_t)d * d);
+    memset(h, 0, sizeof(double) * (size_t)d);
     for (int64_t e = f->XT.indptr[a]; e < f->XT.indptr[a + 1]; e++) {
         const int32_t r = f->XT.indices[e];
-        const double w = f->XT.values[e], aw = s->alpha * w;
+        const double w = f->XT.values[e], ww = w * w;
         const double *Gr = G + (int64_t)r * d * d, *sr = S + (int64_t)r * d;
-        for (int32_t i = 0; i < d; i++) {
-            h[i] += aw * (sr[i] + w * dot(Gr + (int64_t)i * d, y, d));
-            for (int32_t j = 0; j < d; j++)
-                A[i * d + j] += aw * w * Gr[i * d + j];
-        }
+        for (int32_t i = 0; i < d; i++)
+            h[i] += w * sr[i];
+#pragma omp simd
+        for (int32_t i = 0; i < d * d; i++)
+            A[i] += ww * Gr[i];
+    }
+    for (int32_t i = 0; i < d; i++) { /* alpha (data part); then the prior */
+        h[i] = s->alpha * (h[i] + dot(A + (int64_t)i * d, y, d)) +
+               dot(prec + (int64_t)i * d, f->prior_mean + (int64_t)f->group[a] * d, d);
+        for (int32_t j = 0; j < d; j++)
+            A[i * d + j] = s->alpha * A[i * d + j] + prec[i * d + j];
     }
     int status = draw_gaussian(A, h, d, rng, x);
     if (status != MFR_OK)
@@ -320,9 +339,13 @@ static int draw_feature(const mfr_bayes_side *s, const mfr_bayes_group *f, int32
         const double w = f->XT.values[e];
         const double *Gr = G + (int64_t)r * d * d;
         double *sr = S + (int64_t)r * d, *ef = s->eff + (int64_t)r * d;
-        for (int32_t i = 0; i < d; i++) {
-            sr[i] -= w * dot(Gr + (int64_t)i * d, delta, d);
-            ef[i] += w * delta[i];
+        for (int32_t j = 0; j < d; j++) { /* s_r -= w G_r delta, by G's (symmetric) rows */
+            const double c = w * delta[j];
+            const double *g = Gr + (int64_t)j * d;
+#pragma omp simd
+            for (int32_t i = 0; i < d; i++)
+                sr[i] -= c * g[i];
+            ef[j] += c;
         }
     }
     return MFR_OK;
@@ -343,25 +366,31 @@ int mfr_bayes_features(const mfr_bayes_side *s, const mfr_bayes_group *f,
         if (f->group[a] < 0 || f->group[a] >= f->n_groups)
             return MFR_EINDEX;
     const int32_t d = s->d, n = s->R.n_rows;
-    double *G = malloc(sizeof(double) * (size_t)n * d * d + 1);
+    const int given = s->gram && s->gram_rhs;
+    double *G = given ? s->gram : malloc(sizeof(double) * (size_t)n * d * d + 1);
+    double *B = given ? s->gram_rhs : malloc(sizeof(double) * (size_t)n * d + 1);
     double *S = malloc(sizeof(double) * (size_t)n * d + 1);
     double *work = malloc(sizeof(double) * (size_t)d * (d + 3));
-    if (!G || !S || !work) {
+    if (!G || !B || !S || !work) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
     const int64_t cap = longest_row(&s->R);
 #pragma omp parallel num_threads(mfr_threads(n_threads))
     {
-        scratch w;
-        if (scratch_init(&w, d, cap) != MFR_OK) {
+        scratch w = {0};
+        if (!given && scratch_init(&w, d, cap) != MFR_OK) {
 #pragma omp atomic write
             status = MFR_ENOMEM;
         }
 #pragma omp for schedule(dynamic, 64)
-        for (int32_t r = 0; r < n; r++)
-            if (w.A)
-                row_stats(s, other, r, &w, G + (int64_t)r * d * d, S + (int64_t)r * d);
+        for (int32_t r = 0; r < n; r++) { /* s_r = b_r - G_r eff_r: the residuals' part */
+            double *Gr = G + (int64_t)r * d * d, *br = B + (int64_t)r * d;
+            if (!given && w.A)
+                row_gram(s, other, r, &w, Gr, br);
+            for (int32_t i = 0; i < d; i++)
+                S[(int64_t)r * d + i] = br[i] - dot(Gr + (int64_t)i * d, s->eff + (int64_t)r * d, d);
+        }
         free(w.A);
     }
     if (status != MFR_OK)
@@ -372,7 +401,10 @@ int mfr_bayes_features(const mfr_bayes_side *s, const mfr_bayes_group *f,
         status = draw_feature(s, f, a, G, S, &rng, work, work + (int64_t)d * d,
                               work + (int64_t)d * (d + 1), work + (int64_t)d * (d + 2));
 cleanup:
-    free(G);
+    if (!given) {
+        free(G);
+        free(B);
+    }
     free(S);
     free(work);
     return status;

@@ -412,6 +412,11 @@ typedef struct {
     const double *prior_mean; /* d: the rows' prior N(mean, prec^-1) */
     const double *prior_prec; /* d x d */
     double mu, alpha;         /* global mean, noise precision */
+    double *gram, *gram_rhs;  /* n_rows x d*d and n_rows x d, or NULL: each row's
+                                 sum x x^T and sum x (r - mu - V_i[k]) over its
+                                 ratings, x = (V_i[0..k), 1); mfr_bayes_rows
+                                 writes them, mfr_bayes_features reads them
+                                 (computes them when NULL) */
 } mfr_bayes_side;
 
 typedef struct {

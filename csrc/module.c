@@ -1885,6 +1885,25 @@ static int bayes_prior(PyObject *mo, PyObject *po, npy_intp groups, npy_intp d,
     return *prec ? 0 : -1;
 }
 
+/* The optional per-row Gram arrays (None, None) or (n x d*d, n x d). */
+static int bayes_gram(PyObject *go, PyObject *bo, npy_intp n, npy_intp d, int out,
+                      PyArrayObject **G, PyArrayObject **B)
+{
+    *G = *B = NULL;
+    if ((go == Py_None) != (bo == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "gram and gram_rhs must both be given or both None");
+        return -1;
+    }
+    if (go == Py_None)
+        return 0;
+    if (!(*G = bayes_matrix(go, n, d * d, out, "gram")) ||
+        !(*B = bayes_matrix(bo, n, d, out, "gram_rhs"))) {
+        Py_CLEAR(*G);
+        return -1;
+    }
+    return 0;
+}
+
 static int bayes_check_noise(double mu, double alpha)
 {
     if (!isfinite(mu) || !isfinite(alpha) || !(alpha > 0.0)) {
@@ -1906,26 +1925,30 @@ static PyObject *bayes_status(int status, const char *what)
 
 PyDoc_STRVAR(bayes_rows_doc,
 "bayes_rows(ratings, other, free, eff, prior_mean, prior_prec, *, mu, alpha,\n"
-"           seed, stream, n_threads=1)\n--\n\n"
+"           seed, stream, n_threads=1, gram=None, gram_rhs=None)\n--\n\n"
 "Draw every free row of one side (csrc/bayes.c mfr_bayes_rows): ratings is\n"
 "this side's CSR (indptr, indices, values float32), other the other side's\n"
 "effective rows (float64, n_other x d), free and eff (float64, n x d)\n"
 "are updated in place; the prior is N(prior_mean (1 x d),\n"
-"prior_prec (1 x d*d)^-1).");
+"prior_prec (1 x d*d)^-1). gram / gram_rhs (float64, n x d*d and n x d),\n"
+"optional, receive each row's sum x x^T and sum x (r - mu - V_i[k]).");
 
 static PyObject *bayes_rows(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"ratings", "other", "free", "eff", "prior_mean", "prior_prec",
-                             "mu", "alpha", "seed", "stream", "n_threads", NULL};
-    PyObject *ro, *oo, *fo, *eo, *mo, *po, *result = NULL;
-    PyArrayObject *other = NULL, *fr = NULL, *ef = NULL, *mean = NULL, *prec = NULL;
+                             "mu", "alpha", "seed", "stream", "n_threads", "gram", "gram_rhs",
+                             NULL};
+    PyObject *ro, *oo, *fo, *eo, *mo, *po, *go = Py_None, *bo = Py_None, *result = NULL;
+    PyArrayObject *other = NULL, *fr = NULL, *ef = NULL, *mean = NULL, *prec = NULL,
+                  *G = NULL, *B = NULL;
     double mu = NAN, alpha = NAN; /* required: NaN fails the check */
     unsigned long long seed = 0, stream = 0;
     int n_threads = 1, status;
     csr_view R = {0};
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$ddKKi", kwlist, &ro, &oo, &fo, &eo,
-                                     &mo, &po, &mu, &alpha, &seed, &stream, &n_threads) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|$ddKKiOO", kwlist, &ro, &oo, &fo,
+                                     &eo, &mo, &po, &mu, &alpha, &seed, &stream, &n_threads,
+                                     &go, &bo) ||
         bayes_check_noise(mu, alpha) < 0 || !(other = bayes_matrix(oo, -1, -1, 0, "other")))
         return NULL;
     npy_intp d = PyArray_DIM(other, 1);
@@ -1936,10 +1959,12 @@ static PyObject *bayes_rows(PyObject *module, PyObject *args, PyObject *kwds)
     if (csr_view_get(&R, ro, PyArray_DIM(other, 0), "ratings") < 0 ||
         !(fr = bayes_matrix(fo, R.csr.n_rows, d, 1, "free")) ||
         !(ef = bayes_matrix(eo, R.csr.n_rows, d, 1, "eff")) ||
-        bayes_prior(mo, po, 1, d, &mean, &prec) < 0)
+        bayes_prior(mo, po, 1, d, &mean, &prec) < 0 ||
+        bayes_gram(go, bo, R.csr.n_rows, d, 1, &G, &B) < 0)
         goto cleanup;
     mfr_bayes_side s = {R.csr, (int32_t)d, PyArray_DATA(fr), PyArray_DATA(ef),
-                        PyArray_DATA(mean), PyArray_DATA(prec), mu, alpha};
+                        PyArray_DATA(mean), PyArray_DATA(prec), mu, alpha,
+                        G ? PyArray_DATA(G) : NULL, B ? PyArray_DATA(B) : NULL};
     Py_BEGIN_ALLOW_THREADS
     status = mfr_bayes_rows(&s, PyArray_DATA(other), (int32_t)PyArray_DIM(other, 0), seed,
                             stream, n_threads);
@@ -1955,34 +1980,39 @@ cleanup:
     Py_XDECREF(ef);
     Py_XDECREF(mean);
     Py_XDECREF(prec);
+    Py_XDECREF(G);
+    Py_XDECREF(B);
     return result;
 }
 
 PyDoc_STRVAR(bayes_features_doc,
 "bayes_features(ratings, other, eff, features, group, Y, prior_mean, prior_prec,\n"
-"               *, mu, alpha, seed, stream, n_threads=1)\n--\n\n"
+"               *, mu, alpha, seed, stream, n_threads=1, gram=None,\n"
+"               gram_rhs=None)\n--\n\n"
 "Draw every feature row Y (float64, n_features x d, in place) of one side\n"
 "in order (mfr_bayes_features); features is the CSR (indptr, indices,\n"
 "weights float32) of the rows that have each feature, group (int32) each\n"
 "feature's prior group, prior_mean (groups x d), prior_prec (groups x d*d).\n"
-"eff (n x d) moves with the features.");
+"eff (n x d) moves with the features. gram / gram_rhs: what bayes_rows\n"
+"wrote for the same other side (computed here when None).");
 
 static PyObject *bayes_features(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"ratings", "other", "eff", "features", "group", "Y",
                              "prior_mean", "prior_prec", "mu", "alpha", "seed", "stream",
-                             "n_threads", NULL};
-    PyObject *ro, *oo, *eo, *xo, *go, *yo, *mo, *po, *result = NULL;
+                             "n_threads", "gram", "gram_rhs", NULL};
+    PyObject *ro, *oo, *eo, *xo, *go, *yo, *mo, *po, *gro = Py_None, *bo = Py_None,
+             *result = NULL;
     PyArrayObject *other = NULL, *ef = NULL, *group = NULL, *Y = NULL, *mean = NULL,
-                  *prec = NULL;
+                  *prec = NULL, *G = NULL, *B = NULL;
     double mu = NAN, alpha = NAN; /* required: NaN fails the check */
     unsigned long long seed = 0, stream = 0;
     int n_threads = 1, status;
     csr_view R = {0}, XT = {0};
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO|$ddKKi", kwlist, &ro, &oo, &eo, &xo,
-                                     &go, &yo, &mo, &po, &mu, &alpha, &seed, &stream,
-                                     &n_threads) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO|$ddKKiOO", kwlist, &ro, &oo, &eo,
+                                     &xo, &go, &yo, &mo, &po, &mu, &alpha, &seed, &stream,
+                                     &n_threads, &gro, &bo) ||
         bayes_check_noise(mu, alpha) < 0 || !(other = bayes_matrix(oo, -1, -1, 0, "other")))
         return NULL;
     npy_intp d = PyArray_DIM(other, 1);
@@ -1997,9 +2027,11 @@ static PyObject *bayes_features(PyObject *module, PyObject *args, PyObject *kwds
         goto cleanup;
     }
     mean = bayes_matrix(mo, -1, d, 0, "prior_mean");
-    if (!mean || !(prec = bayes_matrix(po, PyArray_DIM(mean, 0), d * d, 0, "prior_prec")))
+    if (!mean || !(prec = bayes_matrix(po, PyArray_DIM(mean, 0), d * d, 0, "prior_prec")) ||
+        bayes_gram(gro, bo, R.csr.n_rows, d, 0, &G, &B) < 0)
         goto cleanup;
-    mfr_bayes_side s = {R.csr, (int32_t)d, NULL, PyArray_DATA(ef), NULL, NULL, mu, alpha};
+    mfr_bayes_side s = {R.csr, (int32_t)d, NULL, PyArray_DATA(ef), NULL, NULL, mu, alpha,
+                        G ? PyArray_DATA(G) : NULL, B ? PyArray_DATA(B) : NULL};
     mfr_bayes_group f = {XT.csr, PyArray_DATA(group), (int32_t)PyArray_DIM(mean, 0),
                             PyArray_DATA(Y), PyArray_DATA(mean), PyArray_DATA(prec)};
     Py_BEGIN_ALLOW_THREADS
@@ -2021,6 +2053,8 @@ cleanup:
     Py_XDECREF(Y);
     Py_XDECREF(mean);
     Py_XDECREF(prec);
+    Py_XDECREF(G);
+    Py_XDECREF(B);
     return result;
 }
 

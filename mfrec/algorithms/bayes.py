@@ -52,6 +52,10 @@ class _Side:
         d = free.shape[1]
         n_groups = 0 if features is None else int(features[1].max()) + 1
         self.Y = None if features is None else np.zeros((len(features[1]), d))
+        # the rows' Gram matrices, from the free-row draws to the feature draws
+        n = len(free)
+        self.gram = dict(gram=np.zeros((n, d * d)), gram_rhs=np.zeros((n, d))) \
+            if features is not None else dict(gram=None, gram_rhs=None)
         self.prior = (np.zeros((1, d)), np.eye(d).reshape(1, -1))
         self.feature_prior = (np.zeros((n_groups, d)), np.tile(np.eye(d).ravel(), (n_groups, 1)))
 
@@ -175,7 +179,8 @@ class Bayes(Algorithm):
         seed, k, n_threads = self.seed, self.k, p["n_threads"]
         s.prior = self.hyper(s.free, stream)
         noise = dict(mu=self.mu, alpha=self.alpha, seed=seed, n_threads=n_threads)
-        _core.bayes_rows(s.ratings, other, s.free, s.eff, *s.prior, stream=stream + 1, **noise)
+        _core.bayes_rows(s.ratings, other, s.free, s.eff, *s.prior, stream=stream + 1,
+                         **s.gram, **noise)
         if s.features is None:
             return
         XT, group = s.features
@@ -183,7 +188,7 @@ class Bayes(Algorithm):
             mean, prec = self.hyper(s.Y[group == g], stream + 2, g)
             s.feature_prior[0][g], s.feature_prior[1][g] = mean[0], prec[0]
         _core.bayes_features(s.ratings, other, s.eff, XT, group, s.Y, *s.feature_prior,
-                             stream=stream + 3, **noise)
+                             stream=stream + 3, **s.gram, **noise)
 
     def hyper(self, rows, stream, group=0):
         mean, prec = _core.bayes_hyper(rows, self.k, self.seed, stream * 64 + group)
