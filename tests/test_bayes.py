@@ -268,3 +268,21 @@ def test_movielens_u1_accuracy_and_calibration(ml100k):
         lo, hi = m.predict_interval(test.user, test.item, level)
         coverage = np.mean((test.rating >= lo) & (test.rating <= hi))
         assert low <= coverage <= high, (level, coverage)
+
+
+def test_demo_serves_a_bayes_model(ml100k):
+    """The demo's three views on a Bayesian model: the user's top-N is the
+    model's, a new user's list comes from the per-sample fold-in, and
+    similar movies rank by the stacked factors."""
+    from mfrec.demo import Recommender
+    model = mfrec.Model("bayes", factors=5, sweeps=8, seed=2).fit(ml100k.ratings)
+    rec = Recommender(model, ml100k, n=5)
+    _, rows, _ = rec.for_user("42")
+    assert [r["item"] for r in rows] == model.recommend(42, n=5)[0].tolist()
+    picks = []
+    for item, rating in [(50, 5), (172, 5), (181, 4), (294, 1)]:
+        picks = rec.add_pick(picks, item, rating)
+    rows = rec.for_new_user(picks)
+    assert len(rows) == 5 and not {50, 172, 181, 294} & {r["item"] for r in rows}
+    similar = [r["item"] for r in rec.similar(50)]
+    assert len(similar) == 5 and 50 not in similar
