@@ -156,9 +156,11 @@ def test_stacked_factors_are_the_posterior_mean():
 
 
 def test_planted_low_rank_recovered():
-    """The posterior mean recovers the planted signal mu + P.Q on unseen
-    pairs within the noise, and estimates the noise level."""
-    data = mfrec.make_low_rank(300, 200, rank=3, density=0.15, noise=0.3, seed=4)
+    """The posterior mean recovers the planted signal mu + P.Q (variance 1)
+    on unseen pairs to within half the noise (a row's k + 1 unknowns from
+    ~55 ratings leave about 0.3 sqrt(4/55 + 4/80) = 0.1), and estimates
+    the noise level."""
+    data = mfrec.make_low_rank(300, 200, rank=3, density=0.3, noise=0.3, seed=4)
     r = data.ratings
     rng = np.random.default_rng(0)
     test = rng.random(len(r)) < 0.1
@@ -166,9 +168,9 @@ def test_planted_low_rank_recovered():
     truth = data.global_mean + np.einsum("ij,ij->i", data.user_factors[r.user[test]],
                                          data.item_factors[r.item[test]])
     pred = m.predict(r.user[test], r.item[test], clip=False)
-    assert np.sqrt(np.mean((pred - truth) ** 2)) < 0.6 * data.noise
+    assert np.sqrt(np.mean((pred - truth) ** 2)) < 0.5 * data.noise
     noise_sd = np.sqrt(np.mean(1 / m._solver.samples["alpha_samples"]))
-    assert abs(noise_sd - data.noise) < 0.05
+    assert abs(noise_sd - data.noise) < 0.02
 
 
 @pytest.mark.parametrize("implicit", ["none", "both"])
@@ -286,3 +288,22 @@ def test_demo_serves_a_bayes_model(ml100k):
     assert len(rows) == 5 and not {50, 172, 181, 294} & {r["item"] for r in rows}
     similar = [r["item"] for r in rec.similar(50)]
     assert len(similar) == 5 and 50 not in similar
+
+
+def test_interrupt_keeps_the_samples_of_complete_sweeps():
+    """Ctrl-C (a KeyboardInterrupt during sweep 7's callback) keeps the
+    posterior mean of the samples of the sweeps in the history."""
+    data = mfrec.make_low_rank(80, 60, rank=2, density=0.3, noise=0.3, seed=2)
+
+    def interrupt(model, row):
+        if row["epoch"] == 7:
+            raise KeyboardInterrupt
+    m = mfrec.Model("bayes", factors=2, sweeps=20, burn_in=3, seed=1)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        m.fit(data.ratings, callback=interrupt)
+    assert len(m.history) == 7
+    assert len(m._solver.samples["mu_samples"]) == 4  # sweeps 4..7
+    assert m.user_factors.shape[1] == 4 * 2
+    full = m.predict(data.ratings.user, data.ratings.item, clip=False)
+    rmse = np.sqrt(np.mean((full - data.ratings.rating) ** 2))
+    assert abs(m.history[-1]["train_rmse"] - rmse) < 1e-4

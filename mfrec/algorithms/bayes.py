@@ -37,7 +37,10 @@ from . import Algorithm, check_choice, check_float, check_int, register
 
 IMPLICIT = {"none": (), "user": ("user",), "item": ("item",), "both": ("user", "item")}
 SIDES = ("user", "item")
-PHASES = 16  # random streams per sweep: stream = sweep * PHASES + phase
+# Random streams: sweep * PHASES + phase; side j's phases are 8j + (0: the
+# free rows' prior, 1: the free rows, 2 + g: feature group g's prior (g < 2:
+# implicit rows, given features), 4: the feature rows); 16: mu and alpha.
+PHASES = 32
 
 
 class _Side:
@@ -149,12 +152,12 @@ class Bayes(Algorithm):
         u, i = self.sides["user"], self.sides["item"]
         try:
             for j, (side, other) in enumerate((("user", "item"), ("item", "user"))):
-                self.draw_side(self.sides[side], self.sides[other].eff, base + 4 * j)
+                self.draw_side(self.sides[side], self.sides[other].eff, base + 8 * j)
             pred = _core.bayes_predict(train.users, train.items, u.eff, i.eff, self.mu,
                                        self.params["n_threads"])
             e = train.ratings - pred
             mu, self.alpha = _core.bayes_noise(len(e), float(e.sum()), float(e @ e), self.mu,
-                                               self.alpha, self.seed, base + 8)
+                                               self.alpha, self.seed, base + 16)
             if not np.all(np.isfinite(u.eff)) or not np.all(np.isfinite(i.eff)):
                 raise FloatingPointError("non-finite rows")
         except (FloatingPointError, ValueError) as err:
@@ -185,13 +188,13 @@ class Bayes(Algorithm):
             return
         XT, group = s.features
         for g in range(len(s.feature_prior[0])):
-            mean, prec = self.hyper(s.Y[group == g], stream + 2, g)
+            mean, prec = self.hyper(s.Y[group == g], stream + 2 + g)
             s.feature_prior[0][g], s.feature_prior[1][g] = mean[0], prec[0]
         _core.bayes_features(s.ratings, other, s.eff, XT, group, s.Y, *s.feature_prior,
-                             stream=stream + 3, **s.gram, **noise)
+                             stream=stream + 4, **s.gram, **noise)
 
-    def hyper(self, rows, stream, group=0):
-        mean, prec = _core.bayes_hyper(rows, self.k, self.seed, stream * 64 + group)
+    def hyper(self, rows, stream):
+        mean, prec = _core.bayes_hyper(rows, self.k, self.seed, stream)
         return mean[None, :], prec.reshape(1, -1)
 
     @property
