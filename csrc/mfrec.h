@@ -453,4 +453,20 @@ int mfr_bayes_noise(int64_t n, double sum_e, double sum_e2, double *mu, double *
 int mfr_bayes_predict(int64_t n, const int32_t *users, const int32_t *items, const double *U,
                       const double *V, int32_t d, double mu, double *out, int n_threads);
 
+/* ---- ordered probit (ordinal.c) ---------------------------------------
+ * Level l in 0..n_levels-1 is observed when z ~ N(pred, 1) falls in
+ * (cuts[l-1], cuts[l]] (cuts: n_levels - 1 increasing finite values, the
+ * outer ones infinite). Ratings in blocks of 65,536 per random stream. */
+/* z[e] ~ N(pred[e], 1) truncated to its level's interval. */
+int mfr_ordinal_latent(int64_t n, const double *pred, const int32_t *level, const double *cuts,
+                       int32_t n_levels, uint64_t seed, uint64_t stream, double *z,
+                       int n_threads);
+/* *out = sum_e log P(level[e] | pred[e]) (z integrated out). */
+int mfr_ordinal_loglik(int64_t n, const double *pred, const int32_t *level, const double *cuts,
+                       int32_t n_levels, double *out, int n_threads);
+/* probs (n x n_levels) = the mean over samples s of P(l | pred[e, s],
+ * cuts[s]); pred n x n_samples, cuts n_samples x (n_levels - 1). */
+int mfr_ordinal_probs(int64_t n, int32_t n_samples, const double *pred, const double *cuts,
+                      int32_t n_levels, double *probs, int n_threads);
+
 #endif /* MFREC_H */

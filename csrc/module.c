@@ -2162,6 +2162,138 @@ cleanup:
     return (PyObject *)out;
 }
 
+/* The 1-D float64 latent predictions, int32 levels (same length) and
+ * float64 cut points of the ordinal functions; -1 with an exception. */
+static int ordinal_inputs(PyObject *po, PyObject *lo, PyObject *co, PyArrayObject **pred,
+                          PyArrayObject **level, PyArrayObject **cuts)
+{
+    *pred = *level = *cuts = NULL;
+    if (!(*pred = as_array(po, NPY_FLOAT64, 1, "pred")) ||
+        !(*level = as_array(lo, NPY_INT32, 1, "level")) ||
+        !(*cuts = as_array(co, NPY_FLOAT64, 1, "cuts")) ||
+        same_length(*pred, *level, "pred", "level") < 0)
+        return -1;
+    if (PyArray_DIM(*cuts, 0) < 1 || check_int32_size(PyArray_DIM(*cuts, 0) + 1, "levels") < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "cuts: needs at least one cut point");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *ordinal_status(int status, const char *what)
+{
+    if (status == MFR_EINVAL) {
+        PyErr_Format(PyExc_ValueError, "%s: cuts must be finite and increasing", what);
+        return NULL;
+    }
+    if (status == MFR_EINDEX) {
+        PyErr_Format(PyExc_IndexError, "%s: level out of range [0, len(cuts)]", what);
+        return NULL;
+    }
+    return raise_status(status, what);
+}
+
+PyDoc_STRVAR(ordinal_latent_doc,
+"ordinal_latent(pred, level, cuts, seed, stream, n_threads=1)\n--\n\n"
+"z ~ N(pred, 1) truncated to each level's interval (mfr_ordinal_latent).");
+
+static PyObject *ordinal_latent(PyObject *module, PyObject *args)
+{
+    PyObject *po, *lo, *co;
+    unsigned long long seed, stream;
+    int n_threads = 1, status;
+    PyArrayObject *pred, *level, *cuts, *z = NULL;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOOKK|i", &po, &lo, &co, &seed, &stream, &n_threads))
+        return NULL;
+    if (ordinal_inputs(po, lo, co, &pred, &level, &cuts) < 0)
+        goto cleanup;
+    npy_intp n = PyArray_DIM(pred, 0);
+    if (!(z = (PyArrayObject *)PyArray_EMPTY(1, &n, NPY_FLOAT64, 0)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_ordinal_latent(n, PyArray_DATA(pred), PyArray_DATA(level), PyArray_DATA(cuts),
+                                (int32_t)PyArray_DIM(cuts, 0) + 1, seed, stream,
+                                PyArray_DATA(z), n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        Py_CLEAR(z);
+        ordinal_status(status, "ordinal_latent");
+    }
+cleanup:
+    Py_XDECREF(pred);
+    Py_XDECREF(level);
+    Py_XDECREF(cuts);
+    return (PyObject *)z;
+}
+
+PyDoc_STRVAR(ordinal_loglik_doc,
+"ordinal_loglik(pred, level, cuts, n_threads=1)\n--\n\n"
+"sum log P(level | pred) under the ordered probit (mfr_ordinal_loglik).");
+
+static PyObject *ordinal_loglik(PyObject *module, PyObject *args)
+{
+    PyObject *po, *lo, *co, *result = NULL;
+    int n_threads = 1, status;
+    double out = 0.0;
+    PyArrayObject *pred, *level, *cuts;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOO|i", &po, &lo, &co, &n_threads))
+        return NULL;
+    if (ordinal_inputs(po, lo, co, &pred, &level, &cuts) < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_ordinal_loglik(PyArray_DIM(pred, 0), PyArray_DATA(pred), PyArray_DATA(level),
+                                PyArray_DATA(cuts), (int32_t)PyArray_DIM(cuts, 0) + 1, &out,
+                                n_threads);
+    Py_END_ALLOW_THREADS
+    result = status == MFR_OK ? PyFloat_FromDouble(out) : ordinal_status(status, "ordinal_loglik");
+cleanup:
+    Py_XDECREF(pred);
+    Py_XDECREF(level);
+    Py_XDECREF(cuts);
+    return result;
+}
+
+PyDoc_STRVAR(ordinal_probs_doc,
+"ordinal_probs(pred, cuts, n_threads=1)\n--\n\n"
+"The level probabilities (n x levels) averaged over samples: pred is\n"
+"n x S latent predictions, cuts S x (levels - 1) (mfr_ordinal_probs).");
+
+static PyObject *ordinal_probs(PyObject *module, PyObject *args)
+{
+    PyObject *po, *co;
+    int n_threads = 1, status;
+    PyArrayObject *pred = NULL, *cuts = NULL, *out = NULL;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO|i", &po, &co, &n_threads))
+        return NULL;
+    if (!(pred = bayes_matrix(po, -1, -1, 0, "pred")) ||
+        !(cuts = bayes_matrix(co, PyArray_DIM(pred, 1), -1, 0, "cuts")))
+        goto cleanup;
+    npy_intp dims[2] = {PyArray_DIM(pred, 0), PyArray_DIM(cuts, 1) + 1};
+    if (PyArray_DIM(pred, 1) < 1 || dims[1] < 2) {
+        PyErr_SetString(PyExc_ValueError, "ordinal_probs: needs >= 1 sample and >= 1 cut point");
+        goto cleanup;
+    }
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT64, 0)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_ordinal_probs(dims[0], (int32_t)PyArray_DIM(pred, 1), PyArray_DATA(pred),
+                               PyArray_DATA(cuts), (int32_t)dims[1], PyArray_DATA(out),
+                               n_threads);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        Py_CLEAR(out);
+        raise_status(status, "ordinal_probs");
+    }
+cleanup:
+    Py_XDECREF(pred);
+    Py_XDECREF(cuts);
+    return (PyObject *)out;
+}
+
 static PyMethodDef bayes_functions[] = {
     {"bayes_rows", (PyCFunction)(void (*)(void))bayes_rows, METH_VARARGS | METH_KEYWORDS,
      bayes_rows_doc},
@@ -2170,6 +2302,9 @@ static PyMethodDef bayes_functions[] = {
     {"bayes_hyper", bayes_hyper, METH_VARARGS, bayes_hyper_doc},
     {"bayes_noise", bayes_noise, METH_VARARGS, bayes_noise_doc},
     {"bayes_predict", bayes_predict, METH_VARARGS, bayes_predict_doc},
+    {"ordinal_latent", ordinal_latent, METH_VARARGS, ordinal_latent_doc},
+    {"ordinal_loglik", ordinal_loglik, METH_VARARGS, ordinal_loglik_doc},
+    {"ordinal_probs", ordinal_probs, METH_VARARGS, ordinal_probs_doc},
     {NULL}};
 
 /* ==== module =========================================================== */

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import re
-import statistics
 import tempfile
 import threading
 import time
@@ -348,7 +347,8 @@ class Model(_core.Model):
             uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
             out = _unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
                                    self, self._solver, self.rating_mean_)
-            out = _clip(out, self.rating_range_ if clip else None)
+            out = _clip(self._solver.transform(self, uidx, iidx, out),
+                        self.rating_range_ if clip else None)
             if return_std:
                 return out, self._solver.predict_std(self, uidx, iidx)
             return out
@@ -356,15 +356,21 @@ class Model(_core.Model):
     def predict_interval(self, users, items, level: float = 0.9):
         """(low, high): the central interval of the predictive distribution
         holding `level` of it, for each pair ("bayes" models: Gaussian, from
-        the posterior mean and :meth:`predict`'s std), clipped to the rating
-        range as predictions are."""
+        the posterior mean and :meth:`predict`'s std; ordinal ones: rating
+        levels), clipped to the rating range as predictions are."""
         if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) \
                 or not 0 < level < 1:
             raise ValueError(f"level must be a number in (0, 1), got {level!r}")
-        mean, std = self.predict(users, items, clip=False, return_std=True)
-        half = statistics.NormalDist().inv_cdf(0.5 + level / 2) * std
-        clip = self.rating_range_ if self._solver.clip_predictions else None
-        return _clip(mean - half, clip), _clip(mean + half, clip)
+        self._check_fitted()
+        users, items = as_ids(users, "users"), as_ids(items, "items")
+        if len(users) != len(items):
+            raise ValueError(f"users and items must have the same length "
+                             f"({len(users)} != {len(items)})")
+        with self._lock:
+            uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
+            low, high = self._solver.predict_interval(self, uidx, iidx, float(level))
+            clip = self.rating_range_ if self._solver.clip_predictions else None
+            return _clip(low, clip), _clip(high, clip)
 
     def score(self, users, items=None, ratings=None) -> dict:
         """RMSE and MAE of the predictions on rating triplets."""

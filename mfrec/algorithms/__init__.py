@@ -211,10 +211,18 @@ class Algorithm:
         """After the fit loop, with n_done iterations kept: final touches
         to the core model (Bayesian MF writes its posterior mean)."""
 
+    def transform(self, model, uidx, iidx, pred):
+        """The predictions from the core model's scores (by default those)."""
+        return pred
+
     def predict_std(self, model, uidx, iidx):
         """Predictive standard deviations (algorithms with a posterior)."""
         raise ValueError(f"algorithm {self.name!r} has no predictive distribution: "
                          "return_std and predict_interval need algorithm 'bayes'")
+
+    def predict_interval(self, model, uidx, iidx, level):
+        """(low, high) holding `level` of the predictive distribution."""
+        return self.predict_std(model, uidx, iidx)
 
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:

@@ -29,11 +29,13 @@ per user and item (the README says more); ``thin`` bounds it.
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
 
 from .. import _core
 from . import Algorithm, check_choice, check_float, check_int, register
+from .ordinal import Ordinal, check_levels, interval, moments
 
 IMPLICIT = {"none": (), "user": ("user",), "item": ("item",), "both": ("user", "item")}
 SIDES = ("user", "item")
@@ -74,6 +76,7 @@ class Bayes(Algorithm):
         "burn_in": None,
         "thin": 1,
         "implicit": "none",
+        "likelihood": "gaussian",
         "feature_combine": "mean",
         "init_scale": 0.1,
         "seed": None,
@@ -89,6 +92,7 @@ class Bayes(Algorithm):
             raise ValueError(f"sweeps ({params['sweeps']}) must be larger than burn_in "
                              f"({params['burn_in']}): no sample would be kept")
         check_choice(params, "implicit", IMPLICIT)
+        check_choice(params, "likelihood", {"gaussian", "ordinal"})
         check_choice(params, "feature_combine", {"mean", "sum"})
         check_float(params, "init_scale", 0.0)
 
@@ -98,6 +102,11 @@ class Bayes(Algorithm):
         self.prior = None     # after finish: the users' mean prior, for fold_in
 
     # ---- fitting -----------------------------------------------------------
+
+    def check_data(self, train):
+        super().check_data(train)
+        if self.params["likelihood"] == "ordinal":
+            check_levels(train.ratings)
 
     def start(self, core, train, seed):
         p = self.params
@@ -117,7 +126,18 @@ class Bayes(Algorithm):
             free = np.zeros((n, k + 1))
             free[:, :k] = init
             self.sides[side] = _Side(ratings, free, self.side_features(train, side))
+        self.ordinal = None
+        if p["likelihood"] == "ordinal":  # mu = 0 and alpha = 1: the cut points scale
+            self.ordinal = Ordinal(train.ratings, seed, p["n_threads"])
+            self.mu = 0.0
+            self.order = {"user": np.lexsort((train.items, train.users)),
+                          "item": np.lexsort((train.users, train.items))}
         self.write_sample(core)
+
+    def set_latent(self):
+        """The ordinal latent z as the ratings both sides' rows are drawn on."""
+        for side, s in self.sides.items():
+            s.ratings = (*s.ratings[:2], self.ordinal.z[self.order[side]].astype(np.float32))
 
     def side_features(self, train, side):
         """(XT: the CSR features x rows with the weights, group of each
@@ -151,13 +171,19 @@ class Bayes(Algorithm):
         base = iteration * PHASES
         u, i = self.sides["user"], self.sides["item"]
         try:
+            if self.ordinal is not None:
+                self.set_latent()
             for j, (side, other) in enumerate((("user", "item"), ("item", "user"))):
                 self.draw_side(self.sides[side], self.sides[other].eff, base + 8 * j)
             pred = _core.bayes_predict(train.users, train.items, u.eff, i.eff, self.mu,
                                        self.params["n_threads"])
-            e = train.ratings - pred
-            mu, self.alpha = _core.bayes_noise(len(e), float(e.sum()), float(e @ e), self.mu,
-                                               self.alpha, self.seed, base + 16)
+            if self.ordinal is None:
+                e = train.ratings - pred
+                mu, self.alpha = _core.bayes_noise(len(e), float(e.sum()), float(e @ e),
+                                                   self.mu, self.alpha, self.seed, base + 16)
+            else:
+                self.ordinal.draw(pred, iteration, adapt=iteration < self.burn_in)
+                mu, pred = 0.0, self.ordinal.expected(pred)
             if not np.all(np.isfinite(u.eff)) or not np.all(np.isfinite(i.eff)):
                 raise FloatingPointError("non-finite rows")
         except (FloatingPointError, ValueError) as err:
@@ -172,7 +198,8 @@ class Bayes(Algorithm):
             k = self.k
             self.kept.append((iteration, u.eff[:, :k].astype(np.float32),
                               i.eff[:, :k].astype(np.float32), u.eff[:, k].copy(),
-                              i.eff[:, k].copy(), self.mu, self.alpha, u.prior))
+                              i.eff[:, k].copy(), self.mu, self.alpha, u.prior,
+                              None if self.ordinal is None else self.ordinal.cuts.copy()))
         self.write_sample(core)
         return None
 
@@ -241,7 +268,8 @@ class Bayes(Algorithm):
             rows.append((np.vstack([eff, np.zeros((1, eff.shape[1]))]),
                          np.where(index < 0, len(eff), index).astype(np.int32)))
         (U, u), (V, i) = rows
-        return _core.bayes_predict(u, i, U, V, self.mu, n_threads)
+        pred = _core.bayes_predict(u, i, U, V, self.mu, n_threads)
+        return pred if self.ordinal is None else self.ordinal.expected(pred)
 
     def finish(self, core, n_done):
         """The posterior mean of the samples kept in the first n_done sweeps
@@ -266,6 +294,9 @@ class Bayes(Algorithm):
             "mu_samples": mu, "alpha_samples": np.array([s[6] for s in kept]),
             "user_prior_mean": np.mean([s[7][0][0] for s in kept], axis=0),
             "user_prior_prec": np.mean([s[7][1][0] for s in kept], axis=0).reshape(d, d)}
+        if self.ordinal is not None:
+            self.samples["cut_samples"] = np.array([s[8] for s in kept])
+            self.samples["levels"] = self.ordinal.values
 
     # ---- the fitted model --------------------------------------------------
 
@@ -277,6 +308,8 @@ class Bayes(Algorithm):
             return
         names = ("user_bias_samples", "item_bias_samples", "mu_samples", "alpha_samples",
                  "user_prior_mean", "user_prior_prec")
+        if self.params["likelihood"] == "ordinal":
+            names += ("cut_samples", "levels")
         if sorted(arrays) != sorted(names):
             raise ValueError(f"bayes arrays must be {sorted(names)}, got {sorted(arrays)}")
         ub, ib, mu, alpha = (arrays[n] for n in names[:4])
@@ -288,6 +321,11 @@ class Bayes(Algorithm):
               and ub.dtype == ib.dtype == np.float32
               and all(a.dtype == np.float64 for a in (mu, alpha, mean, prec))
               and all(np.isfinite(a).all() for a in arrays.values()) and (alpha > 0).all())
+        if ok and "levels" in arrays:
+            cuts, levels = arrays["cut_samples"], arrays["levels"]
+            ok = (levels.ndim == 1 and cuts.shape == (S, len(levels) - 1) and len(levels) >= 2
+                  and cuts.dtype == levels.dtype == np.float64
+                  and np.all(np.diff(cuts, axis=1) > 0) and np.all(np.diff(levels) == 1))
         if not ok:
             raise ValueError("bayes arrays have inconsistent shapes, dtypes or values")
         self.samples = dict(arrays)
@@ -304,27 +342,63 @@ class Bayes(Algorithm):
             raise ValueError("bayes samples do not match the model's factors and ids")
         return S, k
 
-    def predict_std(self, model, uidx, iidx, chunk=8192):
-        """The predictive standard deviation of each pair: the spread of the
-        kept samples' predictions plus the noise (the mean of 1/alpha).
-        Unknown ids (-1) contribute no factors and no bias."""
+    def sample_predictions(self, model, uidx, iidx, chunk=8192):
+        """(start, the kept samples' predictions: chunk x S) for the pairs,
+        a chunk at a time; unknown ids (-1) contribute no factors or bias.
+        Ordinal: the latent predictions."""
         S, k = self.check_model(model)
         s = self.samples
-        out = np.empty(len(uidx), np.float64)
-        noise = float(np.mean(1.0 / s["alpha_samples"]))
         for lo in range(0, len(uidx), chunk):
             u, i = uidx[lo:lo + chunk], iidx[lo:lo + chunk]
             pred = np.broadcast_to(s["mu_samples"], (len(u), S)).copy()
-            for index, factors, bias in ((u, model.user_factors, s["user_bias_samples"]),
-                                         (i, model.item_factors, s["item_bias_samples"])):
+            for index, bias in ((u, s["user_bias_samples"]), (i, s["item_bias_samples"])):
                 known = index >= 0
                 pred[known] += bias[index[known]]
             both = (u >= 0) & (i >= 0)
             fu = model.user_factors[u[both]].reshape(-1, S, k)
             fi = model.item_factors[i[both]].reshape(-1, S, k)
             pred[both] += np.einsum("nsk,nsk->ns", fu, fi, dtype=np.float64) * S
-            out[lo:lo + chunk] = np.sqrt(pred.var(axis=1) + noise)
+            yield lo, pred
+
+    def level_probs(self, model, uidx, iidx):
+        """Ordinal: the level probabilities of each pair, averaged over the
+        kept samples (n x levels)."""
+        cuts = self.samples["cut_samples"]
+        out = np.empty((len(uidx), cuts.shape[1] + 1))
+        for lo, pred in self.sample_predictions(model, uidx, iidx):
+            out[lo:lo + len(pred)] = _core.ordinal_probs(pred, cuts, self.params["n_threads"])
         return out
+
+    def transform(self, model, uidx, iidx, out):
+        """Ordinal: the posterior mean of the expected rating (the stacked
+        factors give the latent mean only)."""
+        if self.params["likelihood"] != "ordinal":
+            return out
+        mean = moments(self.level_probs(model, uidx, iidx), self.samples["levels"])[0]
+        return mean.astype(np.float32)
+
+    def predict_std(self, model, uidx, iidx):
+        """The predictive standard deviation of each pair: the spread of the
+        kept samples' predictions plus the noise (the mean of 1/alpha);
+        ordinal: that of the averaged level probabilities."""
+        if self.params["likelihood"] == "ordinal":
+            return moments(self.level_probs(model, uidx, iidx), self.samples["levels"])[1]
+        out = np.empty(len(uidx), np.float64)
+        noise = float(np.mean(1.0 / self.samples["alpha_samples"]))
+        for lo, pred in self.sample_predictions(model, uidx, iidx):
+            out[lo:lo + len(pred)] = np.sqrt(pred.var(axis=1) + noise)
+        return out
+
+    def predict_interval(self, model, uidx, iidx, level):
+        """The central interval holding `level` of the predictive
+        distribution: Gaussian (mean +- z std); ordinal: the levels at the
+        (1 -+ level)/2 quantiles of the averaged level probabilities."""
+        if self.params["likelihood"] == "ordinal":
+            return interval(self.level_probs(model, uidx, iidx), self.samples["levels"], level)
+        mean = model._predict(uidx, iidx, self.params["n_threads"]).astype(np.float64)
+        half = statistics.NormalDist().inv_cdf(0.5 + level / 2) * self.predict_std(
+            model, uidx, iidx)
+        return mean - half, mean + half
 
     def fold_in_regularization(self, n_ratings):
         """No ridge penalty: fold_in uses the learned prior (infinity says so)."""
