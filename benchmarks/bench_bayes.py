@@ -11,6 +11,8 @@ one thread (myFM's sampler is single-threaded), and the same information:
   user    + the user's rated items, 1/sqrt(count) each (SVD++-style implicit)
   both    + the item's raters likewise ("flipped": implicit on both sides)
   genres  both + the item's genres (normalised to sum 1 per item)
+  ordinal genres with the ordered-probit likelihood (myFM's
+          MyFMOrderedProbit; the prediction is the expected rating)
 
 myFM gets each group its own hyperprior (``group_shapes``), its
 configuration in its own examples; mfrec's groups are its free rows,
@@ -33,7 +35,7 @@ import scipy.sparse as sp
 
 import mfrec
 
-CONFIGS = ("plain", "user", "both", "genres")
+CONFIGS = ("plain", "user", "both", "genres", "ordinal")
 
 
 def import_myfm():
@@ -55,12 +57,13 @@ def import_myfm():
 
 def mfrec_fit(config, train, data, args):
     kw = {}
-    if config == "genres":
+    if config in ("genres", "ordinal"):
         kw = dict(item_features=data.genres, item_feature_ids=data.item_ids)
     implicit = {"plain": "none", "user": "user"}.get(config, "both")
     model = mfrec.Model("bayes", factors=args.factors, sweeps=args.sweeps,
                         burn_in=args.burn_in, implicit=implicit, seed=args.seed,
-                        n_threads=args.threads)
+                        n_threads=args.threads,
+                        likelihood="ordinal" if config == "ordinal" else "gaussian")
     t0 = time.perf_counter()
     model.fit(train, **kw)
     return time.perf_counter() - t0, model.predict
@@ -81,10 +84,10 @@ def myfm_fit(myfm, config, train, data, args):
     R = sp.csr_matrix((np.ones(len(uidx)), (uidx, iidx)), shape=(nu, ni))
     norm = lambda m: sp.diags(1.0 / np.sqrt(np.maximum(m.getnnz(axis=1), 1))) @ m  # noqa: E731
     user_imp = norm(R) if config != "plain" else None
-    item_imp = norm(R.T.tocsr()) if config in ("both", "genres") else None
+    item_imp = norm(R.T.tocsr()) if config in ("both", "genres", "ordinal") else None
     U, ushape = _blocks(uidx, nu, user_imp)
     V, vshape = _blocks(iidx, ni, item_imp)
-    if config == "genres":
+    if config in ("genres", "ordinal"):
         rows = np.searchsorted(data.item_ids, item_ids)
         g = data.genres[rows].astype(float)
         g /= np.maximum(g.sum(axis=1, keepdims=True), 1)
@@ -94,11 +97,17 @@ def myfm_fit(myfm, config, train, data, args):
     def rel(u, i):
         return [myfm.RelationBlock(u, U), myfm.RelationBlock(i, V)]
 
-    fm = myfm.MyFMRegressor(rank=args.factors, random_seed=args.seed)
+    ordinal = config == "ordinal"
+    if ordinal:
+        fm = myfm.MyFMOrderedProbit(rank=args.factors, random_seed=args.seed)
+        y = (train.rating - 1).astype(np.int64)
+    else:
+        fm = myfm.MyFMRegressor(rank=args.factors, random_seed=args.seed)
+        y = train.rating.astype(float)
     empty = sp.csr_matrix((len(uidx), 0))
     t0 = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
-        fm.fit(empty, train.rating.astype(float), X_rel=rel(uidx, iidx), n_iter=args.sweeps,
+        fm.fit(empty, y, X_rel=rel(uidx, iidx), n_iter=args.sweeps,
                n_kept_samples=args.sweeps - args.burn_in, group_shapes=ushape + vshape)
     seconds = time.perf_counter() - t0
 
@@ -109,7 +118,10 @@ def myfm_fit(myfm, config, train, data, args):
         # one-hot, as the others fall back (rare on the u folds)
         u = np.where((u < nu) & (user_ids[np.minimum(u, nu - 1)] == users), u, 0)
         i = np.where((i < ni) & (item_ids[np.minimum(i, ni - 1)] == items), i, 0)
-        return fm.predict(sp.csr_matrix((len(u), 0)), rel(u, i))
+        X = sp.csr_matrix((len(u), 0))
+        if ordinal:  # the expected rating
+            return fm.predict_proba(X, rel(u, i)) @ np.arange(1, 6)
+        return fm.predict(X, rel(u, i))
     return seconds, predict
 
 

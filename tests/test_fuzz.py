@@ -178,7 +178,9 @@ def _seed_models():
     models = [mfrec.Model("sgd", factors=2, epochs=2, seed=1).fit(u, i, r),
               mfrec.Model("sgd", factors=1, epochs=1, seed=1, biases=False).fit(u, i, r),
               mfrec.Model("sgd", factors=2, epochs=1, seed=1).fit(  # side features saved
-                  u, i, r, item_features=np.eye(9, 3), item_feature_ids=np.arange(-3, 6))]
+                  u, i, r, item_features=np.eye(9, 3), item_feature_ids=np.arange(-3, 6)),
+              mfrec.Model("bayes", factors=2, sweeps=2, likelihood="ordinal", seed=1).fit(
+                  u, i, r)]  # cut points and levels saved
     for name, cls in sorted(ALGORITHMS.items()):  # each algorithm's own arrays
         params = {cls.iterations_param: 1} if cls.iterations_param else {}
         params.update({"factors": 2} if "factors" in cls.defaults else {})
