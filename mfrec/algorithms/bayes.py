@@ -25,6 +25,10 @@ over S samples is one inner product of the stacked samples,
 with the biases and mu averaged: prediction, top-N and files work
 unchanged, and give exactly the posterior mean. The cost is S*k floats
 per user and item (the README says more); ``thin`` bounds it.
+
+``likelihood="ordinal"``: an ordered probit on integer ratings instead of
+the Gaussian (see ordinal.py); mu is 0 and alpha 1 there, the rows are
+drawn on the latent ratings, and predictions go through ``transform``.
 """
 from __future__ import annotations
 
@@ -38,7 +42,6 @@ from . import Algorithm, check_choice, check_float, check_int, register
 from .ordinal import Ordinal, check_levels, interval, moments
 
 IMPLICIT = {"none": (), "user": ("user",), "item": ("item",), "both": ("user", "item")}
-SIDES = ("user", "item")
 # Random streams: sweep * PHASES + phase; side j's phases are 8j + (0: the
 # free rows' prior, 1: the free rows, 2 + g: feature group g's prior (g < 2:
 # implicit rows, given features), 4: the feature rows); 16: mu and alpha.
@@ -99,7 +102,6 @@ class Bayes(Algorithm):
     def __init__(self, params):
         super().__init__(params)
         self.samples = None   # after finish: the per-sample arrays (see finish)
-        self.prior = None     # after finish: the users' mean prior, for fold_in
 
     # ---- fitting -----------------------------------------------------------
 
@@ -114,8 +116,9 @@ class Bayes(Algorithm):
         self.seed, self.k = seed, k
         self.train_users = train.users
         self.mu, self.alpha = float(core.global_mean), 1.0
-        self.kept = []          # (sweep, U, V, user bias, item bias, mu, alpha)
-        self.running = {}       # id(users) -> (users, items, sum, count, last sweep)
+        # (sweep, U, V, user bias, item bias, mu, alpha, user prior, cut points)
+        self.kept = []
+        self.running = {}       # id(users) -> [users, sum, count, last sweep added]
         self.sweep = -1
         self.sides = {}
         for stream, (side, ratings) in enumerate((("user", train.by_user),
