@@ -413,3 +413,18 @@ def test_ordinal_needs_integer_levels():
         mfrec.Model("bayes", factors=2, sweeps=3, likelihood="ordinal").fit(ones)
     with pytest.raises(ValueError, match="likelihood"):
         mfrec.Model("bayes", likelihood="probit")
+
+
+def test_cross_validate_and_search():
+    """A fold of cross_validate gives the figures of a separate fit with the
+    same seed; a search over implicit picks one of its candidates."""
+    from mfrec.model_selection import KFold, RandomSearch, cross_validate
+    data = mfrec.make_low_rank(120, 80, rank=2, density=0.25, noise=0.3, seed=5).ratings
+    model = mfrec.Model("bayes", factors=2, sweeps=6, seed=4)
+    cv = cross_validate(model, data, KFold(2, seed=1), metrics=["rmse"], n_jobs=2)
+    train, test = next(KFold(2, seed=1).split(data))
+    alone = mfrec.Model("bayes", factors=2, sweeps=6, seed=4).fit(train).score(test)["rmse"]
+    assert cv["folds"][0]["rmse"] == pytest.approx(alone, rel=1e-6)
+    search = RandomSearch(model, {"implicit": ["none", "both"]}, n_iter=2, cv=KFold(2, seed=1),
+                          n_jobs=1).fit(data)
+    assert search.best_params["implicit"] in ("none", "both")
