@@ -17,10 +17,11 @@ one thread (myFM's sampler is single-threaded), and the same information:
 myFM gets each group its own hyperprior (``group_shapes``), its
 configuration in its own examples; mfrec's groups are its free rows,
 implicit rows and features per side. Test predictions are clipped to
-1..5. Printed: test RMSE, MAE and fit seconds per fold and configuration,
-their means, and the time ratio myFM / mfrec (> 1: mfrec faster). The
-machine's load average is printed with them: ratios are fair within one
-run, absolute times are not.
+1..5. Printed: test RMSE, MAE, fit seconds (wall clock) and CPU seconds
+per fold and configuration, their means, and the ratios myFM / mfrec of
+both times (> 1: mfrec faster). The machine's load average is printed with
+them: on a loaded machine the wall-clock ratio swings with the load of the
+moment, the CPU-time ratio much less.
 """
 import argparse
 import contextlib
@@ -64,9 +65,21 @@ def mfrec_fit(config, train, data, args):
                         burn_in=args.burn_in, implicit=implicit, seed=args.seed,
                         n_threads=args.threads,
                         likelihood="ordinal" if config == "ordinal" else "gaussian")
-    t0 = time.perf_counter()
-    model.fit(train, **kw)
-    return time.perf_counter() - t0, model.predict
+    with timer() as seconds:
+        model.fit(train, **kw)
+    return seconds, model.predict
+
+
+class timer:
+    """Wall-clock and CPU seconds of a block: (wall, cpu) after it ends."""
+
+    def __enter__(self):
+        self.times = []
+        self.t0 = (time.perf_counter(), time.process_time())
+        return self.times
+
+    def __exit__(self, *exc):
+        self.times += [time.perf_counter() - self.t0[0], time.process_time() - self.t0[1]]
 
 
 def _blocks(index, n, implicit_csr):
@@ -77,7 +90,7 @@ def _blocks(index, n, implicit_csr):
 
 
 def myfm_fit(myfm, config, train, data, args):
-    """myFM on relation blocks; returns (seconds, predict(users, items))."""
+    """myFM on relation blocks; returns ((wall, cpu) seconds, predict(users, items))."""
     user_ids, uidx = np.unique(train.user, return_inverse=True)
     item_ids, iidx = np.unique(train.item, return_inverse=True)
     nu, ni = len(user_ids), len(item_ids)
@@ -105,11 +118,9 @@ def myfm_fit(myfm, config, train, data, args):
         fm = myfm.MyFMRegressor(rank=args.factors, random_seed=args.seed)
         y = train.rating.astype(float)
     empty = sp.csr_matrix((len(uidx), 0))
-    t0 = time.perf_counter()
-    with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+    with timer() as seconds, contextlib.redirect_stderr(io.StringIO()):  # its progress bar
         fm.fit(empty, y, X_rel=rel(uidx, iidx), n_iter=args.sweeps,
                n_kept_samples=args.sweeps - args.burn_in, group_shapes=ushape + vshape)
-    seconds = time.perf_counter() - t0
 
     def predict(users, items):
         u = np.searchsorted(user_ids, users)
@@ -146,26 +157,27 @@ def main(argv=None):
     print(f"load average {os.getloadavg()[0]:.2f}; rank {args.factors}, {args.sweeps} sweeps, "
           f"{args.sweeps - args.burn_in} kept, {args.threads} thread(s); myfm "
           f"{getattr(myfm, '__version__', 'not installed')}")
-    print(f"{'config':7} {'fold':4}  {'mfrec rmse':>10} {'mae':>6} {'s':>6}  "
-          f"{'myfm rmse':>10} {'mae':>6} {'s':>6}  {'time ratio':>10}")
+    print(f"{'config':7} {'fold':4}  {'mfrec rmse':>10} {'mae':>6} {'s':>6} {'cpu':>6}  "
+          f"{'myfm rmse':>10} {'mae':>6} {'s':>6} {'cpu':>6}  {'ratio s':>7} {'cpu':>5}")
     for config in args.configs:
         rows = []
         for fold in args.folds:
             train, test = data.fold(fold)
             s1, pred = mfrec_fit(config, train, data, args)
-            row = [*scores(pred, test), s1]
+            row = [*scores(pred, test), *s1]
             if myfm is not None:
                 s2, pred = myfm_fit(myfm, config, train, data, args)
-                row += [*scores(pred, test), s2]
+                row += [*scores(pred, test), *s2]
             rows.append(row)
             print_row(config, fold, row)
         print_row(config, "mean", list(np.mean(rows, axis=0)))
 
 
 def print_row(config, fold, row):
-    text = f"{config:7} {fold:4}  {row[0]:10.4f} {row[1]:6.4f} {row[2]:6.2f}"
-    if len(row) > 3:
-        text += f"  {row[3]:10.4f} {row[4]:6.4f} {row[5]:6.2f}  {row[5] / row[2]:10.2f}"
+    text = f"{config:7} {fold:4}  {row[0]:10.4f} {row[1]:6.4f} {row[2]:6.2f} {row[3]:6.2f}"
+    if len(row) > 4:
+        text += (f"  {row[4]:10.4f} {row[5]:6.4f} {row[6]:6.2f} {row[7]:6.2f}  "
+                 f"{row[6] / row[2]:7.2f} {row[7] / row[3]:5.2f}")
     print(text, flush=True)
 
 
