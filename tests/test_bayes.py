@@ -318,6 +318,14 @@ def normal_cdf(x):
     return 0.5 * (1 + np.vectorize(math.erf)(np.asarray(x, float) / math.sqrt(2)))
 
 
+def pdf(x):
+    return 0.0 if np.isinf(x) else math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+
+def xpdf(x):
+    return 0.0 if np.isinf(x) else x * pdf(x)
+
+
 def test_truncated_normal_draws_match_their_moments():
     """ordinal_latent's draws for each kind of interval (tails, narrow,
     around 0, wide) lie in it and have the truncated normal's mean and
@@ -329,8 +337,6 @@ def test_truncated_normal_draws_match_their_moments():
         a, b = ext[level] - m, ext[level + 1] - m
         z = _core.ordinal_latent(np.full(n, m), np.full(n, level, np.int32), cuts, 4, level)
         assert np.all((z > ext[level]) & (z <= ext[level + 1]))
-        pdf = lambda x: 0.0 if np.isinf(x) else math.exp(-x * x / 2) / math.sqrt(2 * math.pi)  # noqa: E731
-        xpdf = lambda x: 0.0 if np.isinf(x) else x * pdf(x)  # noqa: E731
         Z = float(normal_cdf(b) - normal_cdf(a))
         mean = (pdf(a) - pdf(b)) / Z
         var = 1 + (xpdf(a) - xpdf(b)) / Z - mean ** 2

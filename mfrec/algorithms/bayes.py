@@ -182,7 +182,8 @@ class Bayes(Algorithm):
                                        self.params["n_threads"])
             if self.ordinal is None:
                 e = train.ratings - pred
-                mu, self.alpha = _core.bayes_noise(len(e), float(e.sum()), float(e @ e),
+                # no BLAS call: its threads would spin beside n_threads
+                mu, self.alpha = _core.bayes_noise(len(e), float(e.sum()), float(np.sum(e * e)),
                                                    self.mu, self.alpha, self.seed, base + 16)
             else:
                 self.ordinal.draw(pred, iteration, adapt=iteration < self.burn_in)

@@ -76,13 +76,14 @@ class Ordinal:
     def expected(self, pred):
         """The expected rating for latent predictions under the current cuts."""
         probs = _core.ordinal_probs(pred[:, None], self.cuts[None, :], self.n_threads)
-        return probs @ self.values
+        return moments(probs, self.values)[0]
 
 
 def moments(probs, values):
-    """(mean, std) of ratings with level probabilities probs (n x levels)."""
-    mean = probs @ values
-    var = probs @ values ** 2 - mean ** 2
+    """(mean, std) of ratings with level probabilities probs (n x levels);
+    einsum rather than BLAS, whose threads would spin beside n_threads."""
+    mean = np.einsum("nl,l->n", probs, values)
+    var = np.einsum("nl,l->n", probs, values ** 2) - mean ** 2
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
