@@ -148,3 +148,29 @@ def als_half_step(indptr: ArrayLike, indices: ArrayLike, values: Optional[ArrayL
                   alpha: float = 0.0, binary: bool = False,
                   solver: Literal["cholesky", "cg"] = "cholesky", cg_steps: int = 3,
                   n_threads: int = 1, loss: bool = True) -> dict[str, float]: ...
+
+
+# Bayesian MF (Gibbs sampling) and the ordered probit
+def bayes_rows(ratings: _CSR, other: ArrayLike, free: NDArray[np.float64],
+               eff: NDArray[np.float64], prior_mean: ArrayLike, prior_prec: ArrayLike, *,
+               mu: float, alpha: float, seed: int = 0, stream: int = 0, n_threads: int = 1,
+               gram: Optional[NDArray[np.float64]] = None,
+               gram_rhs: Optional[NDArray[np.float64]] = None) -> None: ...
+def bayes_features(ratings: _CSR, other: ArrayLike, eff: NDArray[np.float64],
+                   features: _CSR, group: ArrayLike, Y: NDArray[np.float64],
+                   prior_mean: ArrayLike, prior_prec: ArrayLike, *, mu: float, alpha: float,
+                   seed: int = 0, stream: int = 0, n_threads: int = 1,
+                   gram: Optional[ArrayLike] = None,
+                   gram_rhs: Optional[ArrayLike] = None) -> None: ...
+def bayes_hyper(rows: ArrayLike, k: int, seed: int, stream: int, /
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+def bayes_noise(n: int, sum_e: float, sum_e2: float, mu: float, alpha: float, seed: int,
+                stream: int, /) -> tuple[float, float]: ...
+def bayes_predict(users: ArrayLike, items: ArrayLike, U: ArrayLike, V: ArrayLike, mu: float,
+                  n_threads: int = 1, /) -> NDArray[np.float64]: ...
+def ordinal_latent(pred: ArrayLike, level: ArrayLike, cuts: ArrayLike, seed: int, stream: int,
+                   n_threads: int = 1, /) -> NDArray[np.float64]: ...
+def ordinal_loglik(pred: ArrayLike, level: ArrayLike, cuts: ArrayLike, n_threads: int = 1, /
+                   ) -> float: ...
+def ordinal_probs(pred: ArrayLike, cuts: ArrayLike, n_threads: int = 1, /
+                  ) -> NDArray[np.float64]: ...

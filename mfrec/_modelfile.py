@@ -29,7 +29,7 @@ import stat
 import struct
 import zipfile
 import zlib
-from typing import Callable, Dict
+from typing import Any, Callable
 
 import numpy as np
 
@@ -160,13 +160,15 @@ def open_regular(path):
         raise
 
 
-def read(path, accept: Callable[[dict], Dict[str, tuple]]):
+def read(path, accept: Callable[[dict], Any]):
     """(header, arrays) of the model file at `path`, checked throughout;
     ValueError naming the file otherwise. `accept(header)` checks the
     algorithm and its parameters (ValueError) and returns the algorithm's
-    own arrays (members ``extra_<name>``): name -> (dtype, shape), the
-    shape's entries a number, "users", "items", "factors", "rank" (at most
-    min(users, items)) or None (any)."""
+    class, whose ``extra_shapes`` declares its own arrays (members
+    ``extra_<name>``): name -> (dtype, shape), the shape's entries a
+    number, "users", "items", "factors" (the factor arrays' width),
+    "samples" (their blocks of ``factors`` columns, when the class has
+    ``stacked_factors``), "rank" (at most min(users, items)) or None (any)."""
     name = shown(path)
     with open_regular(path) as f:
         try:
@@ -193,9 +195,10 @@ def _read_archive(f, accept):
             raise Invalid("missing or unreadable header (no header member)")
         header = _read_header(z, members.pop("header"))
         try:
-            extras = accept(header)
+            algorithm = accept(header)
         except ValueError as e:
             raise Invalid(e) from None
+        extras = algorithm.extra_shapes
         allowed = set(MEMBERS) | {"extra_" + n for n in extras}
         unexpected = sorted(set(members) - allowed)
         if unexpected:
@@ -204,8 +207,9 @@ def _read_archive(f, accept):
         for name, info in members.items():
             with z.open(info) as m:
                 plans[name] = _npy_header(m, name, info.file_size) + (info,)
-        check_shapes(header, {name: p[0] for name, p in plans.items()})
-        check_extras(extras, plans)
+        dims = check_shapes(header, {name: p[0] for name, p in plans.items()},
+                            algorithm.stacked_factors)
+        check_extras(extras, plans, dims)
         arrays = {}
         for name, (shape, fortran, dtype, info) in plans.items():
             arrays[name] = _inflate(z, info, name, shape, fortran, dtype)
@@ -361,9 +365,11 @@ def check_header(header) -> None:
         raise Invalid("seed must be an integer >= 0")
 
 
-def check_shapes(header, shapes: dict) -> None:
+def check_shapes(header, shapes: dict, stacked: bool) -> dict:
     """The members' shapes agree with one another and with the header
-    (from the .npy headers, before any data is read)."""
+    (from the .npy headers, before any data is read). `stacked`: the
+    factor arrays hold blocks of ``factors`` columns. Returns the model's
+    dimensions by name (see read)."""
     for name in ("user_ids", "item_ids", "user_factors", "item_factors", "seen_indptr",
                  "seen_indices"):
         if name not in shapes:
@@ -374,23 +380,29 @@ def check_shapes(header, shapes: dict) -> None:
         raise Invalid("user_ids and item_ids must be non-empty 1-D arrays")
     nu, ni = nu[0], ni[0]
     factors = header["params"].get("factors")
-    if len(P) != 2 or len(Q) != 2 or P != (nu, P[1]) or Q != (ni, P[1]) or P[1] == 0 \
-            or (factors is not None and factors != P[1]):
+    width = P[1] if len(P) == 2 else 0
+    widths_ok = factors is None or (width % factors == 0 if stacked else width == factors)
+    if len(P) != 2 or len(Q) != 2 or P != (nu, width) or Q != (ni, width) or width == 0 \
+            or not widths_ok:
         raise Invalid(f"factor shapes {P} and {Q} do not match {nu} users, {ni} items "
-                         f"and {factors if factors is not None else 'at least 1'} factors")
+                      f"and {factors if factors is not None else 'at least 1'} factors"
+                      f"{' per sample' if stacked else ''}")
     bu, bi = shapes.get("user_bias"), shapes.get("item_bias")
     if (bu is None) != (bi is None) or (bu is not None and (bu != (nu,) or bi != (ni,))):
         raise Invalid("biases do not match the ids")
     if shapes["seen_indptr"] != (nu + 1,) or len(shapes["seen_indices"]) != 1 \
             or shapes["seen_indices"][0] > nu * ni:
         raise Invalid("the training-item index (seen_indptr/seen_indices) has the wrong shape")
+    dims = {"users": nu, "items": ni, "factors": width}
+    if stacked and factors:
+        dims["samples"] = width // factors
+    return dims
 
 
-def check_extras(extras: dict, plans: dict) -> None:
+def check_extras(extras: dict, plans: dict, dims: dict) -> None:
     """The algorithm's arrays have the dtype and shape it declares, the
     dimensions those of the model (before any data is read)."""
-    nu, ni = plans["user_ids"][0][0], plans["item_ids"][0][0]
-    dims = {"users": nu, "items": ni, "factors": plans["user_factors"][0][1]}
+    nu, ni = dims["users"], dims["items"]
     for name, (dtype, want) in extras.items():
         if "extra_" + name not in plans:
             continue

@@ -232,6 +232,9 @@ class Model(_core.Model):
             raise TypeError("callback must be callable")
 
         solver = get_algorithm(algorithm)(dict(params))
+        if early_stopping is not None and solver.stops_early is not True:
+            raise ValueError(f"early_stopping: algorithm {algorithm!r} does not stop early "
+                             f"({solver.stops_early})")
         user_side = _read_features(user_features, user_feature_ids, "user")
         item_side = _read_features(item_features, item_feature_ids, "item")
         if (user_side or item_side) and not solver.uses_features:
@@ -271,7 +274,7 @@ class Model(_core.Model):
             row = {"epoch": iteration + 1}
             if loss is not None:
                 row["train_loss"] = loss
-            pred = work._predict(train.users, train.items, params["n_threads"])
+            pred = solver.predictions(work, train.users, train.items, params["n_threads"])
             if not np.isfinite(pred).all():  # finite factors whose products overflow
                 raise FloatingPointError(
                     f"fit diverged at iteration {iteration + 1}: the predictions are no "
@@ -279,7 +282,7 @@ class Model(_core.Model):
             row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
                 pred = _unknown_to_mean(
-                    work._predict(valid[0], valid[1], params["n_threads"]),
+                    solver.predictions(work, valid[0], valid[1], params["n_threads"]),
                     valid[0], valid[1], work, solver, rating_mean)
                 pred = _clip(pred, clip_range)
                 row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
@@ -334,6 +337,7 @@ class Model(_core.Model):
             warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
                           f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
 
+        solver.finish(work, best[0] + 1)
         with self._lock:
             set_core_state(self, core_state(work))
             self.seen_indptr, self.seen_indices = seen[0], seen[1]
@@ -349,7 +353,8 @@ class Model(_core.Model):
 
     # ---- prediction --------------------------------------------------------
 
-    def predict(self, users, items, clip: Optional[bool] = None, n_threads: int = 1) -> np.ndarray:
+    def predict(self, users, items, clip: Optional[bool] = None, n_threads: int = 1,
+                return_std: bool = False):
         """Predicted ratings for pairs of raw ids (float32).
 
         Ids not seen in training fall back to the baseline: the global mean
@@ -358,6 +363,8 @@ class Model(_core.Model):
         training rating for them (as Surprise does). `clip` (default: on
         for explicit-rating algorithms) limits predictions to the range of
         the training ratings. n_threads: 0 (all cores) to 256.
+        return_std ("bayes" models): also return the predictive standard
+        deviation of each rating (float64), as (predictions, std).
         """
         self._check_fitted()
         users, items = as_ids(users, "users"), as_ids(items, "items")
@@ -371,7 +378,30 @@ class Model(_core.Model):
             uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
             out = _unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
                                    self, self._solver, self.rating_mean_)
-            return _clip(out, self.rating_range_ if clip else None)
+            out = _clip(self._solver.transform(self, uidx, iidx, out),
+                        self.rating_range_ if clip else None)
+            if return_std:
+                return out, self._solver.predict_std(self, uidx, iidx)
+            return out
+
+    def predict_interval(self, users, items, level: float = 0.9):
+        """(low, high): the central interval of the predictive distribution
+        holding `level` of it, for each pair ("bayes" models: Gaussian, from
+        the posterior mean and :meth:`predict`'s std; ordinal ones: rating
+        levels), clipped to the rating range as predictions are."""
+        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) \
+                or not 0 < level < 1:
+            raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+        self._check_fitted()
+        users, items = as_ids(users, "users"), as_ids(items, "items")
+        if len(users) != len(items):
+            raise ValueError(f"users and items must have the same length "
+                             f"({len(users)} != {len(items)})")
+        with self._lock:
+            uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
+            low, high = self._solver.predict_interval(self, uidx, iidx, float(level))
+            clip = self.rating_range_ if self._solver.clip_predictions else None
+            return _clip(low, clip), _clip(high, clip)
 
     def score(self, users, items=None, ratings=None) -> dict:
         """RMSE and MAE of the predictions on rating triplets."""
@@ -608,7 +638,7 @@ class Model(_core.Model):
                 _checked_params(header["algorithm"], header["params"])
             except (TypeError, ValueError) as e:
                 raise ValueError(f"bad algorithm or parameters ({e})") from None
-            return get_algorithm(header["algorithm"]).extra_shapes
+            return get_algorithm(header["algorithm"])
 
         header, arrays = _modelfile.read(path, accept)
         model = cls(header["algorithm"], **header["params"])

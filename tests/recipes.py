@@ -8,7 +8,7 @@ What the registry itself says (iterations_param, clip_predictions,
 defaults) is read from the algorithm's class, not repeated here.
 
 To add an algorithm: one line in RECIPES, e.g.
-    "bayes": Recipe(dict(factors=2, samples=20, burn_in=5, seed=0)),
+    "nmf": Recipe(dict(factors=3, epochs=3, seed=0)),
 with the promises it does NOT keep set to False (thread_independent=False
 if its result changes with n_threads, ...).
 """
@@ -27,6 +27,8 @@ class Recipe:
     seed_changes_fit: bool = True
     #: fold_in needs an explicit regularization (the algorithm has none to reuse)
     fold_in_needs_regularization: bool = False
+    #: global_mean is 0 or the training mean (False: fitted, e.g. sampled)
+    fixed_global_mean: bool = True
 
 
 RECIPES = {
@@ -42,6 +44,8 @@ RECIPES = {
                   fold_in_needs_regularization=True),
     "nmf": Recipe(dict(factors=3, epochs=3, seed=0)),
     "popular": Recipe(dict(seed=0), seed_changes_fit=False),
+    # Gibbs sampling, random streams per fixed block of rows: any thread count
+    "bayes": Recipe(dict(factors=3, sweeps=6, burn_in=1, seed=0), fixed_global_mean=False),
 }
 
 

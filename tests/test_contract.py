@@ -118,7 +118,11 @@ def test_fit_returns_self_and_its_fitted_attributes(name):
     P, Q = model.user_factors, model.item_factors
     assert P.dtype == Q.dtype == np.float32 and P.shape[1] == Q.shape[1]
     assert P.shape[0] == model.n_users and Q.shape[0] == model.n_items
-    assert P.shape[1] == model.get_params().get("factors", P.shape[1])
+    k = model.get_params().get("factors", P.shape[1])
+    if ALGORITHMS[name].stacked_factors:  # one block of k per kept sample
+        assert P.shape[1] % k == 0 and P.shape[1] >= k
+    else:
+        assert P.shape[1] == k
     assert (model.user_bias is None) == (model.item_bias is None)
     if model.user_bias is not None:
         assert model.user_bias.shape == (model.n_users,) and model.user_bias.dtype == np.float32
@@ -126,7 +130,10 @@ def test_fit_returns_self_and_its_fitted_attributes(name):
     assert np.isfinite(P).all() and np.isfinite(Q).all() and np.isfinite(model.global_mean)
     mean = float(np.mean(TRAIN.rating, dtype=np.float64))
     assert model.rating_mean_ == pytest.approx(mean)
-    assert model.global_mean in (0.0, model.rating_mean_)
+    if RECIPES[name].fixed_global_mean:
+        assert model.global_mean in (0.0, model.rating_mean_)
+    else:  # the posterior mean of the sampled mean: within the ratings' range
+        assert TRAIN.rating.min() <= model.global_mean <= TRAIN.rating.max()
     n = iterations(name)
     assert [row["epoch"] for row in model.history] == list(range(1, n + 1))
     # an iteration reports its training loss; a closed form has none
@@ -181,6 +188,11 @@ def test_thread_count(name):
 def test_early_stopping_keeps_the_best_iteration(name):
     train, valid = mfrec.train_test_split(TRAIN, test_size=0.2, seed=1)
     model = mfrec.Model(name, **recipe_params(name, **_more_iterations(name, 6)))
+    if ALGORITHMS[name].stops_early is not True:
+        with pytest.raises(ValueError, match="early_stopping"):
+            model.fit(train, validation=valid, early_stopping=1)
+        assert not model.is_fitted
+        return
     model.fit(train, validation=valid, early_stopping=1)
     scores = [row["valid_rmse"] for row in model.history]
     assert all(np.isfinite(row["valid_mae"]) for row in model.history)
@@ -201,8 +213,9 @@ def test_inputs_are_not_modified(name):
     copies = [a.copy() for a in arrays]
     for a in arrays:
         a.flags.writeable = False  # a write attempt would also raise
+    stop = dict(early_stopping=2) if ALGORITHMS[name].stops_early is True else {}
     model = mfrec.Model(name, **recipe_params(name)).fit(u, i, r, validation=(vu, vi, vr),
-                                                          early_stopping=2)
+                                                          **stop)
     model.predict(vu, vi)
     model.score(vu, vi, vr)
     model.recommend(vu[:3], items=vi, exclude=vi[:2])

@@ -188,7 +188,9 @@ def _seed_models():
     models = [mfrec.Model("sgd", factors=2, epochs=2, seed=1).fit(u, i, r),
               mfrec.Model("sgd", factors=1, epochs=1, seed=1, biases=False).fit(u, i, r),
               mfrec.Model("sgd", factors=2, epochs=1, seed=1).fit(  # side features saved
-                  u, i, r, item_features=np.eye(9, 3), item_feature_ids=np.arange(-3, 6))]
+                  u, i, r, item_features=np.eye(9, 3), item_feature_ids=np.arange(-3, 6)),
+              mfrec.Model("bayes", factors=2, sweeps=2, likelihood="ordinal", seed=1).fit(
+                  u, i, r)]  # cut points and levels saved
     for name in sorted(ALGORITHMS):  # each algorithm's own arrays
         models.append(mfrec.Model(name, **recipe_params(name, factors=2)).fit(u, i, r))
     seeds = []

@@ -409,4 +409,73 @@ int mfr_fold_in(const mfr_model *m, int32_t n, const int32_t *items,
                 const float *ratings, double lambda, double unrated_weight,
                 double unrated_value, float *x, float *b);
 
+/* ---- Bayesian MF by Gibbs sampling (bayes.c) ----------------------------
+ * A side's rows have d = k + 1 columns (k factors, then the bias), in
+ * double: free (sampled) and eff = free + the features' part. The
+ * prediction is mu + <U_u[0..k), V_i[0..k)> + U_u[k] + V_i[k] (see bayes.c). */
+typedef struct {
+    mfr_csr R;                /* this side's ratings by row (values required);
+                                 n_cols = the other side's rows */
+    int32_t d;                /* k + 1 */
+    double *free, *eff;       /* n_rows x d each */
+    const double *prior_mean; /* d: the rows' prior N(mean, prec^-1) */
+    const double *prior_prec; /* d x d */
+    double mu, alpha;         /* global mean, noise precision */
+    double *gram, *gram_rhs;  /* n_rows x d*d and n_rows x d, or NULL: each row's
+                                 sum x x^T and sum x (r - mu - V_i[k]) over its
+                                 ratings, x = (V_i[0..k), 1); mfr_bayes_rows
+                                 writes them, mfr_bayes_features reads them
+                                 (computes them when NULL) */
+} mfr_bayes_side;
+
+typedef struct {
+    mfr_csr XT;               /* n_features x n_rows: the rows that have each
+                                 feature, with their weights (values) */
+    const int32_t *group;     /* n_features: each feature's prior group */
+    int32_t n_groups;
+    double *Y;                /* n_features x d: the features' rows */
+    const double *prior_mean; /* n_groups x d */
+    const double *prior_prec; /* n_groups x d x d */
+} mfr_bayes_group;
+
+/* Gamma(shape, 1) draw (shape > 0). */
+double mfr_rng_gamma(mfr_rng *rng, double shape);
+/* Draw every free row of s given the other side's effective rows `other`
+ * (n_other x d); s->eff moves with them. Streams (seed, stream << 32 | block). */
+int mfr_bayes_rows(const mfr_bayes_side *s, const double *other, int32_t n_other,
+                   uint64_t seed, uint64_t stream, int n_threads);
+/* Draw every feature row of f in order (one stream), s->eff moving with
+ * them; n_threads only for the per-row statistics. */
+int mfr_bayes_features(const mfr_bayes_side *s, const mfr_bayes_group *f,
+                       const double *other, int32_t n_other, uint64_t seed, uint64_t stream,
+                       int n_threads);
+/* (mean, prec) of a group's prior given its n rows (n x d): Normal-Wishart
+ * over columns [0, k), Normal-Gamma for each column in [k, d). prec is d x d
+ * (zero off the blocks). */
+int mfr_bayes_hyper(const double *rows, int64_t n, int32_t d, int32_t k, uint64_t seed,
+                    uint64_t stream, double *mean, double *prec);
+/* Draw mu (flat prior) then alpha ~ Gamma(1 + n/2, 1 + SSE/2), from the n
+ * residuals' sum and sum of squares at the current mu. */
+int mfr_bayes_noise(int64_t n, double sum_e, double sum_e2, double *mu, double *alpha,
+                    uint64_t seed, uint64_t stream);
+/* out[e] = the prediction for (users[e], items[e]); indices checked by the caller. */
+int mfr_bayes_predict(int64_t n, const int32_t *users, const int32_t *items, const double *U,
+                      const double *V, int32_t d, double mu, double *out, int n_threads);
+
+/* ---- ordered probit (ordinal.c) ---------------------------------------
+ * Level l in 0..n_levels-1 is observed when z ~ N(pred, 1) falls in
+ * (cuts[l-1], cuts[l]] (cuts: n_levels - 1 increasing finite values, the
+ * outer ones infinite). Ratings in blocks of 65,536 per random stream. */
+/* z[e] ~ N(pred[e], 1) truncated to its level's interval. */
+int mfr_ordinal_latent(int64_t n, const double *pred, const int32_t *level, const double *cuts,
+                       int32_t n_levels, uint64_t seed, uint64_t stream, double *z,
+                       int n_threads);
+/* *out = sum_e log P(level[e] | pred[e]) (z integrated out). */
+int mfr_ordinal_loglik(int64_t n, const double *pred, const int32_t *level, const double *cuts,
+                       int32_t n_levels, double *out, int n_threads);
+/* probs (n x n_levels) = the mean over samples s of P(l | pred[e, s],
+ * cuts[s]); pred n x n_samples, cuts n_samples x (n_levels - 1). */
+int mfr_ordinal_probs(int64_t n, int32_t n_samples, const double *pred, const double *cuts,
+                      int32_t n_levels, double *probs, int n_threads);
+
 #endif /* MFREC_H */

@@ -182,6 +182,19 @@ class Algorithm:
         if cls.iterations_param:
             check_int(params, cls.iterations_param, 1)
 
+    #: True, or why fit(early_stopping=...) does not apply
+    stops_early: object = True
+    #: bytes of each feature column's vector and bias, per factor
+    feature_value_bytes = 4
+
+    def check_features(self, side: str, n_features: int) -> None:
+        """Every feature column gets a vector and a bias, used or not (and
+        per-column counters): refuse a declared width the machine cannot
+        hold before anything is allocated."""
+        k = self.params["factors"]
+        check_memory(n_features * (self.feature_value_bytes * (k + 1) + 24),
+                     f"{side}_features: the vectors of its {n_features} columns (factors={k})")
+
     def check_data(self, train: TrainData) -> None:
         """Raise ValueError if the data cannot support the parameters."""
         k = self.params["factors"]
@@ -225,6 +238,31 @@ class Algorithm:
     #: min(users, items)) or None (any): a model file holds no other
     #: arrays, and none of another type or shape
     extra_shapes: Dict[str, tuple] = {}
+    #: the factor arrays hold one block of ``factors`` columns per posterior
+    #: sample (Bayesian MF's exact low-rank posterior mean), not ``factors``
+    stacked_factors = False
+
+    def predictions(self, core, users, items, n_threads):
+        """The predictions the fit loop scores after each iteration (float32;
+        -1 marks an unknown id): by default those of the core model."""
+        return core._predict(users, items, n_threads)
+
+    def finish(self, core, n_done: int) -> None:
+        """After the fit loop, with n_done iterations kept: final touches
+        to the core model (Bayesian MF writes its posterior mean)."""
+
+    def transform(self, model, uidx, iidx, pred):
+        """The predictions from the core model's scores (by default those)."""
+        return pred
+
+    def predict_std(self, model, uidx, iidx):
+        """Predictive standard deviations (algorithms with a posterior)."""
+        raise ValueError(f"algorithm {self.name!r} has no predictive distribution: "
+                         "return_std and predict_interval need algorithm 'bayes'")
+
+    def predict_interval(self, model, uidx, iidx, level):
+        """(low, high) holding `level` of the predictive distribution."""
+        return self.predict_std(model, uidx, iidx)
 
     # Extra fitted arrays an algorithm keeps (saved and loaded with the model).
     def extra_arrays(self) -> Dict[str, np.ndarray]:
@@ -239,3 +277,4 @@ from . import popular  # noqa: E402,F401  (registers)
 from . import svd  # noqa: E402,F401  (registers)
 from . import nmf  # noqa: E402,F401  (registers)
 from . import als  # noqa: E402,F401  (registers)
+from . import bayes  # noqa: E402,F401  (registers)

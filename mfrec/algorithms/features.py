@@ -14,7 +14,7 @@ zero: its factors and bias come from its features alone (cold start).
 import numpy as np
 
 from .. import _core
-from . import check_choice, check_memory
+from . import check_choice
 
 SIDES = ("user", "item")
 
@@ -40,14 +40,6 @@ class FeatureSolver:
     def check_params(cls, params):
         super().check_params(params)
         check_choice(params, "feature_combine", {"mean", "sum"})
-
-    def check_features(self, side: str, n_features: int) -> None:
-        """Every feature column gets a vector and a bias, used or not (and
-        per-column counters): refuse a declared width the machine cannot
-        hold before anything is allocated."""
-        k = self.params["factors"]
-        check_memory(n_features * (4 * (k + 1) + 24),
-                     f"{side}_features: the vectors of its {n_features} columns (factors={k})")
 
     def start_features(self, core, train, biases: bool) -> bool:
         """After the core model is initialized: move its rows to the free
