@@ -1,4 +1,4 @@
-"""Bayesian matrix factorization by Gibbs sampling (csrc/bayes.c).
+"""Bayesian matrix factorization by Gibbs sampling (csrc/core/bayes.c).
 
 The model (Salakhutdinov & Mnih's BPMF with biases, sampled noise and
 relation blocks):
