@@ -157,3 +157,15 @@ def test_init_factors_rejects_bad_arguments():
         _core.init_factors(np.empty((2, 2)), 0, 1.0, 0, 0)
     with pytest.raises(TypeError, match="writeable C-contiguous"):
         _core.init_factors(np.empty((4, 4), np.float32)[:, ::2], 0, 1.0, 0, 0)
+
+
+def test_init_factors_refuses_normal_scales_that_overflow():
+    """A normal draw reaches about 8.6: scales beyond 1e37 could give -inf."""
+    out = np.zeros((64, 2), np.float32)
+    with pytest.raises(ValueError, match="invalid argument"):
+        _core.init_factors(out, 1, 1.8e38, 0, 0)
+    assert not out.any()
+    _core.init_factors(out, 1, 1e37, 0, 0)
+    assert np.isfinite(out).all() and np.abs(out).max() > 1e36
+    _core.init_factors(out, 0, 3e38, 0, 0)  # uniform draws stay below the scale
+    assert np.isfinite(out).all()

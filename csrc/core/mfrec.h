@@ -70,7 +70,8 @@ uint64_t mfr_rng_below(mfr_rng *rng, uint64_t n);
 void mfr_rng_permutation(mfr_rng *rng, int64_t n, int64_t *perm);
 
 #define MFR_INIT_UNIFORM 0 /* U[0, scale), as the documents' rand * 0.01 */
-#define MFR_INIT_NORMAL 1  /* N(0, scale^2) */
+#define MFR_INIT_NORMAL 1  /* N(0, scale^2), scale <= MFR_INIT_NORMAL_MAX_SCALE */
+#define MFR_INIT_NORMAL_MAX_SCALE 1e37f  /* FLT_MAX / 34: every draw finite */
 /* Fill an n x k matrix; rows in blocks of MFR_RNG_BLOCK, one stream each. */
 #define MFR_RNG_BLOCK 1024
 int mfr_init_factors(float *x, int64_t n, int32_t k, int kind, float scale,

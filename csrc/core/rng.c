@@ -99,8 +99,11 @@ void mfr_rng_permutation(mfr_rng *rng, int64_t n, int64_t *perm)
 int mfr_init_factors(float *x, int64_t n, int32_t k, int kind, float scale,
                      uint64_t seed, uint64_t stream)
 {
+    /* a normal draw is at most sqrt(-2 ln 2^-53) < 8.6 in size: bound the
+     * scale so that every draw stays finite in float32 */
     if (n < 0 || k <= 0 || !(scale >= 0.0f) || !isfinite(scale) ||
-        (kind != MFR_INIT_UNIFORM && kind != MFR_INIT_NORMAL))
+        (kind != MFR_INIT_UNIFORM && kind != MFR_INIT_NORMAL) ||
+        (kind == MFR_INIT_NORMAL && scale > MFR_INIT_NORMAL_MAX_SCALE))
         return MFR_EINVAL;
     int64_t n_blocks = (n + MFR_RNG_BLOCK - 1) / MFR_RNG_BLOCK;
     for (int64_t b = 0; b < n_blocks; b++) {

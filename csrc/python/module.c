@@ -311,7 +311,7 @@ ModelObject *as_model(PyObject *module, PyObject *obj)
 
 BINDING_ARGS(init_factors, "(out, kind, scale, seed, stream, /)",
 "Fill the float32 matrix `out` in place: kind 0 = uniform [0, scale),\n"
-"1 = normal(0, scale). Deterministic in (seed, stream).")
+"1 = normal(0, scale) with scale <= 1e37. Deterministic in (seed, stream).")
 {
     PyObject *oo;
     PyArrayObject *out;
