@@ -16,9 +16,11 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from ._ids import first_ids, index_of
+from ._predictions import check_n
 from .algorithms import get_algorithm
 from .datasets import MovieLens
-from .model import Model, index_of
+from .model import Model
 
 __all__ = ["Recommender", "DemoError", "build_app", "launch"]
 
@@ -70,9 +72,7 @@ class Recommender:
     def __init__(self, model: Model, data: MovieLens, n: int = 10):
         if not model.is_fitted:
             raise ValueError("the demo needs a fitted model")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
-        self.model, self.data, self.n = model, data, int(n)
+        self.model, self.data, self.n = model, data, check_n(n)
         # explicit-rating models predict ratings; others (popularity, implicit) rank by a score
         self.score_label = ("Predicted rating" if get_algorithm(model.algorithm).clip_predictions
                             else "Score")
@@ -80,9 +80,9 @@ class Recommender:
         # another dataset is refused here rather than failing each request.
         unknown = np.setdiff1d(model.item_ids, data.item_ids)
         if len(unknown):
-            shown = ", ".join(str(i) for i in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             raise ValueError(f"{len(unknown):,} of the model's {len(model.item_ids):,} movie ids "
-                             f"are not in the MovieLens {data.name} catalogue ({shown}): was "
+                             f"are not in the MovieLens {data.name} catalogue "
+                             f"({first_ids(unknown)}): was "
                              f"the model trained on another dataset?")
         # The model's movies, most rated first; titles that occur twice
         # (MovieLens 100K has 18) get their id.
