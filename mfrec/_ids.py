@@ -49,6 +49,24 @@ def indices(raw, ids: np.ndarray, name: str, kind: str) -> np.ndarray:
     return idx
 
 
+def unique_indices(raw, ids: np.ndarray, name: str, kind: str) -> np.ndarray:
+    """Sorted unique int32 indices of known raw ids (KeyError otherwise)."""
+    return np.unique(indices(raw, ids, name, kind)).astype(np.int32)
+
+
+def item_pool(item_ids: np.ndarray, items, exclude):
+    """Candidate item indices (ascending) from raw `items` (all when None)
+    less raw `exclude`; None when neither is given."""
+    if items is None and exclude is None:
+        return None
+    pool = (np.arange(len(item_ids), dtype=np.int32) if items is None
+            else unique_indices(items, item_ids, "items", "item"))
+    if exclude is not None:
+        pool = np.setdiff1d(pool, indices(exclude, item_ids, "exclude", "item"),
+                            assume_unique=True)
+    return pool.astype(np.int32)
+
+
 def unpack(data) -> Tuple[Any, Any, Any]:
     """(users, items, ratings) of a Ratings or of a 3-tuple."""
     if isinstance(data, Ratings):
@@ -81,6 +99,17 @@ def pairs(users, items) -> Tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"users and items must have the same length "
                          f"({len(users)} != {len(items)})")
     return users, items
+
+
+def new_user_ratings(items, ratings) -> Tuple[np.ndarray, np.ndarray]:
+    """Checked int64 items and float32 ratings of a new user (at least one)."""
+    items, ratings = as_ids(items, "items"), as_ratings(ratings)
+    if len(items) != len(ratings):
+        raise ValueError(f"items and ratings must have the same length "
+                         f"({len(items)} != {len(ratings)})")
+    if len(items) == 0:
+        raise ValueError("a new user needs at least one rating (items and ratings are empty)")
+    return items, ratings
 
 
 def duplicates(users, items) -> str:

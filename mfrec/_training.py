@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from ._features import features_by_index, read_features
-from ._ids import known_ids
+from ._ids import index_of, known_ids, triplets, unpack
 from ._predictions import clip_to, unknown_to_mean
 from ._state import core_state, set_core_state
 from .algorithms import TrainData
@@ -149,3 +149,14 @@ def train_data(solver, users, items, ratings, user_features, item_features):
                       features_by_index(item_side, item_ids))
     solver.check_data(train)
     return train, user_ids, item_ids
+
+
+def validation_indices(validation, user_ids, item_ids):
+    """(user indices, item indices, ratings) of the validation ratings
+    (-1 for ids the model does not know), or None."""
+    if validation is None:
+        return None
+    vu, vi, vr = triplets(*unpack(validation), "validation")
+    if len(vu) == 0:
+        raise ValueError("validation: no ratings given (empty arrays)")
+    return index_of(vu, user_ids), index_of(vi, item_ids), vr

@@ -11,14 +11,14 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from . import _core, _modelfile, _state
-from ._ids import duplicates, index_of, indices, pairs, triplets, unpack
+from ._ids import (duplicates, index_of, indices, item_pool, new_user_ratings, pairs, triplets,
+                   unique_indices)
 from ._modelfile import CORE_ARRAYS
 from ._params import changed_params, check_level, check_regularization, checked_params
 from ._predictions import check_n, clip_to, raw_lists, unknown_to_mean
 from ._state import check_fitted, core_state, reading, set_core_state
-from ._training import Training, check_fit_arguments, train_data
+from ._training import Training, check_fit_arguments, train_data, validation_indices
 from .algorithms import Algorithm, check_threads, get_algorithm
-from .ratings import as_ids, as_ratings
 
 __all__ = ["Model"]
 
@@ -194,13 +194,7 @@ class Model(_core.Model):
             seen = train.by_user
         except ValueError:  # the only failure left: a repeated (user, item) pair
             raise ValueError(f"fit: users and items: {duplicates(users, items)}") from None
-        valid = None
-        if validation is not None:
-            vu, vi, vr = triplets(*unpack(validation), "validation")
-            if len(vu) == 0:
-                raise ValueError("validation: no ratings given (empty arrays)")
-            valid = (index_of(vu, user_ids), index_of(vi, item_ids), vr)
-
+        valid = validation_indices(validation, user_ids, item_ids)
         seed = params["seed"]
         seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
         work = _core.Model()
@@ -213,18 +207,23 @@ class Model(_core.Model):
         best = training.run(seed, n_iter, early_stopping, callback, self)
 
         solver.finish(work, best + 1)
+        self._install(core_state(work), seen, user_ids, item_ids, solver, params,
+                      history=training.history, best_iteration_=best + 1, seed_=seed,
+                      rating_range_=rating_range, rating_mean_=rating_mean)
+        return self
+
+    def _install(self, core: dict, seen, user_ids, item_ids, solver, params, **fitted):
+        """Swap in a fitted state: the core's arrays and mean, the training
+        items of each user, the ids, the algorithm and its parameters, and
+        the `fitted` attributes (history, best_iteration_, ...)."""
         with reading(self):
-            set_core_state(self, core_state(work))
+            set_core_state(self, core)
             self.seen_indptr, self.seen_indices = seen[0], seen[1]
             self.user_ids, self.item_ids = user_ids, item_ids
-            self.history = training.history
-            self.best_iteration_ = best + 1
-            self.seed_ = seed
-            self.rating_range_ = rating_range
-            self.rating_mean_ = rating_mean
+            for name, value in fitted.items():
+                setattr(self, name, value)
             self._solver = solver
-            self._fitted_algorithm, self._fitted_params = algorithm, params
-        return self
+            self._fitted_algorithm, self._fitted_params = solver.name, params
 
     # ---- prediction --------------------------------------------------------
 
@@ -312,7 +311,7 @@ class Model(_core.Model):
         n = check_n(n)
         with reading(self):
             uidx = self._indices(users, "users")
-            pool = self._pool(items, exclude)
+            pool = item_pool(self.item_ids, items, exclude)
             width = min(n, len(self.item_ids) if pool is None else len(pool))
             lists = _core.recommend(self, uidx, max(width, 1), exclude_seen=bool(exclude_seen),
                                     pool=pool, n_threads=_state.threads(self, n_threads))
@@ -325,7 +324,7 @@ class Model(_core.Model):
         n = check_n(n)
         with reading(self):
             check_fitted(self)
-            pool = self._pool(items, exclude)
+            pool = item_pool(self.item_ids, items, exclude)
             width = min(n, len(self.item_ids) if pool is None else len(pool))
             lists = _core.recommend(self, None, max(width, 1), exclude_seen=bool(exclude_seen),
                                     pool=pool, n_threads=_state.threads(self, n_threads))
@@ -393,21 +392,6 @@ class Model(_core.Model):
         check_fitted(self)
         return indices(raw, self.user_ids if kind == "user" else self.item_ids, name, kind)
 
-    def _pool(self, items, exclude):
-        """Candidate item indices (ascending) from items/exclude, or None."""
-        if items is None and exclude is None:
-            return None
-        pool = (np.arange(len(self.item_ids), dtype=np.int32) if items is None
-                else self._candidates(items, "items", "item"))
-        if exclude is not None:
-            pool = np.setdiff1d(pool, self._indices(exclude, "exclude", "item"),
-                                assume_unique=True)
-        return pool.astype(np.int32)
-
-    def _candidates(self, raw, name, kind):
-        """Sorted unique indices of known raw ids (KeyError otherwise)."""
-        return np.unique(self._indices(raw, name, kind)).astype(np.int32)
-
     def _similar(self, query, n, candidates, n_threads, kind):
         single = np.ndim(query) == 0
         n = check_n(n)
@@ -415,19 +399,14 @@ class Model(_core.Model):
             qidx = self._indices(query, kind, kind)
             factors, ids = ((self.user_factors, self.user_ids) if kind == "user"
                             else (self.item_factors, self.item_ids))
-            pool = None if candidates is None else self._candidates(candidates, kind + "s", kind)
+            pool = None if candidates is None else unique_indices(candidates, ids, kind + "s", kind)
             width = min(n, len(ids) - 1 if pool is None else len(pool))
             lists = _core.similar(factors, qidx, max(width, 1), pool=pool,
                                   n_threads=_state.threads(self, n_threads))
             return raw_lists(lists, width, ids, single)
 
     def _new_user_ratings(self, items, ratings):
-        items, ratings = as_ids(items, "items"), as_ratings(ratings)
-        if len(items) != len(ratings):
-            raise ValueError(f"items and ratings must have the same length "
-                             f"({len(items)} != {len(ratings)})")
-        if len(items) == 0:
-            raise ValueError("a new user needs at least one rating (items and ratings are empty)")
+        items, ratings = new_user_ratings(items, ratings)
         iidx = self._indices(items, "items", "item")
         if len(np.unique(iidx)) != len(iidx):
             raise ValueError("items: each item may be rated only once")
@@ -500,16 +479,12 @@ class Model(_core.Model):
             solver.load_extra_arrays(extra)
         except (KeyError, ValueError, TypeError) as e:
             raise _modelfile.bad_file(_modelfile.shown(path), f"algorithm data: {e}") from None
-        for name in CORE_ARRAYS:
-            setattr(model, name, arrays.get(name))
-        model.global_mean = header["global_mean"]
-        model.seen_indptr, model.seen_indices = arrays["seen_indptr"], arrays["seen_indices"]
-        model.user_ids, model.item_ids = arrays["user_ids"], arrays["item_ids"]
-        model.rating_range_ = tuple(header["rating_range"])
-        model.rating_mean_ = header.get("rating_mean")  # absent from files of mfrec 0.1.0
-        model.history = header.get("history", [])
-        model.best_iteration_ = header.get("best_iteration")
-        model.seed_ = header.get("seed")
-        model._solver = solver
-        model._fitted_algorithm, model._fitted_params = model.algorithm, dict(model._params)
+        core = {name: arrays.get(name) for name in CORE_ARRAYS}
+        model._install({**core, "global_mean": header["global_mean"]},
+                       (arrays["seen_indptr"], arrays["seen_indices"]), arrays["user_ids"],
+                       arrays["item_ids"], solver, dict(model._params),
+                       rating_range_=tuple(header["rating_range"]),
+                       rating_mean_=header.get("rating_mean"),  # absent from mfrec 0.1.0 files
+                       history=header.get("history", []),
+                       best_iteration_=header.get("best_iteration"), seed_=header.get("seed"))
         return model
