@@ -48,30 +48,22 @@ class Model(_core.Model):
     seed_ : the seed used (drawn at random when seed=None).
     """
 
-    # Fitted attributes: None until fit (methods call check_fitted first).
-    user_ids: Optional[np.ndarray]
-    item_ids: Optional[np.ndarray]
-    history: List[dict]
-    best_iteration_: Optional[int]
-    seed_: Optional[int]
-    rating_range_: Optional[Tuple[float, ...]]
-    rating_mean_: Optional[float]
-    _solver: Optional[Algorithm]
-
     def __init__(self, algorithm: str = "sgd", **params):
         full = checked_params(algorithm, params)
         self.__dict__.update(algorithm=algorithm, _params=full)
         _state.attach_locks(self)
-        self._solver = None
+        # Fitted attributes: None until fit (methods call check_fitted first).
+        self._solver: Optional[Algorithm] = None
         # the algorithm and parameters the fitted state comes from
         self._fitted_algorithm: Optional[str] = None
         self._fitted_params: dict = {}
-        self.user_ids = self.item_ids = None
-        self.history = []
-        self.best_iteration_ = None
-        self.seed_ = None
-        self.rating_range_ = None
-        self.rating_mean_ = None
+        self.user_ids: Optional[np.ndarray] = None
+        self.item_ids: Optional[np.ndarray] = None
+        self.history: List[dict] = []
+        self.best_iteration_: Optional[int] = None
+        self.seed_: Optional[int] = None
+        self.rating_range_: Optional[Tuple[float, ...]] = None
+        self.rating_mean_: Optional[float] = None
 
     # ---- parameters, scikit-learn style -------------------------------------
 
@@ -216,14 +208,13 @@ class Model(_core.Model):
         """Swap in a fitted state: the core's arrays and mean, the training
         items of each user, the ids, the algorithm and its parameters, and
         the `fitted` attributes (history, best_iteration_, ...)."""
+        state = dict(seen_indptr=seen[0], seen_indices=seen[1], user_ids=user_ids,
+                     item_ids=item_ids, **fitted, _solver=solver,
+                     _fitted_algorithm=solver.name, _fitted_params=params)
         with reading(self):
             set_core_state(self, core)
-            self.seen_indptr, self.seen_indices = seen[0], seen[1]
-            self.user_ids, self.item_ids = user_ids, item_ids
-            for name, value in fitted.items():
+            for name, value in state.items():
                 setattr(self, name, value)
-            self._solver = solver
-            self._fitted_algorithm, self._fitted_params = solver.name, params
 
     # ---- prediction --------------------------------------------------------
 
