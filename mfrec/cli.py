@@ -19,6 +19,12 @@ import time
 
 import numpy as np
 
+from .algorithms import ALGORITHMS, get_algorithm
+from .datasets import load_movielens
+from .demo import Recommender, launch
+from .model import Model
+from .model_selection import train_test_split
+
 
 def _named(name):
     """Give a converter the name argparse shows: "invalid positive integer value: 'x'"."""
@@ -209,8 +215,6 @@ def add_data_arguments(parser):
 
 
 def add_model_arguments(parser):
-    from .algorithms import ALGORITHMS
-
     group = parser.add_argument_group(
         "model", "Hyper-parameters left out take the algorithm's defaults "
                  "(python -c \"import mfrec; print(mfrec.Model.defaults('sgd'))\").")
@@ -250,8 +254,6 @@ def add_walkthrough_arguments(parser):
 
 
 def run_walkthrough(args) -> int:
-    from . import Model, load_movielens, train_test_split
-
     data = load_movielens(args.dataset, data_home=args.data_home)
     train, test = train_test_split(data.ratings, test_size=0.2, seed=args.seed)
     print(f"MovieLens {args.dataset}: {len(data.ratings):,} ratings; train {len(train):,}, "
@@ -305,9 +307,6 @@ def model_params(args) -> dict:
 
 def train(args, params, train_ratings, validation=None, early_stopping=None):
     """Fit `args.algorithm` with progress lines on stdout."""
-    from . import Model
-    from .algorithms import get_algorithm
-
     model = Model(args.algorithm, **params)
     print(f"fitting {model!r} on {len(train_ratings):,} ratings", flush=True)
     columns = ["epoch", "train_rmse"] + (["valid_rmse"] if validation is not None else [])
@@ -331,8 +330,6 @@ def train(args, params, train_ratings, validation=None, early_stopping=None):
 
 
 def run_fit(args) -> int:
-    from . import load_movielens, train_test_split
-
     if args.early_stopping and not (args.fold or args.test_size):
         raise ValueError("--early-stopping needs validation data: --fold or --test-size")
     data = load_movielens(args.dataset, data_home=args.data_home)
@@ -352,8 +349,6 @@ def run_fit(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from . import Model, load_movielens, train_test_split
-
     data = load_movielens(args.dataset, data_home=args.data_home)
     params = model_params(args)
     if args.folds:
@@ -379,8 +374,6 @@ def run_evaluate(args) -> int:
 
 
 def run_recommend(args) -> int:
-    from . import Model, load_movielens
-
     model = Model.load(args.model)
     items, scores = model.recommend(args.user, n=args.n, exclude_seen=not args.include_seen)
     data = load_movielens(args.dataset, data_home=args.data_home) if args.dataset else None
@@ -394,9 +387,6 @@ def run_recommend(args) -> int:
 def run_demo(args) -> int:
     if importlib.util.find_spec("gradio") is None:
         raise ValueError("the demo needs Gradio: pip install 'mfrec[demo]'")
-    from . import Model, load_movielens
-    from .demo import Recommender, launch
-
     params = model_params(args)
     if args.model and params:
         raise ValueError("give either --model or training parameters, not both")

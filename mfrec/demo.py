@@ -12,13 +12,16 @@ them out with Gradio, which is imported here and only when the demo starts
 import html
 import re
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from ._ids import first_ids, index_of
+from ._predictions import check_n
 from .algorithms import get_algorithm
 from .datasets import MovieLens
-from .model import Model, index_of
+from .model import Model
 
 __all__ = ["Recommender", "DemoError", "build_app", "launch"]
 
@@ -70,9 +73,7 @@ class Recommender:
     def __init__(self, model: Model, data: MovieLens, n: int = 10):
         if not model.is_fitted:
             raise ValueError("the demo needs a fitted model")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
-        self.model, self.data, self.n = model, data, int(n)
+        self.model, self.data, self.n = model, data, check_n(n)
         # explicit-rating models predict ratings; others (popularity, implicit) rank by a score
         self.score_label = ("Predicted rating" if get_algorithm(model.algorithm).clip_predictions
                             else "Score")
@@ -80,9 +81,9 @@ class Recommender:
         # another dataset is refused here rather than failing each request.
         unknown = np.setdiff1d(model.item_ids, data.item_ids)
         if len(unknown):
-            shown = ", ".join(str(i) for i in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             raise ValueError(f"{len(unknown):,} of the model's {len(model.item_ids):,} movie ids "
-                             f"are not in the MovieLens {data.name} catalogue ({shown}): was "
+                             f"are not in the MovieLens {data.name} catalogue "
+                             f"({first_ids(unknown)}): was "
                              f"the model trained on another dataset?")
         # The model's movies, most rated first; titles that occur twice
         # (MovieLens 100K has 18) get their id.
@@ -233,6 +234,29 @@ def build_app(rec: Recommender):
     """The Gradio page over `rec`, and the theme to launch it with."""
     import gradio as gr
 
+    on = _handlers(rec, gr)
+    # System fonts only: the page makes no request outside this server.
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
+    with gr.Blocks(title="mfrec demo", analytics_enabled=False) as app:
+        gr.Markdown(f"## mfrec: movie recommendations\n{rec.summary()}")
+        _user_tab(gr, on)
+        new_search, movie, new_msg = _new_user_tab(gr, rec, on)
+        like_search, like, similar_msg = _similar_tab(gr, rec, on)
+        # The movie lists hold the few dozen titles that match the search box,
+        # not the catalogue: the page copies every component's state after
+        # each answer, and 9,724 titles (latest-small) made that 0.5 s.
+        # Searches go through the queue, which runs the last keystroke's
+        # search last; the lists change under the browser, so the server
+        # does not hold a picked movie to the list it last sent (Recommender
+        # checks it).
+        for box, menu, msg in ((new_search, movie, new_msg), (like_search, like, similar_msg)):
+            box.input(on.find, box, [menu, msg], trigger_mode="always_last", show_progress="hidden")
+    return app, theme
+
+
+def _handlers(rec: Recommender, gr):
+    """The page's event handlers, as attributes of one namespace."""
+
     def user_tab(text):
         try:
             user, recs, rated = rec.for_user(text)
@@ -278,61 +302,63 @@ def build_app(rec: Recommender):
         return "", table_html(rows, "Similarity", "similar",
                               f"Movies like {rec.data.title(item)}", str(item))
 
-    # System fonts only: the page makes no request outside this server.
-    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
-    with gr.Blocks(title="mfrec demo", analytics_enabled=False) as app:
-        gr.Markdown(f"## mfrec: movie recommendations\n{rec.summary()}")
-        with gr.Tab("Recommend for a user"):
-            with gr.Row():
-                user = gr.Textbox(label="User ID", placeholder="e.g. 1", elem_id="user-id",
-                                  scale=3)
-                go = gr.Button("Recommend", variant="primary", elem_id="user-go", scale=1)
-            user_msg = gr.HTML(elem_id="user-message")
-            with gr.Row():
-                user_recs = gr.HTML(elem_id="user-recs")
-                user_rated = gr.HTML(elem_id="user-rated")
-            for event in (go.click, user.submit):
-                event(user_tab, user, [user_msg, user_recs, user_rated], **QUICK)
-        with gr.Tab("New user"):
-            picks = gr.State([])
-            with gr.Row():
-                new_search = gr.Textbox(label="Search a title", placeholder="e.g. star wars",
-                                        elem_id="new-search", scale=2)
-                movie = gr.Dropdown(rec.search(""), value=None, label="Movie",
-                                    allow_custom_value=True, elem_id="new-movie", scale=3)
-                rating = gr.Radio([(f"{c:g}", c) for c in rec.rating_choices],
-                                  label="Your rating", elem_id="new-rating", scale=3)
-            with gr.Row():
-                add_btn = gr.Button("Add rating", elem_id="new-add")
-                clear_btn = gr.Button("Clear", elem_id="new-clear")
-                go_new = gr.Button("Recommend", variant="primary", elem_id="new-go")
-            new_msg = gr.HTML(elem_id="new-message")
-            with gr.Row():
-                picks_out = gr.HTML(elem_id="new-picks")
-                new_recs = gr.HTML(elem_id="new-recs")
-            add_btn.click(add, [picks, movie, rating], [picks, picks_out, new_msg], **QUICK)
-            clear_btn.click(lambda: ([], "", "", ""), None, [picks, picks_out, new_msg, new_recs],
-                            **QUICK)
-            go_new.click(new_user, picks, [new_msg, new_recs], **QUICK)
-        with gr.Tab("Similar movies"):
-            with gr.Row():
-                like_search = gr.Textbox(label="Search a title", placeholder="e.g. star wars",
-                                         elem_id="similar-search", scale=2)
-                like = gr.Dropdown(rec.search(""), value=None, label="Movie",
-                                   allow_custom_value=True, elem_id="similar-movie", scale=3)
-            similar_msg = gr.HTML(elem_id="similar-message")
-            similar_out = gr.HTML(elem_id="similar-recs")
-            like.change(similar, like, [similar_msg, similar_out], **QUICK)
-        # The movie lists hold the few dozen titles that match the search box,
-        # not the catalogue: the page copies every component's state after
-        # each answer, and 9,724 titles (latest-small) made that 0.5 s.
-        # Searches go through the queue, which runs the last keystroke's
-        # search last; the lists change under the browser, so the server
-        # does not hold a picked movie to the list it last sent (Recommender
-        # checks it).
-        for box, menu, msg in ((new_search, movie, new_msg), (like_search, like, similar_msg)):
-            box.input(find, box, [menu, msg], trigger_mode="always_last", show_progress="hidden")
-    return app, theme
+    return SimpleNamespace(user_tab=user_tab, picks_view=picks_view, add=add,
+                           new_user=new_user, find=find, similar=similar)
+
+
+def _user_tab(gr, on) -> None:
+    """The tab of a known user's recommendations."""
+    with gr.Tab("Recommend for a user"):
+        with gr.Row():
+            user = gr.Textbox(label="User ID", placeholder="e.g. 1", elem_id="user-id",
+                              scale=3)
+            go = gr.Button("Recommend", variant="primary", elem_id="user-go", scale=1)
+        user_msg = gr.HTML(elem_id="user-message")
+        with gr.Row():
+            user_recs = gr.HTML(elem_id="user-recs")
+            user_rated = gr.HTML(elem_id="user-rated")
+        for event in (go.click, user.submit):
+            event(on.user_tab, user, [user_msg, user_recs, user_rated], **QUICK)
+
+
+def _new_user_tab(gr, rec: Recommender, on):
+    """The new user's tab; returns its search box, movie list and message."""
+    with gr.Tab("New user"):
+        picks = gr.State([])
+        with gr.Row():
+            new_search = gr.Textbox(label="Search a title", placeholder="e.g. star wars",
+                                    elem_id="new-search", scale=2)
+            movie = gr.Dropdown(rec.search(""), value=None, label="Movie",
+                                allow_custom_value=True, elem_id="new-movie", scale=3)
+            rating = gr.Radio([(f"{c:g}", c) for c in rec.rating_choices],
+                              label="Your rating", elem_id="new-rating", scale=3)
+        with gr.Row():
+            add_btn = gr.Button("Add rating", elem_id="new-add")
+            clear_btn = gr.Button("Clear", elem_id="new-clear")
+            go_new = gr.Button("Recommend", variant="primary", elem_id="new-go")
+        new_msg = gr.HTML(elem_id="new-message")
+        with gr.Row():
+            picks_out = gr.HTML(elem_id="new-picks")
+            new_recs = gr.HTML(elem_id="new-recs")
+        add_btn.click(on.add, [picks, movie, rating], [picks, picks_out, new_msg], **QUICK)
+        clear_btn.click(lambda: ([], "", "", ""), None, [picks, picks_out, new_msg, new_recs],
+                        **QUICK)
+        go_new.click(on.new_user, picks, [new_msg, new_recs], **QUICK)
+    return new_search, movie, new_msg
+
+
+def _similar_tab(gr, rec: Recommender, on):
+    """The similar movies' tab; returns its search box, movie list and message."""
+    with gr.Tab("Similar movies"):
+        with gr.Row():
+            like_search = gr.Textbox(label="Search a title", placeholder="e.g. star wars",
+                                     elem_id="similar-search", scale=2)
+            like = gr.Dropdown(rec.search(""), value=None, label="Movie",
+                               allow_custom_value=True, elem_id="similar-movie", scale=3)
+        similar_msg = gr.HTML(elem_id="similar-message")
+        similar_out = gr.HTML(elem_id="similar-recs")
+        like.change(on.similar, like, [similar_msg, similar_out], **QUICK)
+    return like_search, like, similar_msg
 
 
 def launch(rec: Recommender, host: str = "127.0.0.1", port: int = 7860) -> None:

@@ -17,6 +17,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _core
+from ._ids import index_of, triplets, unpack
+from ._state import check_fitted, reading, threads
 from .algorithms import check_threads
 from .ratings import as_ids, as_ratings, unmasked
 
@@ -179,10 +181,8 @@ def evaluate(model, test, k: int = 10, threshold: float = 4.0, candidates: str =
     >>> mine["ndcg"] > base["ndcg"]    # the planted model ranks better than popularity
     True
     """
-    from .model import _triplets, _unpack, index_of
-
-    model._check_fitted()
-    users, items, ratings = _triplets(*_unpack(test), "test")
+    check_fitted(model)
+    users, items, ratings = triplets(*unpack(test), "test")
     if len(users) == 0:
         raise ValueError("test: no ratings given (empty arrays)")
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
@@ -195,8 +195,8 @@ def evaluate(model, test, k: int = 10, threshold: float = 4.0, candidates: str =
     order = np.lexsort((items, users))
     if np.any((np.diff(users[order]) == 0) & (np.diff(items[order]) == 0)):
         raise ValueError("test: a (user, item) pair occurs more than once")
-    n_threads = model._threads(n_threads)
-    with model._lock:
+    n_threads = threads(model, n_threads)
+    with reading(model):
         n_items = len(model.item_ids)
         uidx, iidx = index_of(users, model.user_ids), index_of(items, model.item_ids)
         known = uidx >= 0

@@ -1,60 +1,26 @@
-"""The Model every algorithm shares: ids, the fitting loop, prediction, files.
-
-Thread rule: ``fit`` trains on a private core model and swaps the finished
-state in under the model's lock; ``predict``/``recommend`` take the same
-lock, so a reader sees either the old model or the new one, never a
-half-updated one.
+"""The Model every algorithm shares: the face over ids, parameters, the
+training loop, prediction, top-N and files, each of which lives in a module
+below (``_ids``, ``_params``, ``_training``, ``_predictions``, ``_state``,
+``_modelfile``). The thread rule is in ``_state``.
 """
 from __future__ import annotations
 
 import os
-import threading
-import time
-import warnings
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from . import _core, _modelfile
+from . import _core, _modelfile, _state
+from ._ids import (duplicates, index_of, indices, item_pool, new_user_ratings, pairs, triplets,
+                   unique_indices)
 from ._modelfile import CORE_ARRAYS
-from .algorithms import Algorithm, Features, TrainData, check_threads, get_algorithm
-from .ratings import Ratings, as_ids, as_ratings, unmasked
+from ._params import changed_params, check_level, check_regularization, checked_params
+from ._predictions import check_n, clip_to, raw_lists, unknown_to_mean
+from ._state import check_fitted, core_state, reading, set_core_state
+from ._training import Training, check_fit_arguments, train_data, validation_indices
+from .algorithms import Algorithm, check_threads, get_algorithm
 
 __all__ = ["Model"]
-
-
-
-def index_of(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Contiguous int32 index of each raw id in the sorted `ids`; -1 if absent."""
-    pos = np.searchsorted(ids, raw)
-    pos = np.minimum(pos, len(ids) - 1)
-    found = ids[pos] == raw if len(ids) else np.zeros(len(raw), bool)
-    return np.where(found, pos, -1).astype(np.int32)
-
-
-def core_state(core) -> dict:
-    """Copies of the arrays and the mean of a core model (a snapshot)."""
-    state = {name: getattr(core, name) for name in CORE_ARRAYS}
-    state = {k: None if v is None else v.copy() for k, v in state.items()}
-    state["global_mean"] = core.global_mean
-    return state
-
-
-def set_core_state(core, state: dict) -> None:
-    for name in CORE_ARRAYS:
-        setattr(core, name, state[name])
-    core.global_mean = state["global_mean"]
-
-
-def fit_state(core, solver) -> tuple:
-    """A snapshot of a fit in progress: the core model and the solver's
-    extra arrays (e.g. feature factors), so that both are restored together."""
-    return core_state(core), {k: v.copy() for k, v in solver.extra_arrays().items()}
-
-
-def set_fit_state(core, solver, state: tuple) -> None:
-    set_core_state(core, state[0])
-    solver.load_extra_arrays(state[1])
 
 
 class Model(_core.Model):
@@ -82,31 +48,22 @@ class Model(_core.Model):
     seed_ : the seed used (drawn at random when seed=None).
     """
 
-    # Fitted attributes: None until fit (methods call _check_fitted first).
-    user_ids: Optional[np.ndarray]
-    item_ids: Optional[np.ndarray]
-    history: List[dict]
-    best_iteration_: Optional[int]
-    seed_: Optional[int]
-    rating_range_: Optional[Tuple[float, ...]]
-    rating_mean_: Optional[float]
-    _solver: Optional[Algorithm]
-
     def __init__(self, algorithm: str = "sgd", **params):
-        full = _checked_params(algorithm, params)
+        full = checked_params(algorithm, params)
         self.__dict__.update(algorithm=algorithm, _params=full)
-        self._lock = threading.RLock()
-        self._fit_lock = threading.RLock()  # held by fit; set_params waits for it
-        self._solver = None
+        _state.attach_locks(self)
+        # Fitted attributes: None until fit (methods call check_fitted first).
+        self._solver: Optional[Algorithm] = None
         # the algorithm and parameters the fitted state comes from
         self._fitted_algorithm: Optional[str] = None
         self._fitted_params: dict = {}
-        self.user_ids = self.item_ids = None
-        self.history = []
-        self.best_iteration_ = None
-        self.seed_ = None
-        self.rating_range_ = None
-        self.rating_mean_ = None
+        self.user_ids: Optional[np.ndarray] = None
+        self.item_ids: Optional[np.ndarray] = None
+        self.history: List[dict] = []
+        self.best_iteration_: Optional[int] = None
+        self.seed_: Optional[int] = None
+        self.rating_range_: Optional[Tuple[float, ...]] = None
+        self.rating_mean_: Optional[float] = None
 
     # ---- parameters, scikit-learn style -------------------------------------
 
@@ -127,10 +84,10 @@ class Model(_core.Model):
         another thread to finish. Assigning a parameter as an attribute
         (``model.epochs = 5``) is the same as ``set_params(epochs=5)``.
         A new `algorithm` starts from that algorithm's defaults."""
-        with self._fit_lock, self._lock:
+        with _state.fitting(self), reading(self):
             algorithm = params.pop("algorithm", self.algorithm)
             merged = {**self._params, **params} if algorithm == self.algorithm else params
-            full = _checked_params(algorithm, merged)
+            full = checked_params(algorithm, merged)
             self.__dict__.update(algorithm=algorithm, _params=full)
         return self
 
@@ -151,26 +108,22 @@ class Model(_core.Model):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self):
-        shown = ", ".join(f"{k}={v!r}" for k, v in self._params.items()
-                          if v != get_algorithm(self.algorithm).defaults[k])
+        shown = ", ".join(f"{k}={v!r}" for k, v in changed_params(self.algorithm,
+                                                                  self._params).items())
         return f"Model({self.algorithm!r}{', ' if shown else ''}{shown})"
 
     @property
     def is_fitted(self) -> bool:
         return self.user_ids is not None
 
-    def _check_fitted(self):
-        if not self.is_fitted:
-            raise RuntimeError("this model is not fitted yet: call fit first")
-
     @property
     def n_users(self) -> int:
-        self._check_fitted()
+        check_fitted(self)
         return len(self.user_ids)
 
     @property
     def n_items(self) -> int:
-        self._check_fitted()
+        check_fitted(self)
         return len(self.item_ids)
 
     # ---- fitting -----------------------------------------------------------
@@ -211,145 +164,57 @@ class Model(_core.Model):
         iteration (the best one with early stopping) and a warning says so.
         Fits of one model in several threads run one after the other.
         """
-        with self._fit_lock:
-            return self._fit(users, items, ratings, item_features, item_feature_ids,
-                             user_features, user_feature_ids, validation, early_stopping,
+        with _state.fitting(self):
+            return self._fit(users, items, ratings, (user_features, user_feature_ids),
+                             (item_features, item_feature_ids), validation, early_stopping,
                              callback, verbose)
 
-    def _fit(self, users, items, ratings, item_features, item_feature_ids, user_features,
-             user_feature_ids, validation, early_stopping, callback, verbose):
+    def _fit(self, users, items, ratings, user_features, item_features, validation,
+             early_stopping, callback, verbose):
         algorithm, params = self.algorithm, dict(self._params)
-        users, items, ratings = _triplets(users, items, ratings, "fit")
+        users, items, ratings = triplets(users, items, ratings, "fit")
         if len(users) == 0:
             raise ValueError("fit: no ratings given (empty arrays)")
-        if early_stopping is not None:
-            if isinstance(early_stopping, bool) or not isinstance(early_stopping, (int, np.integer)) \
-                    or early_stopping < 1:
-                raise ValueError(f"early_stopping must be an integer >= 1, got {early_stopping!r}")
-            if validation is None:
-                raise ValueError("early_stopping needs validation data")
-        if callback is not None and not callable(callback):
-            raise TypeError("callback must be callable")
-
+        check_fit_arguments(early_stopping, validation, callback)
         solver = get_algorithm(algorithm)(dict(params))
         if early_stopping is not None and solver.stops_early is not True:
             raise ValueError(f"early_stopping: algorithm {algorithm!r} does not stop early "
                              f"({solver.stops_early})")
-        user_side = _read_features(user_features, user_feature_ids, "user")
-        item_side = _read_features(item_features, item_feature_ids, "item")
-        if (user_side or item_side) and not solver.uses_features:
-            raise ValueError(f"algorithm {algorithm!r} does not use side features "
-                             "(user_features / item_features)")
-        for side, features in (("user", user_side), ("item", item_side)):
-            if features is not None:
-                solver.check_features(side, features[4])
-        user_ids, uidx = _known_ids(users, user_side)
-        item_ids, iidx = _known_ids(items, item_side)
-        train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
-                          _features_by_index(user_side, user_ids),
-                          _features_by_index(item_side, item_ids))
-        solver.check_data(train)
+        train, user_ids, item_ids = train_data(solver, users, items, ratings, user_features,
+                                               item_features)
         try:
             seen = train.by_user
         except ValueError:  # the only failure left: a repeated (user, item) pair
-            raise ValueError(f"fit: users and items: {_duplicates(users, items)}") from None
-        valid = None
-        if validation is not None:
-            vu, vi, vr = _triplets(*_unpack(validation), "validation")
-            if len(vu) == 0:
-                raise ValueError("validation: no ratings given (empty arrays)")
-            valid = (index_of(vu, user_ids), index_of(vi, item_ids), vr)
-
+            raise ValueError(f"fit: users and items: {duplicates(users, items)}") from None
+        valid = validation_indices(validation, user_ids, item_ids)
         seed = params["seed"]
         seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
         work = _core.Model()
         work.global_mean = float(np.mean(ratings, dtype=np.float64))
         rating_range = (float(ratings.min()), float(ratings.max()))
         rating_mean = work.global_mean
-        history, best = [], None
         n_iter = params.get(solver.iterations_param, 1) if solver.iterations_param else 1
-        clip_range = rating_range if solver.clip_predictions else None
+        training = Training(solver, work, train, valid, params["n_threads"], rating_mean,
+                            rating_range if solver.clip_predictions else None, verbose)
+        best = training.run(seed, n_iter, early_stopping, callback, self)
 
-        def record(iteration, loss, seconds):
-            row = {"epoch": iteration + 1}
-            if loss is not None:
-                row["train_loss"] = loss
-            pred = solver.predictions(work, train.users, train.items, params["n_threads"])
-            if not np.isfinite(pred).all():  # finite factors whose products overflow
-                raise FloatingPointError(
-                    f"fit diverged at iteration {iteration + 1}: the predictions are no "
-                    "longer finite; use a smaller learning_rate or a larger regularization")
-            row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
-            if valid is not None:
-                pred = _unknown_to_mean(
-                    solver.predictions(work, valid[0], valid[1], params["n_threads"]),
-                    valid[0], valid[1], work, solver, rating_mean)
-                pred = _clip(pred, clip_range)
-                row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, valid[2])
-            row["seconds"] = seconds
-            history.append(row)
-            if verbose:
-                print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in row.items()), flush=True)
-            return row
-
-        # (rows of history, state, best, best_state) after the last complete
-        # iteration, assigned at once so that Ctrl-C never sees it half-updated
-        checkpoint = None
-        try:
-            if solver.iterations_param is None:
-                t0 = time.perf_counter()
-                solver.solve(work, train, seed)
-                record(0, None, time.perf_counter() - t0)
-                best = (0, None)
-            else:
-                solver.start(work, train, seed)
-                stale = 0
-                for it in range(n_iter):
-                    t0 = time.perf_counter()
-                    loss = solver.step(work, train, it)
-                    row = record(it, loss, time.perf_counter() - t0)
-                    state = fit_state(work, solver)
-                    score = row.get("valid_rmse")
-                    if best is None or (score is not None and score < best[1]):
-                        best, best_state, stale = (it, score), state, 0
-                    else:
-                        stale += 1
-                    checkpoint = (len(history), state, best, best_state)
-                    if callback is not None and callback(self, dict(row)) is False:
-                        break
-                    if early_stopping is not None and stale >= early_stopping:
-                        break
-                if early_stopping is not None:
-                    set_fit_state(work, solver, best_state)
-                else:
-                    best = (len(history) - 1, None)
-        except KeyboardInterrupt:
-            if checkpoint is None:
-                raise
-            rows, state, best, best_state = checkpoint
-            del history[rows:]
-            if early_stopping is not None:
-                state = best_state
-            else:
-                best = (rows - 1, None)
-            set_fit_state(work, solver, state)
-            warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
-                          f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=2)
-
-        solver.finish(work, best[0] + 1)
-        with self._lock:
-            set_core_state(self, core_state(work))
-            self.seen_indptr, self.seen_indices = seen[0], seen[1]
-            self.user_ids, self.item_ids = user_ids, item_ids
-            self.history = history
-            self.best_iteration_ = best[0] + 1
-            self.seed_ = seed
-            self.rating_range_ = rating_range
-            self.rating_mean_ = rating_mean
-            self._solver = solver
-            self._fitted_algorithm, self._fitted_params = algorithm, params
+        solver.finish(work, best + 1)
+        self._install(core_state(work), seen, user_ids, item_ids, solver, params,
+                      history=training.history, best_iteration_=best + 1, seed_=seed,
+                      rating_range_=rating_range, rating_mean_=rating_mean)
         return self
+
+    def _install(self, core: dict, seen, user_ids, item_ids, solver, params, **fitted):
+        """Swap in a fitted state: the core's arrays and mean, the training
+        items of each user, the ids, the algorithm and its parameters, and
+        the `fitted` attributes (history, best_iteration_, ...)."""
+        state = dict(seen_indptr=seen[0], seen_indices=seen[1], user_ids=user_ids,
+                     item_ids=item_ids, **fitted, _solver=solver,
+                     _fitted_algorithm=solver.name, _fitted_params=params)
+        with reading(self):
+            set_core_state(self, core)
+            for name, value in state.items():
+                setattr(self, name, value)
 
     # ---- prediction --------------------------------------------------------
 
@@ -366,20 +231,17 @@ class Model(_core.Model):
         return_std ("bayes" models): also return the predictive standard
         deviation of each rating (float64), as (predictions, std).
         """
-        self._check_fitted()
-        users, items = as_ids(users, "users"), as_ids(items, "items")
-        if len(users) != len(items):
-            raise ValueError(f"users and items must have the same length "
-                             f"({len(users)} != {len(items)})")
+        check_fitted(self)
+        users, items = pairs(users, items)
         check_threads(n_threads)
         if clip is None:
             clip = self._solver.clip_predictions if self._solver else True
-        with self._lock:
+        with reading(self):
             uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
-            out = _unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
-                                   self, self._solver, self.rating_mean_)
-            out = _clip(self._solver.transform(self, uidx, iidx, out),
-                        self.rating_range_ if clip else None)
+            out = unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
+                                  self, self._solver, self.rating_mean_)
+            out = clip_to(self._solver.transform(self, uidx, iidx, out),
+                          self.rating_range_ if clip else None)
             if return_std:
                 return out, self._solver.predict_std(self, uidx, iidx)
             return out
@@ -389,23 +251,18 @@ class Model(_core.Model):
         holding `level` of it, for each pair ("bayes" models: Gaussian, from
         the posterior mean and :meth:`predict`'s std; ordinal ones: rating
         levels), clipped to the rating range as predictions are."""
-        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) \
-                or not 0 < level < 1:
-            raise ValueError(f"level must be a number in (0, 1), got {level!r}")
-        self._check_fitted()
-        users, items = as_ids(users, "users"), as_ids(items, "items")
-        if len(users) != len(items):
-            raise ValueError(f"users and items must have the same length "
-                             f"({len(users)} != {len(items)})")
-        with self._lock:
+        level = check_level(level)
+        check_fitted(self)
+        users, items = pairs(users, items)
+        with reading(self):
             uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
-            low, high = self._solver.predict_interval(self, uidx, iidx, float(level))
-            clip = self.rating_range_ if self._solver.clip_predictions else None
-            return _clip(low, clip), _clip(high, clip)
+            low, high = self._solver.predict_interval(self, uidx, iidx, level)
+            limits = self.rating_range_ if self._solver.clip_predictions else None
+            return clip_to(low, limits), clip_to(high, limits)
 
     def score(self, users, items=None, ratings=None) -> dict:
         """RMSE and MAE of the predictions on rating triplets."""
-        users, items, ratings = _triplets(users, items, ratings, "score")
+        users, items, ratings = triplets(users, items, ratings, "score")
         if len(users) == 0:
             raise ValueError("score: no ratings given (empty arrays)")
         rmse, mae = _core.rmse_mae(self.predict(users, items), ratings)
@@ -442,27 +299,27 @@ class Model(_core.Model):
         first in ``item_ids`` (the lower id).
         """
         single = np.ndim(users) == 0
-        n = _check_n(n)
-        with self._lock:
+        n = check_n(n)
+        with reading(self):
             uidx = self._indices(users, "users")
-            pool = self._pool(items, exclude)
+            pool = item_pool(self.item_ids, items, exclude)
             width = min(n, len(self.item_ids) if pool is None else len(pool))
             lists = _core.recommend(self, uidx, max(width, 1), exclude_seen=bool(exclude_seen),
-                                    pool=pool, n_threads=self._threads(n_threads))
-            return _raw_lists(lists, width, self.item_ids, single)
+                                    pool=pool, n_threads=_state.threads(self, n_threads))
+            return raw_lists(lists, width, self.item_ids, single)
 
     def recommend_all(self, n: int = 10, exclude_seen: bool = True, items=None, exclude=None,
                       n_threads: Optional[int] = None):
         """:meth:`recommend` for every user of the model: 2-D (ids, scores),
         row r for user ``user_ids[r]``, padded with -1 / NaN as there."""
-        n = _check_n(n)
-        with self._lock:
-            self._check_fitted()
-            pool = self._pool(items, exclude)
+        n = check_n(n)
+        with reading(self):
+            check_fitted(self)
+            pool = item_pool(self.item_ids, items, exclude)
             width = min(n, len(self.item_ids) if pool is None else len(pool))
             lists = _core.recommend(self, None, max(width, 1), exclude_seen=bool(exclude_seen),
-                                    pool=pool, n_threads=self._threads(n_threads))
-            return _raw_lists(lists, width, self.item_ids, False)
+                                    pool=pool, n_threads=_state.threads(self, n_threads))
+            return raw_lists(lists, width, self.item_ids, False)
 
     def similar_items(self, item, n: int = 10, items=None, n_threads: Optional[int] = None):
         """The n items whose factors have the highest cosine similarity with
@@ -500,7 +357,7 @@ class Model(_core.Model):
         (factors, bias): float32 array (k,), and a float (None for a model
         without biases).
         """
-        with self._lock:
+        with reading(self):
             iidx, r = self._new_user_ratings(items, ratings)
             lam = self._fold_in_lambda(regularization, len(r))
             x, b = self._solver.fold_in(self, iidx, r, lam)
@@ -512,67 +369,35 @@ class Model(_core.Model):
         ratings, then rank every item they did not rate. Returns 1-D (ids,
         scores) as :meth:`recommend` for one user (shorter than n if fewer
         items are left)."""
-        n = _check_n(n)
-        with self._lock:
+        n = check_n(n)
+        with reading(self):
             iidx, r = self._new_user_ratings(items, ratings)
             x, b = self._solver.fold_in(self, iidx, r,
                                         self._fold_in_lambda(regularization, len(r)))
             width = min(n, len(self.item_ids))
             lists = _core.recommend_vector(self, x, b, np.sort(iidx), None, width)
-            return _raw_lists(lists, width, self.item_ids, True)
-
-    def _threads(self, n_threads):
-        n_threads = self._params.get("n_threads", 1) if n_threads is None else n_threads
-        check_threads(n_threads)
-        return int(n_threads)
+            return raw_lists(lists, width, self.item_ids, True)
 
     def _indices(self, raw, name, kind="user"):
         """int32 indices of known raw ids; KeyError naming the unknown ones."""
-        self._check_fitted()
-        ids = self.user_ids if kind == "user" else self.item_ids
-        raw = as_ids(raw, name)
-        idx = index_of(raw, ids)
-        if (idx < 0).any():
-            unknown = np.unique(raw[idx < 0])
-            shown = ", ".join(str(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            raise KeyError(f"{name}: {len(unknown)} {kind} id(s) not seen in training: {shown}")
-        return idx
-
-    def _pool(self, items, exclude):
-        """Candidate item indices (ascending) from items/exclude, or None."""
-        if items is None and exclude is None:
-            return None
-        pool = (np.arange(len(self.item_ids), dtype=np.int32) if items is None
-                else self._candidates(items, "items", "item"))
-        if exclude is not None:
-            pool = np.setdiff1d(pool, self._indices(exclude, "exclude", "item"),
-                                assume_unique=True)
-        return pool.astype(np.int32)
-
-    def _candidates(self, raw, name, kind):
-        """Sorted unique indices of known raw ids (KeyError otherwise)."""
-        return np.unique(self._indices(raw, name, kind)).astype(np.int32)
+        check_fitted(self)
+        return indices(raw, self.user_ids if kind == "user" else self.item_ids, name, kind)
 
     def _similar(self, query, n, candidates, n_threads, kind):
         single = np.ndim(query) == 0
-        n = _check_n(n)
-        with self._lock:
+        n = check_n(n)
+        with reading(self):
             qidx = self._indices(query, kind, kind)
             factors, ids = ((self.user_factors, self.user_ids) if kind == "user"
                             else (self.item_factors, self.item_ids))
-            pool = None if candidates is None else self._candidates(candidates, kind + "s", kind)
+            pool = None if candidates is None else unique_indices(candidates, ids, kind + "s", kind)
             width = min(n, len(ids) - 1 if pool is None else len(pool))
             lists = _core.similar(factors, qidx, max(width, 1), pool=pool,
-                                  n_threads=self._threads(n_threads))
-            return _raw_lists(lists, width, ids, single)
+                                  n_threads=_state.threads(self, n_threads))
+            return raw_lists(lists, width, ids, single)
 
     def _new_user_ratings(self, items, ratings):
-        items, ratings = as_ids(items, "items"), as_ratings(ratings)
-        if len(items) != len(ratings):
-            raise ValueError(f"items and ratings must have the same length "
-                             f"({len(items)} != {len(ratings)})")
-        if len(items) == 0:
-            raise ValueError("a new user needs at least one rating (items and ratings are empty)")
+        items, ratings = new_user_ratings(items, ratings)
         iidx = self._indices(items, "items", "item")
         if len(np.unique(iidx)) != len(iidx):
             raise ValueError("items: each item may be rated only once")
@@ -585,10 +410,7 @@ class Model(_core.Model):
                 raise ValueError(f"this {self._fitted_algorithm!r} model was trained without "
                                  "regularization: pass regularization > 0 to fold in a user")
             return float(lam)
-        if isinstance(regularization, bool) or not isinstance(regularization, (int, float, np.number)) \
-                or not np.isfinite(regularization) or regularization <= 0:
-            raise ValueError(f"regularization must be a finite number > 0, got {regularization!r}")
-        return float(regularization)
+        return check_regularization(regularization)
 
     # ---- files -------------------------------------------------------------
 
@@ -604,8 +426,8 @@ class Model(_core.Model):
         The file's mode is what open() would give (0o666 less the umask).
         The factor count written is the arrays' (see :meth:`set_params`).
         """
-        with self._lock:
-            self._check_fitted()
+        with reading(self):
+            check_fitted(self)
             params = dict(self._fitted_params)
             header = {
                 "format": _modelfile.FORMAT, "version": _modelfile.VERSION,
@@ -635,7 +457,7 @@ class Model(_core.Model):
 
         def accept(header):
             try:
-                _checked_params(header["algorithm"], header["params"])
+                checked_params(header["algorithm"], header["params"])
             except (TypeError, ValueError) as e:
                 raise ValueError(f"bad algorithm or parameters ({e})") from None
             return get_algorithm(header["algorithm"])
@@ -648,161 +470,12 @@ class Model(_core.Model):
             solver.load_extra_arrays(extra)
         except (KeyError, ValueError, TypeError) as e:
             raise _modelfile.bad_file(_modelfile.shown(path), f"algorithm data: {e}") from None
-        for name in CORE_ARRAYS:
-            setattr(model, name, arrays.get(name))
-        model.global_mean = header["global_mean"]
-        model.seen_indptr, model.seen_indices = arrays["seen_indptr"], arrays["seen_indices"]
-        model.user_ids, model.item_ids = arrays["user_ids"], arrays["item_ids"]
-        model.rating_range_ = tuple(header["rating_range"])
-        model.rating_mean_ = header.get("rating_mean")  # absent from files of mfrec 0.1.0
-        model.history = header.get("history", [])
-        model.best_iteration_ = header.get("best_iteration")
-        model.seed_ = header.get("seed")
-        model._solver = solver
-        model._fitted_algorithm, model._fitted_params = model.algorithm, dict(model._params)
+        core = {name: arrays.get(name) for name in CORE_ARRAYS}
+        model._install({**core, "global_mean": header["global_mean"]},
+                       (arrays["seen_indptr"], arrays["seen_indices"]), arrays["user_ids"],
+                       arrays["item_ids"], solver, dict(model._params),
+                       rating_range_=tuple(header["rating_range"]),
+                       rating_mean_=header.get("rating_mean"),  # absent from mfrec 0.1.0 files
+                       history=header.get("history", []),
+                       best_iteration_=header.get("best_iteration"), seed_=header.get("seed"))
         return model
-
-
-# ---- helpers -----------------------------------------------------------------
-
-def _checked_params(algorithm, params: dict) -> dict:
-    """The full, checked parameters of `algorithm` (its defaults filled in)."""
-    cls = get_algorithm(algorithm)
-    unknown = sorted(set(params) - set(cls.defaults))
-    if unknown:
-        raise TypeError(f"unknown parameter(s) {unknown} for algorithm {algorithm!r}; "
-                        f"it takes {sorted(cls.defaults)}")
-    full = {**cls.defaults, **params}
-    cls.check_params(full)
-    return full
-
-
-def _unpack(data) -> Tuple[Any, Any, Any]:
-    if isinstance(data, Ratings):
-        return data.user, data.item, data.rating
-    try:
-        u, i, r = data
-    except (TypeError, ValueError):
-        raise TypeError("validation must be a Ratings or a (users, items, ratings) tuple") from None
-    return u, i, r
-
-
-def _triplets(users, items, ratings, where):
-    """Checked (int64 users, int64 items, float32 ratings) from arrays or a Ratings."""
-    if isinstance(users, Ratings) and items is None and ratings is None:
-        users, items, ratings = users.user, users.item, users.rating
-    if items is None or ratings is None:
-        raise TypeError(f"{where}: give users, items and ratings (or one Ratings)")
-    u, i = as_ids(users, f"{where}: users"), as_ids(items, f"{where}: items")
-    r = as_ratings(ratings, f"{where}: ratings")
-    if not len(u) == len(i) == len(r):
-        raise ValueError(f"{where}: users, items and ratings must have the same length "
-                         f"({len(u)}, {len(i)}, {len(r)})")
-    return u, i, r
-
-
-def _read_features(matrix, ids, side: str):
-    """(sorted unique raw ids, COO rows/cols/weights in that id order,
-    n_features) from a dense or scipy.sparse matrix with one row per id;
-    None when no features are given."""
-    name, ids_name = f"{side}_features", f"{side}_feature_ids"
-    if matrix is None:
-        if ids is not None:
-            raise ValueError(f"{ids_name} given without {name}")
-        return None
-    if ids is None:
-        raise ValueError(f"{name} needs {ids_name}: the raw {side} id of each row")
-    ids = as_ids(ids, ids_name)
-    if hasattr(matrix, "tocoo") and not isinstance(matrix, np.ndarray):  # scipy.sparse
-        coo = matrix.tocsr(copy=True)
-        coo.sum_duplicates()
-        coo = coo.tocoo()
-        shape, rows, cols, weights = coo.shape, coo.row, coo.col, np.asarray(coo.data)
-    else:
-        dense = np.asarray(unmasked(matrix, name))
-        if dense.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D matrix (rows x features), got shape "
-                             f"{dense.shape}")
-        shape = dense.shape
-        rows, cols = np.nonzero(dense)
-        weights = dense[rows, cols]
-    if shape[0] != len(ids):
-        raise ValueError(f"{name} has {shape[0]} rows but {ids_name} has {len(ids)} ids: "
-                         "give one id per row")
-    if shape[1] < 1:
-        raise ValueError(f"{name} has no columns (features)")
-    weights = as_ratings(weights, f"{name} values")
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    if np.any(sorted_ids[1:] == sorted_ids[:-1]):
-        dup = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]][0]
-        raise ValueError(f"{ids_name} lists id {dup} twice")
-    rank = np.empty(len(ids), np.int64)
-    rank[order] = np.arange(len(ids))
-    return sorted_ids, rank[rows], cols.astype(np.int32), weights, int(shape[1])
-
-
-def _known_ids(raw: np.ndarray, side) -> tuple:
-    """The model's ids (those rated, plus those with features) and the
-    contiguous index of each rating's id. Ids that are small non-negative
-    numbers (most datasets number them 1, 2, ...) go through a table of
-    present ids instead of a sort: 20M ratings map in a tenth of the time."""
-    known = raw if side is None else np.concatenate([raw, side[0]])
-    if len(known) and known.min() >= 0 and known.max() < 2 * len(known) + 1024:
-        present = np.zeros(int(known.max()) + 1, bool)
-        present[known] = True
-        position = np.cumsum(present, dtype=np.int64) - 1
-        return np.flatnonzero(present).astype(np.int64), position[raw].astype(np.int32)
-    ids = np.unique(known)
-    return ids, index_of(raw, ids)
-
-
-def _features_by_index(side, ids: np.ndarray) -> Optional[Features]:
-    """The features as CSR rows in the model's index order."""
-    if side is None:
-        return None
-    feature_ids, rows, cols, weights, n_features = side
-    rows = index_of(feature_ids, ids)[rows]
-    indptr, indices, values = _core.build_csr(rows, cols, weights, len(ids), n_features)
-    return Features(indptr, indices, values, n_features)
-
-
-def _duplicates(users, items) -> str:
-    """Describe the (user, item) pairs that occur more than once."""
-    pairs, counts = np.unique(np.stack([users, items], axis=1), axis=0, return_counts=True)
-    dup = pairs[counts > 1]
-    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
-            f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
-
-
-def _unknown_to_mean(pred: np.ndarray, uidx, iidx, core, solver, rating_mean) -> np.ndarray:
-    """An explicit-rating model without biases predicts the mean training
-    rating for a pair with an unknown id (the core's baseline, its global
-    mean, is 0 there); other models keep the core's baseline."""
-    if (core.user_bias is None and solver is not None and solver.clip_predictions
-            and rating_mean is not None):
-        pred[(uidx < 0) | (iidx < 0)] = rating_mean
-    return pred
-
-
-def _clip(pred: np.ndarray, rating_range) -> np.ndarray:
-    if rating_range is None:
-        return pred
-    return np.clip(pred, rating_range[0], rating_range[1], out=pred)
-
-
-def _raw_lists(lists, width, ids, single):
-    """Core lists (indices, scores, counts) as raw ids, `width` columns;
-    one user's list is cut to its valid entries."""
-    idx, scores, counts = lists
-    idx, scores = idx[:, :width], scores[:, :width]
-    raw = np.where(idx >= 0, ids[np.maximum(idx, 0)], -1)
-    if single:
-        return raw[0, :counts[0]], scores[0, :counts[0]]
-    return raw, scores
-
-
-def _check_n(n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    return int(n)

@@ -13,342 +13,19 @@ from __future__ import annotations
 
 import itertools
 import numbers
-import os
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, cast
+from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .metrics import evaluate
-from .ratings import Ratings, as_rng
+from ._parallel import check_n_jobs, fold_tasks, run, summary, threads_per_fit
+from ._scoring import check_metrics, check_threshold, greater_is_better, parse_metric
+from ._splits import KFold, PredefinedFolds, ratings_of, train_test_split
+from .model import Model
+from .ratings import as_rng
 
 __all__ = ["train_test_split", "KFold", "PredefinedFolds", "cross_validate", "GridSearch",
            "RandomSearch", "uniform", "log_uniform"]
-
-
-# ---- splits ------------------------------------------------------------------
-
-def train_test_split(ratings: Ratings, test_size: float = 0.2, seed: Optional[int] = None,
-                     by: str = "random") -> Tuple[Ratings, Ratings]:
-    """Split ratings into (train, test).
-
-    Parameters
-    ----------
-    ratings : Ratings
-        The ratings to split.
-    test_size : float
-        The fraction of ratings that goes to test, in (0, 1).
-    seed : int, optional
-        Seed of the random draws.
-    by : {"random", "user", "time", "user_time"}
-        "random": a uniformly random `test_size` fraction of all ratings.
-        "user": the same fraction of each user's ratings, drawn at random
-        (rounded down, and at least one rating of each user stays in
-        train), so every test user is known to the model.
-        "time": the most recent `test_size` fraction of all ratings (a
-        global cut-off in time, as in deployment: train on the past, test
-        on the future; ties in time keep the data's order).
-        "user_time": each user's most recent ratings, in the proportions of
-        "user". The last two need timestamps.
-
-    Returns
-    -------
-    train, test : Ratings
-
-    Examples
-    --------
-    >>> data = mfrec.make_low_rank(n_users=300, n_items=200, rank=3, density=0.2, seed=0)
-    >>> train, test = mfrec.train_test_split(data.ratings, test_size=0.2, seed=42)
-    >>> len(train), len(test)
-    (9600, 2400)
-    >>> train, test = mfrec.train_test_split(data.ratings, seed=42, by="user")
-    >>> set(test.user) <= set(train.user)     # every test user has training ratings
-    True
-    """
-    if not isinstance(ratings, Ratings):
-        raise TypeError("ratings must be a mfrec.Ratings")
-    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real) \
-            or not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
-    byes = ("random", "user", "time", "user_time")
-    if by not in byes:
-        raise ValueError(f"by must be one of {list(byes)}, got {by!r}")
-    n = len(ratings)
-    if n < 2:
-        raise ValueError("need at least two ratings to split")
-    if by in ("time", "user_time") and ratings.timestamp is None:
-        raise ValueError(f"by={by!r} needs ratings with timestamps")
-    rng = as_rng(seed)
-    test = np.zeros(n, bool)
-    n_test = min(max(1, int(round(test_size * n))), n - 1)  # neither part empty
-    if by == "random":
-        test[rng.permutation(n)[:n_test]] = True
-    elif by == "time":
-        test[np.argsort(ratings.timestamp, kind="stable")[n - n_test:]] = True
-    else:
-        # Within each user, the ratings that go to test come first: a random
-        # order, or the most recent first.
-        key = rng.random(n) if by == "user" else -ratings.timestamp
-        order = np.lexsort((key, ratings.user))
-        users = ratings.user[order]
-        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-        counts = np.diff(np.r_[starts, n])
-        rank = np.arange(n) - np.repeat(starts, counts)
-        n_test = np.minimum((test_size * counts).astype(np.int64), counts - 1)
-        test[order] = rank < np.repeat(n_test, counts)
-    return ratings[~test], ratings[test]
-
-
-class KFold:
-    """K folds of the ratings: each rating is in the test part of exactly
-    one fold.
-
-    Parameters
-    ----------
-    n_splits : int
-        The number of folds (>= 2).
-    shuffle : bool
-        Assign ratings to folds at random from `seed`; otherwise folds are
-        consecutive runs in the data's order.
-    seed : int, optional
-        Seed of the shuffle.
-
-    Examples
-    --------
-    >>> data = mfrec.make_low_rank(n_users=300, n_items=200, rank=3, density=0.2, seed=0)
-    >>> folds = mfrec.KFold(n_splits=3, seed=0)
-    >>> folds.fold_names
-    ['fold1', 'fold2', 'fold3']
-    >>> [(len(train), len(test)) for train, test in folds.split(data.ratings)]
-    [(8000, 4000), (8000, 4000), (8000, 4000)]
-    """
-
-    n_splits: int
-    shuffle: bool
-    seed: Optional[int]
-
-    def __init__(self, n_splits: int = 5, shuffle: bool = True, seed: Optional[int] = None):
-        if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) \
-                or n_splits < 2:
-            raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
-        self.n_splits, self.shuffle, self.seed = int(n_splits), bool(shuffle), seed
-
-    def __repr__(self):
-        return f"KFold(n_splits={self.n_splits}, shuffle={self.shuffle}, seed={self.seed!r})"
-
-    @property
-    def fold_names(self) -> List[str]:
-        return [f"fold{j + 1}" for j in range(self.n_splits)]
-
-    def split(self, ratings: Ratings) -> Iterator[Tuple[Ratings, Ratings]]:
-        ratings = _as_ratings(ratings)
-        n = len(ratings)
-        if n < self.n_splits:
-            raise ValueError(f"cannot cut {n} ratings into {self.n_splits} folds")
-        order = as_rng(self.seed).permutation(n) if self.shuffle else np.arange(n)
-        for part in np.array_split(order, self.n_splits):
-            test = np.zeros(n, bool)
-            test[part] = True
-            yield ratings[~test], ratings[test]
-
-
-class PredefinedFolds:
-    """The published splits of a MovieLens dataset, by name.
-
-    Parameters
-    ----------
-    movielens : MovieLens
-        A dataset from :func:`load_movielens`.
-    names : sequence of str
-        The folds: for 100K the five disjoint folds u1..u5 (the default),
-        or ua, ub.
-
-    Notes
-    -----
-    `split` checks that the data it is given is that dataset's full set of
-    ratings.
-    """
-
-    def __init__(self, movielens, names: Sequence[str] = ("u1", "u2", "u3", "u4", "u5")):
-        if not hasattr(movielens, "fold") or not hasattr(movielens, "fold_names"):
-            raise TypeError("movielens must be a mfrec MovieLens dataset (from load_movielens)")
-        names = list(names)
-        if not names:
-            raise ValueError("names must list at least one fold")
-        for name in names:
-            if name not in movielens.fold_names:
-                raise ValueError(f"fold {name!r} is not one of {movielens.name}'s folds "
-                                 f"{list(movielens.fold_names)}")
-        self.movielens, self.fold_names = movielens, names
-
-    def __repr__(self):
-        return f"PredefinedFolds({self.movielens.name!r}, names={self.fold_names})"
-
-    @property
-    def n_splits(self) -> int:
-        return len(self.fold_names)
-
-    def split(self, ratings: Ratings) -> Iterator[Tuple[Ratings, Ratings]]:
-        ratings = _as_ratings(ratings)
-        for name in self.fold_names:
-            train, test = self.movielens.fold(name)
-            if len(train) + len(test) != len(ratings):
-                raise ValueError(f"fold {name} of MovieLens {self.movielens.name} has "
-                                 f"{len(train) + len(test)} ratings but the data has "
-                                 f"{len(ratings)}: give the dataset's full ratings")
-            yield train, test
-
-
-# ---- metrics -----------------------------------------------------------------
-
-#: metric -> True if greater is better. Ranking metrics take "@k" and come
-#: from mfrec.metrics.evaluate (test ratings >= threshold are relevant).
-ERROR_METRICS = {"rmse": False, "mae": False}
-RANKING_METRICS = {"precision": True, "recall": True, "ndcg": True, "map": True,
-                   "hit_rate": True, "coverage": True}
-
-
-def _parse_metric(name) -> Tuple[str, Optional[int]]:
-    """("rmse", None) or ("ndcg", 10) for "ndcg@10"; ValueError if unknown."""
-    if not isinstance(name, str):
-        raise TypeError(f"a metric name must be a str, got {name!r}")
-    base, at, k = name.partition("@")
-    if not at and base in ERROR_METRICS:
-        return base, None
-    if at and base in RANKING_METRICS and k.isdigit() and int(k) >= 1:
-        return base, int(k)
-    known = sorted(ERROR_METRICS) + [f"{m}@K" for m in sorted(RANKING_METRICS)]
-    raise ValueError(f"unknown metric {name!r}; the metrics are {known} (K an integer >= 1)")
-
-
-def _check_threshold(threshold: float) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
-            or not np.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
-    return float(threshold)
-
-
-def _check_metrics(metrics) -> List[str]:
-    if isinstance(metrics, str):
-        metrics = (metrics,)
-    metrics = list(metrics)
-    if not metrics:
-        raise ValueError("metrics must name at least one metric")
-    for m in metrics:
-        _parse_metric(m)
-    if len(set(metrics)) != len(metrics):
-        raise ValueError(f"metrics lists a metric twice: {metrics}")
-    return metrics
-
-
-def greater_is_better(metric: str) -> bool:
-    base, k = _parse_metric(metric)
-    return (RANKING_METRICS if k else ERROR_METRICS)[base]
-
-
-def score(model, test: Ratings, metrics: Sequence[str],
-          threshold: float = 4.0) -> Dict[str, float]:
-    """The named metrics of a fitted model on test ratings: one
-    mfrec.metrics.evaluate per list length k, model.score for rmse/mae."""
-    parsed = {m: _parse_metric(m) for m in metrics}
-    found: Dict[Optional[int], dict] = {}
-    for base, k in parsed.values():
-        if k not in found:
-            found[k] = model.score(test) if k is None else \
-                evaluate(model, test, k=k, threshold=threshold)
-    return {m: float(found[k][base]) for m, (base, k) in parsed.items()}
-
-
-# ---- running fits concurrently -----------------------------------------------
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _check_n_jobs(n_jobs: int) -> int:
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) \
-            or not (n_jobs >= 1 or n_jobs == -1):
-        raise ValueError(f"n_jobs must be an integer >= 1, or -1 for every core; got {n_jobs!r}")
-    return _available_cores() if n_jobs == -1 else int(n_jobs)
-
-
-def _threads_per_fit(params: dict, n_jobs: int, n_tasks: int) -> int:
-    """A fit's share of the model's n_threads (0 = every core)."""
-    total = params.get("n_threads", 1) or _available_cores()
-    return max(1, total // max(1, min(n_jobs, n_tasks)))
-
-
-class _Cancelled(Exception):
-    """A task stopped because its search was interrupted or failed."""
-
-
-def _run(tasks: List[Callable[[threading.Event], dict]], n_jobs: int, verbose: bool,
-         label: str) -> List[dict]:
-    """Run the tasks on n_jobs threads; results in task order. Progress
-    lines name each finished task (its 'label' entry). On an error or
-    Ctrl-C (which only the main thread receives) the tasks not started are
-    cancelled and the running fits stop after their current iteration: each
-    task gets an event, set then, that its fit checks after each iteration."""
-    results: List[Optional[dict]] = [None] * len(tasks)
-    t0 = time.perf_counter()
-    cancel = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max(1, min(n_jobs, len(tasks))))
-    try:
-        futures = {pool.submit(task, cancel): j for j, task in enumerate(tasks)}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in done:
-                results[futures[f]] = row = f.result()  # raises the task's error
-                if verbose:
-                    shown = "  ".join(f"{k}={v:.4f}" for k, v in row["scores"].items())
-                    print(f"[{label}] {len(futures) - len(pending)}/{len(tasks)} "
-                          f"{row['label']}: {shown}  fit {row['fit_time']:.2f} s  "
-                          f"({time.perf_counter() - t0:.1f} s elapsed)", flush=True)
-    except BaseException:
-        cancel.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    return cast(List[dict], results)  # every task filled its entry
-
-
-def _fit_and_score(model_type, params: dict, train: Ratings, test: Ratings, metrics,
-                   threshold: float, fit_params: dict, label: str, keep_model: bool,
-                   cancel: threading.Event) -> dict:
-    model = model_type(**params)
-    user_callback = fit_params.get("callback")
-
-    def callback(fitted, row):
-        if cancel.is_set():
-            raise _Cancelled(label)
-        return None if user_callback is None else user_callback(fitted, row)
-
-    if user_callback is None or callable(user_callback):  # else fit names the error
-        fit_params = {**fit_params, "callback": callback}
-    t0 = time.perf_counter()
-    model.fit(train, **fit_params)
-    t1 = time.perf_counter()
-    if cancel.is_set():
-        raise _Cancelled(label)
-    scores = score(model, test, metrics, threshold)
-    return {"label": label, "scores": scores, "fit_time": t1 - t0,
-            "test_time": time.perf_counter() - t1, "model": model if keep_model else None}
-
-
-def _as_ratings(data) -> Ratings:
-    ratings = getattr(data, "ratings", data)  # a MovieLens dataset gives its ratings
-    if not isinstance(ratings, Ratings):
-        raise TypeError(f"data must be a mfrec.Ratings or a MovieLens dataset, got "
-                        f"{type(data).__name__}")
-    return ratings
 
 
 def _check_cv(cv):
@@ -360,28 +37,8 @@ def _check_cv(cv):
 
 
 def _check_model(model):
-    from .model import Model
-
     if not isinstance(model, Model):
         raise TypeError(f"model must be a mfrec.Model, got {type(model).__name__}")
-
-
-def _fold_tasks(model, params, folds, metrics, threshold, fit_params, prefix="",
-                keep_models=False):
-    """One task per fold, fitting a new model of `params` (n_threads set)."""
-    return [lambda cancel, train=train, test=test, name=name: _fit_and_score(
-                type(model), params, train, test, metrics, threshold, fit_params, prefix + name,
-                keep_models, cancel)
-            for name, (train, test) in folds]
-
-
-def _summary(rows: List[dict], metrics) -> Tuple[dict, dict]:
-    """Mean and standard deviation over folds of each metric and time."""
-    table = {m: [r["scores"][m] for r in rows] for m in metrics}
-    table.update({t: [r[t] for r in rows] for t in ("fit_time", "test_time")})
-    mean = {k: float(np.mean(v)) for k, v in table.items()}
-    std = {k: float(np.std(v)) for k, v in table.items()}
-    return mean, std
 
 
 def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), *,
@@ -434,15 +91,15 @@ def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), 
     0.12
     """
     _check_model(model)
-    ratings, cv, metrics = _as_ratings(data), _check_cv(cv), _check_metrics(metrics)
-    n_jobs, threshold = _check_n_jobs(n_jobs), _check_threshold(threshold)
+    ratings, cv, metrics = ratings_of(data), _check_cv(cv), check_metrics(metrics)
+    n_jobs, threshold = check_n_jobs(n_jobs), check_threshold(threshold)
     folds = list(zip(cv.fold_names, cv.split(ratings)))
     params = model.get_params()
-    params["n_threads"] = _threads_per_fit(params, n_jobs, len(folds))
-    tasks = _fold_tasks(model, params, folds, metrics, threshold, dict(fit_params or {}),
-                        keep_models=return_models)
-    rows = _run(tasks, n_jobs, verbose, "cross_validate")
-    mean, std = _summary(rows, metrics)
+    params["n_threads"] = threads_per_fit(params, n_jobs, len(folds))
+    tasks = fold_tasks(model, params, folds, metrics, threshold, dict(fit_params or {}),
+                       keep_models=return_models)
+    rows = run(tasks, n_jobs, verbose, "cross_validate")
+    mean, std = summary(rows, metrics)
     result = {"folds": [{"fold": r["label"], **r["scores"], "fit_time": r["fit_time"],
                          "test_time": r["test_time"]} for r in rows],
               "mean": mean, "std": std}
@@ -509,12 +166,12 @@ class _Search:
                  verbose: bool = False):
         _check_model(model)
         self.model, self.cv = model, _check_cv(cv)
-        _parse_metric(metric)
+        parse_metric(metric)
         self.metric = metric
-        shown = _check_metrics(metrics) if metrics is not None else [metric]
+        shown = check_metrics(metrics) if metrics is not None else [metric]
         self.metrics = shown if metric in shown else [metric] + shown
-        self.n_jobs, self.refit = _check_n_jobs(n_jobs), bool(refit)
-        self.threshold, self.verbose = _check_threshold(threshold), verbose
+        self.n_jobs, self.refit = check_n_jobs(n_jobs), bool(refit)
+        self.threshold, self.verbose = check_threshold(threshold), verbose
         self.results: List[dict] = []
         self.best_params = self.best_score = self.best_model = self.best_index = None
         self.n_fits = 0
@@ -534,7 +191,7 @@ class _Search:
         """Cross-validate every candidate on `data` (Ratings or a MovieLens
         dataset); `fit_params` go to every fit (e.g. item_features=...).
         With refit=True, best_model is then fitted on all of `data`."""
-        ratings = _as_ratings(data)
+        ratings = ratings_of(data)
         base = self.model.get_params()
         candidates = self._candidates()
         for c in candidates:  # every candidate is a valid model before any fit
@@ -547,14 +204,14 @@ class _Search:
         tasks = []
         for j, c in enumerate(candidates):
             params = {**base, **c}
-            params["n_threads"] = _threads_per_fit(params, self.n_jobs, n_tasks)
-            tasks += _fold_tasks(self.model, params, folds, self.metrics, self.threshold,
-                                 fit_params, prefix=f"candidate {j + 1} ")
+            params["n_threads"] = threads_per_fit(params, self.n_jobs, n_tasks)
+            tasks += fold_tasks(self.model, params, folds, self.metrics, self.threshold,
+                                fit_params, prefix=f"candidate {j + 1} ")
         t0 = time.perf_counter()
-        rows = _run(tasks, self.n_jobs, self.verbose, type(self).__name__)
+        rows = run(tasks, self.n_jobs, self.verbose, type(self).__name__)
         self.results = []
         for j, c in enumerate(candidates):
-            mean, std = _summary(rows[j * len(folds):(j + 1) * len(folds)], self.metrics)
+            mean, std = summary(rows[j * len(folds):(j + 1) * len(folds)], self.metrics)
             row = dict(c)
             for m in self.metrics:
                 row[m], row[m + "_std"] = mean[m], std[m]

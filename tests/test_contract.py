@@ -12,7 +12,7 @@ import pytest
 
 import mfrec
 from mfrec.algorithms import ALGORITHMS
-from mfrec.model import CORE_ARRAYS
+from mfrec._modelfile import CORE_ARRAYS
 from recipes import RECIPES, iterations, recipe_params
 from references import full_scores, rank, reference_predict, reference_recommend
 

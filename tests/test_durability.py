@@ -214,12 +214,12 @@ def test_ctrl_c_between_history_and_snapshot(monkeypatch, at_call, early):
     its factors are kept (deterministic: the snapshot itself is interrupted).
     The model and its history agree on the last complete iteration; in the
     first iteration, the interrupt propagates."""
-    import mfrec.model as model_module
+    import mfrec._training as training_module
 
     data = mfrec.make_low_rank(60, 50, 3, density=0.3, seed=1).ratings
     params = dict(factors=4, epochs=10, seed=2)
     kwargs = dict(validation=data, early_stopping=100) if early else {}
-    real, calls = model_module.core_state, []
+    real, calls = training_module.core_state, []
 
     def interrupted(core):
         calls.append(1)
@@ -227,7 +227,7 @@ def test_ctrl_c_between_history_and_snapshot(monkeypatch, at_call, early):
             raise KeyboardInterrupt
         return real(core)
 
-    monkeypatch.setattr(model_module, "core_state", interrupted)
+    monkeypatch.setattr(training_module, "core_state", interrupted)
     model = mfrec.Model("sgd", **params)
     if at_call == 1:
         with pytest.raises(KeyboardInterrupt):
@@ -236,7 +236,7 @@ def test_ctrl_c_between_history_and_snapshot(monkeypatch, at_call, early):
         return
     with pytest.warns(RuntimeWarning, match="interrupted after 2 iteration"):
         model.fit(data, **kwargs)
-    monkeypatch.setattr(model_module, "core_state", real)
+    monkeypatch.setattr(training_module, "core_state", real)
     ref = mfrec.Model("sgd", **{**params, "epochs": 2}).fit(data)
     assert len(model.history) == 2 and model.best_iteration_ == 2
     assert same_model(model, ref)

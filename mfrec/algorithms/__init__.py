@@ -5,7 +5,8 @@ It declares its parameters with their defaults, checks them, and fills the
 core model (a ``_core.Model``: factors, biases, global mean) either one
 iteration at a time (``start`` + ``step``) or in closed form (``solve``).
 Everything else -- id mapping, the iteration loop, early stopping, history,
-prediction, top-N, save/load -- is shared in ``mfrec.model``.
+prediction, top-N, save/load -- is shared by ``mfrec.model`` and the modules
+it stands on (``_ids``, ``_training``, ``_predictions``, ``_modelfile``).
 """
 from __future__ import annotations
 

@@ -1,0 +1,120 @@
+"""The id vocabulary: raw ids (any int64) to contiguous int32 indices and back,
+the rating triplets a caller gives, and the errors that name unknown ids."""
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+import numpy as np
+
+from .ratings import Ratings, as_ids, as_ratings
+
+
+def index_of(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Contiguous int32 index of each raw id in the sorted `ids`; -1 if absent."""
+    pos = np.searchsorted(ids, raw)
+    pos = np.minimum(pos, len(ids) - 1)
+    found = ids[pos] == raw if len(ids) else np.zeros(len(raw), bool)
+    return np.where(found, pos, -1).astype(np.int32)
+
+
+def known_ids(raw: np.ndarray, extra) -> tuple:
+    """The model's ids (those rated, plus `extra`'s first member: the ids
+    with features, or None) and the contiguous index of each rating's id.
+    Ids that are small non-negative numbers (most datasets number them 1,
+    2, ...) go through a table of present ids instead of a sort: 20M
+    ratings map in a tenth of the time."""
+    known = raw if extra is None else np.concatenate([raw, extra[0]])
+    if len(known) and known.min() >= 0 and known.max() < 2 * len(known) + 1024:
+        present = np.zeros(int(known.max()) + 1, bool)
+        present[known] = True
+        position = np.cumsum(present, dtype=np.int64) - 1
+        return np.flatnonzero(present).astype(np.int64), position[raw].astype(np.int32)
+    ids = np.unique(known)
+    return ids, index_of(raw, ids)
+
+
+def first_ids(ids) -> str:
+    """The first five of `ids`, comma-separated, "..." when there are more."""
+    return ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+
+
+def indices(raw, ids: np.ndarray, name: str, kind: str) -> np.ndarray:
+    """int32 indices of raw ids known in `ids`; KeyError naming the unknown ones."""
+    raw = as_ids(raw, name)
+    idx = index_of(raw, ids)
+    if (idx < 0).any():
+        unknown = np.unique(raw[idx < 0])
+        raise KeyError(f"{name}: {len(unknown)} {kind} id(s) not seen in training: "
+                       f"{first_ids(unknown)}")
+    return idx
+
+
+def unique_indices(raw, ids: np.ndarray, name: str, kind: str) -> np.ndarray:
+    """Sorted unique int32 indices of known raw ids (KeyError otherwise)."""
+    return np.unique(indices(raw, ids, name, kind)).astype(np.int32)
+
+
+def item_pool(item_ids: np.ndarray, items, exclude):
+    """Candidate item indices (ascending) from raw `items` (all when None)
+    less raw `exclude`; None when neither is given."""
+    if items is None and exclude is None:
+        return None
+    pool = (np.arange(len(item_ids), dtype=np.int32) if items is None
+            else unique_indices(items, item_ids, "items", "item"))
+    if exclude is not None:
+        pool = np.setdiff1d(pool, indices(exclude, item_ids, "exclude", "item"),
+                            assume_unique=True)
+    return pool.astype(np.int32)
+
+
+def unpack(data) -> Tuple[Any, Any, Any]:
+    """(users, items, ratings) of a Ratings or of a 3-tuple."""
+    if isinstance(data, Ratings):
+        return data.user, data.item, data.rating
+    try:
+        u, i, r = data
+    except (TypeError, ValueError):
+        raise TypeError("validation must be a Ratings or a (users, items, ratings) tuple") from None
+    return u, i, r
+
+
+def triplets(users, items, ratings, where):
+    """Checked (int64 users, int64 items, float32 ratings) from arrays or a Ratings."""
+    if isinstance(users, Ratings) and items is None and ratings is None:
+        users, items, ratings = users.user, users.item, users.rating
+    if items is None or ratings is None:
+        raise TypeError(f"{where}: give users, items and ratings (or one Ratings)")
+    u, i = as_ids(users, f"{where}: users"), as_ids(items, f"{where}: items")
+    r = as_ratings(ratings, f"{where}: ratings")
+    if not len(u) == len(i) == len(r):
+        raise ValueError(f"{where}: users, items and ratings must have the same length "
+                         f"({len(u)}, {len(i)}, {len(r)})")
+    return u, i, r
+
+
+def pairs(users, items) -> Tuple[np.ndarray, np.ndarray]:
+    """Checked int64 (users, items) of the same length, for predictions."""
+    users, items = as_ids(users, "users"), as_ids(items, "items")
+    if len(users) != len(items):
+        raise ValueError(f"users and items must have the same length "
+                         f"({len(users)} != {len(items)})")
+    return users, items
+
+
+def new_user_ratings(items, ratings) -> Tuple[np.ndarray, np.ndarray]:
+    """Checked int64 items and float32 ratings of a new user (at least one)."""
+    items, ratings = as_ids(items, "items"), as_ratings(ratings)
+    if len(items) != len(ratings):
+        raise ValueError(f"items and ratings must have the same length "
+                         f"({len(items)} != {len(ratings)})")
+    if len(items) == 0:
+        raise ValueError("a new user needs at least one rating (items and ratings are empty)")
+    return items, ratings
+
+
+def duplicates(users, items) -> str:
+    """Describe the (user, item) pairs that occur more than once."""
+    found, counts = np.unique(np.stack([users, items], axis=1), axis=0, return_counts=True)
+    dup = found[counts > 1]
+    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
+            f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")

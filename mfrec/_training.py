@@ -1,0 +1,162 @@
+"""The training loop every iterative algorithm shares: one history row per
+iteration (train and validation RMSE), early stopping that restores the best
+iteration, the callback, verbose rows, and Ctrl-C, which keeps the last
+complete iteration."""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from ._features import features_by_index, read_features
+from ._ids import index_of, known_ids, triplets, unpack
+from ._predictions import clip_to, unknown_to_mean
+from ._state import core_state, set_core_state
+from .algorithms import TrainData
+
+
+def check_fit_arguments(early_stopping, validation, callback) -> None:
+    if early_stopping is not None:
+        if isinstance(early_stopping, bool) or not isinstance(early_stopping, (int, np.integer)) \
+                or early_stopping < 1:
+            raise ValueError(f"early_stopping must be an integer >= 1, got {early_stopping!r}")
+        if validation is None:
+            raise ValueError("early_stopping needs validation data")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+
+
+def fit_state(core, solver) -> tuple:
+    """A snapshot of a fit in progress: the core model and the solver's
+    extra arrays (e.g. feature factors), so that both are restored together."""
+    return core_state(core), {k: v.copy() for k, v in solver.extra_arrays().items()}
+
+
+def set_fit_state(core, solver, state: tuple) -> None:
+    set_core_state(core, state[0])
+    solver.load_extra_arrays(state[1])
+
+
+class Training:
+    """One fit in progress: `solver` fills the core model `work` from
+    `train` (TrainData); `valid` is (user indices, item indices, ratings)
+    or None. `history` grows by one row per iteration."""
+
+    def __init__(self, solver, work, train, valid, n_threads: int, rating_mean: float,
+                 clip_range, verbose: bool):
+        self.solver, self.work, self.train, self.valid = solver, work, train, valid
+        self.n_threads, self.rating_mean, self.clip_range = n_threads, rating_mean, clip_range
+        self.verbose = verbose
+        self.history: list = []
+
+    def record(self, iteration: int, loss, seconds: float) -> dict:
+        """Score the model after `iteration` and append its history row."""
+        solver, work = self.solver, self.work
+        row: Dict[str, Any] = {"epoch": iteration + 1}
+        if loss is not None:
+            row["train_loss"] = loss
+        pred = solver.predictions(work, self.train.users, self.train.items, self.n_threads)
+        if not np.isfinite(pred).all():  # finite factors whose products overflow
+            raise FloatingPointError(
+                f"fit diverged at iteration {iteration + 1}: the predictions are no "
+                "longer finite; use a smaller learning_rate or a larger regularization")
+        row["train_rmse"] = _core.rmse_mae(pred, self.train.ratings)[0]
+        if self.valid is not None:
+            vu, vi, vr = self.valid
+            pred = unknown_to_mean(solver.predictions(work, vu, vi, self.n_threads),
+                                   vu, vi, work, solver, self.rating_mean)
+            pred = clip_to(pred, self.clip_range)
+            row["valid_rmse"], row["valid_mae"] = _core.rmse_mae(pred, vr)
+        row["seconds"] = seconds
+        self.history.append(row)
+        if self.verbose:
+            print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in row.items()), flush=True)
+        return row
+
+    def run(self, seed: int, n_iter: int, early_stopping: Optional[int], callback,
+            model) -> int:
+        """Fit; return the index of the iteration the model keeps. Ctrl-C
+        after a complete iteration keeps the last one (the best one under
+        early stopping) and warns; `callback(model, row)` returning False
+        stops."""
+        solver, work, history = self.solver, self.work, self.history
+        # (rows of history, state, best, best_state) after the last complete
+        # iteration, assigned at once so that Ctrl-C never sees it half-updated
+        checkpoint = None
+        best: Optional[Tuple[int, Any]] = None
+        try:
+            if solver.iterations_param is None:
+                t0 = time.perf_counter()
+                solver.solve(work, self.train, seed)
+                self.record(0, None, time.perf_counter() - t0)
+                return 0
+            solver.start(work, self.train, seed)
+            stale = 0
+            for it in range(n_iter):
+                t0 = time.perf_counter()
+                loss = solver.step(work, self.train, it)
+                row = self.record(it, loss, time.perf_counter() - t0)
+                state = fit_state(work, solver)
+                score = row.get("valid_rmse")
+                if best is None or (score is not None and score < best[1]):
+                    best, best_state, stale = (it, score), state, 0
+                else:
+                    stale += 1
+                checkpoint = (len(history), state, best, best_state)
+                if callback is not None and callback(model, dict(row)) is False:
+                    break
+                if early_stopping is not None and stale >= early_stopping:
+                    break
+            if early_stopping is not None:
+                set_fit_state(work, solver, best_state)
+                assert best is not None  # the algorithms' iteration counts are >= 1
+                return best[0]
+            return len(history) - 1
+        except KeyboardInterrupt:
+            if checkpoint is None:
+                raise
+            rows, state, best, best_state = checkpoint
+            del history[rows:]
+            if early_stopping is not None:
+                state = best_state
+            else:
+                best = (rows - 1, None)
+            set_fit_state(work, solver, state)
+            warnings.warn(f"fit interrupted after {len(history)} iteration(s); the model "
+                          f"keeps iteration {best[0] + 1}", RuntimeWarning, stacklevel=3)
+            return best[0]
+
+
+def train_data(solver, users, items, ratings, user_features, item_features):
+    """(TrainData in index order, the model's user ids, its item ids) from
+    checked triplets and the (matrix, ids) side features of each side."""
+    user_side = read_features(*user_features, "user")
+    item_side = read_features(*item_features, "item")
+    if (user_side or item_side) and not solver.uses_features:
+        raise ValueError(f"algorithm {solver.name!r} does not use side features "
+                         "(user_features / item_features)")
+    for side, features in (("user", user_side), ("item", item_side)):
+        if features is not None:
+            solver.check_features(side, features[4])
+    user_ids, uidx = known_ids(users, user_side)
+    item_ids, iidx = known_ids(items, item_side)
+    train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
+                      features_by_index(user_side, user_ids),
+                      features_by_index(item_side, item_ids))
+    solver.check_data(train)
+    return train, user_ids, item_ids
+
+
+def validation_indices(validation, user_ids, item_ids):
+    """(user indices, item indices, ratings) of the validation ratings
+    (-1 for ids the model does not know), or None."""
+    if validation is None:
+        return None
+    vu, vi, vr = triplets(*unpack(validation), "validation")
+    if len(vu) == 0:
+        raise ValueError("validation: no ratings given (empty arrays)")
+    return index_of(vu, user_ids), index_of(vi, item_ids), vr
