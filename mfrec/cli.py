@@ -221,7 +221,8 @@ def add_model_arguments(parser):
     group.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="sgd",
                        help="fitting method (default: %(default)s)")
     group.add_argument("--factors", type=_positive_int, help="latent factors k")
-    group.add_argument("--epochs", type=_positive_int, help="iterations")
+    group.add_argument("--epochs", type=_positive_int,
+                       help="iterations: sgd/nmf epochs, als/wals iterations, bayes sweeps")
     group.add_argument("--learning-rate", type=_positive_float, help="SGD step")
     group.add_argument("--regularization", type=float, help="L2 weight")
     group.add_argument("--seed", type=int, help="random seed")
@@ -302,6 +303,14 @@ def model_params(args) -> dict:
             if name in params:
                 raise ValueError(f"{name} given twice (--{name.replace('_', '-')} and --param)")
             params[name] = value
+    if args.epochs is not None:  # the iterations of whichever algorithm
+        iterations = get_algorithm(args.algorithm).iterations_param
+        if iterations is None:
+            raise ValueError(f"--epochs: algorithm {args.algorithm!r} is a closed form, "
+                             "without iterations")
+        if iterations != "epochs" and iterations in params:
+            raise ValueError(f"{iterations} given twice (--epochs and --param)")
+        params[iterations] = params.pop("epochs")
     return params
 
 

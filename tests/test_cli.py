@@ -153,6 +153,18 @@ def test_each_bad_value_gives_one_line_and_status_2(capsys, tmp_path, monkeypatc
     assert os.listdir(tmp_path / "sub") == [] and os.listdir(tmp_path / "box.npz") == []
 
 
+@pytest.mark.parametrize("algorithm, iterations", [("als", "iterations"), ("bayes", "sweeps"),
+                                                   ("nmf", "epochs")])
+def test_epochs_sets_the_iterations_of_every_algorithm(capsys, algorithm, iterations):
+    args = cli.build_parser().parse_args(["fit", "--algorithm", algorithm, "--epochs", "4"])
+    assert cli.model_params(args) == {iterations: 4}
+    clash = ["fit", "--algorithm", algorithm, "--epochs", "4", "--param", f"{iterations}=3"]
+    with pytest.raises(ValueError, match=f"{iterations} given twice"):
+        cli.model_params(cli.build_parser().parse_args(clash))
+    fails(run_main(capsys, "fit", "--algorithm", "svd", "--epochs", "2"), "--epochs",
+          "closed form")
+
+
 def test_a_diverged_fit_is_one_line_for_the_user(run):
     code, out, err = run("fit", "--factors", "2", "--epochs", "3", "--learning-rate", "100")
     assert "Traceback" not in err

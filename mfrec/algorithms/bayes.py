@@ -223,10 +223,9 @@ class Bayes(Algorithm):
 
     def draw_side(self, s, other, stream):
         """The side's priors, free rows and feature rows, given the other side."""
-        p = self.params
-        seed, k, n_threads = self.seed, self.k, p["n_threads"]
         s.prior = self.hyper(s.free, stream)
-        noise = dict(mu=self.mu, alpha=self.alpha, seed=seed, n_threads=n_threads)
+        noise = dict(mu=self.mu, alpha=self.alpha, seed=self.seed,
+                     n_threads=self.params["n_threads"])
         _core.bayes_rows(s.ratings, other, s.free, s.eff, *s.prior, stream=stream + 1,
                          **s.gram, **noise)
         if s.features is None:
