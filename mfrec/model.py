@@ -18,7 +18,7 @@ import numpy as np
 from . import _core, _modelfile
 from ._modelfile import CORE_ARRAYS
 from .algorithms import Algorithm, Features, TrainData, check_threads, get_algorithm
-from .ratings import Ratings, as_ids, as_ratings, unmasked
+from .ratings import Ratings, as_ids, as_ratings, from_any, unmasked
 
 __all__ = ["Model"]
 
@@ -175,7 +175,8 @@ class Model(_core.Model):
 
     # ---- fitting -----------------------------------------------------------
 
-    def fit(self, users, items=None, ratings=None, *, item_features=None,
+    def fit(self, users, items=None, ratings=None, *, user=None, item=None, rating=None,
+            user_ids=None, item_ids=None, item_features=None,
             item_feature_ids=None, user_features=None, user_feature_ids=None,
             validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
@@ -184,8 +185,14 @@ class Model(_core.Model):
 
         Parameters
         ----------
-        users, items, ratings : 1-D arrays of the same length, or a single
-            :class:`mfrec.Ratings` as `users`.
+        users, items, ratings : 1-D arrays of the same length, or as `users`
+            alone: a :class:`mfrec.Ratings`, a pandas or polars DataFrame or
+            a pyarrow Table (see :meth:`mfrec.Ratings.from_dataframe`), or a
+            scipy.sparse users x items matrix (see
+            :meth:`mfrec.Ratings.from_sparse`).
+        user, item, rating : column names of a table (default: guessed).
+        user_ids, item_ids : the raw id of each row / column of a sparse
+            matrix (default 0..n-1).
         item_features : optional (algorithms that use side features, e.g.
             "sgd"). A matrix with one row per item and one column per
             feature (dense, or any scipy.sparse matrix), e.g. the genre flags
@@ -199,7 +206,8 @@ class Model(_core.Model):
         item_feature_ids : the raw item id of each row of item_features
             (unique), required with it.
         user_features, user_feature_ids : the same for users.
-        validation : (users, items, ratings) or Ratings, optional. Scored
+        validation : (users, items, ratings), Ratings, or a table or sparse
+            matrix read as the training data is, optional. Scored
             after every iteration (``valid_rmse`` in history).
         early_stopping : int, optional. Stop when the validation RMSE has not
             improved for this many iterations, and restore the best factors.
@@ -211,6 +219,9 @@ class Model(_core.Model):
         iteration (the best one with early stopping) and a warning says so.
         Fits of one model in several threads run one after the other.
         """
+        source = dict(user=user, item=item, rating=rating, user_ids=user_ids, item_ids=item_ids)
+        users = from_any(users, items, ratings, "fit", **source)
+        validation = from_any(validation, None, None, "validation", **source)
         with self._fit_lock:
             return self._fit(users, items, ratings, item_features, item_feature_ids,
                              user_features, user_feature_ids, validation, early_stopping,
@@ -678,6 +689,7 @@ def _checked_params(algorithm, params: dict) -> dict:
 
 
 def _unpack(data) -> Tuple[Any, Any, Any]:
+    data = from_any(data, where="validation")
     if isinstance(data, Ratings):
         return data.user, data.item, data.rating
     try:
@@ -688,7 +700,9 @@ def _unpack(data) -> Tuple[Any, Any, Any]:
 
 
 def _triplets(users, items, ratings, where):
-    """Checked (int64 users, int64 items, float32 ratings) from arrays or a Ratings."""
+    """Checked (int64 users, int64 items, float32 ratings) from arrays, a
+    Ratings, a table or a sparse matrix."""
+    users = from_any(users, items, ratings, where)
     if isinstance(users, Ratings) and items is None and ratings is None:
         users, items, ratings = users.user, users.item, users.rating
     if items is None or ratings is None:
