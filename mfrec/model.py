@@ -221,7 +221,7 @@ class Model(_core.Model):
         """
         source = dict(user=user, item=item, rating=rating, user_ids=user_ids, item_ids=item_ids)
         users = from_any(users, items, ratings, "fit", **source)
-        validation = from_any(validation, None, None, "validation", **source)
+        validation = from_any(validation, None, None, "validation", **source, strict=False)
         with self._fit_lock:
             return self._fit(users, items, ratings, item_features, item_feature_ids,
                              user_features, user_feature_ids, validation, early_stopping,

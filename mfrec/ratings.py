@@ -188,11 +188,12 @@ class Ratings:
 
 
 def from_any(data, items=None, ratings=None, where: str = "fit", *, user=None, item=None,
-             rating=None, user_ids=None, item_ids=None):
+             rating=None, user_ids=None, item_ids=None, strict: bool = True):
     """`data` as a Ratings when it is a table or a sparse matrix (read with
     the column names or the row/column ids given), else `data` unchanged.
-    Column names or ids given for other inputs, or arrays given beside a
-    table, are a TypeError."""
+    Arrays given beside a table are a TypeError, and so (if `strict`; not
+    for validation data, which may come in another form than the training
+    data) are column names or ids given for other inputs."""
     columns = dict(user=user, item=item, rating=rating)
     named = [f"{k}=" for k, v in columns.items() if v is not None]
     labelled = [f"{k}=" for k, v in (("user_ids", user_ids), ("item_ids", item_ids))
@@ -201,6 +202,8 @@ def from_any(data, items=None, ratings=None, where: str = "fit", *, user=None, i
     if kind is not None and (items is not None or ratings is not None):
         raise TypeError(f"{where}: a {kind} holds the ratings: give it alone, without items "
                         "and ratings arrays")
+    if kind is None and not strict:
+        return data
     if kind != "table" and named:
         raise TypeError(f"{where}: {', '.join(named)} name columns of a DataFrame or Table, "
                         f"but the ratings are a {kind or type(data).__name__}")
