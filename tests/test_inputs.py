@@ -212,3 +212,96 @@ def test_importing_mfrec_imports_no_table_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---- files --------------------------------------------------------------------
+
+ENGINES = ["pyarrow", "pandas"]
+
+
+def write(path, triplets, sep, header=None, ts=True):
+    rows = zip(*triplets, range(len(triplets[0]))) if ts else zip(*triplets)
+    lines = [sep.join(str(int(v)) if k != 2 else f"{v:g}" for k, v in enumerate(row))
+             for row in rows]
+    path.write_text("\n".join(([header] if header else []) + lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sep, header", [(",", "userId,movieId,rating,timestamp"),
+                                         ("\t", None), ("::", None), (";", '"user";"item";'
+                                                                          '"score";"timestamp"')])
+def test_read_ratings_reads_every_separator(tmp_path, triplets, engine, sep, header):
+    path = write(tmp_path / "r.txt", triplets, sep, header)
+    r = mfrec.read_ratings(path, engine=engine)
+    assert (r.user.dtype, r.item.dtype, r.rating.dtype) == (np.int64, np.int64, np.float32)
+    for got, expected in zip((r.user, r.item, r.rating, r.timestamp),
+                             (*triplets, np.arange(len(r)))):
+        assert np.array_equal(got, expected)
+    same_model(fitted((r,)), fitted(triplets))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_read_ratings_chooses_and_names_columns(tmp_path, triplets, engine):
+    path = write(tmp_path / "r.csv", triplets, ",", ts=False)
+    r = mfrec.read_ratings(path, columns=["b", "a", "r"], user="a", item="b", rating="r",
+                           engine=engine)
+    assert np.array_equal(r.user, triplets[1]) and np.array_equal(r.item, triplets[0])
+    assert r.timestamp is None
+    headed = write(tmp_path / "h.csv", triplets, ",", "u,i,stars", ts=False)
+    r = mfrec.read_ratings(headed, sep=",", user="u", item="i", rating="stars", engine=engine)
+    assert np.array_equal(r.rating, triplets[2])
+    with pytest.raises(ValueError, match=r"no user column among \['u', 'i', 'stars'\]"):
+        mfrec.read_ratings(headed, engine=engine)
+
+
+def test_read_ratings_reads_parquet_and_compressed_text(tmp_path, triplets):
+    import pyarrow.parquet as pq
+
+    df = frame(triplets).astype({"userId": np.int32})
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "r.parquet",
+                   row_group_size=100)
+    r = mfrec.read_ratings(tmp_path / "r.parquet")
+    assert r.user.dtype == np.int64 and np.array_equal(r.user, triplets[0])
+    assert np.array_equal(r.rating, triplets[2]) and r.timestamp is None
+    df.to_csv(tmp_path / "r.csv.gz", index=False)
+    for engine in ENGINES:
+        assert np.array_equal(mfrec.read_ratings(tmp_path / "r.csv.gz", engine=engine).item,
+                              triplets[1])
+
+
+BAD_FILES = [  # pyarrow's parser says ValueError where pandas' dtypes give a TypeError
+    ("user,item,rating\n1,2,3\nx,2,3\n", "user", (ValueError, TypeError), "integer"),
+    ("user,item,rating\n1,2,3\n1,,3\n", "item", ValueError, "1 missing value"),
+    ("user,item,rating\n1,2,3\n1,2.5,3\n", "item", (ValueError, TypeError), "integer"),
+    ("user,item,rating\n1,2,3\n1,2,oops\n", "rating", (ValueError, TypeError), "float|real"),
+    ("1 2 3\n", None, ValueError, "no separator"),
+    ("", None, ValueError, "no separator"),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("text, column, error, message", BAD_FILES)
+def test_read_ratings_errors_name_the_file(tmp_path, engine, text, column, error, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(error, match=f"read_ratings: {path}") as info:
+        mfrec.read_ratings(path, engine=engine)
+    if column:
+        assert column in str(info.value)
+    if message:
+        assert info.match(message)
+
+
+def test_read_ratings_refuses_bad_arguments(tmp_path):
+    with pytest.raises(OSError, match="read_ratings: cannot read"):
+        mfrec.read_ratings(tmp_path / "absent.csv")
+    path = tmp_path / "r.csv"
+    path.write_text("1,2,3\n")
+    with pytest.raises(ValueError, match="sep must be one character or '::'"):
+        mfrec.read_ratings(path, sep=",,")
+    with pytest.raises(ValueError, match="engine must be 'pyarrow' or 'pandas'"):
+        mfrec.read_ratings(path, engine="polars")
+    with pytest.raises(ValueError, match="not a Parquet file"):
+        (tmp_path / "r.parquet").write_text("1,2,3\n")
+        mfrec.read_ratings(tmp_path / "r.parquet")
