@@ -23,7 +23,11 @@ __all__ = ["read_ratings"]
 
 ROLES = ("user", "item", "rating", "timestamp")
 SEPARATORS = ("::", "\t", ",", ";", "|")
-BLOCK_BYTES = 1 << 24  # text per block: a few MB of arrays
+# Text per block. pyarrow's streaming reader holds some dozens of blocks at
+# once (its read-ahead and buffers: ~80 MB at 1 MB blocks, ~300 MB at 16 MB)
+# and is no faster with larger ones.
+BLOCK_BYTES = 1 << 20
+PANDAS_ROWS = 1 << 20  # rows per chunk of pandas' read_csv: it slows down below ~1e5
 
 
 def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[str]] = None,
@@ -49,7 +53,7 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
         timestamp, read when present, as int64).
     engine : "pyarrow" (the default when it is installed) or "pandas".
 
-    Ids must be integers. Lines are read in blocks of a few MB, each
+    Ids must be integers. Lines are read in blocks of 1 MB, each
     converted to the final dtypes at once, so the peak memory stays within
     twice the final arrays.
 
@@ -68,7 +72,9 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
         if engine != "pyarrow":
             raise ImportError("read_ratings: reading Parquet needs pyarrow "
                               "(pip install 'mfrec[data]')")
-        return _gather(_parquet_blocks(path, chosen, where), where)
+        f = _parquet_file(path, where)
+        rows = f.metadata.num_rows
+        return _gather(_parquet_blocks(f, chosen, where), where, lambda first: rows)
     first = _first_line(path)
     sep = _separator(first, sep, where)
     fields = first.rstrip("\r\n").split(sep)
@@ -81,7 +87,17 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
     names = pick_columns(columns, chosen, where)
     blocks = (_arrow_blocks if engine == "pyarrow" else _pandas_blocks)(
         path, sep, columns, bool(header), names, where)
-    return _gather(blocks, where)
+    return _gather(blocks, where, _text_rows(path, engine))
+
+
+def _text_rows(path: str, engine: str):
+    """Rows of a text file estimated from its size and the rows of the first
+    block (pyarrow's blocks are BLOCK_BYTES of text), with 3% to spare; None
+    (grow as needed) for compressed files and pandas' chunks."""
+    if engine != "pyarrow" or path.endswith((".gz", ".bz2", ".xz")):
+        return None
+    blocks = os.path.getsize(path) / BLOCK_BYTES
+    return lambda first: int(first * max(blocks, 1) * 1.03) + 1
 
 
 def _engine(engine):
@@ -167,13 +183,18 @@ def _arrow_message(message: str, physical: List[str]) -> str:
     return message + " (ids must be integers and ratings numbers)"
 
 
-def _parquet_blocks(path, chosen, where) -> Iterator[dict]:
+def _parquet_file(path, where):
     from pyarrow import parquet
 
     try:
-        f = parquet.ParquetFile(path)
+        return parquet.ParquetFile(path)
+    except FileNotFoundError as e:
+        raise OSError(f"read_ratings: cannot read {path}: {e.strerror or e}") from None
     except (OSError, ValueError) as e:  # ArrowInvalid is a ValueError
         raise ValueError(f"{where}: not a Parquet file ({e})") from None
+
+
+def _parquet_blocks(f, chosen, where) -> Iterator[dict]:
     wanted = {role: name for role, name in pick_columns(f.schema_arrow.names, chosen,
                                                         where).items() if name}
     for batch in f.iter_batches(batch_size=1 << 20, columns=list(wanted.values())):
@@ -188,7 +209,7 @@ def _pandas_blocks(path, sep, columns, header, names, where) -> Iterator[dict]:
     wanted = {role: name for role, name in names.items() if name is not None}
     # dtypes inferred per chunk: a forced int64 would fail without naming the column
     with pd.read_csv(path, sep=delimiter, header=None, names=physical, skiprows=int(header),
-                     usecols=list(wanted.values()), chunksize=BLOCK_BYTES // 32,
+                     usecols=list(wanted.values()), chunksize=PANDAS_ROWS,
                      engine="c") as chunks:
         for chunk in chunks:
             yield {role: _array(chunk[name].to_numpy(), name, role, where)
@@ -206,14 +227,28 @@ def _array(column, name, role, where) -> np.ndarray:
     return as_ratings(a, label) if role == "rating" else as_ids(a, label)
 
 
-def _gather(blocks: Iterator[Dict[str, np.ndarray]], where) -> Ratings:
-    parts: Dict[str, List[np.ndarray]] = {}
+def _gather(blocks: Iterator[Dict[str, np.ndarray]], where, rows_hint=None) -> Ratings:
+    """The blocks' columns joined, written straight into arrays sized by
+    `rows_hint(rows of the first block)`, an estimate of the total. Pages of
+    an array are only resident once written, and the arrays grow (by a
+    quarter) and finally shrink in place (``ndarray.resize``, a realloc), so
+    no column is ever held twice."""
+    columns: Dict[str, np.ndarray] = {}
+    n = 0
     for block in blocks:
+        m = len(next(iter(block.values())))
+        if not columns:
+            size = max(rows_hint(m) if rows_hint else 4 * m, m)
+            columns = {role: np.empty(size, a.dtype) for role, a in block.items()}
+        capacity = len(next(iter(columns.values())))
+        if n + m > capacity:
+            for a in columns.values():
+                a.resize(max(n + m, capacity + capacity // 4), refcheck=False)
         for role, a in block.items():
-            parts.setdefault(role, []).append(a)
-    if not parts:
+            columns[role][n:n + m] = a
+        n += m
+    if not columns:
         raise ValueError(f"{where}: the file holds no ratings")
-    joined = {}
-    for role in list(parts):  # one column at a time, its blocks freed as it is joined
-        joined[role] = np.concatenate(parts.pop(role))
-    return Ratings(joined["user"], joined["item"], joined["rating"], joined.get("timestamp"))
+    for a in columns.values():
+        a.resize(n, refcheck=False)
+    return Ratings(columns["user"], columns["item"], columns["rating"], columns.get("timestamp"))

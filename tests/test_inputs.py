@@ -270,6 +270,27 @@ def test_read_ratings_reads_parquet_and_compressed_text(tmp_path, triplets):
                               triplets[1])
 
 
+@pytest.mark.parametrize("engine, name", [(e, n) for e in ENGINES for n in ("r.csv", "r.csv.gz")]
+                         + [("pyarrow", "r.parquet")])
+def test_read_ratings_in_many_blocks(tmp_path, triplets, monkeypatch, engine, name):
+    """Blocks of ~30 rows: the arrays are sized from the first block (text:
+    and the file size; Parquet: its row count), grow and shrink."""
+    from mfrec import _read
+
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(frame(triplets)), tmp_path / name, row_group_size=7)
+    else:
+        frame(triplets).to_csv(tmp_path / name, index=False)
+    monkeypatch.setattr(_read, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(_read, "PANDAS_ROWS", 30)
+    r = mfrec.read_ratings(tmp_path / name, engine=engine)
+    for got, expected in zip((r.user, r.item, r.rating), triplets):
+        assert np.array_equal(got, expected)
+    assert r.user.base is None and r.rating.flags.owndata
+
+
 BAD_FILES = [  # pyarrow's parser says ValueError where pandas' dtypes give a TypeError
     ("user,item,rating\n1,2,3\nx,2,3\n", "user", (ValueError, TypeError), "integer"),
     ("user,item,rating\n1,2,3\n1,,3\n", "item", ValueError, "1 missing value"),
@@ -294,8 +315,9 @@ def test_read_ratings_errors_name_the_file(tmp_path, engine, text, column, error
 
 
 def test_read_ratings_refuses_bad_arguments(tmp_path):
-    with pytest.raises(OSError, match="read_ratings: cannot read"):
-        mfrec.read_ratings(tmp_path / "absent.csv")
+    for absent in ("absent.csv", "absent.parquet"):
+        with pytest.raises(OSError, match="read_ratings: cannot read"):
+            mfrec.read_ratings(tmp_path / absent)
     path = tmp_path / "r.csv"
     path.write_text("1,2,3\n")
     with pytest.raises(ValueError, match="sep must be one character or '::'"):
