@@ -12,7 +12,7 @@ import bz2
 import gzip
 import lzma
 import os
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import IO, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -114,8 +114,9 @@ def _engine(engine):
 
 
 def _first_line(path: str) -> str:
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(
-        os.path.splitext(path)[1], open)
+    openers: Dict[str, Callable[..., IO[str]]] = {
+        ".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    opener = openers.get(os.path.splitext(path)[1], open)
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:
             return f.readline()

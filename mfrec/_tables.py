@@ -6,7 +6,7 @@ without a copy where NumPy can view them (numeric, no nulls, one chunk).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,12 +37,12 @@ def table_kind(obj) -> Optional[str]:
     return None
 
 
-def column_names(table, kind: str) -> List[str]:
-    names = table.columns if kind != "pyarrow" else table.schema.names
-    return [str(n) for n in names]
+def column_names(table, kind: str) -> List[Any]:
+    """The column labels (pandas' may be numbers: those of ``header=None``)."""
+    return list(table.columns if kind != "pyarrow" else table.schema.names)
 
 
-def column(table, kind: str, name: str, where: str) -> np.ndarray:
+def column(table, kind: str, name, where: str) -> np.ndarray:
     """Column `name` as a NumPy array; ValueError if it holds nulls (None,
     NA, NaN in pandas), which no id or rating can be."""
     label = f"{where}: column {name!r}"
@@ -71,13 +71,13 @@ def _refuse_nulls(label: str, nulls: int, n: int) -> None:
                          "rows: drop or fill them first")
 
 
-def pick_columns(names: Sequence[str], chosen: Dict[str, Optional[str]],
-                 where: str) -> Dict[str, Optional[str]]:
+def pick_columns(names: Sequence[Any], chosen: Mapping[str, Any],
+                 where: str) -> Dict[str, Any]:
     """The column of each role ("user", "item", "rating", and "timestamp" if
     asked for): the name given, or the one of GUESSES present in `names`.
     A missing timestamp is None; any other miss is a ValueError that lists
     the columns found."""
-    found = {}
+    found: Dict[str, Any] = {}
     for role, given in chosen.items():
         if given is not None:
             if given not in names:
@@ -85,7 +85,7 @@ def pick_columns(names: Sequence[str], chosen: Dict[str, Optional[str]],
                                  f"its columns are {list(names)}")
             found[role] = given
             continue
-        matches = [n for n in names if n.lower() in GUESSES[role]]
+        matches = [n for n in names if str(n).lower() in GUESSES[role]]
         if len(matches) > 1:
             raise ValueError(f"{where}: columns {matches} could each be the {role} column: "
                              f"name one with {role}=...")

@@ -70,6 +70,11 @@ def test_named_columns_in_any_order(triplets, kind):
     same_model(got, fitted(triplets))
 
 
+def test_pandas_columns_may_be_numbers(triplets):
+    df = pd.DataFrame(np.column_stack(triplets)).astype({0: np.int64, 1: np.int64})
+    same_model(fitted((df,), user=0, item=1, rating=2), fitted(triplets))
+
+
 def test_from_dataframe_reads_timestamps_and_shares_int64_columns(triplets):
     df = frame(triplets)
     df["Timestamp"] = pd.to_datetime(np.arange(len(df)) * 60, unit="s")
