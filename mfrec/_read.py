@@ -33,7 +33,8 @@ PANDAS_ROWS = 1 << 20  # rows per chunk of pandas' read_csv: it slows down below
 def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[str]] = None,
                  header: Optional[bool] = None, user: Optional[str] = None,
                  item: Optional[str] = None, rating: Optional[str] = None,
-                 timestamp: Optional[str] = None, engine: Optional[str] = None) -> Ratings:
+                 timestamp: Optional[str] = None, string_ids: bool = False,
+                 engine: Optional[str] = None) -> Ratings:
     """Read a ratings file into :class:`mfrec.Ratings`.
 
     Parameters
@@ -51,9 +52,11 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
         is guessed, ignoring case, from a short list (user, userId, user_id;
         item, itemId, item_id, movieId, movie_id; rating, ratings, score;
         timestamp, read when present, as int64).
+    string_ids : read the user and item columns as strings (ids such as
+        "u123" or UUIDs); by default they must be integers.
     engine : "pyarrow" (the default when it is installed) or "pandas".
 
-    Ids must be integers. Lines are read in blocks of 1 MB, each
+    Lines are read in blocks of 1 MB, each
     converted to the final dtypes at once, so the peak memory stays within
     twice the final arrays.
 
@@ -74,7 +77,7 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
                               "(pip install 'mfrec[data]')")
         f = _parquet_file(path, where)
         rows = f.metadata.num_rows
-        return _gather(_parquet_blocks(f, chosen, where), where, lambda first: rows)
+        return _gather(_parquet_blocks(f, chosen, where, string_ids), where, lambda first: rows)
     first = _first_line(path)
     sep = _separator(first, sep, where)
     fields = first.rstrip("\r\n").split(sep)
@@ -86,7 +89,7 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
     columns = [str(c) for c in columns]
     names = pick_columns(columns, chosen, where)
     blocks = (_arrow_blocks if engine == "pyarrow" else _pandas_blocks)(
-        path, sep, columns, bool(header), names, where)
+        path, sep, columns, bool(header), names, where, string_ids)
     return _gather(blocks, where, _text_rows(path, engine))
 
 
@@ -154,14 +157,14 @@ def _physical(sep: str, columns: List[str]):
     return ":", spread
 
 
-def _arrow_blocks(path, sep, columns, header, names, where) -> Iterator[dict]:
+def _arrow_blocks(path, sep, columns, header, names, where, strings) -> Iterator[dict]:
     import pyarrow as pa
     from pyarrow import csv
 
     delimiter, physical = _physical(sep, columns)
     wanted = {role: name for role, name in names.items() if name is not None}
-    types = {name: pa.float32() if role == "rating" else pa.int64()
-             for role, name in wanted.items()}
+    types = {name: pa.float32() if role == "rating" else pa.string()
+             if strings and role != "timestamp" else pa.int64() for role, name in wanted.items()}
     options = dict(
         read_options=csv.ReadOptions(column_names=physical, skip_rows=int(header),
                                      block_size=BLOCK_BYTES),
@@ -170,7 +173,7 @@ def _arrow_blocks(path, sep, columns, header, names, where) -> Iterator[dict]:
                                            column_types=types))
     try:
         for batch in csv.open_csv(path, **options):
-            yield {role: _array(batch.column(name), name, role, where)
+            yield {role: _array(batch.column(name), name, role, where, strings)
                    for role, name in wanted.items()}
     except pa.ArrowInvalid as e:
         raise ValueError(f"{where}: {_arrow_message(str(e), physical)}") from None
@@ -195,29 +198,30 @@ def _parquet_file(path, where):
         raise ValueError(f"{where}: not a Parquet file ({e})") from None
 
 
-def _parquet_blocks(f, chosen, where) -> Iterator[dict]:
+def _parquet_blocks(f, chosen, where, strings) -> Iterator[dict]:
     wanted = {role: name for role, name in pick_columns(f.schema_arrow.names, chosen,
                                                         where).items() if name}
     for batch in f.iter_batches(batch_size=1 << 20, columns=list(wanted.values())):
-        yield {role: _array(batch.column(name), name, role, where)
+        yield {role: _array(batch.column(name), name, role, where, strings)
                for role, name in wanted.items()}
 
 
-def _pandas_blocks(path, sep, columns, header, names, where) -> Iterator[dict]:
+def _pandas_blocks(path, sep, columns, header, names, where, strings) -> Iterator[dict]:
     import pandas as pd
 
     delimiter, physical = _physical(sep, columns)
     wanted = {role: name for role, name in names.items() if name is not None}
-    # dtypes inferred per chunk: a forced int64 would fail without naming the column
+    # int dtypes inferred per chunk (a forced int64 fails without naming the column)
+    types = {name: str for role, name in wanted.items() if strings and role in ("user", "item")}
     with pd.read_csv(path, sep=delimiter, header=None, names=physical, skiprows=int(header),
-                     usecols=list(wanted.values()), chunksize=PANDAS_ROWS,
-                     engine="c") as chunks:
+                     usecols=list(wanted.values()), dtype=types, keep_default_na=False,
+                     na_values=[""], chunksize=PANDAS_ROWS, engine="c") as chunks:
         for chunk in chunks:
-            yield {role: _array(chunk[name].to_numpy(), name, role, where)
+            yield {role: _array(chunk[name].to_numpy(), name, role, where, strings)
                    for role, name in wanted.items()}
 
 
-def _array(column, name, role, where) -> np.ndarray:
+def _array(column, name, role, where, strings) -> np.ndarray:
     """A block's column in its final dtype, nulls refused."""
     if getattr(column, "null_count", 0):
         raise ValueError(f"{where}: column {name!r} has {column.null_count} missing value(s)")
@@ -225,7 +229,13 @@ def _array(column, name, role, where) -> np.ndarray:
     if role != "rating" and a.dtype.kind == "f" and np.isnan(a).any():  # pandas' nulls
         raise ValueError(f"{where}: column {name!r} has {np.isnan(a).sum()} missing value(s)")
     label = f"{where}: column {name!r} ({role})"
-    return as_ratings(a, label) if role == "rating" else as_ids(a, label)
+    if role == "rating":
+        return as_ratings(a, label)
+    if not strings and a.dtype.kind not in "iu":
+        raise TypeError(f"{label} must hold integers, got {a.dtype} (string_ids=True reads "
+                        "ids as strings)" if role != "timestamp" else
+                        f"{label} must hold integers, got {a.dtype}")
+    return as_ids(a, label, strings=strings and role != "timestamp")
 
 
 def _gather(blocks: Iterator[Dict[str, np.ndarray]], where, rows_hint=None) -> Ratings:
@@ -235,21 +245,29 @@ def _gather(blocks: Iterator[Dict[str, np.ndarray]], where, rows_hint=None) -> R
     quarter) and finally shrink in place (``ndarray.resize``, a realloc), so
     no column is ever held twice."""
     columns: Dict[str, np.ndarray] = {}
+    strings: Dict[str, List[np.ndarray]] = {}  # str ids: widths differ between blocks
     n = 0
     for block in blocks:
         m = len(next(iter(block.values())))
-        if not columns:
+        if not columns and not strings:
             size = max(rows_hint(m) if rows_hint else 4 * m, m)
-            columns = {role: np.empty(size, a.dtype) for role, a in block.items()}
+            columns = {role: np.empty(size, a.dtype) for role, a in block.items()
+                       if a.dtype.kind not in "US"}
+            strings = {role: [] for role, a in block.items() if a.dtype.kind in "US"}
         capacity = len(next(iter(columns.values())))
         if n + m > capacity:
             for a in columns.values():
                 a.resize(max(n + m, capacity + capacity // 4), refcheck=False)
         for role, a in block.items():
-            columns[role][n:n + m] = a
+            if role in strings:
+                strings[role].append(a)
+            else:
+                columns[role][n:n + m] = a
         n += m
-    if not columns:
+    if not n:
         raise ValueError(f"{where}: the file holds no ratings")
     for a in columns.values():
         a.resize(n, refcheck=False)
+    for role in list(strings):
+        columns[role] = np.concatenate(strings.pop(role))
     return Ratings(columns["user"], columns["item"], columns["rating"], columns.get("timestamp"))

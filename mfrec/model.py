@@ -18,6 +18,7 @@ import numpy as np
 from . import _core, _modelfile
 from ._modelfile import CORE_ARRAYS
 from .algorithms import Algorithm, Features, TrainData, check_threads, get_algorithm
+from ._vocab import factorize, padding, same_kind
 from .ratings import Ratings, as_ids, as_ratings, from_any, unmasked
 
 __all__ = ["Model"]
@@ -26,6 +27,7 @@ __all__ = ["Model"]
 
 def index_of(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Contiguous int32 index of each raw id in the sorted `ids`; -1 if absent."""
+    same_kind(raw, ids)
     pos = np.searchsorted(ids, raw)
     pos = np.minimum(pos, len(ids) - 1)
     found = ids[pos] == raw if len(ids) else np.zeros(len(raw), bool)
@@ -181,7 +183,8 @@ class Model(_core.Model):
             validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
             verbose: bool = False) -> "Model":
-        """Fit on rating triplets (raw ids of any int64 values).
+        """Fit on rating triplets (raw ids: any int64 values, or strings or
+        bytes; NumPy str/bytes arrays or object arrays of str or of bytes).
 
         Parameters
         ----------
@@ -444,12 +447,13 @@ class Model(_core.Model):
 
         Returns
         -------
-        (ids, scores): for one user, 1-D arrays (int64 raw item ids, float32
-        scores) best first; they are SHORTER than n when fewer than n items
-        are left after the exclusions. For a batch, 2-D arrays with one row
-        per user and min(n, number of candidate items) columns; rows with
-        fewer items left are padded at the end with id -1 and score NaN (a
-        NaN score marks padding). Ties in score go to the item that comes
+        (ids, scores): for one user, 1-D arrays (raw item ids of the model's
+        kind, int64, str or bytes; float32 scores) best first; they are
+        SHORTER than n when fewer than n items are left after the
+        exclusions. For a batch, 2-D arrays with one row per user and
+        min(n, number of candidate items) columns; rows with fewer items
+        left are padded at the end with id -1 (string ids: "") and score
+        NaN (a NaN score marks padding). Ties in score go to the item that comes
         first in ``item_ids`` (the lower id).
         """
         single = np.ndim(users) == 0
@@ -762,6 +766,11 @@ def _known_ids(raw: np.ndarray, side) -> tuple:
     numbers (most datasets number them 1, 2, ...) go through a table of
     present ids instead of a sort: 20M ratings map in a tenth of the time."""
     known = raw if side is None else np.concatenate([raw, side[0]])
+    if side is not None:
+        same_kind(side[0], raw, "feature ids")
+    if known.dtype.kind in "US":
+        ids, index = factorize(known)
+        return ids, index[:len(raw)]
     if len(known) and known.min() >= 0 and known.max() < 2 * len(known) + 1024:
         present = np.zeros(int(known.max()) + 1, bool)
         present[known] = True
@@ -783,10 +792,10 @@ def _features_by_index(side, ids: np.ndarray) -> Optional[Features]:
 
 def _duplicates(users, items) -> str:
     """Describe the (user, item) pairs that occur more than once."""
-    pairs, counts = np.unique(np.stack([users, items], axis=1), axis=0, return_counts=True)
+    pairs, counts = np.unique(np.rec.fromarrays([users, items]), return_counts=True)
     dup = pairs[counts > 1]
-    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
-            f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
+    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0][0]} "
+            f"and item {dup[0][1]} ({counts[counts > 1][0]} times); keep one rating per pair")
 
 
 def _unknown_to_mean(pred: np.ndarray, uidx, iidx, core, solver, rating_mean) -> np.ndarray:
@@ -810,7 +819,7 @@ def _raw_lists(lists, width, ids, single):
     one user's list is cut to its valid entries."""
     idx, scores, counts = lists
     idx, scores = idx[:, :width], scores[:, :width]
-    raw = np.where(idx >= 0, ids[np.maximum(idx, 0)], -1)
+    raw = np.where(idx >= 0, ids[np.maximum(idx, 0)], padding(ids))
     if single:
         return raw[0, :counts[0]], scores[0, :counts[0]]
     return raw, scores

@@ -8,6 +8,7 @@ import numpy as np
 
 from ._sparse import is_sparse, sparse_triplets
 from ._tables import column, column_names, pick_columns, table_kind
+from ._vocab import as_raw_ids
 
 __all__ = ["Ratings", "as_ids", "as_ratings", "as_rng", "from_any", "unmasked"]
 
@@ -24,20 +25,21 @@ def unmasked(x, name: str):
     return x
 
 
-def as_ids(x, name: str) -> np.ndarray:
-    """`x` as a 1-D int64 array of raw ids; TypeError/ValueError naming `name`."""
+def as_ids(x, name: str, strings: bool = True) -> np.ndarray:
+    """`x` as a 1-D array of raw ids: int64, or (if `strings`) NumPy str or
+    bytes (see mfrec._vocab); TypeError/ValueError naming `name`."""
     a = np.asarray(unmasked(x, name))
+    if a.dtype.kind in "US" and not isinstance(x, np.ndarray):
+        a = np.asarray(x, dtype=object)  # NumPy turns [1, "a"] into strings: see each item
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
-        raise TypeError(f"{name} must hold integer ids, got dtype {a.dtype}")
-    if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"{name} has ids larger than the int64 range")
-    if a.size == 0:  # of any dtype; casting an empty complex array still warns
+    if a.size == 0 and a.dtype != np.bool_:  # of any dtype; casting an empty complex array warns
         return np.empty(0, np.int64)
-    return a.astype(np.int64, copy=False)
+    if not strings and a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {a.dtype}")
+    return as_raw_ids(a, name)
 
 
 def as_ratings(x, name: str = "ratings") -> np.ndarray:
@@ -102,7 +104,7 @@ class Ratings:
         object.__setattr__(self, "item", item)
         object.__setattr__(self, "rating", rating)
         if self.timestamp is not None:
-            ts = as_ids(self.timestamp, "timestamp")
+            ts = as_ids(self.timestamp, "timestamp", strings=False)
             if len(ts) != n:
                 raise ValueError("timestamp must have one entry per rating")
             object.__setattr__(self, "timestamp", ts)
@@ -158,7 +160,7 @@ class Ratings:
             else:
                 if a.dtype.kind == "M":  # datetime64: seconds since the epoch
                     a = a.astype("datetime64[s]").astype(np.int64)
-                arrays[role] = as_ids(a, label)
+                arrays[role] = as_ids(a, label, strings=role != "timestamp")
         return cls(arrays["user"], arrays["item"], arrays["rating"], arrays.get("timestamp"))
 
     @classmethod

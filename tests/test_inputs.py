@@ -193,7 +193,7 @@ def test_sparse_duplicates_are_summed_and_stored_zeros_kept(triplets):
 @pytest.mark.parametrize("labels, message", [
     (dict(user_ids=[1, 2]), "fit: user_ids has 2 ids for 4 rows: give one per row"),
     (dict(item_ids=[5, 6, 5]), "fit: item_ids lists id 5 twice"),
-    (dict(item_ids=["a", "b", "c"]), "fit: item_ids must hold integer ids"),
+    (dict(item_ids=[1.5, 2.5, 3.5]), "fit: item_ids must hold integer ids"),
 ])
 def test_bad_sparse_labels(labels, message):
     m = sp.csr_array(np.eye(4, 3))
