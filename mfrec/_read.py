@@ -16,7 +16,7 @@ from typing import IO, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from ._tables import pick_columns
+from ._tables import GUESSES, pick_columns
 from .ratings import Ratings, as_ids, as_ratings
 
 __all__ = ["read_ratings"]
@@ -47,7 +47,8 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
     columns : the names of the file's columns, in order; default: its
         header, or for a file without one, user, item, rating, timestamp.
     header : whether the first line names the columns. Default: it does if
-        one of its first two fields is not a number.
+        a field is one of the names guessed below, or if one of its first
+        two fields (with `string_ids`: its third) is not a number.
     user, item, rating, timestamp : which columns to read; a name not given
         is guessed, ignoring case, from a short list (user, userId, user_id;
         item, itemId, item_id, movieId, movie_id; rating, ratings, score;
@@ -81,8 +82,10 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
     first = _first_line(path)
     sep = _separator(first, sep, where)
     fields = first.rstrip("\r\n").split(sep)
-    if header is None:
-        header = not all(_is_number(f) for f in fields[:2])
+    if header is None:  # known names, or words where numbers (or a rating) would be
+        names = {n for guesses in GUESSES.values() for n in guesses}
+        header = any(f.strip().strip('"').lower() in names for f in fields) or not all(
+            _is_number(f) for f in (fields[2:3] if string_ids else fields[:2]))
     if columns is None:
         columns = [f.strip().strip('"') for f in fields] if header else \
             [ROLES[k] if k < 4 else f"column{k}" for k in range(len(fields))]

@@ -193,7 +193,8 @@ def evaluate(model, test, k: int = 10, threshold: float = 4.0, candidates: str =
     if candidates not in ("all", "test"):
         raise ValueError(f"candidates must be 'all' or 'test', got {candidates!r}")
     order = np.lexsort((items, users))
-    if np.any((np.diff(users[order]) == 0) & (np.diff(items[order]) == 0)):
+    u, i = users[order], items[order]  # compared, not subtracted: ids may be strings
+    if np.any((u[1:] == u[:-1]) & (i[1:] == i[:-1])):
         raise ValueError("test: a (user, item) pair occurs more than once")
     n_threads = model._threads(n_threads)
     with model._lock:
