@@ -8,7 +8,12 @@ memory (getrusage maxrss) above the resident memory after its imports. "fit-read
 contiguous int indices for users and items plus the ratings: mfrec's id
 mapping is the one ``fit`` runs.
 
-    python benchmarks/bench_ingest.py 25000000
+    python benchmarks/bench_ingest.py 25000000 [SETUP_ROWS]
+
+Then the id set-up that ``fit`` runs (the sorted vocabulary and each
+rating's index, users and items) on SETUP_ROWS ratings (default: N, at most
+5M) with integer ids against the same ids as strings ("u123456"), in this
+process (best of three).
 """
 import json
 import os
@@ -112,6 +117,26 @@ def main():
     print(f"time to fit-ready arrays, mfrec / pandas: {ours['ready_s'] / pandas['ready_s']:.2f}x; "
           f"memory above imports: {(ours['peak_mb'] - ours['base_mb']) / (pandas['peak_mb'] - pandas['base_mb']):.2f}x; "
           f"load average now {os.getloadavg()[0]:.2f}")
+    setup_seconds(int(sys.argv[2]) if len(sys.argv) > 2 else min(n, 5_000_000))
+
+
+def setup_seconds(n: int) -> None:
+    from mfrec.model import _known_ids
+
+    rng = np.random.default_rng(1)
+    users = rng.integers(1, n // 150 + 2, n)
+    items = rng.zipf(1.3, n) % (n // 400 + 1000) + 1
+    as_str = [np.char.add("u", a.astype(str)) for a in (users, items)]
+    for name, (u, i) in (("integer", (users, items)), ("string", as_str)):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            _known_ids(u, None), _known_ids(i, None)
+            times.append(time.perf_counter() - t0)
+        print(f"id set-up, {n:,} ratings, {name} ids ({u.dtype}): {min(times):.3f} s")
+        if name == "integer":
+            base = min(times)
+    print(f"string / integer set-up: {min(times) / base:.1f}x")
 
 
 if __name__ == "__main__":

@@ -83,8 +83,8 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
     sep = _separator(first, sep, where)
     fields = first.rstrip("\r\n").split(sep)
     if header is None:  # known names, or words where numbers (or a rating) would be
-        names = {n for guesses in GUESSES.values() for n in guesses}
-        header = any(f.strip().strip('"').lower() in names for f in fields) or not all(
+        known = {n for guesses in GUESSES.values() for n in guesses}
+        header = any(f.strip().strip('"').lower() in known for f in fields) or not all(
             _is_number(f) for f in (fields[2:3] if string_ids else fields[:2]))
     if columns is None:
         columns = [f.strip().strip('"') for f in fields] if header else \

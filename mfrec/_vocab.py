@@ -45,11 +45,12 @@ def kind(ids: np.ndarray) -> str:
     return KINDS.get(ids.dtype.kind, str(ids.dtype))
 
 
-def same_kind(raw: np.ndarray, ids: np.ndarray, name: str = "the ids given") -> None:
+def same_kind(raw: np.ndarray, ids: np.ndarray, name: str = "the ids given",
+              theirs: str = "the model's") -> None:
     """TypeError unless `raw` (ids asked for) and `ids` (the model's, or
     the other ids of one fit) are of one kind; an empty array fits any."""
     if len(raw) and len(ids) and kind(raw) != kind(ids):
-        raise TypeError(f"{name} are {kind(raw)} ids, but the model's are {kind(ids)} ids")
+        raise TypeError(f"{name} are {kind(raw)} ids, but {theirs} are {kind(ids)} ids")
 
 
 def padding(ids: np.ndarray):

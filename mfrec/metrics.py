@@ -199,7 +199,8 @@ def evaluate(model, test, k: int = 10, threshold: float = 4.0, candidates: str =
     n_threads = model._threads(n_threads)
     with model._lock:
         n_items = len(model.item_ids)
-        uidx, iidx = index_of(users, model.user_ids), index_of(items, model.item_ids)
+        uidx = index_of(users, model.user_ids, "test: users")
+        iidx = index_of(items, model.item_ids, "test: items")
         known = uidx >= 0
         eval_users = np.unique(uidx[known])
         row = np.searchsorted(eval_users, uidx[known]).astype(np.int32)

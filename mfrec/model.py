@@ -25,9 +25,10 @@ __all__ = ["Model"]
 
 
 
-def index_of(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Contiguous int32 index of each raw id in the sorted `ids`; -1 if absent."""
-    same_kind(raw, ids)
+def index_of(raw: np.ndarray, ids: np.ndarray, name: str = "the ids given") -> np.ndarray:
+    """Contiguous int32 index of each raw id in the sorted `ids`; -1 if absent;
+    TypeError naming `name` for ids of another kind (int, str, bytes)."""
+    same_kind(raw, ids, name)
     pos = np.searchsorted(ids, raw)
     pos = np.minimum(pos, len(ids) - 1)
     found = ids[pos] == raw if len(ids) else np.zeros(len(raw), bool)
@@ -257,8 +258,8 @@ class Model(_core.Model):
         for side, features in (("user", user_side), ("item", item_side)):
             if features is not None:
                 solver.check_features(side, features[4])
-        user_ids, uidx = _known_ids(users, user_side)
-        item_ids, iidx = _known_ids(items, item_side)
+        user_ids, uidx = _known_ids(users, user_side, "user_feature_ids")
+        item_ids, iidx = _known_ids(items, item_side, "item_feature_ids")
         train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
                           _features_by_index(user_side, user_ids),
                           _features_by_index(item_side, item_ids))
@@ -272,7 +273,8 @@ class Model(_core.Model):
             vu, vi, vr = _triplets(*_unpack(validation), "validation")
             if len(vu) == 0:
                 raise ValueError("validation: no ratings given (empty arrays)")
-            valid = (index_of(vu, user_ids), index_of(vi, item_ids), vr)
+            valid = (index_of(vu, user_ids, "validation: users"),
+                     index_of(vi, item_ids, "validation: items"), vr)
 
         seed = params["seed"]
         seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
@@ -389,7 +391,8 @@ class Model(_core.Model):
         if clip is None:
             clip = self._solver.clip_predictions if self._solver else True
         with self._lock:
-            uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
+            uidx, iidx = index_of(users, self.user_ids, "users"), index_of(items, self.item_ids,
+                                                                           "items")
             out = _unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
                                    self, self._solver, self.rating_mean_)
             out = _clip(self._solver.transform(self, uidx, iidx, out),
@@ -412,7 +415,8 @@ class Model(_core.Model):
             raise ValueError(f"users and items must have the same length "
                              f"({len(users)} != {len(items)})")
         with self._lock:
-            uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
+            uidx, iidx = index_of(users, self.user_ids, "users"), index_of(items, self.item_ids,
+                                                                           "items")
             low, high = self._solver.predict_interval(self, uidx, iidx, float(level))
             clip = self.rating_range_ if self._solver.clip_predictions else None
             return _clip(low, clip), _clip(high, clip)
@@ -546,7 +550,7 @@ class Model(_core.Model):
         self._check_fitted()
         ids = self.user_ids if kind == "user" else self.item_ids
         raw = as_ids(raw, name)
-        idx = index_of(raw, ids)
+        idx = index_of(raw, ids, name)
         if (idx < 0).any():
             unknown = np.unique(raw[idx < 0])
             shown = ", ".join(str(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
@@ -760,14 +764,14 @@ def _read_features(matrix, ids, side: str):
     return sorted_ids, rank[rows], cols.astype(np.int32), weights, int(shape[1])
 
 
-def _known_ids(raw: np.ndarray, side) -> tuple:
+def _known_ids(raw: np.ndarray, side, side_name: str = "feature ids") -> tuple:
     """The model's ids (those rated, plus those with features) and the
     contiguous index of each rating's id. Ids that are small non-negative
     numbers (most datasets number them 1, 2, ...) go through a table of
     present ids instead of a sort: 20M ratings map in a tenth of the time."""
     known = raw if side is None else np.concatenate([raw, side[0]])
     if side is not None:
-        same_kind(side[0], raw, "feature ids")
+        same_kind(side[0], raw, side_name, "the ratings'")
     if known.dtype.kind in "US":
         ids, index = factorize(known)
         return ids, index[:len(raw)]

@@ -94,17 +94,19 @@ def test_model_files_keep_string_ids_without_pickle(tmp_path, strs, kind):
 
 def test_ids_of_another_kind_are_refused(ints, strs):
     model = fit(*strs)
-    message = "the ids given are integer ids, but the model's are string ids"
-    with pytest.raises(TypeError, match=message):
+    message = "are integer ids, but the model's are string ids"
+    with pytest.raises(TypeError, match="^users " + message):
         model.predict(ints[0][:3], strs[1][:3])
-    with pytest.raises(TypeError, match=message):
+    with pytest.raises(TypeError, match="^users " + message):
         model.recommend(5)
-    with pytest.raises(TypeError, match="the ids given are bytes ids"):
+    with pytest.raises(TypeError, match="^item are bytes ids"):
         model.similar_items(b"item\xc3\xa90001")
-    with pytest.raises(TypeError, match=message):
+    with pytest.raises(TypeError, match="^validation: users " + message):
         fit(*strs, validation=(ints[0], strs[1], strs[2]))
-    with pytest.raises(TypeError, match="feature ids are integer ids, but the model's are "
-                                        "string ids"):
+    with pytest.raises(TypeError, match="^test: items " + message):
+        mfrec.metrics.evaluate(model, (strs[0], ints[1], strs[2]))
+    with pytest.raises(TypeError, match="item_feature_ids are integer ids, but the ratings' "
+                                        "are string ids"):
         fit(*strs, item_features=np.eye(3), item_feature_ids=[1, 2, 3])
     with pytest.raises(KeyError):
         model.recommend("nobody")
