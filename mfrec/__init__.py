@@ -25,11 +25,12 @@ from .datasets import load_movielens, make_low_rank
 from .model import Model
 from .model_selection import (GridSearch, KFold, PredefinedFolds, RandomSearch,
                               cross_validate, train_test_split)
+from ._read import read_ratings
 from .ratings import Ratings
 
 __version__ = _core.__version__
 
-__all__ = ["Model", "Ratings", "load_movielens", "make_low_rank", "train_test_split",
+__all__ = ["Model", "Ratings", "read_ratings", "load_movielens", "make_low_rank", "train_test_split",
            "KFold", "PredefinedFolds", "cross_validate", "GridSearch", "RandomSearch",
            "metrics", "build_info"]
 

@@ -1,29 +1,38 @@
-"""The id vocabulary: raw ids (any int64) to contiguous int32 indices and back,
-the rating triplets a caller gives, and the errors that name unknown ids."""
+"""The id vocabulary: raw ids (any int64, or strings or bytes: see _vocab) to
+contiguous int32 indices and back, the rating triplets a caller gives, and
+the errors that name unknown ids."""
 from __future__ import annotations
 
 from typing import Any, Tuple
 
 import numpy as np
 
-from .ratings import Ratings, as_ids, as_ratings
+from ._vocab import factorize, same_kind
+from .ratings import Ratings, as_ids, as_ratings, from_any
 
 
-def index_of(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Contiguous int32 index of each raw id in the sorted `ids`; -1 if absent."""
+def index_of(raw: np.ndarray, ids: np.ndarray, name: str = "the ids given") -> np.ndarray:
+    """Contiguous int32 index of each raw id in the sorted `ids`; -1 if absent;
+    TypeError naming `name` for ids of another kind (int, str, bytes)."""
+    same_kind(raw, ids, name)
     pos = np.searchsorted(ids, raw)
     pos = np.minimum(pos, len(ids) - 1)
     found = ids[pos] == raw if len(ids) else np.zeros(len(raw), bool)
     return np.where(found, pos, -1).astype(np.int32)
 
 
-def known_ids(raw: np.ndarray, extra) -> tuple:
+def known_ids(raw: np.ndarray, extra, extra_name: str = "feature ids") -> tuple:
     """The model's ids (those rated, plus `extra`'s first member: the ids
-    with features, or None) and the contiguous index of each rating's id.
-    Ids that are small non-negative numbers (most datasets number them 1,
-    2, ...) go through a table of present ids instead of a sort: 20M
-    ratings map in a tenth of the time."""
+    with features, named `extra_name`, or None) and the contiguous index of
+    each rating's id. Ids that are small non-negative numbers (most
+    datasets number them 1, 2, ...) go through a table of present ids
+    instead of a sort: 20M ratings map in a tenth of the time."""
     known = raw if extra is None else np.concatenate([raw, extra[0]])
+    if extra is not None:
+        same_kind(extra[0], raw, extra_name, "the ratings'")
+    if known.dtype.kind in "US":
+        ids, index = factorize(known)
+        return ids, index[:len(raw)]
     if len(known) and known.min() >= 0 and known.max() < 2 * len(known) + 1024:
         present = np.zeros(int(known.max()) + 1, bool)
         present[known] = True
@@ -41,7 +50,7 @@ def first_ids(ids) -> str:
 def indices(raw, ids: np.ndarray, name: str, kind: str) -> np.ndarray:
     """int32 indices of raw ids known in `ids`; KeyError naming the unknown ones."""
     raw = as_ids(raw, name)
-    idx = index_of(raw, ids)
+    idx = index_of(raw, ids, name)
     if (idx < 0).any():
         unknown = np.unique(raw[idx < 0])
         raise KeyError(f"{name}: {len(unknown)} {kind} id(s) not seen in training: "
@@ -68,7 +77,9 @@ def item_pool(item_ids: np.ndarray, items, exclude):
 
 
 def unpack(data) -> Tuple[Any, Any, Any]:
-    """(users, items, ratings) of a Ratings or of a 3-tuple."""
+    """(users, items, ratings) of a Ratings, a table or sparse matrix, or
+    of a 3-tuple."""
+    data = from_any(data, where="validation")
     if isinstance(data, Ratings):
         return data.user, data.item, data.rating
     try:
@@ -79,7 +90,9 @@ def unpack(data) -> Tuple[Any, Any, Any]:
 
 
 def triplets(users, items, ratings, where):
-    """Checked (int64 users, int64 items, float32 ratings) from arrays or a Ratings."""
+    """Checked (int64 users, int64 items, float32 ratings) from arrays, a
+    Ratings, a table or a sparse matrix."""
+    users = from_any(users, items, ratings, where)
     if isinstance(users, Ratings) and items is None and ratings is None:
         users, items, ratings = users.user, users.item, users.rating
     if items is None or ratings is None:
@@ -114,7 +127,7 @@ def new_user_ratings(items, ratings) -> Tuple[np.ndarray, np.ndarray]:
 
 def duplicates(users, items) -> str:
     """Describe the (user, item) pairs that occur more than once."""
-    found, counts = np.unique(np.stack([users, items], axis=1), axis=0, return_counts=True)
+    found, counts = np.unique(np.rec.fromarrays([users, items]), return_counts=True)
     dup = found[counts > 1]
-    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0, 0]} "
-            f"and item {dup[0, 1]} ({counts[counts > 1][0]} times); keep one rating per pair")
+    return (f"{len(dup)} (user, item) pair(s) occur more than once, e.g. user {dup[0][0]} "
+            f"and item {dup[0][1]} ({counts[counts > 1][0]} times); keep one rating per pair")

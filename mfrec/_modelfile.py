@@ -423,7 +423,8 @@ def check_model(header, arrays) -> None:
                         ("user_bias", np.float32), ("item_bias", np.float32),
                         ("seen_indptr", np.int64), ("seen_indices", np.int32)):
         a = arrays.get(name)
-        if a is not None and a.dtype != dtype:
+        if a is not None and a.dtype != dtype and not (name.endswith("_ids")
+                                                       and a.dtype.kind in "US"):
             raise Invalid(f"array {name!r} has dtype {a.dtype}, not {np.dtype(dtype)}")
         if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
             raise Invalid(f"array {name!r} has non-finite values")

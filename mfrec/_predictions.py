@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._vocab import padding
+
 
 def unknown_to_mean(pred: np.ndarray, uidx, iidx, core, solver, rating_mean) -> np.ndarray:
     """An explicit-rating model without biases predicts the mean training
@@ -26,7 +28,7 @@ def raw_lists(lists, width, ids, single):
     one user's list is cut to its valid entries."""
     idx, scores, counts = lists
     idx, scores = idx[:, :width], scores[:, :width]
-    raw = np.where(idx >= 0, ids[np.maximum(idx, 0)], -1)
+    raw = np.where(idx >= 0, ids[np.maximum(idx, 0)], padding(ids))
     if single:
         return raw[0, :counts[0]], scores[0, :counts[0]]
     return raw, scores

@@ -142,8 +142,8 @@ def train_data(solver, users, items, ratings, user_features, item_features):
     for side, features in (("user", user_side), ("item", item_side)):
         if features is not None:
             solver.check_features(side, features[4])
-    user_ids, uidx = known_ids(users, user_side)
-    item_ids, iidx = known_ids(items, item_side)
+    user_ids, uidx = known_ids(users, user_side, "user_feature_ids")
+    item_ids, iidx = known_ids(items, item_side, "item_feature_ids")
     train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
                       features_by_index(user_side, user_ids),
                       features_by_index(item_side, item_ids))
@@ -159,4 +159,5 @@ def validation_indices(validation, user_ids, item_ids):
     vu, vi, vr = triplets(*unpack(validation), "validation")
     if len(vu) == 0:
         raise ValueError("validation: no ratings given (empty arrays)")
-    return index_of(vu, user_ids), index_of(vi, item_ids), vr
+    return (index_of(vu, user_ids, "validation: users"),
+            index_of(vi, item_ids, "validation: items"), vr)

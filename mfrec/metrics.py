@@ -193,12 +193,14 @@ def evaluate(model, test, k: int = 10, threshold: float = 4.0, candidates: str =
     if candidates not in ("all", "test"):
         raise ValueError(f"candidates must be 'all' or 'test', got {candidates!r}")
     order = np.lexsort((items, users))
-    if np.any((np.diff(users[order]) == 0) & (np.diff(items[order]) == 0)):
+    u, i = users[order], items[order]  # compared, not subtracted: ids may be strings
+    if np.any((u[1:] == u[:-1]) & (i[1:] == i[:-1])):
         raise ValueError("test: a (user, item) pair occurs more than once")
     n_threads = threads(model, n_threads)
     with reading(model):
         n_items = len(model.item_ids)
-        uidx, iidx = index_of(users, model.user_ids), index_of(items, model.item_ids)
+        uidx = index_of(users, model.user_ids, "test: users")
+        iidx = index_of(items, model.item_ids, "test: items")
         known = uidx >= 0
         eval_users = np.unique(uidx[known])
         row = np.searchsorted(eval_users, uidx[known]).astype(np.int32)

@@ -19,6 +19,7 @@ from ._predictions import check_n, clip_to, raw_lists, unknown_to_mean
 from ._state import check_fitted, core_state, reading, set_core_state
 from ._training import Training, check_fit_arguments, train_data, validation_indices
 from .algorithms import Algorithm, check_threads, get_algorithm
+from .ratings import from_any
 
 __all__ = ["Model"]
 
@@ -128,17 +129,25 @@ class Model(_core.Model):
 
     # ---- fitting -----------------------------------------------------------
 
-    def fit(self, users, items=None, ratings=None, *, item_features=None,
+    def fit(self, users, items=None, ratings=None, *, user=None, item=None, rating=None,
+            user_ids=None, item_ids=None, item_features=None,
             item_feature_ids=None, user_features=None, user_feature_ids=None,
             validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
             verbose: bool = False) -> "Model":
-        """Fit on rating triplets (raw ids of any int64 values).
+        """Fit on rating triplets (raw ids: any int64 values, or strings or
+        bytes; NumPy str/bytes arrays or object arrays of str or of bytes).
 
         Parameters
         ----------
-        users, items, ratings : 1-D arrays of the same length, or a single
-            :class:`mfrec.Ratings` as `users`.
+        users, items, ratings : 1-D arrays of the same length, or as `users`
+            alone: a :class:`mfrec.Ratings`, a pandas or polars DataFrame or
+            a pyarrow Table (see :meth:`mfrec.Ratings.from_dataframe`), or a
+            scipy.sparse users x items matrix (see
+            :meth:`mfrec.Ratings.from_sparse`).
+        user, item, rating : column names of a table (default: guessed).
+        user_ids, item_ids : the raw id of each row / column of a sparse
+            matrix (default 0..n-1).
         item_features : optional (algorithms that use side features, e.g.
             "sgd"). A matrix with one row per item and one column per
             feature (dense, or any scipy.sparse matrix), e.g. the genre flags
@@ -152,7 +161,8 @@ class Model(_core.Model):
         item_feature_ids : the raw item id of each row of item_features
             (unique), required with it.
         user_features, user_feature_ids : the same for users.
-        validation : (users, items, ratings) or Ratings, optional. Scored
+        validation : (users, items, ratings), Ratings, or a table or sparse
+            matrix read as the training data is, optional. Scored
             after every iteration (``valid_rmse`` in history).
         early_stopping : int, optional. Stop when the validation RMSE has not
             improved for this many iterations, and restore the best factors.
@@ -164,6 +174,9 @@ class Model(_core.Model):
         iteration (the best one with early stopping) and a warning says so.
         Fits of one model in several threads run one after the other.
         """
+        source = dict(user=user, item=item, rating=rating, user_ids=user_ids, item_ids=item_ids)
+        users = from_any(users, items, ratings, "fit", **source)
+        validation = from_any(validation, None, None, "validation", **source, strict=False)
         with _state.fitting(self):
             return self._fit(users, items, ratings, (user_features, user_feature_ids),
                              (item_features, item_feature_ids), validation, early_stopping,
@@ -237,7 +250,8 @@ class Model(_core.Model):
         if clip is None:
             clip = self._solver.clip_predictions if self._solver else True
         with reading(self):
-            uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
+            uidx, iidx = index_of(users, self.user_ids, "users"), \
+                index_of(items, self.item_ids, "items")
             out = unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
                                   self, self._solver, self.rating_mean_)
             out = clip_to(self._solver.transform(self, uidx, iidx, out),
@@ -255,7 +269,8 @@ class Model(_core.Model):
         check_fitted(self)
         users, items = pairs(users, items)
         with reading(self):
-            uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
+            uidx, iidx = index_of(users, self.user_ids, "users"), \
+                index_of(items, self.item_ids, "items")
             low, high = self._solver.predict_interval(self, uidx, iidx, level)
             limits = self.rating_range_ if self._solver.clip_predictions else None
             return clip_to(low, limits), clip_to(high, limits)
@@ -290,12 +305,13 @@ class Model(_core.Model):
 
         Returns
         -------
-        (ids, scores): for one user, 1-D arrays (int64 raw item ids, float32
-        scores) best first; they are SHORTER than n when fewer than n items
-        are left after the exclusions. For a batch, 2-D arrays with one row
-        per user and min(n, number of candidate items) columns; rows with
-        fewer items left are padded at the end with id -1 and score NaN (a
-        NaN score marks padding). Ties in score go to the item that comes
+        (ids, scores): for one user, 1-D arrays (raw item ids of the model's
+        kind, int64, str or bytes; float32 scores) best first; they are
+        SHORTER than n when fewer than n items are left after the
+        exclusions. For a batch, 2-D arrays with one row per user and
+        min(n, number of candidate items) columns; rows with fewer items
+        left are padded at the end with id -1 (string ids: "") and score
+        NaN (a NaN score marks padding). Ties in score go to the item that comes
         first in ``item_ids`` (the lower id).
         """
         single = np.ndim(users) == 0

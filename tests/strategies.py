@@ -152,9 +152,34 @@ def call(fn, names, *args, **kwargs):
     return result, error
 
 
+def as_raw_ids(x):
+    """x as raw ids (int64, str or bytes) if the documented conversion
+    accepts it, else None: arrays of NumPy str/bytes as they are; lists,
+    scalars and object arrays item by item (all str, or all bytes)."""
+    a = as_int64(x)
+    if a is not None:
+        return a
+    a = np.asarray(x)
+    if a.ndim > 1:
+        return None
+    if isinstance(x, np.ndarray) and a.dtype.kind in "US":
+        return a.reshape(-1)
+    values = np.asarray(x, dtype=object).reshape(-1).tolist()
+    for kind in (str, bytes):
+        if all(isinstance(v, kind) for v in values):
+            return np.array(values, dtype=kind)
+    return None
+
+
 def as_int64(x):
     """x as int64 ids if the documented conversion accepts it, else None."""
     a = np.asarray(x)
+    if a.dtype == object and a.ndim <= 1 and a.size:  # Python ints (not bools) in range
+        values = a.reshape(-1).tolist()
+        if all(type(v) is int or isinstance(v, np.integer) for v in values) \
+                and all(-2**63 <= int(v) < 2**63 for v in values):
+            return a.reshape(-1).astype(np.int64)
+        return None
     if a.ndim > 1 or a.dtype == bool or not (a.dtype.kind in "iu" or a.size == 0):
         return None
     if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:

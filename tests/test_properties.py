@@ -22,7 +22,7 @@ from mfrec import metrics
 from mfrec.algorithms import ALGORITHMS, Algorithm
 from recipes import recipe_params
 from references import reference_predict
-from strategies import CASES, any_array, as_int64, call, triplets
+from strategies import CASES, any_array, as_int64, as_raw_ids, call, triplets
 
 # A small training set: users 0..5, items 0..7 (ids the strategies hit often).
 _rng = np.random.default_rng(7)
@@ -366,10 +366,10 @@ def test_fit_arrays(algorithm, triplet, k):
     k = params.get("factors", 1)
     names = ["users", "items", "ratings", *params]
     model, err = call(mfrec.Model(algorithm, **params).fit, names, users, items, ratings)
-    u, i, r = as_int64(users), as_int64(items), _as_ratings(ratings)
+    u, i, r = as_raw_ids(users), as_raw_ids(items), _as_ratings(ratings)
     valid = u is not None and i is not None and r is not None and \
         len(u) == len(i) == len(r) > 0 and \
-        len(np.unique(np.stack([u, i]), axis=1).T) == len(u) and \
+        len(set(zip(u.tolist(), i.tolist()))) == len(u) and \
         k <= min(len(np.unique(u)), len(np.unique(i)))
     if not valid:
         assert err is not None
@@ -589,7 +589,8 @@ def test_ratings(triplet, timestamp):
     out, err = call(mfrec.Ratings, ["user", "item", "rating", "timestamp"], *triplet, timestamp)
     if err is None:
         assert len(out.user) == len(out.item) == len(out.rating) == len(out)
-        assert out.user.dtype == np.int64 and out.rating.dtype == np.float32
+        assert out.user.dtype == np.int64 or out.user.dtype.kind in "US"  # string ids
+        assert out.rating.dtype == np.float32
 
 
 @given(ratings=st.one_of(st.integers(0, 40).map(lambda n: TRAIN[:n]), st.just([1, 2])),

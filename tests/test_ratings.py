@@ -24,7 +24,7 @@ def test_ratings_converts_and_indexes():
 
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(user=[1.5, 2.0]), TypeError, "user must hold integer ids"),
-    (dict(item=["a", "b"]), TypeError, "item must hold integer ids"),
+    (dict(item=["a", 2]), TypeError, "item must hold integer ids, got an object array of int, str"),
     (dict(user=[True, False]), TypeError, "user must hold integer ids, got dtype bool"),
     (dict(rating=[1.0, np.nan]), ValueError, "ratings must be finite: entry 1"),
     (dict(rating=[1.0]), ValueError, r"same length \(2, 2, 1\)"),

@@ -330,7 +330,8 @@ def test_bad_types_and_shapes(fitted):
     u = fitted.user_ids[0]
     with pytest.raises(TypeError, match="users must hold integer ids"):
         fitted.recommend(1.5)
-    with pytest.raises(TypeError, match="items must hold integer ids"):
+    with pytest.raises(TypeError, match="items are string ids, but the model's are "
+                                        "integer ids"):
         fitted.recommend(u, items=["a"])
     with pytest.raises(ValueError, match="users must be 1-D"):
         fitted.recommend(np.array([[u]]))

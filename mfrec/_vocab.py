@@ -1,0 +1,78 @@
+"""Raw ids of three kinds: integers (int64), strings (NumPy str, "U") and
+bytes ("S"). A model's ids are one sorted array of one kind; NumPy sorts,
+searches and indexes all three in C, so the mapping code is shared. Ids of
+another kind than the model's are refused, never compared: NumPy would
+search an int among strings without a word.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+__all__ = ["as_raw_ids", "kind", "same_kind", "padding", "factorize"]
+
+KINDS = {"i": "integer", "u": "integer", "U": "string", "S": "bytes"}
+
+
+def as_raw_ids(a: np.ndarray, name: str) -> np.ndarray:
+    """A 1-D array of ids as int64, str or bytes; object arrays must hold
+    only str or only bytes. TypeError naming `name` otherwise."""
+    if a.dtype.kind == "O":
+        types = set(map(type, a))
+        for base in (str, bytes):  # np.str_ and np.bytes_ are subclasses
+            if all(issubclass(t, base) for t in types):
+                return a.astype(base)
+        if all(issubclass(t, (int, np.integer)) and t is not bool for t in types):
+            try:
+                return a.astype(np.int64)
+            except OverflowError:
+                raise ValueError(f"{name} has ids outside the int64 range") from None
+        shown = sorted(t.__name__ for t in types)
+        raise TypeError(f"{name} must hold integer ids, got an object array of "
+                        f"{', '.join(shown)} (or string ids: all str, or all bytes)")
+    if a.dtype.kind in "US":
+        return a
+    if a.dtype == np.bool_ or a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer ids, got dtype {a.dtype} (or string ids: "
+                        "str, bytes)")
+    if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} has ids larger than the int64 range")
+    return a.astype(np.int64, copy=False)
+
+
+def kind(ids: np.ndarray) -> str:
+    return KINDS.get(ids.dtype.kind, str(ids.dtype))
+
+
+def same_kind(raw: np.ndarray, ids: np.ndarray, name: str = "the ids given",
+              theirs: str = "the model's") -> None:
+    """TypeError unless `raw` (ids asked for) and `ids` (the model's, or
+    the other ids of one fit) are of one kind; an empty array fits any."""
+    if len(raw) and len(ids) and kind(raw) != kind(ids):
+        raise TypeError(f"{name} are {kind(raw)} ids, but {theirs} are {kind(ids)} ids")
+
+
+def padding(ids: np.ndarray):
+    """The id that pads short top-N rows: -1, or the empty string."""
+    return -1 if ids.dtype.kind in "iu" else ids.dtype.type()
+
+
+def factorize(raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(sorted unique ids, int32 index of each raw id among them). String
+    ids go through pandas' hash table when pandas is installed (one pass,
+    then a sort of the distinct ids only), else through np.unique."""
+    if raw.dtype.kind in "US" and len(raw):
+        try:
+            import pandas as pd
+        except ImportError:
+            pd = None
+        if pd is not None:
+            codes, uniques = pd.factorize(raw, sort=False)
+            uniques = np.asarray(uniques).astype(raw.dtype)
+            order = np.argsort(uniques, kind="stable")
+            rank = np.empty(len(order), np.int32)
+            rank[order] = np.arange(len(order), dtype=np.int32)
+            return uniques[order], rank[codes]
+    ids, index = np.unique(raw, return_inverse=True)
+    return ids, index.astype(np.int32).reshape(-1)
