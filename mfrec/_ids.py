@@ -114,15 +114,19 @@ def pairs(users, items) -> Tuple[np.ndarray, np.ndarray]:
     return users, items
 
 
-def new_user_ratings(items, ratings) -> Tuple[np.ndarray, np.ndarray]:
-    """Checked int64 items and float32 ratings of a new user (at least one)."""
+def new_user_ratings(items, ratings, item_ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The int32 indices in `item_ids` of a new user's items (known, each
+    once, at least one) and their float32 ratings."""
     items, ratings = as_ids(items, "items"), as_ratings(ratings)
     if len(items) != len(ratings):
         raise ValueError(f"items and ratings must have the same length "
                          f"({len(items)} != {len(ratings)})")
     if len(items) == 0:
         raise ValueError("a new user needs at least one rating (items and ratings are empty)")
-    return items, ratings
+    iidx = indices(items, item_ids, "items", "item")
+    if len(np.unique(iidx)) != len(iidx):
+        raise ValueError("items: each item may be rated only once")
+    return iidx, ratings
 
 
 def duplicates(users, items) -> str:

@@ -32,6 +32,18 @@ def check_level(level) -> float:
     return float(level)
 
 
+def fold_in_lambda(model, regularization, n_ratings: int) -> float:
+    """The ridge weight of a fold-in: the one given, checked, or the
+    fitted algorithm's choice for a user with `n_ratings` ratings."""
+    if regularization is None:
+        lam = model._solver.fold_in_regularization(n_ratings)
+        if not lam > 0:
+            raise ValueError(f"this {model._fitted_algorithm!r} model was trained without "
+                             "regularization: pass regularization > 0 to fold in a user")
+        return float(lam)
+    return check_regularization(regularization)
+
+
 def check_regularization(regularization) -> float:
     if isinstance(regularization, bool) \
             or not isinstance(regularization, (int, float, np.number)) \

@@ -14,7 +14,8 @@ from . import _core, _modelfile, _state
 from ._ids import (duplicates, index_of, indices, item_pool, new_user_ratings, pairs, triplets,
                    unique_indices)
 from ._modelfile import CORE_ARRAYS
-from ._params import changed_params, check_level, check_regularization, checked_params
+from ._persist import file_contents, read_model_file
+from ._params import changed_params, check_level, checked_params, fold_in_lambda
 from ._predictions import check_n, clip_to, raw_lists, unknown_to_mean
 from ._state import check_fitted, core_state, reading, set_core_state
 from ._training import Training, check_fit_arguments, train_data, validation_indices
@@ -39,14 +40,23 @@ class Model(_core.Model):
 
     Attributes
     ----------
-    user_ids, item_ids : after fit, the raw ids known to the model (rated in training,
-        or given side features), sorted (index i of
-        ``user_factors`` is user ``user_ids[i]``).
-    user_factors, item_factors, user_bias, item_bias, global_mean (with
-        side features: the effective rows, free parts plus features')
-    history : one dict per iteration (``pandas.DataFrame(model.history)``).
-    best_iteration_ : the iteration kept (early stopping restores it).
-    seed_ : the seed used (drawn at random when seed=None).
+    user_ids, item_ids : ndarray
+        After fit, the raw ids known to the model (rated in training, or
+        given side features), sorted: row i of ``user_factors`` is user
+        ``user_ids[i]``. int64, or str / bytes for string ids.
+    user_factors, item_factors : ndarray of float32
+        The factor matrices (read-only views; with side features, the
+        effective rows: free parts plus the features').
+    user_bias, item_bias : ndarray of float32 or None
+        The biases, None for models without them.
+    global_mean : float
+        The global offset of every prediction.
+    history : list of dict
+        One row per iteration (``pandas.DataFrame(model.history)``).
+    best_iteration_ : int
+        The iteration kept (early stopping restores it).
+    seed_ : int
+        The seed used (drawn at random when seed=None).
     """
 
     def __init__(self, algorithm: str = "sgd", **params):
@@ -74,6 +84,7 @@ class Model(_core.Model):
         return dict(get_algorithm(algorithm).defaults)
 
     def get_params(self) -> dict:
+        """The algorithm and its parameters, as scikit-learn's get_params."""
         return {"algorithm": self.algorithm, **self._params}
 
     def set_params(self, **params) -> "Model":
@@ -115,15 +126,18 @@ class Model(_core.Model):
 
     @property
     def is_fitted(self) -> bool:
+        """Whether fit (or load) has given the model its factors."""
         return self.user_ids is not None
 
     @property
     def n_users(self) -> int:
+        """The number of users known to the fitted model."""
         check_fitted(self)
         return len(self.user_ids)
 
     @property
     def n_items(self) -> int:
+        """The number of items known to the fitted model."""
         check_fitted(self)
         return len(self.item_ids)
 
@@ -140,35 +154,48 @@ class Model(_core.Model):
 
         Parameters
         ----------
-        users, items, ratings : 1-D arrays of the same length, or as `users`
-            alone: a :class:`mfrec.Ratings`, a pandas or polars DataFrame or
-            a pyarrow Table (see :meth:`mfrec.Ratings.from_dataframe`), or a
+        users, items, ratings : array_like, Ratings, table or sparse matrix
+            1-D arrays of the same length, or as `users` alone: a
+            :class:`mfrec.Ratings`, a pandas or polars DataFrame or a pyarrow
+            Table (see :meth:`mfrec.Ratings.from_dataframe`), or a
             scipy.sparse users x items matrix (see
             :meth:`mfrec.Ratings.from_sparse`).
-        user, item, rating : column names of a table (default: guessed).
-        user_ids, item_ids : the raw id of each row / column of a sparse
-            matrix (default 0..n-1).
-        item_features : optional (algorithms that use side features, e.g.
-            "sgd"). A matrix with one row per item and one column per
-            feature (dense, or any scipy.sparse matrix), e.g. the genre flags
-            ``data.genres``; row j belongs to raw item id
-            ``item_feature_ids[j]``. An item's factors (and bias) become its
-            free ones plus the combination of its features' (see the
-            algorithm's ``feature_combine``). Items that appear only here,
-            never in the ratings, are known to the model through their
-            features alone (cold start); rated items without a row have no
-            features.
-        item_feature_ids : the raw item id of each row of item_features
-            (unique), required with it.
-        user_features, user_feature_ids : the same for users.
-        validation : (users, items, ratings), Ratings, or a table or sparse
-            matrix read as the training data is, optional. Scored
-            after every iteration (``valid_rmse`` in history).
-        early_stopping : int, optional. Stop when the validation RMSE has not
-            improved for this many iterations, and restore the best factors.
-        callback : callable(model, row), optional. Called after each
-            iteration with the history row; returning False stops training.
-        verbose : print each history row.
+        user, item, rating : str, optional
+            Column names of a table (default: guessed).
+        user_ids, item_ids : array_like, optional
+            The raw id of each row / column of a sparse matrix (default
+            0..n-1).
+        item_features : array_like or sparse matrix, optional
+            For algorithms that use side features (e.g. "sgd"): a matrix
+            with one row per item and one column per feature (dense, or any
+            scipy.sparse matrix), e.g. the genre flags ``data.genres``; row j
+            belongs to raw item id ``item_feature_ids[j]``. An item's factors
+            (and bias) become its free ones plus the combination of its
+            features' (see the algorithm's ``feature_combine``). Items that
+            appear only here, never in the ratings, are known to the model
+            through their features alone (cold start); rated items without a
+            row have no features.
+        item_feature_ids : array_like, optional
+            The raw item id of each row of `item_features` (unique),
+            required with it.
+        user_features, user_feature_ids : optional
+            The same for users.
+        validation : tuple, Ratings, table or sparse matrix, optional
+            (users, items, ratings), or data read as the training data is;
+            scored after every iteration (``valid_rmse`` in history).
+        early_stopping : int, optional
+            Stop when the validation RMSE has not improved for this many
+            iterations, and restore the best factors.
+        callback : callable, optional
+            ``callback(model, row)`` after each iteration with the history
+            row; returning False stops training.
+        verbose : bool
+            Print each history row.
+
+        Returns
+        -------
+        Model
+            The model itself, fitted.
 
         Ctrl-C stops training cleanly: the model keeps its last complete
         iteration (the best one with early stopping) and a warning says so.
@@ -295,24 +322,32 @@ class Model(_core.Model):
 
         Parameters
         ----------
-        users : a raw user id, or a 1-D array of them (KeyError for an id
-            not seen in training).
-        n : list length (>= 1).
-        exclude_seen : skip each user's training items.
-        items : raw item ids, optional: rank only these candidates.
-        exclude : raw item ids, optional: never recommend these.
-        n_threads : default: the model's n_threads.
+        users : raw id or array_like
+            A raw user id, or a 1-D array of them (KeyError for an id not
+            seen in training).
+        n : int
+            List length (>= 1).
+        exclude_seen : bool
+            Skip each user's training items.
+        items : array_like, optional
+            Raw item ids: rank only these candidates.
+        exclude : array_like, optional
+            Raw item ids never to recommend.
+        n_threads : int, optional
+            Default: the model's n_threads.
 
         Returns
         -------
-        (ids, scores): for one user, 1-D arrays (raw item ids of the model's
-        kind, int64, str or bytes; float32 scores) best first; they are
-        SHORTER than n when fewer than n items are left after the
-        exclusions. For a batch, 2-D arrays with one row per user and
-        min(n, number of candidate items) columns; rows with fewer items
-        left are padded at the end with id -1 (string ids: "") and score
-        NaN (a NaN score marks padding). Ties in score go to the item that comes
-        first in ``item_ids`` (the lower id).
+        ids : ndarray
+            Raw item ids of the model's kind (int64, str or bytes), best
+            first. For one user a 1-D array, SHORTER than n when fewer than
+            n items are left after the exclusions; for a batch one row per
+            user and min(n, number of candidate items) columns, rows with
+            fewer items left padded at the end with id -1 (string ids: "").
+            Ties in score go to the item that comes first in ``item_ids``
+            (the lower id).
+        scores : ndarray of float32
+            Their scores, NaN where a row is padded.
         """
         single = np.ndim(users) == 0
         n = check_n(n)
@@ -362,20 +397,25 @@ class Model(_core.Model):
 
         Parameters
         ----------
-        items, ratings : the items the user rated (raw ids known to the
-            model, each once) and the ratings.
-        regularization : lambda (> 0). Default: the algorithm's choice, for
-            SGD its ``regularization`` times the number of ratings (the L2
-            penalty its per-rating updates apply to a user).
+        items, ratings : array_like
+            The items the user rated (raw ids known to the model, each once)
+            and the ratings.
+        regularization : float, optional
+            Lambda (> 0). Default: the algorithm's choice, for SGD its
+            ``regularization`` times the number of ratings (the L2 penalty
+            its per-rating updates apply to a user).
 
         Returns
         -------
-        (factors, bias): float32 array (k,), and a float (None for a model
-        without biases).
+        factors : ndarray of float32, shape (k,)
+            The new user's factors.
+        bias : float or None
+            Their bias (None for a model without biases).
         """
         with reading(self):
-            iidx, r = self._new_user_ratings(items, ratings)
-            lam = self._fold_in_lambda(regularization, len(r))
+            check_fitted(self)
+            iidx, r = new_user_ratings(items, ratings, self.item_ids)
+            lam = fold_in_lambda(self, regularization, len(r))
             x, b = self._solver.fold_in(self, iidx, r, lam)
             return x, (b if self.user_bias is not None else None)
 
@@ -387,9 +427,10 @@ class Model(_core.Model):
         items are left)."""
         n = check_n(n)
         with reading(self):
-            iidx, r = self._new_user_ratings(items, ratings)
+            check_fitted(self)
+            iidx, r = new_user_ratings(items, ratings, self.item_ids)
             x, b = self._solver.fold_in(self, iidx, r,
-                                        self._fold_in_lambda(regularization, len(r)))
+                                        fold_in_lambda(self, regularization, len(r)))
             width = min(n, len(self.item_ids))
             lists = _core.recommend_vector(self, x, b, np.sort(iidx), None, width)
             return raw_lists(lists, width, self.item_ids, True)
@@ -412,22 +453,6 @@ class Model(_core.Model):
                                   n_threads=_state.threads(self, n_threads))
             return raw_lists(lists, width, ids, single)
 
-    def _new_user_ratings(self, items, ratings):
-        items, ratings = new_user_ratings(items, ratings)
-        iidx = self._indices(items, "items", "item")
-        if len(np.unique(iidx)) != len(iidx):
-            raise ValueError("items: each item may be rated only once")
-        return iidx, ratings
-
-    def _fold_in_lambda(self, regularization, n_ratings):
-        if regularization is None:
-            lam = self._solver.fold_in_regularization(n_ratings)
-            if not lam > 0:
-                raise ValueError(f"this {self._fitted_algorithm!r} model was trained without "
-                                 "regularization: pass regularization > 0 to fold in a user")
-            return float(lam)
-        return check_regularization(regularization)
-
     # ---- files -------------------------------------------------------------
 
     def save(self, path) -> "str":
@@ -444,22 +469,7 @@ class Model(_core.Model):
         """
         with reading(self):
             check_fitted(self)
-            params = dict(self._fitted_params)
-            header = {
-                "format": _modelfile.FORMAT, "version": _modelfile.VERSION,
-                "algorithm": self._fitted_algorithm, "params": params,
-                "global_mean": self.global_mean, "rating_range": self.rating_range_,
-                "rating_mean": self.rating_mean_,
-                "history": self.history, "best_iteration": self.best_iteration_,
-                "seed": self.seed_,
-            }
-            arrays = {"user_ids": self.user_ids, "item_ids": self.item_ids,
-                      "seen_indptr": self.seen_indptr, "seen_indices": self.seen_indices}
-            for name in CORE_ARRAYS:
-                if getattr(self, name) is not None:
-                    arrays[name] = getattr(self, name)
-            for name, a in self._solver.extra_arrays().items():
-                arrays["extra_" + name] = a
+            header, arrays = file_contents(self)
         return _modelfile.write(path, header, arrays)
 
     @classmethod
@@ -470,22 +480,8 @@ class Model(_core.Model):
         as they are."""
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
-
-        def accept(header):
-            try:
-                checked_params(header["algorithm"], header["params"])
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"bad algorithm or parameters ({e})") from None
-            return get_algorithm(header["algorithm"])
-
-        header, arrays = _modelfile.read(path, accept)
+        header, arrays, solver = read_model_file(path)
         model = cls(header["algorithm"], **header["params"])
-        solver = get_algorithm(model.algorithm)(dict(model._params))
-        extra = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
-        try:
-            solver.load_extra_arrays(extra)
-        except (KeyError, ValueError, TypeError) as e:
-            raise _modelfile.bad_file(_modelfile.shown(path), f"algorithm data: {e}") from None
         core = {name: arrays.get(name) for name in CORE_ARRAYS}
         model._install({**core, "global_mean": header["global_mean"]},
                        (arrays["seen_indptr"], arrays["seen_indices"]), arrays["user_ids"],
