@@ -166,9 +166,10 @@ def read(path, accept: Callable[[dict], Any]):
     algorithm and its parameters (ValueError) and returns the algorithm's
     class, whose ``extra_shapes`` declares its own arrays (members
     ``extra_<name>``): name -> (dtype, shape), the shape's entries a
-    number, "users", "items", "factors" (the factor arrays' width),
-    "samples" (their blocks of ``factors`` columns, when the class has
-    ``stacked_factors``), "rank" (at most min(users, items)) or None (any)."""
+    number, a range of numbers, "users", "items", "factors" (the factor
+    arrays' width), "samples" (their blocks of ``factors`` columns, when
+    the class has ``stacked_factors``) and "sample_width" (``factors`` +
+    1), "rank" (at most min(users, items)) or None (any)."""
     name = shown(path)
     with open_regular(path) as f:
         try:
@@ -396,6 +397,7 @@ def check_shapes(header, shapes: dict, stacked: bool) -> dict:
     dims = {"users": nu, "items": ni, "factors": width}
     if stacked and factors:
         dims["samples"] = width // factors
+        dims["sample_width"] = factors + 1  # a sample's row: its factors and bias
     return dims
 
 
@@ -408,7 +410,8 @@ def check_extras(extras: dict, plans: dict, dims: dict) -> None:
             continue
         shape, _, got, _ = plans["extra_" + name]
         fits = len(shape) == len(want) and all(
-            w is None or (n <= min(nu, ni) if w == "rank" else n == dims.get(w, w))
+            w is None or (n <= min(nu, ni) if w == "rank" else
+                          n in w if isinstance(w, range) else n == dims.get(w, w))
             for n, w in zip(shape, want))
         if got.kind != np.dtype(dtype).kind or got.itemsize > np.dtype(dtype).itemsize \
                 or not fits:

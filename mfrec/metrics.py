@@ -108,7 +108,8 @@ def ranking_metrics(recommended, relevant: Sequence, n_items: int, n_threads: in
     if len(relevant) != rec.shape[0]:
         raise ValueError(f"relevant must hold one array per row of recommended "
                          f"({len(relevant)} != {rec.shape[0]})")
-    lists = [as_ids(np.ravel(r), "relevant") for r in relevant]
+    # labels are indices, not raw ids: integers only
+    lists = [as_ids(np.ravel(r), "relevant", strings=False) for r in relevant]
     lengths = np.array([len(r) for r in lists], np.int64)
     labels = np.concatenate(lists) if lists else np.zeros(0, np.int64)
     if len(labels) and (labels.min() < 0 or labels.max() >= 2**31 - 1):

@@ -434,3 +434,11 @@ def test_cross_validate_and_search():
     search = RandomSearch(model, {"implicit": ["none", "both"]}, n_iter=2, cv=KFold(2, seed=1),
                           n_jobs=1).fit(data)
     assert search.best_params["implicit"] in ("none", "both")
+
+
+def test_fold_in_with_a_vanishing_regularization_is_a_linalg_error():
+    """As every fold-in: a singular system is numpy.linalg.LinAlgError,
+    naming the regularization."""
+    model = mfrec.Model("bayes", factors=1, sweeps=4, burn_in=1, seed=0).fit([1], [1], [1.0])
+    with pytest.raises(np.linalg.LinAlgError, match="regularization"):
+        model.fold_in([1], [1.0], regularization=2.5e-34)

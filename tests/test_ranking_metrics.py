@@ -264,3 +264,9 @@ def test_movielens_u1_sgd_against_popularity(ml100k):
     s_test, p_test = (evaluate(m, test, k=10, threshold=4, candidates="test") for m in (sgd, pop))
     assert s_test["precision"] > p_test["precision"] + 0.03
     assert s_test["ndcg"] > p_test["ndcg"] + 0.03
+
+
+def test_relevant_labels_must_be_integers():
+    """Labels are item indices: string labels get a TypeError naming them."""
+    with pytest.raises(TypeError, match="relevant"):
+        mfrec.metrics.ranking_metrics(np.zeros((2, 0), np.int64), [[], np.array(["x"])], 1)

@@ -235,9 +235,9 @@ class Algorithm:
         return _core.fold_in(model, items, ratings, lam)
 
     #: what extra_arrays may return, name -> (dtype, shape), the shape's
-    #: entries a number, "users", "items", "factors", "rank" (at most
-    #: min(users, items)) or None (any): a model file holds no other
-    #: arrays, and none of another type or shape
+    #: entries as _modelfile.read describes them (numbers, ranges, "users",
+    #: "items", "factors", "rank", ... or None: any): a model file holds no
+    #: other arrays, and none of another type or shape
     extra_shapes: Dict[str, tuple] = {}
     #: the factor arrays hold one block of ``factors`` columns per posterior
     #: sample (Bayesian MF's exact low-rank posterior mean), not ``factors``

@@ -81,8 +81,10 @@ class Bayes(Algorithm):
         "user_bias_samples": ("<f4", ("users", "samples")),
         "item_bias_samples": ("<f4", ("items", "samples")),
         "mu_samples": ("<f8", ("samples",)), "alpha_samples": ("<f8", ("samples",)),
-        "user_prior_mean": ("<f8", (None,)), "user_prior_prec": ("<f8", (None, None)),
-        "cut_samples": ("<f8", ("samples", None)), "levels": ("<f8", (None,)),
+        "user_prior_mean": ("<f8", ("sample_width",)),
+        "user_prior_prec": ("<f8", ("sample_width", "sample_width")),
+        # check_levels: 2 to 101 levels
+        "cut_samples": ("<f8", ("samples", range(1, 101))), "levels": ("<f8", (range(2, 102),)),
     }
     defaults = {
         "factors": 10,
@@ -441,9 +443,10 @@ class Bayes(Algorithm):
             alpha = s["alpha_samples"][j]
             try:
                 theta = np.linalg.solve(prec + alpha * X.T @ X, prec @ mean + alpha * X.T @ t)
-            except np.linalg.LinAlgError:
-                raise ValueError(f"regularization={lam}: a sample's system is singular; "
-                                 "use a larger regularization (or None: the prior)") from None
+            except np.linalg.LinAlgError:  # raised again, as every fold-in does, with the cause
+                raise np.linalg.LinAlgError(
+                    f"regularization={lam}: a sample's system is singular; use a larger "
+                    "regularization (or None: the prior)") from None
             xs.append(theta[:k])
             bs.append(theta[k])
         return (np.concatenate(xs) / math.sqrt(S)).astype(np.float32), float(np.mean(bs))
