@@ -247,7 +247,7 @@ class Model(_core.Model):
         item_ids, iidx = _known_ids(items, item_side)
         train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
                           _features_by_index(user_side, user_ids),
-                          _features_by_index(item_side, item_ids))
+                          _features_by_index(item_side, item_ids), params["n_threads"])
         solver.check_data(train)
         try:
             seen = train.by_user

@@ -99,6 +99,14 @@ int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
 /* MFR_OK if a is a valid CSR: indptr rises from 0 to nnz, indices lie in
  * [0, n_cols) and ascend strictly within a row, values are finite. */
 int mfr_csr_check(const mfr_csr *a);
+/* The transpose of a (n_cols x n_rows): indptr has a->n_cols + 1 entries,
+ * indices/values a->nnz; values may be NULL (not written), a->values too
+ * (ones). Each row's columns ascend; when a has passed mfr_csr_check the
+ * result is what mfr_csr_from_coo builds from a's triplets swapped, byte
+ * for byte. MFR_EINDEX for an index outside [0, n_cols). n_threads as
+ * elsewhere; the result does not depend on it. */
+int mfr_csr_transpose(const mfr_csr *a, int n_threads, int64_t *indptr, int32_t *indices,
+                      float *values);
 /* MFR_OK if b holds exactly the entries of a, transposed; MFR_EINVAL if
  * not. Both must have passed mfr_csr_check. O(nnz). */
 int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b);

@@ -63,15 +63,17 @@ class Features:
 
 class TrainData:
     """Training ratings as contiguous indices (int32) and float32 values,
-    with the CSR by user and by item built on first use. Users and items
-    may include some without ratings, known only from their side features
-    (user_features / item_features: Features or None)."""
+    with the CSR by user and by item built on first use (by item: the one
+    by user transposed, with n_threads). Users and items may include some
+    without ratings, known only from their side features (user_features /
+    item_features: Features or None)."""
 
     def __init__(self, users, items, ratings, n_users, n_items, user_features=None,
-                 item_features=None):
+                 item_features=None, n_threads=1):
         self.users, self.items, self.ratings = users, items, ratings
         self.n_users, self.n_items = n_users, n_items
         self.user_features, self.item_features = user_features, item_features
+        self.n_threads = n_threads
 
     def __len__(self):
         return len(self.ratings)
@@ -84,7 +86,7 @@ class TrainData:
     @cached_property
     def by_item(self):
         """(indptr, user indices, ratings) of each item, users ascending."""
-        return _core.build_csr(self.items, self.users, self.ratings, self.n_items, self.n_users)
+        return _core.transpose_csr(self.by_user, self.n_users, self.n_threads)
 
 
 # ---- parameter checks shared by the algorithms -----------------------------
