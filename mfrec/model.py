@@ -274,12 +274,11 @@ class Model(_core.Model):
             row = {"epoch": iteration + 1}
             if loss is not None:
                 row["train_loss"] = loss
-            pred = solver.predictions(work, train.users, train.items, params["n_threads"])
-            if not np.isfinite(pred).all():  # finite factors whose products overflow
+            row["train_rmse"] = solver.train_rmse(work, train, params["n_threads"])
+            if not np.isfinite(row["train_rmse"]):  # finite factors whose products overflow
                 raise FloatingPointError(
                     f"fit diverged at iteration {iteration + 1}: the predictions are no "
                     "longer finite; use a smaller learning_rate or a larger regularization")
-            row["train_rmse"] = _core.rmse_mae(pred, train.ratings)[0]
             if valid is not None:
                 pred = _unknown_to_mean(
                     solver.predictions(work, valid[0], valid[1], params["n_threads"]),

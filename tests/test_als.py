@@ -69,6 +69,15 @@ def reference_loss(mask, values, X, Y, lam, w0=0.0, alpha=0.0, binary=False,
     return data, reg
 
 
+def reference_sse(mask, values, X, Y, offset=0.0, y_bias=None, x_bias=None):
+    """Sum over the observed entries of (value - prediction)^2, unweighted,
+    with the prediction offset + y_bias_j + x_bias_i + x_i.y_j in float64."""
+    pred = offset + X.astype(float) @ Y.astype(float).T
+    if y_bias is not None:
+        pred = pred + y_bias[None, :] + x_bias[:, None]
+    return float((mask * (values - pred) ** 2).sum())
+
+
 MODES = {
     "explicit": dict(lam=0.5),
     "explicit-scaled": dict(lam=0.05, scale=True),
@@ -113,6 +122,9 @@ def test_half_step_matches_dense_solve(mode, rng):
     data, reg = reference_loss(mask, values, X, Y, **m)
     assert stats["data"] == pytest.approx(data, rel=1e-5)
     assert stats["reg"] == pytest.approx(reg, rel=1e-5)
+    # and the plain squared errors on the raw values (not weights or 1[v > 0])
+    assert stats["sse"] == pytest.approx(reference_sse(mask, values, X, Y), rel=1e-5)
+    assert _core.als_half_step(*csr, Y, X.copy(), loss=False, **kernel_kwargs(m))["sse"] == 0
 
 
 def test_half_step_with_biases_matches_dense_solve(rng):
@@ -128,6 +140,8 @@ def test_half_step_with_biases_matches_dense_solve(rng):
     data, reg = reference_loss(mask, values, got, Y, 0.3, offset=3.0, y_bias=y_bias)
     assert stats["data"] == pytest.approx(data, rel=1e-5)
     assert stats["reg"] == pytest.approx(reg, rel=1e-5)
+    sse = reference_sse(mask, values, X, Y, offset=3.0, y_bias=y_bias, x_bias=x_bias)
+    assert stats["sse"] == pytest.approx(sse, rel=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["explicit", "weighted-w0>1", "implicit"])
@@ -275,8 +289,36 @@ def test_same_seed_same_factors_for_any_thread_count(case, solver, ml_small):
     for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
         a, b = getattr(fits[0], name), getattr(fits[1], name)
         assert (a is None and b is None) or np.array_equal(a, b), name
-    assert [h["train_loss"] for h in fits[0].history] == \
-        [h["train_loss"] for h in fits[1].history]
+    for column in ("train_loss", "train_rmse"):
+        assert [h[column] for h in fits[0].history] == [h[column] for h in fits[1].history]
+
+
+@pytest.mark.parametrize("case", sorted(MODEL_CASES) + ["implicit-counts"])
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_train_rmse_comes_from_the_item_half_step(case, solver, ml_small, monkeypatch):
+    """The history's train_rmse is the RMSE of the model's predictions on the
+    training ratings (raw values, also for implicit feedback on counts), to
+    float32 rounding, and the fit loop predicts nothing to get it."""
+    algorithm, params = MODEL_CASES.get(case, ("wals", dict(factors=8, alpha=1.0)))
+    u, i, r = case_data(algorithm, ml_small) if case != "implicit-counts" else \
+        (ml_small.user, ml_small.item, ml_small.rating)
+    predicted = []
+    real_predictions = mfrec.algorithms.Algorithm.predictions
+    monkeypatch.setattr(mfrec.algorithms.Algorithm, "predictions",
+                        lambda self, *a: predicted.append(1) or real_predictions(self, *a))
+    model = mfrec.Model(algorithm, iterations=2, seed=5, solver=solver, **params).fit(u, i, r)
+    assert predicted == []
+    uidx, iidx = np.searchsorted(model.user_ids, u), np.searchsorted(model.item_ids, i)
+    pred = model.global_mean + np.einsum("ij,ij->i", model.user_factors[uidx].astype(float),
+                                         model.item_factors[iidx].astype(float))
+    if model.user_bias is not None:
+        pred += model.user_bias[uidx].astype(float) + model.item_bias[iidx]
+    want = np.sqrt(np.mean((r - pred) ** 2))
+    assert model.history[-1]["train_rmse"] == pytest.approx(want, rel=2e-6)
+    # the predict path's own float32 rounding: the same to the last few digits
+    core_pred = model._predict(uidx.astype(np.int32), iidx.astype(np.int32))
+    assert model.history[-1]["train_rmse"] == pytest.approx(
+        _core.rmse_mae(core_pred, r)[0], rel=1e-7)
 
 
 def test_explicit_als_movielens_folds(ml100k):

@@ -29,6 +29,9 @@
  *
  * The objective is reported exactly, unobserved term included:
  *   sum_unobs (x.y_j)^2 = x^T G x - sum_obs (x.y_j)^2.
+ * The same pass sums the plain squared errors of the model's predictions
+ * (offset + o_j + b_x + x.y_j, rounded to float as mfr_predict does) on
+ * the raw values, so a fit gets its training RMSE without another pass.
  * Rows are independent and the Gram and loss sums run over fixed blocks in
  * a fixed order, so the result does not depend on the thread count.
  */
@@ -51,6 +54,7 @@
 #define GRAM_BLOCK 8192 /* rows of Y per partial Gram matrix */
 #define ROW_BLOCK 32    /* rows per unit of parallel work (and loss sum) */
 #define OBS_CHUNK 128   /* observations gathered per ssyrk update */
+#define BLOCK_SUMS 3    /* per block of rows: data loss, regularization, sse */
 
 mfr_als_params mfr_als_default_params(void)
 {
@@ -397,11 +401,28 @@ static void solve_cg_block(const ctx *h, int32_t lo, int32_t n, int steps, scrat
     }
 }
 
+/* Squared error of the prediction of raw value v at row x, column j: the
+ * prediction as mfr_predict forms it (the offset is float here, mu there,
+ * and b_i, b_u come in the other order on the user side: the sums differ
+ * in their last bits, the float prediction by at most an ulp). */
+static MFR_ALWAYS_INLINE double predict_error2(const ctx *h, const float *x, const float *y,
+                                               int32_t j, float v)
+{
+    const int32_t k = h->ob ? h->d - 1 : h->d; /* biases: x = (x, b_x), y = (y, 1) */
+    double r = h->offset;
+    if (h->ob)
+        r = r + h->ob[j] + x[k];
+    r += mfr_dot(x, y, k);
+    const double e = (double)(float)r - (double)v;
+    return e * e;
+}
+
 /* The block's weighted squared errors at its new x, over all entries: the
  * observed ones directly, the unobserved ones as w0 (x^T G x - sum_obs (x.y)^2)
- * with X G one sgemm for the block. */
+ * with X G one sgemm for the block; *sse += the predictions' plain squared
+ * errors on the observed raw values (predict_error2). */
 MFR_TARGET_CLONES
-static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s)
+static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s, double *sse)
 {
     const mfr_csr *R = h->R;
     const int32_t d = h->d;
@@ -427,6 +448,7 @@ static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s)
                 double err = target_of(h, j, v) - (double)pred[u];
                 obs += conf_of(h, i, j, v) * err * err;
                 sq_obs += (double)pred[u] * pred[u];
+                *sse += predict_error2(h, x, y[u], j, v);
             }
         }
         if (h->G) {
@@ -514,7 +536,8 @@ static int check_inputs(const mfr_csr *R, int32_t k, const mfr_als_side *x,
 }
 
 /* The rows [lo, lo + n) of the half-step (n <= ROW_BLOCK); adds their
- * objective terms to loss[0] (data, if p->loss) and loss[1] (reg). */
+ * objective terms to loss[0] (data, if p->loss) and loss[1] (reg), and
+ * their predictions' squared errors to loss[2] (if p->loss). */
 static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_t n,
                        scratch *s, double *loss)
 {
@@ -547,7 +570,7 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
             loss[1] += s->lam[r] * xx;
         }
         if (p->loss)
-            loss[0] += block_data_loss(h, lo, n, s);
+            loss[0] += block_data_loss(h, lo, n, s, &loss[2]);
     }
     return MFR_OK;
 }
@@ -574,8 +597,8 @@ static void scratch_alloc(int32_t d, scratch *s, char **mem)
     s->lam = s->rs + ROW_BLOCK;
 }
 
-/* Every block of ROW_BLOCK rows, in parallel; block b's objective terms go
- * to block_loss[2 b], [2 b + 1] when block_loss is given. */
+/* Every block of ROW_BLOCK rows, in parallel; block b's sums go to
+ * block_loss[BLOCK_SUMS b ..] when block_loss is given. */
 static int solve_rows(const ctx *h, const mfr_als_params *p, int64_t n_blocks, int threads,
                       double *block_loss)
 {
@@ -599,7 +622,8 @@ static int solve_rows(const ctx *h, const mfr_als_params *p, int64_t n_blocks, i
                 continue;
             int32_t lo = (int32_t)(blk * ROW_BLOCK);
             int32_t n = (int32_t)MFR_MIN((int64_t)n_rows - lo, ROW_BLOCK);
-            int st = solve_block(h, p, lo, n, &s, block_loss ? block_loss + 2 * blk : NULL);
+            int st = solve_block(h, p, lo, n, &s,
+                                 block_loss ? block_loss + BLOCK_SUMS * blk : NULL);
             if (st != MFR_OK) {
 #pragma omp atomic write
                 status = st;
@@ -675,7 +699,7 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     t1 = omp_get_wtime();
 #endif
     if (stats) {
-        block_loss = calloc((size_t)MFR_MAX(n_blocks, 1) * 2, sizeof *block_loss);
+        block_loss = calloc((size_t)MFR_MAX(n_blocks, 1) * BLOCK_SUMS, sizeof *block_loss);
         if (!block_loss) {
             status = MFR_ENOMEM;
             goto cleanup;
@@ -690,10 +714,11 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     if (bias)
         unaugment(Xa, k, n_rows, x);
     if (stats) {
-        stats->data = stats->reg = 0.0;
+        stats->data = stats->reg = stats->sse = 0.0;
         for (int64_t blk = 0; blk < n_blocks; blk++) { /* fixed order */
-            stats->data += block_loss[2 * blk];
-            stats->reg += block_loss[2 * blk + 1];
+            stats->data += block_loss[BLOCK_SUMS * blk];
+            stats->reg += block_loss[BLOCK_SUMS * blk + 1];
+            stats->sse += block_loss[BLOCK_SUMS * blk + 2];
         }
 #ifdef _OPENMP
         stats->gram_seconds = t1 - t0;

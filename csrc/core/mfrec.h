@@ -388,9 +388,13 @@ typedef struct {
 /* The solved rows' share of the objective at their new values, and where
  * the time went. data: weighted squared errors over all entries of the
  * rows, unobserved ones included (0 unless params.loss); reg: sum
- * lambda_i |x_i|^2 (b_i included). */
+ * lambda_i |x_i|^2 (b_i included); sse: sum over the rows' stored entries
+ * of (v - prediction)^2, unweighted, on the raw values v, with the
+ * prediction offset + y_bias_j + b_i + x_i.y_j rounded to float as
+ * mfr_predict forms it (0 unless params.loss): after the item half-step,
+ * the training RMSE is sqrt(sse / nnz). */
 typedef struct {
-    double data, reg;
+    double data, reg, sse;
     double gram_seconds, solve_seconds;
 } mfr_als_stats;
 

@@ -9,6 +9,7 @@ prediction, top-N, save/load -- is shared in ``mfrec.model``.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ class TrainData:
     @cached_property
     def by_item(self):
         """(indptr, user indices, ratings) of each item, users ascending."""
-        return _core.transpose_csr(self.by_user, self.n_users, self.n_threads)
+        return _core.transpose_csr(self.by_user, self.n_items, self.n_threads)
 
 
 # ---- parameter checks shared by the algorithms -----------------------------
@@ -248,6 +249,15 @@ class Algorithm:
         """The predictions the fit loop scores after each iteration (float32;
         -1 marks an unknown id): by default those of the core model."""
         return core._predict(users, items, n_threads)
+
+    def train_rmse(self, core, train: TrainData, n_threads: int) -> float:
+        """The RMSE of the predictions on the training pairs after a step
+        (inf if one is not finite): by default predicted afresh; an
+        algorithm whose step met every rating on its way returns its sum."""
+        pred = self.predictions(core, train.users, train.items, n_threads)
+        if not np.isfinite(pred).all():
+            return math.inf
+        return _core.rmse_mae(pred, train.ratings)[0]
 
     def finish(self, core, n_done: int) -> None:
         """After the fit loop, with n_done iterations kept: final touches
