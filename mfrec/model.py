@@ -32,10 +32,11 @@ def index_of(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(found, pos, -1).astype(np.int32)
 
 
-def core_state(core) -> dict:
-    """Copies of the arrays and the mean of a core model (a snapshot)."""
+def core_state(core, copy: bool = True) -> dict:
+    """The arrays and the mean of a core model: copies (a snapshot), or the
+    arrays themselves where no kernel writes into them."""
     state = {name: getattr(core, name) for name in CORE_ARRAYS}
-    state = {k: None if v is None else v.copy() for k, v in state.items()}
+    state = {k: v if v is None or not copy else v.copy() for k, v in state.items()}
     state["global_mean"] = core.global_mean
     return state
 
@@ -49,7 +50,8 @@ def set_core_state(core, state: dict) -> None:
 def fit_state(core, solver) -> tuple:
     """A snapshot of a fit in progress: the core model and the solver's
     extra arrays (e.g. feature factors), so that both are restored together."""
-    return core_state(core), {k: v.copy() for k, v in solver.extra_arrays().items()}
+    arrays = core_state(core, copy=solver.writes_in_place)
+    return arrays, {k: v.copy() for k, v in solver.extra_arrays().items()}
 
 
 def set_fit_state(core, solver, state: tuple) -> None:
@@ -338,7 +340,7 @@ class Model(_core.Model):
 
         solver.finish(work, best[0] + 1)
         with self._lock:
-            set_core_state(self, core_state(work))
+            set_core_state(self, core_state(work, copy=False))  # the setters copy
             self.seen_indptr, self.seen_indices = seen[0], seen[1]
             self.user_ids, self.item_ids = user_ids, item_ids
             self.history = history

@@ -321,6 +321,33 @@ def test_train_rmse_comes_from_the_item_half_step(case, solver, ml_small, monkey
         _core.rmse_mae(core_pred, r)[0], rel=1e-7)
 
 
+@pytest.mark.parametrize("algorithm, in_place", [("als", False), ("wals", False),
+                                                 ("sgd", True)])
+def test_fit_snapshots_copy_only_what_kernels_write(algorithm, in_place, ml_small):
+    """A snapshot of an ALS fit holds the model's arrays themselves (each
+    half-step assigns new ones and never writes into the old), and they
+    stay as they were through the next iteration; SGD writes in place, so
+    its snapshot is a copy."""
+    from mfrec.algorithms import TrainData, get_algorithm
+    from mfrec.model import fit_state
+
+    u, i, r = case_data("als", ml_small)
+    (uids, uidx), (iids, iidx) = (np.unique(x, return_inverse=True) for x in (u, i))
+    train = TrainData(uidx.astype(np.int32), iidx.astype(np.int32), r, len(uids), len(iids))
+    cls = get_algorithm(algorithm)
+    solver, work = cls({**cls.defaults, "factors": 4}), _core.Model()
+    work.global_mean = float(r.mean())
+    solver.start(work, train, 0)
+    solver.step(work, train, 0)
+    state = fit_state(work, solver)[0]
+    before = {name: state[name].copy() for name in ("user_factors", "item_factors")}
+    assert (state["user_factors"] is work.user_factors) == (not in_place)
+    solver.step(work, train, 1)
+    for name, a in before.items():
+        assert np.array_equal(state[name], a), name
+        assert not np.array_equal(getattr(work, name), a), name
+
+
 def test_explicit_als_movielens_folds(ml100k):
     """u1..u5, the default settings (k=50, lambda=0.12 times each row's
     count, biases, 15 iterations): mean test RMSE <= 0.915."""

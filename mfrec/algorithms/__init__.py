@@ -173,6 +173,10 @@ class Algorithm:
     fitted_attributes: tuple = ()
     #: the algorithm learns from user_features / item_features
     uses_features = False
+    #: its kernels update the core model's arrays in place (False: it only
+    #: assigns new ones, so a snapshot of the fit may keep the old arrays
+    #: themselves instead of copies)
+    writes_in_place = True
 
     def __init__(self, params: dict):
         self.params = params

@@ -68,6 +68,7 @@ class _Alternating(Algorithm):
     """The iteration both models share; subclasses set the kernel's mode."""
 
     iterations_param = "iterations"
+    writes_in_place = False  # each half-step assigns new arrays (see half_step)
 
     @classmethod
     def check_params(cls, params):
