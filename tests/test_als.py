@@ -144,6 +144,29 @@ def test_half_step_with_biases_matches_dense_solve(rng):
     assert stats["sse"] == pytest.approx(sse, rel=1e-5)
 
 
+@pytest.mark.parametrize("k", [5, 16, 37, 64])
+@pytest.mark.parametrize("biases", [False, True])
+def test_half_step_sse_is_that_of_predict(k, biases, rng):
+    """sse sums the squared errors of the very float32 predictions predict
+    makes (its rows as items, its columns as users), tails of k mod 16 and
+    k < 16 included: only the order of the float64 sum differs."""
+    mask, values, csr, Y = small_problem(rng, n_rows=60, n_cols=50, k=k, density=0.4)
+    X = np.zeros((mask.shape[0], k), np.float32)
+    kw = dict(regularization=0.5)
+    if biases:
+        kw.update(x_bias=np.zeros(len(X), np.float32), offset=3.0,
+                  y_bias=rng.normal(0, 0.3, len(Y)).astype(np.float32))
+    stats = _core.als_half_step(*csr, Y, X, **kw)
+    m = _core.Model()
+    m.user_factors, m.item_factors, m.global_mean = Y, X, kw.get("offset", 0.0)
+    if biases:
+        m.user_bias, m.item_bias = kw["y_bias"], kw["x_bias"]
+    rows, cols = np.nonzero(mask)
+    pred = m._predict(cols.astype(np.int32), rows.astype(np.int32))
+    err = pred.astype(float) - values[rows, cols]
+    assert stats["sse"] == pytest.approx(float(err @ err), rel=1e-12)
+
+
 @pytest.mark.parametrize("mode", ["explicit", "weighted-w0>1", "implicit"])
 def test_cg_converges_to_the_solution_and_never_increases_the_row_objective(mode, rng):
     mask, values, csr, Y = small_problem(rng)
