@@ -42,10 +42,11 @@ def threads(model, n_threads) -> int:
     return int(n_threads)
 
 
-def core_state(core) -> dict:
-    """Copies of the arrays and the mean of a core model (a snapshot)."""
+def core_state(core, copy: bool = True) -> dict:
+    """The arrays and the mean of a core model: copies (a snapshot), or the
+    arrays themselves where no kernel writes into them."""
     state = {name: getattr(core, name) for name in CORE_ARRAYS}
-    state = {k: None if v is None else v.copy() for k, v in state.items()}
+    state = {k: v if v is None or not copy else v.copy() for k, v in state.items()}
     state["global_mean"] = core.global_mean
     return state
 

@@ -32,7 +32,8 @@ def check_fit_arguments(early_stopping, validation, callback) -> None:
 def fit_state(core, solver) -> tuple:
     """A snapshot of a fit in progress: the core model and the solver's
     extra arrays (e.g. feature factors), so that both are restored together."""
-    return core_state(core), {k: v.copy() for k, v in solver.extra_arrays().items()}
+    arrays = core_state(core, copy=solver.writes_in_place)
+    return arrays, {k: v.copy() for k, v in solver.extra_arrays().items()}
 
 
 def set_fit_state(core, solver, state: tuple) -> None:
@@ -58,12 +59,11 @@ class Training:
         row: Dict[str, Any] = {"epoch": iteration + 1}
         if loss is not None:
             row["train_loss"] = loss
-        pred = solver.predictions(work, self.train.users, self.train.items, self.n_threads)
-        if not np.isfinite(pred).all():  # finite factors whose products overflow
+        row["train_rmse"] = solver.train_rmse(work, self.train, self.n_threads)
+        if not np.isfinite(row["train_rmse"]):  # finite factors whose products overflow
             raise FloatingPointError(
                 f"fit diverged at iteration {iteration + 1}: the predictions are no "
                 "longer finite; use a smaller learning_rate or a larger regularization")
-        row["train_rmse"] = _core.rmse_mae(pred, self.train.ratings)[0]
         if self.valid is not None:
             vu, vi, vr = self.valid
             pred = unknown_to_mean(solver.predictions(work, vu, vi, self.n_threads),
@@ -131,9 +131,10 @@ class Training:
             return best[0]
 
 
-def train_data(solver, users, items, ratings, user_features, item_features):
+def train_data(solver, users, items, ratings, user_features, item_features, n_threads=1):
     """(TrainData in index order, the model's user ids, its item ids) from
-    checked triplets and the (matrix, ids) side features of each side."""
+    checked triplets and the (matrix, ids) side features of each side
+    (`n_threads`: for building its CSRs)."""
     user_side = read_features(*user_features, "user")
     item_side = read_features(*item_features, "item")
     if (user_side or item_side) and not solver.uses_features:
@@ -146,7 +147,7 @@ def train_data(solver, users, items, ratings, user_features, item_features):
     item_ids, iidx = known_ids(items, item_side, "item_feature_ids")
     train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
                       features_by_index(user_side, user_ids),
-                      features_by_index(item_side, item_ids))
+                      features_by_index(item_side, item_ids), n_threads)
     solver.check_data(train)
     return train, user_ids, item_ids
 

@@ -221,7 +221,7 @@ class Model(_core.Model):
             raise ValueError(f"early_stopping: algorithm {algorithm!r} does not stop early "
                              f"({solver.stops_early})")
         train, user_ids, item_ids = train_data(solver, users, items, ratings, user_features,
-                                               item_features)
+                                               item_features, params["n_threads"])
         try:
             seen = train.by_user
         except ValueError:  # the only failure left: a repeated (user, item) pair
@@ -239,7 +239,8 @@ class Model(_core.Model):
         best = training.run(seed, n_iter, early_stopping, callback, self)
 
         solver.finish(work, best + 1)
-        self._install(core_state(work), seen, user_ids, item_ids, solver, params,
+        # the arrays themselves, not copies: the setters copy
+        self._install(core_state(work, copy=False), seen, user_ids, item_ids, solver, params,
                       history=training.history, best_iteration_=best + 1, seed_=seed,
                       rating_range_=rating_range, rating_mean_=rating_mean)
         return self

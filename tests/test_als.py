@@ -69,6 +69,15 @@ def reference_loss(mask, values, X, Y, lam, w0=0.0, alpha=0.0, binary=False,
     return data, reg
 
 
+def reference_sse(mask, values, X, Y, offset=0.0, y_bias=None, x_bias=None):
+    """Sum over the observed entries of (value - prediction)^2, unweighted,
+    with the prediction offset + y_bias_j + x_bias_i + x_i.y_j in float64."""
+    pred = offset + X.astype(float) @ Y.astype(float).T
+    if y_bias is not None:
+        pred = pred + y_bias[None, :] + x_bias[:, None]
+    return float((mask * (values - pred) ** 2).sum())
+
+
 MODES = {
     "explicit": dict(lam=0.5),
     "explicit-scaled": dict(lam=0.05, scale=True),
@@ -113,6 +122,9 @@ def test_half_step_matches_dense_solve(mode, rng):
     data, reg = reference_loss(mask, values, X, Y, **m)
     assert stats["data"] == pytest.approx(data, rel=1e-5)
     assert stats["reg"] == pytest.approx(reg, rel=1e-5)
+    # and the plain squared errors on the raw values (not weights or 1[v > 0])
+    assert stats["sse"] == pytest.approx(reference_sse(mask, values, X, Y), rel=1e-5)
+    assert _core.als_half_step(*csr, Y, X.copy(), loss=False, **kernel_kwargs(m))["sse"] == 0
 
 
 def test_half_step_with_biases_matches_dense_solve(rng):
@@ -128,6 +140,31 @@ def test_half_step_with_biases_matches_dense_solve(rng):
     data, reg = reference_loss(mask, values, got, Y, 0.3, offset=3.0, y_bias=y_bias)
     assert stats["data"] == pytest.approx(data, rel=1e-5)
     assert stats["reg"] == pytest.approx(reg, rel=1e-5)
+    sse = reference_sse(mask, values, X, Y, offset=3.0, y_bias=y_bias, x_bias=x_bias)
+    assert stats["sse"] == pytest.approx(sse, rel=1e-5)
+
+
+@pytest.mark.parametrize("k", [5, 16, 37, 64])
+@pytest.mark.parametrize("biases", [False, True])
+def test_half_step_sse_is_that_of_predict(k, biases, rng):
+    """sse sums the squared errors of the very float32 predictions predict
+    makes (its rows as items, its columns as users), tails of k mod 16 and
+    k < 16 included: only the order of the float64 sum differs."""
+    mask, values, csr, Y = small_problem(rng, n_rows=60, n_cols=50, k=k, density=0.4)
+    X = np.zeros((mask.shape[0], k), np.float32)
+    kw = dict(regularization=0.5)
+    if biases:
+        kw.update(x_bias=np.zeros(len(X), np.float32), offset=3.0,
+                  y_bias=rng.normal(0, 0.3, len(Y)).astype(np.float32))
+    stats = _core.als_half_step(*csr, Y, X, **kw)
+    m = _core.Model()
+    m.user_factors, m.item_factors, m.global_mean = Y, X, kw.get("offset", 0.0)
+    if biases:
+        m.user_bias, m.item_bias = kw["y_bias"], kw["x_bias"]
+    rows, cols = np.nonzero(mask)
+    pred = m._predict(cols.astype(np.int32), rows.astype(np.int32))
+    err = pred.astype(float) - values[rows, cols]
+    assert stats["sse"] == pytest.approx(float(err @ err), rel=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["explicit", "weighted-w0>1", "implicit"])
@@ -275,8 +312,63 @@ def test_same_seed_same_factors_for_any_thread_count(case, solver, ml_small):
     for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
         a, b = getattr(fits[0], name), getattr(fits[1], name)
         assert (a is None and b is None) or np.array_equal(a, b), name
-    assert [h["train_loss"] for h in fits[0].history] == \
-        [h["train_loss"] for h in fits[1].history]
+    for column in ("train_loss", "train_rmse"):
+        assert [h[column] for h in fits[0].history] == [h[column] for h in fits[1].history]
+
+
+@pytest.mark.parametrize("case", sorted(MODEL_CASES) + ["implicit-counts"])
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_train_rmse_comes_from_the_item_half_step(case, solver, ml_small, monkeypatch):
+    """The history's train_rmse is the RMSE of the model's predictions on the
+    training ratings (raw values, also for implicit feedback on counts), to
+    float32 rounding, and the fit loop predicts nothing to get it."""
+    algorithm, params = MODEL_CASES.get(case, ("wals", dict(factors=8, alpha=1.0)))
+    u, i, r = case_data(algorithm, ml_small) if case != "implicit-counts" else \
+        (ml_small.user, ml_small.item, ml_small.rating)
+    predicted = []
+    real_predictions = mfrec.algorithms.Algorithm.predictions
+    monkeypatch.setattr(mfrec.algorithms.Algorithm, "predictions",
+                        lambda self, *a: predicted.append(1) or real_predictions(self, *a))
+    model = mfrec.Model(algorithm, iterations=2, seed=5, solver=solver, **params).fit(u, i, r)
+    assert predicted == []
+    uidx, iidx = np.searchsorted(model.user_ids, u), np.searchsorted(model.item_ids, i)
+    pred = model.global_mean + np.einsum("ij,ij->i", model.user_factors[uidx].astype(float),
+                                         model.item_factors[iidx].astype(float))
+    if model.user_bias is not None:
+        pred += model.user_bias[uidx].astype(float) + model.item_bias[iidx]
+    want = np.sqrt(np.mean((r - pred) ** 2))
+    assert model.history[-1]["train_rmse"] == pytest.approx(want, rel=2e-6)
+    # the predict path's own float32 rounding: the same to the last few digits
+    core_pred = model._predict(uidx.astype(np.int32), iidx.astype(np.int32))
+    assert model.history[-1]["train_rmse"] == pytest.approx(
+        _core.rmse_mae(core_pred, r)[0], rel=1e-7)
+
+
+@pytest.mark.parametrize("algorithm, in_place", [("als", False), ("wals", False),
+                                                 ("sgd", True)])
+def test_fit_snapshots_copy_only_what_kernels_write(algorithm, in_place, ml_small):
+    """A snapshot of an ALS fit holds the model's arrays themselves (each
+    half-step assigns new ones and never writes into the old), and they
+    stay as they were through the next iteration; SGD writes in place, so
+    its snapshot is a copy."""
+    from mfrec.algorithms import TrainData, get_algorithm
+    from mfrec._training import fit_state
+
+    u, i, r = case_data("als", ml_small)
+    (uids, uidx), (iids, iidx) = (np.unique(x, return_inverse=True) for x in (u, i))
+    train = TrainData(uidx.astype(np.int32), iidx.astype(np.int32), r, len(uids), len(iids))
+    cls = get_algorithm(algorithm)
+    solver, work = cls({**cls.defaults, "factors": 4}), _core.Model()
+    work.global_mean = float(r.mean())
+    solver.start(work, train, 0)
+    solver.step(work, train, 0)
+    state = fit_state(work, solver)[0]
+    before = {name: state[name].copy() for name in ("user_factors", "item_factors")}
+    assert (state["user_factors"] is work.user_factors) == (not in_place)
+    solver.step(work, train, 1)
+    for name, a in before.items():
+        assert np.array_equal(state[name], a), name
+        assert not np.array_equal(getattr(work, name), a), name
 
 
 def test_explicit_als_movielens_folds(ml100k):

@@ -221,11 +221,11 @@ def test_ctrl_c_between_history_and_snapshot(monkeypatch, at_call, early):
     kwargs = dict(validation=data, early_stopping=100) if early else {}
     real, calls = training_module.core_state, []
 
-    def interrupted(core):
+    def interrupted(core, **kwargs):
         calls.append(1)
         if len(calls) == at_call:
             raise KeyboardInterrupt
-        return real(core)
+        return real(core, **kwargs)
 
     monkeypatch.setattr(training_module, "core_state", interrupted)
     model = mfrec.Model("sgd", **params)

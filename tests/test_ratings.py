@@ -101,6 +101,60 @@ def test_build_csr_rejects_bad_sizes():
         _core.build_csr(r.astype(np.float64), r, None, 2, 2)
 
 
+def skewed_triplets(rng, n_rows, n_cols, nnz):
+    """About nnz distinct (row, col) cells, half of them long-tailed on both
+    sides (a few long rows and columns), in random order."""
+    rows = np.minimum(rng.zipf(1.4, nnz) - 1, n_rows - 1)
+    cols = np.minimum(rng.zipf(1.3, nnz) - 1, n_cols - 1)
+    cells = np.r_[rows.astype(np.int64) * n_cols + cols, rng.choice(n_rows * n_cols, nnz)]
+    cells = rng.permutation(np.unique(cells))
+    return (cells // n_cols).astype(np.int32), (cells % n_cols).astype(np.int32)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 7])
+def test_transpose_csr_is_the_build_by_column(rng, n_threads):
+    """Byte for byte the CSR build_csr makes from the swapped triplets, and
+    SciPy's transpose; for any thread count (ranges cut mid-way through
+    long rows and columns, empty rows and columns included)."""
+    sparse = pytest.importorskip("scipy.sparse")
+    n_rows, n_cols = 3000, 700
+    rows, cols = skewed_triplets(rng, n_rows - 5, n_cols - 3, 20_000)
+    vals = rng.normal(size=len(rows)).astype(np.float32)
+    by_row = _core.build_csr(rows, cols, vals, n_rows, n_cols)
+    got = _core.transpose_csr(by_row, n_cols, n_threads)
+    want = _core.build_csr(cols, rows, vals, n_cols, n_rows)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.tobytes() == w.tobytes()
+    ref = sparse.csr_matrix((vals, (rows, cols)), shape=(n_rows, n_cols)).T.tocsr()
+    ref.sort_indices()
+    np.testing.assert_array_equal(got[0], ref.indptr)
+    np.testing.assert_array_equal(got[1], ref.indices)
+    np.testing.assert_array_equal(got[2], ref.data)
+
+
+def test_transpose_csr_small_and_empty():
+    by_row = _core.build_csr(np.array([2, 0, 2], np.int32), np.array([0, 1, 1], np.int32),
+                             None, 4, 3)
+    indptr, indices, values = _core.transpose_csr(by_row, 3, 2)
+    assert indptr.tolist() == [0, 1, 3, 3] and indices.tolist() == [2, 0, 2]
+    assert values.tolist() == [1.0, 1.0, 1.0]
+    empty = (np.zeros(3, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
+    indptr, indices, _ = _core.transpose_csr(empty, 4)
+    assert indptr.tolist() == [0] * 5 and len(indices) == 0
+
+
+@pytest.mark.parametrize("csr, n_cols, match", [
+    (([0, 1], [3], [1.0]), 2, "csr: not a valid CSR matrix with 2 columns"),
+    (([0, 2], [1, 0], [1.0, 1.0]), 2, "not a valid CSR"),     # columns not ascending
+    (([0, 1], [0], [1.0, 2.0]), 2, "indices and values must have the same length"),
+    (([1, 1], [0], [1.0]), 2, "not a valid CSR"),
+])
+def test_transpose_csr_rejects_bad_csr(csr, n_cols, match):
+    csr = (np.array(csr[0], np.int64), np.array(csr[1], np.int32), np.array(csr[2], np.float32))
+    with pytest.raises(ValueError, match=match):
+        _core.transpose_csr(csr, n_cols)
+
+
 # ---- RMSE / MAE ----------------------------------------------------------------------
 
 def test_rmse_mae_match_numpy(rng):

@@ -29,6 +29,9 @@
  *
  * The objective is reported exactly, unobserved term included:
  *   sum_unobs (x.y_j)^2 = x^T G x - sum_obs (x.y_j)^2.
+ * The same pass sums the plain squared errors of the model's predictions
+ * (offset + o_j + b_x + x.y_j, rounded to float as mfr_predict does) on
+ * the raw values, so a fit gets its training RMSE without another pass.
  * Rows are independent and the Gram and loss sums run over fixed blocks in
  * a fixed order, so the result does not depend on the thread count.
  */
@@ -51,6 +54,7 @@
 #define GRAM_BLOCK 8192 /* rows of Y per partial Gram matrix */
 #define ROW_BLOCK 32    /* rows per unit of parallel work (and loss sum) */
 #define OBS_CHUNK 128   /* observations gathered per ssyrk update */
+#define BLOCK_SUMS 3    /* per block of rows: data loss, regularization, sse */
 
 mfr_als_params mfr_als_default_params(void)
 {
@@ -247,37 +251,18 @@ static int solve_cholesky(const ctx *h, int32_t i, float lam, scratch *s, float 
 typedef float vf16 __attribute__((vector_size(64)));
 typedef int32_t vi16 __attribute__((vector_size(64)));
 
-static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restrict y0,
-                                   const float *restrict y1, const float *restrict y2,
-                                   const float *restrict y3, int32_t d, float out[4])
+/* Lane sums of four vectors, pairwise (lanes j and j + 8, then j + 4, j + 2,
+ * j + 1, as mfr_dot sums its lanes), the four reductions in shared shuffles. */
+static MFR_ALWAYS_INLINE void reduce4(const vf16 a[4], float out[4])
 {
-    vf16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, vv, t0, t1, t2, t3;
-    int32_t f = 0;
-    for (; f + 16 <= d; f += 16) {
-        memcpy(&vv, v + f, sizeof vv);
-        memcpy(&t0, y0 + f, sizeof t0);
-        memcpy(&t1, y1 + f, sizeof t1);
-        memcpy(&t2, y2 + f, sizeof t2);
-        memcpy(&t3, y3 + f, sizeof t3);
-        a0 += t0 * vv;
-        a1 += t1 * vv;
-        a2 += t2 * vv;
-        a3 += t3 * vv;
-    }
-    for (int l = 0; f + l < d; l++) { /* the tail goes into the first lanes */
-        a0[l] += y0[f + l] * v[f + l];
-        a1[l] += y1[f + l] * v[f + l];
-        a2[l] += y2[f + l] * v[f + l];
-        a3[l] += y3[f + l] * v[f + l];
-    }
     const vi16 lo = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
     const vi16 hi = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
     const vi16 q1 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
     const vi16 q2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
     const vi16 s2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
     const vi16 s1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
-    vf16 ab = __builtin_shuffle(a0, a1, lo) + __builtin_shuffle(a0, a1, hi);
-    vf16 cd = __builtin_shuffle(a2, a3, lo) + __builtin_shuffle(a2, a3, hi);
+    vf16 ab = __builtin_shuffle(a[0], a[1], lo) + __builtin_shuffle(a[0], a[1], hi);
+    vf16 cd = __builtin_shuffle(a[2], a[3], lo) + __builtin_shuffle(a[2], a[3], hi);
     vf16 x = __builtin_shuffle(ab, cd, q1) + __builtin_shuffle(ab, cd, q2);
     x += __builtin_shuffle(x, s2);
     x += __builtin_shuffle(x, s1);
@@ -285,6 +270,61 @@ static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restric
     out[1] = x[4];
     out[2] = x[8];
     out[3] = x[12];
+}
+
+static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restrict y0,
+                                   const float *restrict y1, const float *restrict y2,
+                                   const float *restrict y3, int32_t d, float out[4])
+{
+    vf16 a[4] = {{0}}, vv, t0, t1, t2, t3;
+    int32_t f = 0;
+    for (; f + 16 <= d; f += 16) {
+        memcpy(&vv, v + f, sizeof vv);
+        memcpy(&t0, y0 + f, sizeof t0);
+        memcpy(&t1, y1 + f, sizeof t1);
+        memcpy(&t2, y2 + f, sizeof t2);
+        memcpy(&t3, y3 + f, sizeof t3);
+        a[0] += t0 * vv;
+        a[1] += t1 * vv;
+        a[2] += t2 * vv;
+        a[3] += t3 * vv;
+    }
+    for (int l = 0; f + l < d; l++) { /* the tail goes into the first lanes */
+        a[0][l] += y0[f + l] * v[f + l];
+        a[1][l] += y1[f + l] * v[f + l];
+        a[2][l] += y2[f + l] * v[f + l];
+        a[3][l] += y3[f + l] * v[f + l];
+    }
+    reduce4(a, out);
+}
+
+/* The four dot products of v (k >= 16 floats) as mfr_dot sums each one:
+ * its masked last vector (the row's last 16 floats, lanes already summed
+ * off) and its pairwise reduction, which reduce4 repeats lane for lane. */
+static MFR_ALWAYS_INLINE void dot4_as_mfr_dot(const float *restrict v,
+                                              const float *const y[4], int32_t k,
+                                              float out[4])
+{
+    vf16 a[4] = {{0}}, vv, t;
+    int32_t f = 0;
+    for (; f + 16 <= k; f += 16) {
+        memcpy(&vv, v + f, sizeof vv);
+        for (int u = 0; u < 4; u++) {
+            memcpy(&t, y[u] + f, sizeof t);
+            a[u] += t * vv;
+        }
+    }
+    if (f < k) {
+        vi16 mask;
+        memcpy(&mask, mfr_tail_mask + (k - f), sizeof mask);
+        memcpy(&vv, v + k - 16, sizeof vv);
+        for (int u = 0; u < 4; u++) {
+            memcpy(&t, y[u] + k - 16, sizeof t);
+            t = t * vv;
+            a[u] += (vf16)((vi16)t & mask);
+        }
+    }
+    reduce4(a, out);
 }
 #else
 static inline void dot4(const float *restrict v, const float *restrict y0,
@@ -296,7 +336,14 @@ static inline void dot4(const float *restrict v, const float *restrict y0,
     out[2] = mfr_dot(v, y2, d);
     out[3] = mfr_dot(v, y3, d);
 }
+
+static inline void dot4_as_mfr_dot(const float *restrict v, const float *const y[4], int32_t k,
+                                   float out[4])
+{
+    dot4(v, y[0], y[1], y[2], y[3], k, out);
+}
 #endif
+
 
 /* out += sum over row i's entries of a_e y_e, four entries at a time (their
  * dot products run side by side, their updates share one pass over out):
@@ -397,14 +444,31 @@ static void solve_cg_block(const ctx *h, int32_t lo, int32_t n, int steps, scrat
     }
 }
 
+/* Squared error of the prediction of raw value v at row x, column j, given
+ * dot = x.y_j over the k factors summed as mfr_dot sums it: the prediction
+ * as mfr_predict forms it. Only the offset is float here (mu is double
+ * there), and on the user side b_u, b_i come in the other order: where mu
+ * is not a float the prediction may differ by an ulp. */
+static MFR_ALWAYS_INLINE double predict_error2(const ctx *h, const float *x, int32_t k,
+                                               float dot, int32_t j, float v)
+{
+    double r = h->offset;
+    if (h->ob)
+        r = r + h->ob[j] + x[k];
+    r += dot;
+    const double e = (double)(float)r - (double)v;
+    return e * e;
+}
+
 /* The block's weighted squared errors at its new x, over all entries: the
  * observed ones directly, the unobserved ones as w0 (x^T G x - sum_obs (x.y)^2)
- * with X G one sgemm for the block. */
+ * with X G one sgemm for the block; *sse += the predictions' plain squared
+ * errors on the observed raw values (predict_error2). */
 MFR_TARGET_CLONES
-static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s)
+static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s, double *sse)
 {
     const mfr_csr *R = h->R;
-    const int32_t d = h->d;
+    const int32_t d = h->d, k = h->ob ? d - 1 : d; /* biases: x = (x, b_x), y = (y, 1) */
     const float *X = h->X + (int64_t)lo * d;
     double total = 0.0;
     if (h->G)
@@ -417,16 +481,22 @@ static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s)
         for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e += 4) {
             const int m = (int)MFR_MIN(4, R->indptr[i + 1] - e);
             const float *y[4];
-            float pred[4];
+            float pred[4], dot_k[4];
             for (int u = 0; u < 4; u++) /* short groups repeat their first entry */
                 y[u] = h->Y + (int64_t)R->indices[e + (u < m ? u : 0)] * d;
             dot4(x, y[0], y[1], y[2], y[3], d, pred);
+            if (k >= 16)
+                dot4_as_mfr_dot(x, y, k, dot_k);
+            else
+                for (int u = 0; u < m; u++)
+                    dot_k[u] = mfr_dot(x, y[u], k);
             for (int u = 0; u < m; u++) {
                 int32_t j = R->indices[e + u];
                 float v = value_of(R, e + u);
                 double err = target_of(h, j, v) - (double)pred[u];
                 obs += conf_of(h, i, j, v) * err * err;
                 sq_obs += (double)pred[u] * pred[u];
+                *sse += predict_error2(h, x, k, dot_k[u], j, v);
             }
         }
         if (h->G) {
@@ -514,7 +584,8 @@ static int check_inputs(const mfr_csr *R, int32_t k, const mfr_als_side *x,
 }
 
 /* The rows [lo, lo + n) of the half-step (n <= ROW_BLOCK); adds their
- * objective terms to loss[0] (data, if p->loss) and loss[1] (reg). */
+ * objective terms to loss[0] (data, if p->loss) and loss[1] (reg), and
+ * their predictions' squared errors to loss[2] (if p->loss). */
 static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_t n,
                        scratch *s, double *loss)
 {
@@ -547,7 +618,7 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
             loss[1] += s->lam[r] * xx;
         }
         if (p->loss)
-            loss[0] += block_data_loss(h, lo, n, s);
+            loss[0] += block_data_loss(h, lo, n, s, &loss[2]);
     }
     return MFR_OK;
 }
@@ -574,8 +645,8 @@ static void scratch_alloc(int32_t d, scratch *s, char **mem)
     s->lam = s->rs + ROW_BLOCK;
 }
 
-/* Every block of ROW_BLOCK rows, in parallel; block b's objective terms go
- * to block_loss[2 b], [2 b + 1] when block_loss is given. */
+/* Every block of ROW_BLOCK rows, in parallel; block b's sums go to
+ * block_loss[BLOCK_SUMS b ..] when block_loss is given. */
 static int solve_rows(const ctx *h, const mfr_als_params *p, int64_t n_blocks, int threads,
                       double *block_loss)
 {
@@ -599,7 +670,8 @@ static int solve_rows(const ctx *h, const mfr_als_params *p, int64_t n_blocks, i
                 continue;
             int32_t lo = (int32_t)(blk * ROW_BLOCK);
             int32_t n = (int32_t)MFR_MIN((int64_t)n_rows - lo, ROW_BLOCK);
-            int st = solve_block(h, p, lo, n, &s, block_loss ? block_loss + 2 * blk : NULL);
+            int st = solve_block(h, p, lo, n, &s,
+                                 block_loss ? block_loss + BLOCK_SUMS * blk : NULL);
             if (st != MFR_OK) {
 #pragma omp atomic write
                 status = st;
@@ -675,7 +747,7 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     t1 = omp_get_wtime();
 #endif
     if (stats) {
-        block_loss = calloc((size_t)MFR_MAX(n_blocks, 1) * 2, sizeof *block_loss);
+        block_loss = calloc((size_t)MFR_MAX(n_blocks, 1) * BLOCK_SUMS, sizeof *block_loss);
         if (!block_loss) {
             status = MFR_ENOMEM;
             goto cleanup;
@@ -690,10 +762,11 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     if (bias)
         unaugment(Xa, k, n_rows, x);
     if (stats) {
-        stats->data = stats->reg = 0.0;
+        stats->data = stats->reg = stats->sse = 0.0;
         for (int64_t blk = 0; blk < n_blocks; blk++) { /* fixed order */
-            stats->data += block_loss[2 * blk];
-            stats->reg += block_loss[2 * blk + 1];
+            stats->data += block_loss[BLOCK_SUMS * blk];
+            stats->reg += block_loss[BLOCK_SUMS * blk + 1];
+            stats->sse += block_loss[BLOCK_SUMS * blk + 2];
         }
 #ifdef _OPENMP
         stats->gram_seconds = t1 - t0;

@@ -100,6 +100,14 @@ int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
 /* MFR_OK if a is a valid CSR: indptr rises from 0 to nnz, indices lie in
  * [0, n_cols) and ascend strictly within a row, values are finite. */
 int mfr_csr_check(const mfr_csr *a);
+/* The transpose of a (n_cols x n_rows): indptr has a->n_cols + 1 entries,
+ * indices/values a->nnz; values may be NULL (not written), a->values too
+ * (ones). Each row's columns ascend; when a has passed mfr_csr_check the
+ * result is what mfr_csr_from_coo builds from a's triplets swapped, byte
+ * for byte. MFR_EINDEX for an index outside [0, n_cols). n_threads as
+ * elsewhere; the result does not depend on it. */
+int mfr_csr_transpose(const mfr_csr *a, int n_threads, int64_t *indptr, int32_t *indices,
+                      float *values);
 /* MFR_OK if b holds exactly the entries of a, transposed; MFR_EINVAL if
  * not. Both must have passed mfr_csr_check. O(nnz). */
 int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b);
@@ -381,9 +389,13 @@ typedef struct {
 /* The solved rows' share of the objective at their new values, and where
  * the time went. data: weighted squared errors over all entries of the
  * rows, unobserved ones included (0 unless params.loss); reg: sum
- * lambda_i |x_i|^2 (b_i included). */
+ * lambda_i |x_i|^2 (b_i included); sse: sum over the rows' stored entries
+ * of (v - prediction)^2, unweighted, on the raw values v, with the
+ * prediction offset + y_bias_j + b_i + x_i.y_j rounded to float as
+ * mfr_predict forms it (0 unless params.loss): after the item half-step,
+ * the training RMSE is sqrt(sse / nnz). */
 typedef struct {
-    double data, reg;
+    double data, reg, sse;
     double gram_seconds, solve_seconds;
 } mfr_als_stats;
 

@@ -5,6 +5,13 @@
  * COO -> CSR runs two stable counting sorts (by column, then by row), so
  * the columns within each row come out ascending and duplicates are
  * adjacent: O(nnz + n_rows + n_cols) time, no comparison sort.
+ *
+ * CSR -> its transpose is one counting sort by column of entries already
+ * in row order, so it keeps that order: each output row comes out with its
+ * columns ascending, as mfr_csr_from_coo builds it from the same triplets.
+ * Threads take contiguous ranges of rows of about equal nnz, count their
+ * columns, and scatter to offsets fixed by (column, range): the output does
+ * not depend on the thread count.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -83,6 +90,90 @@ int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
 cleanup:
     free(col_ptr);
     free(by_col);
+    free(next);
+    return status;
+}
+
+/* The first row of range t of n_ranges with about equal entries: the
+ * first r with indptr[r] >= t nnz / n_ranges. */
+static int32_t range_start(const mfr_csr *a, int t, int n_ranges)
+{
+    const int64_t target = (int64_t)((double)a->nnz * t / n_ranges);
+    int32_t lo = 0, hi = a->n_rows;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (a->indptr[mid] < target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return t == 0 ? 0 : t == n_ranges ? a->n_rows : lo;
+}
+
+/* Scatter rows [lo, hi) of a into the transpose; next[c] is where the
+ * range's next entry of column c goes. */
+static void transpose_range(const mfr_csr *a, int32_t lo, int32_t hi, int64_t *restrict next,
+                            int32_t *restrict indices, float *restrict values)
+{
+    for (int32_t r = lo; r < hi; r++)
+        for (int64_t j = a->indptr[r]; j < a->indptr[r + 1]; j++) {
+            const int64_t dst = next[a->indices[j]]++;
+            indices[dst] = r;
+            if (values)
+                values[dst] = a->values ? a->values[j] : 1.0f;
+        }
+}
+
+int mfr_csr_transpose(const mfr_csr *a, int n_threads, int64_t *indptr, int32_t *indices,
+                      float *values)
+{
+    if (a->n_rows < 0 || a->n_cols < 0 || a->nnz < 0 || !a->indptr ||
+        (a->nnz > 0 && !a->indices) || a->indptr[0] != 0 || a->indptr[a->n_rows] != a->nnz)
+        return MFR_EINVAL;
+    for (int32_t r = 0; r < a->n_rows; r++)
+        if (a->indptr[r + 1] < a->indptr[r])
+            return MFR_EINVAL;
+    const int64_t n_cols = a->n_cols;
+    /* one range per thread, while the counts stay small beside the entries */
+    int n_ranges = mfr_threads(n_threads);
+    while (n_ranges > 1 && (int64_t)n_ranges * (n_cols + 1) > a->nnz)
+        n_ranges--;
+    int64_t *next = calloc((size_t)n_ranges * (size_t)(n_cols + 1), sizeof *next);
+    if (!next)
+        return MFR_ENOMEM;
+    int status = MFR_OK;
+#pragma omp parallel for schedule(static, 1) num_threads(n_ranges) if (n_ranges > 1)
+    for (int t = 0; t < n_ranges; t++) {
+        int64_t *count = next + (int64_t)t * (n_cols + 1);
+        const int64_t b = a->indptr[range_start(a, t, n_ranges)];
+        const int64_t e = a->indptr[range_start(a, t + 1, n_ranges)];
+        for (int64_t j = b; j < e; j++) {
+            const int32_t c = a->indices[j];
+            if (c < 0 || c >= n_cols) {
+#pragma omp atomic write
+                status = MFR_EINDEX;
+                break;
+            }
+            count[c]++;
+        }
+    }
+    if (status == MFR_OK) {
+        /* column c of range t starts after c's entries in earlier ranges */
+        int64_t offset = 0;
+        for (int64_t c = 0; c < n_cols; c++) {
+            indptr[c] = offset;
+            for (int t = 0; t < n_ranges; t++) {
+                int64_t *slot = next + (int64_t)t * (n_cols + 1) + c, n = *slot;
+                *slot = offset;
+                offset += n;
+            }
+        }
+        indptr[n_cols] = offset;
+#pragma omp parallel for schedule(static, 1) num_threads(n_ranges) if (n_ranges > 1)
+        for (int t = 0; t < n_ranges; t++)
+            transpose_range(a, range_start(a, t, n_ranges), range_start(a, t + 1, n_ranges),
+                            next + (int64_t)t * (n_cols + 1), indices, values);
+    }
     free(next);
     return status;
 }

@@ -135,8 +135,8 @@ static PyObject *als_result(int status, const mfr_als_stats *stats, npy_intp n_c
 {
     switch (status) {
     case MFR_OK:
-        return Py_BuildValue("{sdsdsdsd}", "data", stats->data, "reg", stats->reg,
-                             "gram_seconds", stats->gram_seconds, "solve_seconds",
+        return Py_BuildValue("{sdsdsdsdsd}", "data", stats->data, "reg", stats->reg,
+                             "sse", stats->sse, "gram_seconds", stats->gram_seconds, "solve_seconds",
                              stats->solve_seconds);
     case MFR_EINDEX:
         return PyErr_Format(PyExc_IndexError,
@@ -177,7 +177,9 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
 "unknowns are (x_i, x_bias[i]) and the features (y_j, 1); w0 must be 0.\n\n"
 "Returns a dict: data (the rows' weighted squared errors over all\n"
 "entries at their new values; 0 when loss=False), reg (sum lambda_i |x_i|^2),\n"
-"gram_seconds, solve_seconds.")
+"sse (sum over the stored entries of (values - prediction)^2, unweighted,\n"
+"the prediction offset + y_bias[j] + x_bias[i] + x.y_j rounded to float32\n"
+"as predict forms it; 0 when loss=False), gram_seconds, solve_seconds.")
 {
     static char *kwlist[] = {"indptr", "indices", "values", "Y", "X", "x_bias", "y_bias",
                              "offset", "row_weights", "col_weights", "regularization",

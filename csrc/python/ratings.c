@@ -1,6 +1,6 @@
 /*
  * ratings.c - binding of csrc/core/ratings.c: rating triplets compressed
- * by row (COO -> CSR).
+ * by row (COO -> CSR), and a CSR transposed.
  */
 #include "binding.h"
 
@@ -57,4 +57,42 @@ cleanup:
     return result;
 }
 
-PyMethodDef mfr_py_ratings_functions[] = {METHOD(build_csr), {NULL}};
+BINDING_KW(transpose_csr, "(csr, n_cols, n_threads=1)",
+"The transpose of csr, a tuple (indptr, indices, values) as build_csr\n"
+"returns it with n_cols columns: the same kind of tuple, by column, rows\n"
+"ascending in each (what build_csr gives for the swapped triplets).\n"
+"ValueError if csr is not a valid CSR with n_cols columns.")
+{
+    static char *kwlist[] = {"csr", "n_cols", "n_threads", NULL};
+    PyObject *co, *result = NULL;
+    Py_ssize_t n_cols;
+    int n_threads = 1, status;
+    csr_view a;
+    PyArrayObject *indptr = NULL, *indices = NULL, *values = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On|i", kwlist, &co, &n_cols, &n_threads))
+        return NULL;
+    if (csr_view_get(&a, co, n_cols, "csr") < 0)
+        goto cleanup;
+    npy_intp np1 = (npy_intp)n_cols + 1, nnz = (npy_intp)a.csr.nnz;
+    if (!(indptr = (PyArrayObject *)PyArray_SimpleNew(1, &np1, NPY_INT64)) ||
+        !(indices = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_INT32)) ||
+        !(values = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_FLOAT32)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_csr_transpose(&a.csr, n_threads, PyArray_DATA(indptr), PyArray_DATA(indices),
+                               PyArray_DATA(values));
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "transpose_csr");
+        goto cleanup;
+    }
+    result = PyTuple_Pack(3, indptr, indices, values);
+cleanup:
+    csr_view_release(&a);
+    Py_XDECREF(indptr);
+    Py_XDECREF(indices);
+    Py_XDECREF(values);
+    return result;
+}
+
+PyMethodDef mfr_py_ratings_functions[] = {METHOD(build_csr), METHOD(transpose_csr), {NULL}};

@@ -10,6 +10,7 @@ it stands on (``_ids``, ``_training``, ``_predictions``, ``_modelfile``).
 """
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -64,15 +65,17 @@ class Features:
 
 class TrainData:
     """Training ratings as contiguous indices (int32) and float32 values,
-    with the CSR by user and by item built on first use. Users and items
-    may include some without ratings, known only from their side features
-    (user_features / item_features: Features or None)."""
+    with the CSR by user and by item built on first use (by item: the one
+    by user transposed, with n_threads). Users and items may include some
+    without ratings, known only from their side features (user_features /
+    item_features: Features or None)."""
 
     def __init__(self, users, items, ratings, n_users, n_items, user_features=None,
-                 item_features=None):
+                 item_features=None, n_threads=1):
         self.users, self.items, self.ratings = users, items, ratings
         self.n_users, self.n_items = n_users, n_items
         self.user_features, self.item_features = user_features, item_features
+        self.n_threads = n_threads
 
     def __len__(self):
         return len(self.ratings)
@@ -85,7 +88,7 @@ class TrainData:
     @cached_property
     def by_item(self):
         """(indptr, user indices, ratings) of each item, users ascending."""
-        return _core.build_csr(self.items, self.users, self.ratings, self.n_items, self.n_users)
+        return _core.transpose_csr(self.by_user, self.n_items, self.n_threads)
 
 
 # ---- parameter checks shared by the algorithms -----------------------------
@@ -171,6 +174,10 @@ class Algorithm:
     fitted_attributes: tuple = ()
     #: the algorithm learns from user_features / item_features
     uses_features = False
+    #: its kernels update the core model's arrays in place (False: it only
+    #: assigns new ones, so a snapshot of the fit may keep the old arrays
+    #: themselves instead of copies)
+    writes_in_place = True
 
     def __init__(self, params: dict):
         self.params = params
@@ -247,6 +254,15 @@ class Algorithm:
         """The predictions the fit loop scores after each iteration (float32;
         -1 marks an unknown id): by default those of the core model."""
         return core._predict(users, items, n_threads)
+
+    def train_rmse(self, core, train: TrainData, n_threads: int) -> float:
+        """The RMSE of the predictions on the training pairs after a step
+        (inf if one is not finite): by default predicted afresh; an
+        algorithm whose step met every rating on its way returns its sum."""
+        pred = self.predictions(core, train.users, train.items, n_threads)
+        if not np.isfinite(pred).all():
+            return math.inf
+        return _core.rmse_mae(pred, train.ratings)[0]
 
     def finish(self, core, n_done: int) -> None:
         """After the fit loop, with n_done iterations kept: final touches

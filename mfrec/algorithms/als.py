@@ -48,6 +48,8 @@ term included.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _core
@@ -66,6 +68,7 @@ class _Alternating(Algorithm):
     """The iteration both models share; subclasses set the kernel's mode."""
 
     iterations_param = "iterations"
+    writes_in_place = False  # each half-step assigns new arrays (see half_step)
 
     @classmethod
     def check_params(cls, params):
@@ -103,7 +106,9 @@ class _Alternating(Algorithm):
             core.item_bias = np.zeros(train.n_items, np.float32)
         else:
             core.global_mean = 0.0
+        train.by_item  # both CSRs at set-up, none inside the first timed iteration
         self.user_weights, self.item_weights = self.side_weights(train)
+        self.sse = None  # the last item half-step's squared errors (train_rmse)
         self.kwargs = dict(self.kernel_mode(), regularization=p["regularization"],
                            scale_regularization=p["scale_regularization"],
                            solver=p["solver"], cg_steps=p["cg_steps"],
@@ -131,6 +136,7 @@ class _Alternating(Algorithm):
                                    self.item_weights, loss=False)
             items = self.half_step(core, train.by_item, "item", "user", self.item_weights,
                                    self.user_weights)
+            self.sse = items["sse"]
         except np.linalg.LinAlgError:  # the core's "not positive definite"
             r = train.ratings
             raise np.linalg.LinAlgError(
@@ -140,6 +146,13 @@ class _Alternating(Algorithm):
                 "use a larger regularization, or rescale ratings so that float32 sums of "
                 "their squares stay finite") from None
         return items["data"] + items["reg"] + users["reg"]
+
+    def train_rmse(self, core, train, n_threads):
+        """From the item half-step, which scored every rating at the
+        iteration's final factors (see csrc/core/als.c for its rounding)."""
+        if self.sse is None:
+            return super().train_rmse(core, train, n_threads)
+        return math.sqrt(self.sse / len(train))
 
 
 @register
