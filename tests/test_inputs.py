@@ -211,11 +211,12 @@ def test_bad_sparse_values():
         mfrec.Ratings.from_sparse(np.eye(2))
 
 
-def test_importing_mfrec_imports_no_table_library():
+def test_importing_mfrec_imports_no_table_library(run_env, tmp_path):
     code = ("import sys, mfrec; print(sorted(m for m in ('pandas', 'polars', 'pyarrow', "
             "'scipy') if m in sys.modules))")
+    # from outside the source tree, the mfrec the tests import (installed or built in place)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=tmp_path, env=run_env)
     assert out.stdout.strip() == "[]"
 
 
