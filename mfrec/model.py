@@ -132,7 +132,7 @@ class Model(_core.Model):
             item_feature_ids=None, user_features=None, user_feature_ids=None,
             validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
-            verbose: bool = False) -> "Model":
+            verbose: bool = False, timestamps=None) -> "Model":
         """Fit on rating triplets (raw ids of any int64 values).
 
         Parameters
@@ -159,6 +159,8 @@ class Model(_core.Model):
         callback : callable(model, row), optional. Called after each
             iteration with the history row; returning False stops training.
         verbose : print each history row.
+        timestamps : seconds of each rating, optional (default: a Ratings'
+            timestamp), for ``Model("bayes", context="day")``.
 
         Ctrl-C stops training cleanly: the model keeps its last complete
         iteration (the best one with early stopping) and a warning says so.
@@ -167,16 +169,18 @@ class Model(_core.Model):
         with _state.fitting(self):
             return self._fit(users, items, ratings, (user_features, user_feature_ids),
                              (item_features, item_feature_ids), validation, early_stopping,
-                             callback, verbose)
+                             callback, verbose, timestamps)
 
     def _fit(self, users, items, ratings, user_features, item_features, validation,
-             early_stopping, callback, verbose):
+             early_stopping, callback, verbose, timestamps):
         algorithm, params = self.algorithm, dict(self._params)
+        source = users
         users, items, ratings = triplets(users, items, ratings, "fit")
         if len(users) == 0:
             raise ValueError("fit: no ratings given (empty arrays)")
         check_fit_arguments(early_stopping, validation, callback)
         solver = get_algorithm(algorithm)(dict(params))
+        solver.take_timestamps(source, timestamps, len(ratings))
         if early_stopping is not None and solver.stops_early is not True:
             raise ValueError(f"early_stopping: algorithm {algorithm!r} does not stop early "
                              f"({solver.stops_early})")
@@ -219,7 +223,7 @@ class Model(_core.Model):
     # ---- prediction --------------------------------------------------------
 
     def predict(self, users, items, clip: Optional[bool] = None, n_threads: int = 1,
-                return_std: bool = False):
+                return_std: bool = False, timestamps=None):
         """Predicted ratings for pairs of raw ids (float32).
 
         Ids not seen in training fall back to the baseline: the global mean
@@ -230,6 +234,8 @@ class Model(_core.Model):
         the training ratings. n_threads: 0 (all cores) to 256.
         return_std ("bayes" models): also return the predictive standard
         deviation of each rating (float64), as (predictions, std).
+        timestamps ("bayes" with context="day"): each pair's time in seconds;
+        without them (or for a day not seen in fit) the context prior mean.
         """
         check_fitted(self)
         users, items = pairs(users, items)
@@ -238,12 +244,13 @@ class Model(_core.Model):
             clip = self._solver.clip_predictions if self._solver else True
         with reading(self):
             uidx, iidx = index_of(users, self.user_ids), index_of(items, self.item_ids)
+            cidx = self._solver.context_index(self, timestamps, len(users))
             out = unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
                                   self, self._solver, self.rating_mean_)
-            out = clip_to(self._solver.transform(self, uidx, iidx, out),
+            out = clip_to(self._solver.transform(self, uidx, iidx, out, cidx),
                           self.rating_range_ if clip else None)
             if return_std:
-                return out, self._solver.predict_std(self, uidx, iidx)
+                return out, self._solver.predict_std(self, uidx, iidx, cidx)
             return out
 
     def predict_interval(self, users, items, level: float = 0.9):
@@ -261,11 +268,14 @@ class Model(_core.Model):
             return clip_to(low, limits), clip_to(high, limits)
 
     def score(self, users, items=None, ratings=None) -> dict:
-        """RMSE and MAE of the predictions on rating triplets."""
+        """RMSE and MAE of the predictions on rating triplets (a Ratings'
+        timestamps are used by models with a context)."""
+        stamps = getattr(users, "timestamp", None) if getattr(self._solver, "uses_context",
+                                                               False) else None
         users, items, ratings = triplets(users, items, ratings, "score")
         if len(users) == 0:
             raise ValueError("score: no ratings given (empty arrays)")
-        rmse, mae = _core.rmse_mae(self.predict(users, items), ratings)
+        rmse, mae = _core.rmse_mae(self.predict(users, items, timestamps=stamps), ratings)
         return {"rmse": rmse, "mae": mae}
 
     # ---- top-N -------------------------------------------------------------
