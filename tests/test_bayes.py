@@ -548,6 +548,10 @@ def test_context_posterior_mean_files_and_threads(tmp_path, likelihood):
                    - m.history[-1]["train_rmse"]) < 1e-4
         assert abs(rmse(m.predict(u[:500], i[:500], clip=False), 500)
                    - m.history[-1]["valid_rmse"]) < 1e-4
+        # recommend ranks by the same time-less posterior mean
+        ids, scores = m.recommend(u[0], n=5, exclude_seen=False)
+        np.testing.assert_allclose(scores, m.predict(np.full(5, u[0]), ids, clip=False),
+                                   rtol=1e-5)
     m.save(tmp_path / "d.npz")
     m2 = mfrec.Model.load(tmp_path / "d.npz")
     for stamps in (ts, None):

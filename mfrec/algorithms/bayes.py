@@ -358,20 +358,15 @@ class Bayes(Posterior, Algorithm):
             return
         S = len(kept)
         scale = np.float32(1.0 / math.sqrt(S))
+        context = {}
+        if self.uses_context:  # the prior mean folded into mu and the biases
+            kept, context = ctx.fold_samples(kept, self.k, scale, self.context_days)
         core.user_factors = np.hstack([s[1] for s in kept]) * scale
         core.item_factors = np.hstack([s[2] for s in kept]) * scale
         user_bias, item_bias = (np.stack([s[j] for s in kept], axis=1) for j in (3, 4))
         core.user_bias = user_bias.mean(axis=1).astype(np.float32)
         core.item_bias = item_bias.mean(axis=1).astype(np.float32)
         mu = np.array([s[5] for s in kept])
-        context = {}
-        if self.uses_context:  # the prior mean folded into mu and the biases
-            mu, ub, ib, context = ctx.finish_samples(kept, self.k, scale)
-            mu = np.array(mu)
-            user_bias, item_bias = np.stack(ub, axis=1), np.stack(ib, axis=1)
-            context["context_days"] = self.context_days
-            core.user_bias = user_bias.mean(axis=1).astype(np.float32)
-            core.item_bias = item_bias.mean(axis=1).astype(np.float32)
         core.global_mean = float(mu.mean())
         d = self.k + 1
         self.samples = {

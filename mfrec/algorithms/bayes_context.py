@@ -71,23 +71,21 @@ def context_term(U, V, W, users, items, days):
     return w[:, k] + np.sum((U[users, :k] + V[items, :k]) * w[:, :k], axis=1)
 
 
-def fold_prior(kept_sample, k):
-    """One kept sample's (mu, user bias, item bias) with the context prior
-    mean folded in, and its (W - m) rows (module docstring)."""
-    U, V, ub, ib, mu = kept_sample[1:6]
-    W, m = kept_sample[9]
-    mw = m[:k].astype(np.float32)
-    return (mu + float(m[k]), ub + U @ mw, ib + V @ mw, (W - m).astype(np.float32))
-
-
-def finish_samples(kept, k, scale):
-    """The stored arrays of the kept samples (bayes.finish): the folded
-    samples' (mu, user bias, item bias) lists and the context arrays."""
-    folded = [fold_prior(s, k) for s in kept]
-    W = np.hstack([f[3][:, :k] for f in folded]) * scale
-    arrays = {"context_factors": W.astype(np.float32),
-              "context_bias_samples": np.stack([f[3][:, k] for f in folded], axis=1)}
-    return [f[0] for f in folded], [f[1] for f in folded], [f[2] for f in folded], arrays
+def fold_samples(kept, k, scale, days):
+    """The kept samples (bayes.finish's tuples) with the context prior mean
+    m folded into mu and the biases, and the context arrays of the model
+    (module docstring)."""
+    folded, deltas = [], []
+    for s in kept:
+        U, V, ub, ib, mu = s[1:6]
+        W, m = s[9]
+        mw = m[:k].astype(np.float32)
+        folded.append((*s[:3], ub + U @ mw, ib + V @ mw, mu + float(m[k]), *s[6:]))
+        deltas.append((W - m).astype(np.float32))
+    arrays = {"context_days": days,
+              "context_factors": np.hstack([w[:, :k] for w in deltas]) * scale,
+              "context_bias_samples": np.stack([w[:, k] for w in deltas], axis=1)}
+    return folded, arrays
 
 
 def check_arrays(arrays, S, width):
