@@ -459,8 +459,8 @@ def test_context_row_conditional_matches_numpy(rng, side):
     from mfrec.algorithms import bayes_context as ctx
     n = 7
     U, V, W = (rng.normal(size=(m, D)) * 0.7 for m in (3, 5, 4))
-    users, items = rng.integers(0, 3, n), rng.integers(0, 5, n)
-    days = rng.integers(0, 4, n)
+    users, items = rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 5, n).astype(np.int32)
+    days = rng.integers(0, 4, n).astype(np.int32)
     ratings = rng.integers(1, 6, n).astype(np.float32)
     mu, alpha, k = 3.1, 1.9, D - 1
 
@@ -594,3 +594,18 @@ def test_context_bad_input():
     with pytest.raises(ValueError, match="does not use them"):
         plain.predict([0], [0], timestamps=[0])
     assert np.isfinite(plain.score(rated)["rmse"])
+
+
+def test_pair_rows_match_numpy(rng):
+    """bayes_pair_rows: A[a] + B[b], the last column plus the factors' dot
+    product; indices are checked."""
+    A, B = rng.normal(size=(4, D)), rng.normal(size=(6, D))
+    a, b = rng.integers(0, 4, 50).astype(np.int32), rng.integers(0, 6, 50).astype(np.int32)
+    want = A[a] + B[b]
+    want[:, D - 1] += np.sum(A[a, :D - 1] * B[b, :D - 1], axis=1)
+    for threads in (1, 3):
+        np.testing.assert_allclose(_core.bayes_pair_rows(a, b, A, B, threads), want, rtol=1e-12)
+    with pytest.raises(IndexError, match="bayes_pair_rows"):
+        _core.bayes_pair_rows(a, np.full(50, 6, np.int32), A, B)
+    with pytest.raises(ValueError, match="B"):
+        _core.bayes_pair_rows(a, b, A, B[:, :2])

@@ -272,7 +272,7 @@ class Bayes(Posterior, Algorithm):
         eff = {name: s.eff for name, s in self.sides.items()}
         index = {"user": train.users, "item": train.items, "context": self.cidx}
         a, b = [x for x in ("user", "item", "context") if x != side]
-        return ctx.row_part(eff[a], eff[b], index[a], index[b])
+        return ctx.row_part(eff[a], eff[b], index[a], index[b], self.params["n_threads"])
 
     def context_sample(self):
         """The context rows and their prior mean (kept with a sample), or None."""

@@ -54,14 +54,9 @@ def rating_csr(rows, n_rows, ratings):
     return _core.build_csr(rows, np.arange(nnz, dtype=np.int32), ratings, n_rows, nnz)
 
 
-def row_part(A, B, a, b):
+def row_part(A, B, a, b, n_threads=1):
     """Per rating e: (A_a + B_b, A_a[k] + B_b[k] + <A_a, B_b>) (nnz x d)."""
-    k = A.shape[1] - 1
-    out, y = np.take(A, a, axis=0), np.take(B, b, axis=0)  # faster than A[a]
-    inner = np.einsum("ij,ij->i", out[:, :k], y[:, :k])
-    out += y
-    out[:, k] += inner
-    return out
+    return _core.bayes_pair_rows(a, b, A, B, n_threads)
 
 
 def context_term(U, V, W, users, items, days):
