@@ -39,7 +39,11 @@ MFREC_SANITIZE=1 "$python" setup.py -q build_ext --inplace >"$work/build.log" 2>
 # overflows past small objects and LeakSanitizer can follow pointers through
 # them (pymalloc arenas would hide both).
 export PYTHONMALLOC=malloc
-export LD_PRELOAD="$asan${LD_PRELOAD:+:$LD_PRELOAD}"
+# libstdc++ beside it: C++ extensions the tests load (pyarrow) throw
+# exceptions, and ASan's __cxa_throw interceptor needs the real one resolved
+# at start-up (CPython itself does not link libstdc++).
+cxx=$(gcc -print-file-name=libstdc++.so)
+export LD_PRELOAD="$asan:$cxx${LD_PRELOAD:+:$LD_PRELOAD}"
 # Leaks are checked once, in the pytest process, after the tests and before
 # interpreter finalization (which strands objects on purpose and would bury
 # real reports in noise): memory nothing points to any more is a leak, be it

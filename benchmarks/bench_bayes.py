@@ -13,6 +13,9 @@ one thread (myFM's sampler is single-threaded), and the same information:
   genres  both + the item's genres (normalised to sum 1 per item)
   ordinal genres with the ordered-probit likelihood (myFM's
           MyFMOrderedProbit; the prediction is the expected rating)
+  day     genres + the rating's day (timestamp // 86400) as a third group:
+          mfrec's context="day", myFM's day one-hot as its own group
+  ordinal+day  ordinal + the day
 
 myFM gets each group its own hyperprior (``group_shapes``), its
 configuration in its own examples; mfrec's groups are its free rows,
@@ -36,7 +39,8 @@ import scipy.sparse as sp
 
 import mfrec
 
-CONFIGS = ("plain", "user", "both", "genres", "ordinal")
+CONFIGS = ("plain", "user", "both", "genres", "ordinal", "day", "ordinal+day")
+DAY = 86400
 
 
 def import_myfm():
@@ -58,16 +62,18 @@ def import_myfm():
 
 def mfrec_fit(config, train, data, args):
     kw = {}
-    if config in ("genres", "ordinal"):
+    if config not in ("plain", "user", "both"):
         kw = dict(item_features=data.genres, item_feature_ids=data.item_ids)
     implicit = {"plain": "none", "user": "user"}.get(config, "both")
+    day = config.endswith("day")
     model = mfrec.Model("bayes", factors=args.factors, sweeps=args.sweeps,
                         burn_in=args.burn_in, implicit=implicit, seed=args.seed,
-                        n_threads=args.threads,
-                        likelihood="ordinal" if config == "ordinal" else "gaussian")
+                        n_threads=args.threads, context="day" if day else "none",
+                        likelihood="ordinal" if config.startswith("ordinal") else "gaussian")
     with timer() as seconds:
         model.fit(train, **kw)
-    return seconds, model.predict
+    return seconds, lambda test: model.predict(test.user, test.item,
+                                               timestamps=test.timestamp if day else None)
 
 
 class timer:
@@ -100,7 +106,7 @@ def myfm_fit(myfm, config, train, data, args):
     item_imp = norm(R.T.tocsr()) if config in ("both", "genres", "ordinal") else None
     U, ushape = _blocks(uidx, nu, user_imp)
     V, vshape = _blocks(iidx, ni, item_imp)
-    if config in ("genres", "ordinal"):
+    if config not in ("plain", "user", "both"):
         rows = np.searchsorted(data.item_ids, item_ids)
         g = data.genres[rows].astype(float)
         g /= np.maximum(g.sum(axis=1, keepdims=True), 1)
@@ -110,26 +116,35 @@ def myfm_fit(myfm, config, train, data, args):
     def rel(u, i):
         return [myfm.RelationBlock(u, U), myfm.RelationBlock(i, V)]
 
-    ordinal = config == "ordinal"
+    ordinal = config.startswith("ordinal")
+    days = np.unique(train.timestamp // DAY) if config.endswith("day") else np.zeros(0)
+
+    def day_onehot(ratings):  # days not seen in training: no column
+        d = ratings.timestamp // DAY if len(days) else np.zeros(len(ratings.rating), int)
+        c = np.minimum(np.searchsorted(days, d), max(len(days) - 1, 0))
+        known = (days[c] == d) if len(days) else np.zeros(len(d), bool)
+        return sp.csr_matrix((np.ones(known.sum()), (np.flatnonzero(known), c[known])),
+                             shape=(len(d), len(days)))
     if ordinal:
         fm = myfm.MyFMOrderedProbit(rank=args.factors, random_seed=args.seed)
         y = (train.rating - 1).astype(np.int64)
     else:
         fm = myfm.MyFMRegressor(rank=args.factors, random_seed=args.seed)
         y = train.rating.astype(float)
-    empty = sp.csr_matrix((len(uidx), 0))
+    shapes = ([len(days)] if len(days) else []) + ushape + vshape
     with timer() as seconds, contextlib.redirect_stderr(io.StringIO()):  # its progress bar
-        fm.fit(empty, y, X_rel=rel(uidx, iidx), n_iter=args.sweeps,
-               n_kept_samples=args.sweeps - args.burn_in, group_shapes=ushape + vshape)
+        fm.fit(day_onehot(train), y, X_rel=rel(uidx, iidx), n_iter=args.sweeps,
+               n_kept_samples=args.sweeps - args.burn_in, group_shapes=shapes)
 
-    def predict(users, items):
+    def predict(test):
+        users, items = test.user, test.item
         u = np.searchsorted(user_ids, users)
         i = np.searchsorted(item_ids, items)
         # ids unseen in training: myFM has no row for them; use row 0's
         # one-hot, as the others fall back (rare on the u folds)
         u = np.where((u < nu) & (user_ids[np.minimum(u, nu - 1)] == users), u, 0)
         i = np.where((i < ni) & (item_ids[np.minimum(i, ni - 1)] == items), i, 0)
-        X = sp.csr_matrix((len(u), 0))
+        X = day_onehot(test)
         if ordinal:  # the expected rating
             return fm.predict_proba(X, rel(u, i)) @ np.arange(1, 6)
         return fm.predict(X, rel(u, i))
@@ -137,7 +152,7 @@ def myfm_fit(myfm, config, train, data, args):
 
 
 def scores(predict, test):
-    pred = np.clip(predict(test.user, test.item), 1, 5)
+    pred = np.clip(predict(test), 1, 5)
     err = pred - test.rating
     return float(np.sqrt(np.mean(err ** 2))), float(np.mean(np.abs(err)))
 

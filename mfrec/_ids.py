@@ -114,6 +114,12 @@ def pairs(users, items) -> Tuple[np.ndarray, np.ndarray]:
     return users, items
 
 
+def pair_indices(users, items, user_ids: np.ndarray, item_ids: np.ndarray):
+    """int32 (user, item) indices, -1 for unknown ids, of pairs of raw ids."""
+    users, items = pairs(users, items)
+    return index_of(users, user_ids, "users"), index_of(items, item_ids, "items")
+
+
 def new_user_ratings(items, ratings, item_ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """The int32 indices in `item_ids` of a new user's items (known, each
     once, at least one) and their float32 ratings."""

@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from . import _core, _modelfile, _state
-from ._ids import (duplicates, index_of, indices, item_pool, new_user_ratings, pairs, triplets,
+from ._ids import (duplicates, indices, item_pool, new_user_ratings, pair_indices, triplets,
                    unique_indices)
 from ._modelfile import CORE_ARRAYS
 from ._persist import file_contents, read_model_file
@@ -148,7 +148,7 @@ class Model(_core.Model):
             item_feature_ids=None, user_features=None, user_feature_ids=None,
             validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
-            verbose: bool = False) -> "Model":
+            verbose: bool = False, timestamps=None) -> "Model":
         """Fit on rating triplets (raw ids: any int64 values, or strings or
         bytes; NumPy str/bytes arrays or object arrays of str or of bytes).
 
@@ -191,6 +191,9 @@ class Model(_core.Model):
             row; returning False stops training.
         verbose : bool
             Print each history row.
+        timestamps : array_like, optional
+            Seconds of each rating (default: a Ratings' timestamp), for
+            ``Model("bayes", context="day")``.
 
         Returns
         -------
@@ -207,16 +210,18 @@ class Model(_core.Model):
         with _state.fitting(self):
             return self._fit(users, items, ratings, (user_features, user_feature_ids),
                              (item_features, item_feature_ids), validation, early_stopping,
-                             callback, verbose)
+                             callback, verbose, timestamps)
 
     def _fit(self, users, items, ratings, user_features, item_features, validation,
-             early_stopping, callback, verbose):
+             early_stopping, callback, verbose, timestamps):
         algorithm, params = self.algorithm, dict(self._params)
+        source = users
         users, items, ratings = triplets(users, items, ratings, "fit")
         if len(users) == 0:
             raise ValueError("fit: no ratings given (empty arrays)")
         check_fit_arguments(early_stopping, validation, callback)
         solver = get_algorithm(algorithm)(dict(params))
+        solver.take_timestamps(source, timestamps, len(ratings))
         if early_stopping is not None and solver.stops_early is not True:
             raise ValueError(f"early_stopping: algorithm {algorithm!r} does not stop early "
                              f"({solver.stops_early})")
@@ -260,7 +265,7 @@ class Model(_core.Model):
     # ---- prediction --------------------------------------------------------
 
     def predict(self, users, items, clip: Optional[bool] = None, n_threads: int = 1,
-                return_std: bool = False):
+                return_std: bool = False, timestamps=None):
         """Predicted ratings for pairs of raw ids (float32).
 
         Ids not seen in training fall back to the baseline: the global mean
@@ -271,21 +276,21 @@ class Model(_core.Model):
         the training ratings. n_threads: 0 (all cores) to 256.
         return_std ("bayes" models): also return the predictive standard
         deviation of each rating (float64), as (predictions, std).
-        """
+        timestamps ("bayes" with context="day"): each pair's time in seconds
+        (none, or a day not seen in fit: the days' prior mean)."""
         check_fitted(self)
-        users, items = pairs(users, items)
         check_threads(n_threads)
         if clip is None:
             clip = self._solver.clip_predictions if self._solver else True
         with reading(self):
-            uidx, iidx = index_of(users, self.user_ids, "users"), \
-                index_of(items, self.item_ids, "items")
+            uidx, iidx = pair_indices(users, items, self.user_ids, self.item_ids)
+            cidx = self._solver.context_index(self, timestamps, len(uidx))
             out = unknown_to_mean(self._predict(uidx, iidx, n_threads), uidx, iidx,
                                   self, self._solver, self.rating_mean_)
-            out = clip_to(self._solver.transform(self, uidx, iidx, out),
+            out = clip_to(self._solver.transform(self, uidx, iidx, out, cidx),
                           self.rating_range_ if clip else None)
             if return_std:
-                return out, self._solver.predict_std(self, uidx, iidx)
+                return out, self._solver.predict_std(self, uidx, iidx, cidx)
             return out
 
     def predict_interval(self, users, items, level: float = 0.9):
@@ -295,20 +300,21 @@ class Model(_core.Model):
         levels), clipped to the rating range as predictions are."""
         level = check_level(level)
         check_fitted(self)
-        users, items = pairs(users, items)
         with reading(self):
-            uidx, iidx = index_of(users, self.user_ids, "users"), \
-                index_of(items, self.item_ids, "items")
+            uidx, iidx = pair_indices(users, items, self.user_ids, self.item_ids)
             low, high = self._solver.predict_interval(self, uidx, iidx, level)
             limits = self.rating_range_ if self._solver.clip_predictions else None
             return clip_to(low, limits), clip_to(high, limits)
 
     def score(self, users, items=None, ratings=None) -> dict:
-        """RMSE and MAE of the predictions on rating triplets."""
+        """RMSE and MAE of the predictions on rating triplets (a Ratings'
+        timestamps are used by models with a context)."""
+        stamps = getattr(users, "timestamp", None) if getattr(self._solver, "uses_context",
+                                                               False) else None
         users, items, ratings = triplets(users, items, ratings, "score")
         if len(users) == 0:
             raise ValueError("score: no ratings given (empty arrays)")
-        rmse, mae = _core.rmse_mae(self.predict(users, items), ratings)
+        rmse, mae = _core.rmse_mae(self.predict(users, items, timestamps=stamps), ratings)
         return {"rmse": rmse, "mae": mae}
 
     # ---- top-N -------------------------------------------------------------

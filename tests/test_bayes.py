@@ -436,6 +436,181 @@ def test_cross_validate_and_search():
     assert search.best_params["implicit"] in ("none", "both")
 
 
+# ---- the context group (context="day") ------------------------------------
+
+def fm_offset_and_regressors(predict, theta0):
+    """(offset, X) of a prediction linear in theta: predict(theta) =
+    offset + X theta, read off by unit steps from theta0 = 0."""
+    base = predict(theta0)
+    cols = []
+    for j in range(len(theta0)):
+        step = theta0.copy()
+        step[j] = 1.0
+        cols.append(predict(step) - base)
+    return base, np.array(cols).T
+
+
+@pytest.mark.parametrize("side", ["context", "user"])
+def test_context_row_conditional_matches_numpy(rng, side):
+    """One day's row (or one user's row, given the days): the conditional
+    of the row in the three-group FM prediction mu + b_u + b_i + b_c +
+    <u, v> + <u, w> + <v, w>, written out here in NumPy, against the
+    sampler fed with per-rating rows (bayes_context.row_part)."""
+    from mfrec.algorithms import bayes_context as ctx
+    n = 7
+    U, V, W = (rng.normal(size=(m, D)) * 0.7 for m in (3, 5, 4))
+    users, items = rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 5, n).astype(np.int32)
+    days = rng.integers(0, 4, n).astype(np.int32)
+    ratings = rng.integers(1, 6, n).astype(np.float32)
+    mu, alpha, k = 3.1, 1.9, D - 1
+
+    def fm(U, V, W):
+        u, v, w = U[users], V[items], W[days]
+        return (mu + u[:, k] + v[:, k] + w[:, k] + np.sum(u[:, :k] * v[:, :k], 1)
+                + np.sum(u[:, :k] * w[:, :k], 1) + np.sum(v[:, :k] * w[:, :k], 1))
+    if side == "context":  # every rating on day 0, whose row is drawn
+        days[:] = 0
+        other = ctx.row_part(U, V, users, items)
+        plug = lambda th: fm(U, V, np.vstack([th, W[1:]]))  # noqa: E731
+    else:                  # every rating by user 0
+        users[:] = 0
+        other = ctx.row_part(V, W, items, days)
+        plug = lambda th: fm(np.vstack([th, U[1:]]), V, W)  # noqa: E731
+    offset, X = fm_offset_and_regressors(plug, np.zeros(D))
+    prior_mean, prior_prec = rng.normal(size=D), spd(rng, D)
+    A = prior_prec + alpha * X.T @ X
+    mean = np.linalg.solve(A, prior_prec @ prior_mean + alpha * X.T @ (ratings - offset))
+    csr = ctx.rating_csr(np.zeros(n, np.int32), 1, ratings)
+    draws, free = [], np.zeros((1, D))
+    for stream in range(4000):
+        eff = free.copy()
+        _core.bayes_rows(csr, other, free, eff, prior_mean[None], prior_prec.reshape(1, -1),
+                         mu=mu, alpha=alpha, seed=4, stream=stream)
+        draws.append(free[0].copy())
+    moments_match(np.array(draws), mean, np.linalg.inv(A))
+
+
+def planted_days(n_days=40, seed=5, day_sd=0.6):
+    """Low-rank ratings plus a planted day effect b_c (sd day_sd), with
+    timestamps (seconds) inside their days."""
+    data = mfrec.make_low_rank(300, 200, rank=2, density=0.2, noise=0.4, seed=seed)
+    r = data.ratings
+    g = np.random.default_rng(seed)
+    day, effect = g.integers(0, n_days, len(r)), g.normal(size=n_days) * day_sd
+    stamps = 1_000 * 86400 + day * 86400 + g.integers(0, 86400, len(r))
+    rated = mfrec.Ratings(r.user, r.item, (r.rating + effect[day]).astype(np.float32), stamps)
+    return rated, effect, day
+
+
+def test_planted_day_effect_recovered():
+    """The day rows recover a planted day effect: held-out RMSE with the
+    days near the noise and far below the time-less model's; the stored
+    day biases (relative to the prior mean) correlate with the truth."""
+    rated, effect, day = planted_days()
+    test = np.random.default_rng(1).random(len(rated.rating)) < 0.1
+    train, held = rated[~test], rated[test]
+    m = mfrec.Model("bayes", factors=2, sweeps=40, context="day", seed=2).fit(train)
+    plain = mfrec.Model("bayes", factors=2, sweeps=40, seed=2).fit(train)
+    with_days = m.score(held)["rmse"]  # a Ratings' timestamps are used
+    assert with_days < 0.6 < plain.score(held)["rmse"]
+    bias = m._solver.samples["context_bias_samples"].mean(axis=1)
+    assert np.corrcoef(bias, effect)[0, 1] > 0.97
+    # the same days given as timestamps= (float seconds) fit the same model
+    m2 = mfrec.Model("bayes", factors=2, sweeps=40, context="day", seed=2).fit(
+        train.user, train.item, train.rating, timestamps=train.timestamp.astype(float))
+    np.testing.assert_array_equal(m2.user_factors, m.user_factors)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "ordinal"])
+def test_context_posterior_mean_files_and_threads(tmp_path, likelihood):
+    """The stored model gives the sampler's running posterior mean: with the
+    days on the training ratings (history's train RMSE), without them on
+    the validation ratings (the context prior mean); identical at 1, 2, 3
+    threads; save/load keeps the day arrays; unknown days fall back."""
+    rated, _, _ = planted_days(n_days=1500, seed=6)
+    if likelihood == "ordinal":
+        stars = np.clip(np.rint(rated.rating), 1, 5).astype(np.float32)
+        rated = mfrec.Ratings(rated.user, rated.item, stars, rated.timestamp)
+    genres = (np.random.default_rng(1).random((200, 4)) < 0.3).astype(np.float32)
+    fits = [mfrec.Model("bayes", factors=3, sweeps=8, burn_in=3, implicit="both",
+                        likelihood=likelihood, context="day", seed=7, n_threads=t).fit(
+        rated, item_features=genres, item_feature_ids=np.arange(200), validation=rated[:500])
+        for t in (1, 2, 3)]
+    m = fits[0]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.user_factors, m.user_factors)
+        np.testing.assert_array_equal(other._solver.samples["context_factors"],
+                                      m._solver.samples["context_factors"])
+    u, i, r, ts = rated.user, rated.item, rated.rating, rated.timestamp
+    if likelihood == "gaussian":
+        rmse = lambda p, n=len(r): np.sqrt(np.mean((p - r[:n]) ** 2))  # noqa: E731
+        assert abs(rmse(m.predict(u, i, clip=False, timestamps=ts))
+                   - m.history[-1]["train_rmse"]) < 1e-4
+        assert abs(rmse(m.predict(u[:500], i[:500], clip=False), 500)
+                   - m.history[-1]["valid_rmse"]) < 1e-4
+        # recommend ranks by the same time-less posterior mean
+        ids, scores = m.recommend(u[0], n=5, exclude_seen=False)
+        np.testing.assert_allclose(scores, m.predict(np.full(5, u[0]), ids, clip=False),
+                                   rtol=1e-5)
+    m.save(tmp_path / "d.npz")
+    m2 = mfrec.Model.load(tmp_path / "d.npz")
+    for stamps in (ts, None):
+        a, sa = m.predict(u, i, timestamps=stamps, return_std=True)
+        b, sb = m2.predict(u, i, timestamps=stamps, return_std=True)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(sa, sb)
+        assert np.all(np.isfinite(a)) and np.all(sa > 0)
+    far = np.full(5, 10**6 * 86400)  # days not seen in fit: the prior mean's prediction
+    np.testing.assert_array_equal(m2.predict(u[:5], i[:5], timestamps=far),
+                                  m2.predict(u[:5], i[:5]))
+    m2.fold_in(i[:5], r[:5])
+
+
+def test_context_bad_input():
+    rated, _, _ = planted_days(n_days=5)
+    fit = lambda **kw: mfrec.Model("bayes", factors=2, sweeps=3, context="day").fit(  # noqa
+        rated.user, rated.item, rated.rating, **kw)
+    with pytest.raises(ValueError, match="context"):
+        mfrec.Model("bayes", context="week")
+    with pytest.raises(ValueError, match="timestamps"):
+        fit()
+    bad = rated.timestamp.astype(float)
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="timestamps must be finite"):
+        fit(timestamps=bad)
+    with pytest.raises(ValueError, match="one entry per rating"):
+        fit(timestamps=rated.timestamp[1:])
+    with pytest.raises(TypeError, match="timestamps"):
+        fit(timestamps=rated.timestamp.astype(str))
+    with pytest.raises(ValueError, match="does not use them"):
+        mfrec.Model("sgd", epochs=1).fit(rated.user, rated.item, rated.rating,
+                                         timestamps=rated.timestamp)
+    m = fit(timestamps=rated.timestamp)
+    with pytest.raises(ValueError, match="one entry per rating"):
+        m.predict([0, 1], [0, 1], timestamps=[0])
+    with pytest.raises(ValueError, match="timestamps must be finite"):
+        m.predict([0], [0], timestamps=[np.inf])
+    plain = mfrec.Model("bayes", factors=2, sweeps=3).fit(rated)  # a Ratings' times unused
+    with pytest.raises(ValueError, match="does not use them"):
+        plain.predict([0], [0], timestamps=[0])
+    assert np.isfinite(plain.score(rated)["rmse"])
+
+
+def test_pair_rows_match_numpy(rng):
+    """bayes_pair_rows: A[a] + B[b], the last column plus the factors' dot
+    product; indices are checked."""
+    A, B = rng.normal(size=(4, D)), rng.normal(size=(6, D))
+    a, b = rng.integers(0, 4, 50).astype(np.int32), rng.integers(0, 6, 50).astype(np.int32)
+    want = A[a] + B[b]
+    want[:, D - 1] += np.sum(A[a, :D - 1] * B[b, :D - 1], axis=1)
+    for threads in (1, 3):
+        np.testing.assert_allclose(_core.bayes_pair_rows(a, b, A, B, threads), want, rtol=1e-12)
+    with pytest.raises(IndexError, match="bayes_pair_rows"):
+        _core.bayes_pair_rows(a, np.full(50, 6, np.int32), A, B)
+    with pytest.raises(ValueError, match="B"):
+        _core.bayes_pair_rows(a, b, A, B[:, :2])
+
+
 def test_fold_in_with_a_vanishing_regularization_is_a_linalg_error():
     """As every fold-in: a singular system is numpy.linalg.LinAlgError,
     naming the regularization."""

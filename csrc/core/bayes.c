@@ -548,3 +548,18 @@ int mfr_bayes_predict(int64_t n, const int32_t *users, const int32_t *items, con
     }
     return MFR_OK;
 }
+
+int mfr_bayes_pair_rows(int64_t n, const int32_t *a, const int32_t *b, const double *A,
+                        const double *B, int32_t d, double *out, int n_threads)
+{
+    const int32_t k = d - 1;
+#pragma omp parallel for schedule(static) num_threads(mfr_threads(n_threads))
+    for (int64_t e = 0; e < n; e++) {
+        const double *x = A + (int64_t)a[e] * d, *y = B + (int64_t)b[e] * d;
+        double *o = out + e * d;
+        for (int32_t f = 0; f < d; f++)
+            o[f] = x[f] + y[f];
+        o[k] += dot(x, y, k);
+    }
+    return MFR_OK;
+}

@@ -474,6 +474,11 @@ int mfr_bayes_noise(int64_t n, double sum_e, double sum_e2, double *mu, double *
 /* out[e] = the prediction for (users[e], items[e]); indices checked by the caller. */
 int mfr_bayes_predict(int64_t n, const int32_t *users, const int32_t *items, const double *U,
                       const double *V, int32_t d, double mu, double *out, int n_threads);
+/* Per pair e (the context group's per-rating rows): out[e] = A[a[e]] + B[b[e]]
+ * (n x d), its last column plus <A[a[e]], B[b[e]]> over [0, d-1); indices
+ * checked by the caller. */
+int mfr_bayes_pair_rows(int64_t n, const int32_t *a, const int32_t *b, const double *A,
+                        const double *B, int32_t d, double *out, int n_threads);
 
 /* ---- ordered probit (ordinal.c) ---------------------------------------
  * Level l in 0..n_levels-1 is observed when z ~ N(pred, 1) falls in

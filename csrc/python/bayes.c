@@ -265,41 +265,63 @@ BINDING_ARGS(bayes_noise, "(n, sum_e, sum_e2, mu, alpha, seed, stream, /)",
     return Py_BuildValue("dd", mu, alpha);
 }
 
+/* bayes_predict (rows = 0: n predictions) and bayes_pair_rows (rows = 1:
+ * n x d rows) of the pairs (a[e], b[e]) of rows of A and B. */
+static PyObject *bayes_pairs(PyObject *ao, PyObject *bo, PyObject *Ao, PyObject *Bo, double mu,
+                             int n_threads, int rows, const char *what)
+{
+    PyArrayObject *a = NULL, *b = NULL, *A = NULL, *B = NULL, *out = NULL;
+    if (!(a = as_array(ao, NPY_INT32, 1, rows ? "a" : "users")) ||
+        !(b = as_array(bo, NPY_INT32, 1, rows ? "b" : "items")) ||
+        !(A = bayes_matrix(Ao, -1, -1, 0, rows ? "A" : "U")) ||
+        !(B = bayes_matrix(Bo, -1, PyArray_DIM(A, 1), 0, rows ? "B" : "V")) ||
+        same_length(a, b, rows ? "a" : "users", rows ? "b" : "items") < 0)
+        goto cleanup;
+    npy_intp dims[2] = {PyArray_DIM(a, 0), PyArray_DIM(A, 1)};
+    int status = mfr_check_triplets(dims[0], PyArray_DATA(a), (int32_t)PyArray_DIM(A, 0),
+                                    PyArray_DATA(b), (int32_t)PyArray_DIM(B, 0), NULL);
+    if (status != MFR_OK || dims[1] < 2) {
+        PyErr_Format(PyExc_IndexError, "%s: an index is out of range (or d < 2)", what);
+        goto cleanup;
+    }
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(rows ? 2 : 1, dims, NPY_FLOAT64, 0)))
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    if (rows)
+        mfr_bayes_pair_rows(dims[0], PyArray_DATA(a), PyArray_DATA(b), PyArray_DATA(A),
+                            PyArray_DATA(B), (int32_t)dims[1], PyArray_DATA(out), n_threads);
+    else
+        mfr_bayes_predict(dims[0], PyArray_DATA(a), PyArray_DATA(b), PyArray_DATA(A),
+                          PyArray_DATA(B), (int32_t)dims[1], mu, PyArray_DATA(out), n_threads);
+    Py_END_ALLOW_THREADS
+cleanup:
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    Py_XDECREF(A);
+    Py_XDECREF(B);
+    return (PyObject *)out;
+}
+
 BINDING_ARGS(bayes_predict, "(users, items, U, V, mu, n_threads=1, /)",
 "mu + U[u, :k] . V[i, :k] + U[u, k] + V[i, k] for each pair (float64).")
 {
     PyObject *uo, *io, *Uo, *Vo;
     double mu;
-    int n_threads = 1, status;
-    PyArrayObject *users = NULL, *items = NULL, *U = NULL, *V = NULL, *out = NULL;
+    int n_threads = 1;
     if (!PyArg_ParseTuple(args, "OOOOd|i", &uo, &io, &Uo, &Vo, &mu, &n_threads))
         return NULL;
-    if (!(users = as_array(uo, NPY_INT32, 1, "users")) ||
-        !(items = as_array(io, NPY_INT32, 1, "items")) ||
-        !(U = bayes_matrix(Uo, -1, -1, 0, "U")) ||
-        !(V = bayes_matrix(Vo, -1, PyArray_DIM(U, 1), 0, "V")) ||
-        same_length(users, items, "users", "items") < 0)
-        goto cleanup;
-    npy_intp n = PyArray_DIM(users, 0);
-    status = mfr_check_triplets(n, PyArray_DATA(users), (int32_t)PyArray_DIM(U, 0),
-                                PyArray_DATA(items), (int32_t)PyArray_DIM(V, 0), NULL);
-    if (status != MFR_OK || PyArray_DIM(U, 1) < 2) {
-        PyErr_SetString(PyExc_IndexError, "bayes_predict: an index is out of range (or d < 2)");
-        goto cleanup;
-    }
-    if (!(out = (PyArrayObject *)PyArray_EMPTY(1, &n, NPY_FLOAT64, 0)))
-        goto cleanup;
-    Py_BEGIN_ALLOW_THREADS
-    mfr_bayes_predict(n, PyArray_DATA(users), PyArray_DATA(items), PyArray_DATA(U),
-                      PyArray_DATA(V), (int32_t)PyArray_DIM(U, 1), mu, PyArray_DATA(out),
-                      n_threads);
-    Py_END_ALLOW_THREADS
-cleanup:
-    Py_XDECREF(users);
-    Py_XDECREF(items);
-    Py_XDECREF(U);
-    Py_XDECREF(V);
-    return (PyObject *)out;
+    return bayes_pairs(uo, io, Uo, Vo, mu, n_threads, 0, "bayes_predict");
+}
+
+BINDING_ARGS(bayes_pair_rows, "(a, b, A, B, n_threads=1, /)",
+"Rows A[a] + B[b] (float64, n x d), the last column plus A[a, :k] . B[b, :k]\n"
+"(k = d - 1): each rating's regressors and offset for the context group.")
+{
+    PyObject *ao, *bo, *Ao, *Bo;
+    int n_threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOO|i", &ao, &bo, &Ao, &Bo, &n_threads))
+        return NULL;
+    return bayes_pairs(ao, bo, Ao, Bo, 0.0, n_threads, 1, "bayes_pair_rows");
 }
 
 /* The 1-D float64 latent predictions, int32 levels (same length) and
@@ -423,6 +445,6 @@ cleanup:
 }
 
 PyMethodDef mfr_py_bayes_functions[] = {
-    METHOD(bayes_rows),     METHOD(bayes_features), METHOD(bayes_hyper),
-    METHOD(bayes_noise),    METHOD(bayes_predict),  METHOD(ordinal_latent),
-    METHOD(ordinal_loglik), METHOD(ordinal_probs),  {NULL}};
+    METHOD(bayes_rows),      METHOD(bayes_features), METHOD(bayes_hyper),
+    METHOD(bayes_noise),     METHOD(bayes_predict),  METHOD(bayes_pair_rows),
+    METHOD(ordinal_latent),  METHOD(ordinal_loglik), METHOD(ordinal_probs), {NULL}};

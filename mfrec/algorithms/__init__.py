@@ -268,11 +268,24 @@ class Algorithm:
         """After the fit loop, with n_done iterations kept: final touches
         to the core model (Bayesian MF writes its posterior mean)."""
 
-    def transform(self, model, uidx, iidx, pred):
+    #: the ratings' timestamps are part of the model (Bayesian MF's context)
+    uses_context = False
+
+    def take_timestamps(self, ratings, timestamps, n: int) -> None:
+        """fit's `timestamps` (or those of a Ratings): refused unless used."""
+        if timestamps is not None:
+            raise ValueError(f"timestamps: algorithm {self.name!r} does not use them "
+                             "(Model('bayes', context='day') does)")
+
+    def context_index(self, model, timestamps, n):
+        """predict's `timestamps` as what transform takes (None: none)."""
+        self.take_timestamps(None, timestamps, n)
+
+    def transform(self, model, uidx, iidx, pred, cidx=None):
         """The predictions from the core model's scores (by default those)."""
         return pred
 
-    def predict_std(self, model, uidx, iidx):
+    def predict_std(self, model, uidx, iidx, cidx=None):
         """Predictive standard deviations (algorithms with a posterior)."""
         raise ValueError(f"algorithm {self.name!r} has no predictive distribution: "
                          "return_std and predict_interval need algorithm 'bayes'")

@@ -29,22 +29,26 @@ per user and item (the README says more); ``thin`` bounds it.
 ``likelihood="ordinal"``: an ordered probit on integer ratings instead of
 the Gaussian (see ordinal.py); mu is 0 and alpha 1 there, the rows are
 drawn on the latent ratings, and predictions go through ``transform``.
+
+``context="day"``: the rating's day as a third group (bayes_context.py).
 """
 from __future__ import annotations
 
 import math
-import statistics
 
 import numpy as np
 
 from .. import _core
 from . import Algorithm, check_choice, check_float, check_int, register
-from .ordinal import Ordinal, check_levels, interval, moments
+from . import bayes_context as ctx
+from .bayes_posterior import Posterior
+from .ordinal import Ordinal, check_levels
 
 IMPLICIT = {"none": (), "user": ("user",), "item": ("item",), "both": ("user", "item")}
 # Random streams: sweep * PHASES + phase; side j's phases are 8j + (0: the
 # free rows' prior, 1: the free rows, 2 + g: feature group g's prior (g < 2:
-# implicit rows, given features), 4: the feature rows); 16: mu and alpha.
+# implicit rows, given features), 4: the feature rows); 16: mu and alpha;
+# 24, 25: the context rows' prior and rows.
 PHASES = 32
 
 
@@ -52,8 +56,9 @@ class _Side:
     """One side's sampler state: free and effective rows (n x d, float64),
     the ratings by row, and the feature rows with their groups."""
 
-    def __init__(self, ratings, free, features):
+    def __init__(self, ratings, free, features, entry=None):
         self.ratings = ratings          # (indptr, indices, values) by row
+        self.entry = entry              # each CSR entry's position in the ratings
         self.free = free
         self.eff = free.copy()
         self.features = features        # (XT csr, group) or None
@@ -69,7 +74,7 @@ class _Side:
 
 
 @register
-class Bayes(Algorithm):
+class Bayes(Posterior, Algorithm):
     name = "bayes"
     iterations_param = "sweeps"
     uses_features = True
@@ -85,6 +90,8 @@ class Bayes(Algorithm):
         "user_prior_prec": ("<f8", ("sample_width", "sample_width")),
         # check_levels: 2 to 101 levels
         "cut_samples": ("<f8", ("samples", range(1, 101))), "levels": ("<f8", (range(2, 102),)),
+        "context_days": ("<i8", (None,)), "context_factors": ("<f4", (None, "factors")),
+        "context_bias_samples": ("<f4", (None, "samples")),
     }
     defaults = {
         "factors": 10,
@@ -93,6 +100,7 @@ class Bayes(Algorithm):
         "thin": 1,
         "implicit": "none",
         "likelihood": "gaussian",
+        "context": "none",
         "feature_combine": "mean",
         "init_scale": 0.1,
         "seed": None,
@@ -109,12 +117,18 @@ class Bayes(Algorithm):
                              f"({params['burn_in']}): no sample would be kept")
         check_choice(params, "implicit", IMPLICIT)
         check_choice(params, "likelihood", {"gaussian", "ordinal"})
+        check_choice(params, "context", {"none", "day"})
         check_choice(params, "feature_combine", {"mean", "sum"})
         check_float(params, "init_scale", 0.0)
 
     def __init__(self, params):
         super().__init__(params)
         self.samples = None   # after finish: the per-sample arrays (see finish)
+        self.days = None      # context="day": fit's rating days
+
+    @property
+    def uses_context(self):
+        return self.params["context"] != "none"
 
     # ---- fitting -----------------------------------------------------------
 
@@ -122,6 +136,18 @@ class Bayes(Algorithm):
         super().check_data(train)
         if self.params["likelihood"] == "ordinal":
             check_levels(train.ratings)
+        if self.uses_context and self.days is None:
+            raise ValueError("timestamps: context='day' needs the ratings' timestamps (fit a "
+                             "Ratings with timestamp, or give timestamps=)")
+
+    def take_timestamps(self, ratings, timestamps, n):
+        """fit's rating days, from timestamps= or the Ratings' timestamp."""
+        if timestamps is None and self.uses_context:
+            timestamps = getattr(ratings, "timestamp", None)
+        if timestamps is not None:
+            if not self.uses_context:
+                super().take_timestamps(ratings, timestamps, n)
+            self.days = ctx.days_of(timestamps, n, "fit")
 
     def start(self, core, train, seed):
         p = self.params
@@ -134,26 +160,36 @@ class Bayes(Algorithm):
         self.running = {}       # id(users) -> [users, sum, count, last sweep added]
         self.sweep = -1
         self.sides = {}
-        for stream, (side, ratings) in enumerate((("user", train.by_user),
-                                                  ("item", train.by_item))):
-            n = len(ratings[0]) - 1
+        rows = {"user": (train.by_user, train.users, train.items),
+                "item": (train.by_item, train.items, train.users)}
+        if self.uses_context:  # the ratings as columns (bayes_context.py)
+            self.context_days, cidx = np.unique(self.days, return_inverse=True)
+            self.cidx = cidx.astype(np.int32)
+            self.rating_index = np.arange(len(cidx), dtype=np.int32)
+            rows["context"] = (None, self.cidx, None)
+        for stream, (side, (ratings, index, other)) in enumerate(rows.items()):
+            n = len(self.context_days) if ratings is None else len(ratings[0]) - 1
             init = np.empty((n, k), np.float32)
             _core.init_factors(init, 1, p["init_scale"], seed, stream)
             free = np.zeros((n, k + 1))
             free[:, :k] = init
-            self.sides[side] = _Side(ratings, free, self.side_features(train, side))
+            entry = np.lexsort((other, index)) if p["likelihood"] == "ordinal" \
+                and other is not None else None
+            if self.uses_context:
+                ratings = ctx.rating_csr(index, n, train.ratings)
+                entry = ratings[1]
+            features = self.side_features(train, side) if side != "context" else None
+            self.sides[side] = _Side(ratings, free, features, entry)
         self.ordinal = None
         if p["likelihood"] == "ordinal":  # mu = 0 and alpha = 1: the cut points scale
             self.ordinal = Ordinal(train.ratings, seed, p["n_threads"])
             self.mu = 0.0
-            self.order = {"user": np.lexsort((train.items, train.users)),
-                          "item": np.lexsort((train.users, train.items))}
         self.write_sample(core)
 
     def set_latent(self):
         """The ordinal latent z as the ratings both sides' rows are drawn on."""
-        for side, s in self.sides.items():
-            s.ratings = (*s.ratings[:2], self.ordinal.z[self.order[side]].astype(np.float32))
+        for s in self.sides.values():
+            s.ratings = (*s.ratings[:2], self.ordinal.z[s.entry].astype(np.float32))
 
     def side_features(self, train, side):
         """(XT: the CSR features x rows with the weights, group of each
@@ -189,10 +225,16 @@ class Bayes(Algorithm):
         try:
             if self.ordinal is not None:
                 self.set_latent()
-            for j, (side, other) in enumerate((("user", "item"), ("item", "user"))):
-                self.draw_side(self.sides[side], self.sides[other].eff, base + 8 * j)
-            pred = _core.bayes_predict(train.users, train.items, u.eff, i.eff, self.mu,
-                                       self.params["n_threads"])
+            for j, side in enumerate(self.sides):
+                other = self.other_rows(train, side)
+                self.draw_side(self.sides[side], other, base + (0, 8, 24)[j])
+            if self.uses_context:  # other: each rating's (U_u + V_i, its prediction - mu)
+                pred = _core.bayes_predict(self.rating_index, self.cidx, other,
+                                           self.sides["context"].eff, self.mu,
+                                           self.params["n_threads"])
+            else:
+                pred = _core.bayes_predict(train.users, train.items, u.eff, i.eff, self.mu,
+                                           self.params["n_threads"])
             if self.ordinal is None:
                 e = train.ratings - pred
                 # no BLAS call: its threads would spin beside n_threads
@@ -216,12 +258,28 @@ class Bayes(Algorithm):
             self.kept.append((iteration, u.eff[:, :k].astype(np.float32),
                               i.eff[:, :k].astype(np.float32), u.eff[:, k].copy(),
                               i.eff[:, k].copy(), self.mu, self.alpha, u.prior,
-                              None if self.ordinal is None else self.ordinal.cuts.copy()))
+                              None if self.ordinal is None else self.ordinal.cuts.copy(),
+                              self.context_sample()))
         self.write_sample(core)
         # the history's train_loss: this sweep's own sample (train_rmse is
         # the running posterior mean's)
         e = train.ratings - self.train_pred
         return float(np.mean(e * e))
+
+    def other_rows(self, train, side):
+        """What a side's rows are drawn given: the other side's rows, or
+        with a context, per rating (bayes_context.py)."""
+        if not self.uses_context:
+            return self.sides["item" if side == "user" else "user"].eff
+        eff = {name: s.eff for name, s in self.sides.items()}
+        index = {"user": train.users, "item": train.items, "context": self.cidx}
+        a, b = [x for x in ("user", "item", "context") if x != side]
+        return ctx.row_part(eff[a], eff[b], index[a], index[b], self.params["n_threads"])
+
+    def context_sample(self):
+        """The context rows and their prior mean (kept with a sample), or None."""
+        c = self.sides.get("context")
+        return None if c is None else (c.eff.copy(), c.prior[0][0].copy())
 
     def draw_side(self, s, other, stream):
         """The side's priors, free rows and feature rows, given the other side."""
@@ -288,6 +346,9 @@ class Bayes(Algorithm):
                          np.where(index < 0, len(eff), index).astype(np.int32)))
         (U, u), (V, i) = rows
         pred = _core.bayes_predict(u, i, U, V, self.mu, n_threads)
+        if self.uses_context:  # no day: the context prior mean's row
+            m = self.sides["context"].prior[0]
+            pred += ctx.context_term(U, V, m, u, i, np.zeros(len(u), np.intp))
         return pred if self.ordinal is None else self.ordinal.expected(pred)
 
     def finish(self, core, n_done):
@@ -299,6 +360,9 @@ class Bayes(Algorithm):
             return
         S = len(kept)
         scale = np.float32(1.0 / math.sqrt(S))
+        context = {}
+        if self.uses_context:  # the prior mean folded into mu and the biases
+            kept, context = ctx.fold_samples(kept, self.k, scale, self.context_days)
         core.user_factors = np.hstack([s[1] for s in kept]) * scale
         core.item_factors = np.hstack([s[2] for s in kept]) * scale
         user_bias, item_bias = (np.stack([s[j] for s in kept], axis=1) for j in (3, 4))
@@ -312,141 +376,8 @@ class Bayes(Algorithm):
             "item_bias_samples": item_bias.astype(np.float32),
             "mu_samples": mu, "alpha_samples": np.array([s[6] for s in kept]),
             "user_prior_mean": np.mean([s[7][0][0] for s in kept], axis=0),
-            "user_prior_prec": np.mean([s[7][1][0] for s in kept], axis=0).reshape(d, d)}
+            "user_prior_prec": np.mean([s[7][1][0] for s in kept], axis=0).reshape(d, d),
+            **context}
         if self.ordinal is not None:
             self.samples["cut_samples"] = np.array([s[8] for s in kept])
             self.samples["levels"] = self.ordinal.values
-
-    # ---- the fitted model --------------------------------------------------
-
-    def extra_arrays(self):
-        return dict(self.samples or {})
-
-    def load_extra_arrays(self, arrays):
-        if not arrays:  # a fit in progress restores its state without them
-            return
-        names = ("user_bias_samples", "item_bias_samples", "mu_samples", "alpha_samples",
-                 "user_prior_mean", "user_prior_prec")
-        if self.params["likelihood"] == "ordinal":
-            names += ("cut_samples", "levels")
-        if sorted(arrays) != sorted(names):
-            raise ValueError(f"bayes arrays must be {sorted(names)}, got {sorted(arrays)}")
-        ub, ib, mu, alpha = (arrays[n] for n in names[:4])
-        mean, prec = arrays["user_prior_mean"], arrays["user_prior_prec"]
-        S, d = len(mu), len(mean)
-        ok = (ub.ndim == ib.ndim == 2 and ub.shape[1] == ib.shape[1] == S >= 1
-              and mu.shape == alpha.shape == (S,) and mean.shape == (d,)
-              and prec.shape == (d, d) and d == self.params["factors"] + 1
-              and ub.dtype == ib.dtype == np.float32
-              and all(a.dtype == np.float64 for a in (mu, alpha, mean, prec))
-              and all(np.isfinite(a).all() for a in arrays.values()) and (alpha > 0).all())
-        if ok and "levels" in arrays:
-            cuts, levels = arrays["cut_samples"], arrays["levels"]
-            ok = (levels.ndim == 1 and cuts.shape == (S, len(levels) - 1) and len(levels) >= 2
-                  and cuts.dtype == levels.dtype == np.float64
-                  and np.all(np.diff(cuts, axis=1) > 0) and np.all(np.diff(levels) == 1))
-        if not ok:
-            raise ValueError("bayes arrays have inconsistent shapes, dtypes or values")
-        self.samples = dict(arrays)
-
-    def check_model(self, model):
-        """The stacked factors must match the samples (a loaded file)."""
-        s = self.samples
-        if s is None:
-            raise ValueError("this bayes model has no kept samples (stopped before burn_in)")
-        S, k = len(s["mu_samples"]), self.params["factors"]
-        if (model.user_factors.shape[1] != S * k
-                or s["user_bias_samples"].shape[0] != len(model.user_ids)
-                or s["item_bias_samples"].shape[0] != len(model.item_ids)):
-            raise ValueError("bayes samples do not match the model's factors and ids")
-        return S, k
-
-    def sample_predictions(self, model, uidx, iidx, chunk=8192):
-        """(start, the kept samples' predictions: chunk x S) for the pairs,
-        a chunk at a time; unknown ids (-1) contribute no factors or bias.
-        Ordinal: the latent predictions."""
-        S, k = self.check_model(model)
-        s = self.samples
-        for lo in range(0, len(uidx), chunk):
-            u, i = uidx[lo:lo + chunk], iidx[lo:lo + chunk]
-            pred = np.broadcast_to(s["mu_samples"], (len(u), S)).copy()
-            for index, bias in ((u, s["user_bias_samples"]), (i, s["item_bias_samples"])):
-                known = index >= 0
-                pred[known] += bias[index[known]]
-            both = (u >= 0) & (i >= 0)
-            fu = model.user_factors[u[both]].reshape(-1, S, k)
-            fi = model.item_factors[i[both]].reshape(-1, S, k)
-            pred[both] += np.einsum("nsk,nsk->ns", fu, fi, dtype=np.float64) * S
-            yield lo, pred
-
-    def level_probs(self, model, uidx, iidx):
-        """Ordinal: the level probabilities of each pair, averaged over the
-        kept samples (n x levels)."""
-        cuts = self.samples["cut_samples"]
-        out = np.empty((len(uidx), cuts.shape[1] + 1))
-        for lo, pred in self.sample_predictions(model, uidx, iidx):
-            out[lo:lo + len(pred)] = _core.ordinal_probs(pred, cuts, self.params["n_threads"])
-        return out
-
-    def transform(self, model, uidx, iidx, out):
-        """Ordinal: the posterior mean of the expected rating (the stacked
-        factors give the latent mean only)."""
-        if self.params["likelihood"] != "ordinal":
-            return out
-        mean = moments(self.level_probs(model, uidx, iidx), self.samples["levels"])[0]
-        return mean.astype(np.float32)
-
-    def predict_std(self, model, uidx, iidx):
-        """The predictive standard deviation of each pair: the spread of the
-        kept samples' predictions plus the noise (the mean of 1/alpha);
-        ordinal: that of the averaged level probabilities."""
-        if self.params["likelihood"] == "ordinal":
-            return moments(self.level_probs(model, uidx, iidx), self.samples["levels"])[1]
-        out = np.empty(len(uidx), np.float64)
-        noise = float(np.mean(1.0 / self.samples["alpha_samples"]))
-        for lo, pred in self.sample_predictions(model, uidx, iidx):
-            out[lo:lo + len(pred)] = np.sqrt(pred.var(axis=1) + noise)
-        return out
-
-    def predict_interval(self, model, uidx, iidx, level):
-        """The central interval holding `level` of the predictive
-        distribution: Gaussian (mean +- z std); ordinal: the levels at the
-        (1 -+ level)/2 quantiles of the averaged level probabilities."""
-        if self.params["likelihood"] == "ordinal":
-            return interval(self.level_probs(model, uidx, iidx), self.samples["levels"], level)
-        mean = model._predict(uidx, iidx, self.params["n_threads"]).astype(np.float64)
-        half = statistics.NormalDist().inv_cdf(0.5 + level / 2) * self.predict_std(
-            model, uidx, iidx)
-        return mean - half, mean + half
-
-    def fold_in_regularization(self, n_ratings):
-        """No ridge penalty: fold_in uses the learned prior (infinity says so)."""
-        return math.inf
-
-    def fold_in(self, model, items, ratings, lam):
-        """A new user's posterior mean (factors and bias) under each kept
-        sample of the items, with the users' prior (averaged over the kept
-        samples; regularization=lam given: N(0, I/lam) instead), stacked as
-        user_factors are. The user's implicit rows are not modelled: the
-        whole effective vector is regressed on the ratings."""
-        S, k = self.check_model(model)
-        s = self.samples
-        if math.isinf(lam):
-            mean, prec = s["user_prior_mean"], s["user_prior_prec"]
-        else:
-            mean, prec = np.zeros(k + 1), lam * np.eye(k + 1)
-        V = model.item_factors[items].astype(np.float64).reshape(len(items), S, k) * math.sqrt(S)
-        xs, bs = [], []
-        for j in range(S):
-            X = np.hstack([V[:, j], np.ones((len(items), 1))])
-            t = ratings - s["mu_samples"][j] - s["item_bias_samples"][items, j]
-            alpha = s["alpha_samples"][j]
-            try:
-                theta = np.linalg.solve(prec + alpha * X.T @ X, prec @ mean + alpha * X.T @ t)
-            except np.linalg.LinAlgError:  # raised again, as every fold-in does, with the cause
-                raise np.linalg.LinAlgError(
-                    f"regularization={lam}: a sample's system is singular; use a larger "
-                    "regularization (or None: the prior)") from None
-            xs.append(theta[:k])
-            bs.append(theta[k])
-        return (np.concatenate(xs) / math.sqrt(S)).astype(np.float32), float(np.mean(bs))
