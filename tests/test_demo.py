@@ -230,3 +230,20 @@ def test_summary_and_score_label(rec, ml100k):
     assert popular.score_label == "Score"  # a popularity score is no rating
     _, rows, _ = popular.for_user("1")
     assert [r["item"] for r in rows] == popular.model.recommend(1, n=10)[0].tolist()
+
+
+def test_serves_a_bayesian_model(ml100k):
+    """The demo serves Bayesian MF as any model: its lists are the model's
+    own (the posterior mean), a new user folds in, similar items rank."""
+    model = mfrec.Model("bayes", factors=4, sweeps=6, burn_in=2, seed=0).fit(ml100k.ratings)
+    rec = Recommender(model, ml100k, n=5)
+    _, rows, _ = rec.for_user("42")
+    items, scores = model.recommend(42, n=5)
+    assert [r["item"] for r in rows] == items.tolist()
+    assert [r["score"] for r in rows] == [float(s) for s in scores]
+    picks = rec.add_pick(rec.add_pick(None, 50, 5), 172, 5)
+    new = rec.for_new_user(picks)
+    expected, _ = model.recommend_new_user([50, 172], [5, 5], n=5)
+    assert [r["item"] for r in new] == expected.tolist()
+    similar = rec.similar(50)
+    assert [r["item"] for r in similar] == model.similar_items(50, n=5)[0].tolist()
