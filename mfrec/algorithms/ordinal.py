@@ -7,7 +7,7 @@ fixed at 0 (the cut points take its place) and the noise precision at 1.
 Each sweep draws the rows given z (as Gaussian ratings), then the cut
 points by random-walk Metropolis steps on the likelihood with z
 integrated out (flat prior; the step size adapts during burn-in only),
-then z given the rows and cut points (truncated normals, csrc/ordinal.c).
+then z given the rows and cut points (truncated normals, csrc/core/ordinal.c).
 A prediction is the expected rating, sum_l level_l P(l), averaged over
 the kept samples; its std and intervals come from the same averaged level
 probabilities.
