@@ -11,6 +11,7 @@ from typing import Callable, List, Optional, Tuple, cast
 
 import numpy as np
 
+from ._progress import advance, close, progress_bar
 from ._scoring import score
 from .ratings import Ratings
 
@@ -39,15 +40,17 @@ class Cancelled(Exception):
 
 
 def run(tasks: List[Callable[[threading.Event], dict]], n_jobs: int, verbose: bool,
-         label: str) -> List[dict]:
+        label: str, progress: bool = False) -> List[dict]:
     """Run the tasks on n_jobs threads; results in task order. Progress
-    lines name each finished task (its 'label' entry). On an error or
+    lines name each finished task (its 'label' entry); `progress`: a bar
+    over the tasks, with the last one's scores as its postfix. On an error or
     Ctrl-C (which only the main thread receives) the tasks not started are
     cancelled and the running fits stop after their current iteration: each
     task gets an event, set then, that its fit checks after each iteration."""
     results: List[Optional[dict]] = [None] * len(tasks)
     t0 = time.perf_counter()
     cancel = threading.Event()
+    bar = progress_bar(progress, len(tasks), label, unit="fit")
     pool = ThreadPoolExecutor(max_workers=max(1, min(n_jobs, len(tasks))))
     try:
         futures = {pool.submit(task, cancel): j for j, task in enumerate(tasks)}
@@ -61,11 +64,13 @@ def run(tasks: List[Callable[[threading.Event], dict]], n_jobs: int, verbose: bo
                     print(f"[{label}] {len(futures) - len(pending)}/{len(tasks)} "
                           f"{row['label']}: {shown}  fit {row['fit_time']:.2f} s  "
                           f"({time.perf_counter() - t0:.1f} s elapsed)", flush=True)
+                advance(bar, row["scores"])
     except BaseException:
         cancel.set()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        close(bar)
     return cast(List[dict], results)  # every task filled its entry
 
 

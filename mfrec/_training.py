@@ -1,7 +1,7 @@
 """The training loop every iterative algorithm shares: one history row per
 iteration (train and validation RMSE), early stopping that restores the best
-iteration, the callback, verbose rows, and Ctrl-C, which keeps the last
-complete iteration."""
+iteration, the callback, verbose rows, the progress bar, and Ctrl-C, which
+keeps the last complete iteration."""
 from __future__ import annotations
 
 import time
@@ -14,11 +14,13 @@ from . import _core
 from ._features import features_by_index, read_features
 from ._ids import index_of, known_ids, triplets, unpack
 from ._predictions import clip_to, unknown_to_mean
+from ._progress import advance, check_progress, close, progress_bar
 from ._state import core_state, set_core_state
 from .algorithms import TrainData
 
 
-def check_fit_arguments(early_stopping, validation, callback) -> None:
+def check_fit_arguments(early_stopping, validation, callback, progress) -> None:
+    check_progress(progress)
     if early_stopping is not None:
         if isinstance(early_stopping, bool) or not isinstance(early_stopping, (int, np.integer)) \
                 or early_stopping < 1:
@@ -27,6 +29,19 @@ def check_fit_arguments(early_stopping, validation, callback) -> None:
             raise ValueError("early_stopping needs validation data")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
+
+
+def rmse_step(bar, row: dict) -> None:
+    """An iteration on the bar, its RMSEs as the postfix."""
+    advance(bar, {k: row[k] for k in ("train_rmse", "valid_rmse") if k in row})
+
+
+def fit_seed(seed) -> int:
+    """The seed a fit uses: `seed`, or one drawn at random for None."""
+    if seed is not None:
+        return int(seed)
+    entropy: Any = np.random.SeedSequence().entropy  # an int when drawn
+    return int(entropy % 2**63)
 
 
 def fit_state(core, solver) -> tuple:
@@ -44,13 +59,14 @@ def set_fit_state(core, solver, state: tuple) -> None:
 class Training:
     """One fit in progress: `solver` fills the core model `work` from
     `train` (TrainData); `valid` is (user indices, item indices, ratings)
-    or None. `history` grows by one row per iteration."""
+    or None. `history` grows by one row per iteration; `show` is (verbose,
+    progress): print each row, and a progress bar over the iterations."""
 
     def __init__(self, solver, work, train, valid, n_threads: int, rating_mean: float,
-                 clip_range, verbose: bool):
+                 clip_range, show: Tuple[bool, bool]):
         self.solver, self.work, self.train, self.valid = solver, work, train, valid
         self.n_threads, self.rating_mean, self.clip_range = n_threads, rating_mean, clip_range
-        self.verbose = verbose
+        self.verbose, self.progress = show
         self.history: list = []
 
     def record(self, iteration: int, loss, seconds: float) -> dict:
@@ -77,12 +93,21 @@ class Training:
                             for k, v in row.items()), flush=True)
         return row
 
-    def run(self, seed: int, n_iter: int, early_stopping: Optional[int], callback,
+    def run(self, seed: int, params: dict, early_stopping: Optional[int], callback,
             model) -> int:
-        """Fit; return the index of the iteration the model keeps. Ctrl-C
-        after a complete iteration keeps the last one (the best one under
-        early stopping) and warns; `callback(model, row)` returning False
-        stops."""
+        """Fit (`params`: the algorithm's, for its iteration count); return
+        the index of the iteration the model keeps. Ctrl-C after a complete
+        iteration keeps the last one (the best one under early stopping) and
+        warns; `callback(model, row)` returning False stops."""
+        iterations = self.solver.iterations_param
+        n_iter = params.get(iterations, 1) if iterations else 1
+        bar = progress_bar(self.progress, n_iter, self.solver.name, unit="it")
+        try:
+            return self._run(seed, n_iter, early_stopping, callback, model, bar)
+        finally:
+            close(bar)
+
+    def _run(self, seed, n_iter, early_stopping, callback, model, bar) -> int:
         solver, work, history = self.solver, self.work, self.history
         # (rows of history, state, best, best_state) after the last complete
         # iteration, assigned at once so that Ctrl-C never sees it half-updated
@@ -92,7 +117,7 @@ class Training:
             if solver.iterations_param is None:
                 t0 = time.perf_counter()
                 solver.solve(work, self.train, seed)
-                self.record(0, None, time.perf_counter() - t0)
+                rmse_step(bar, self.record(0, None, time.perf_counter() - t0))
                 return 0
             solver.start(work, self.train, seed)
             stale = 0
@@ -107,6 +132,7 @@ class Training:
                 else:
                     stale += 1
                 checkpoint = (len(history), state, best, best_state)
+                rmse_step(bar, row)
                 if callback is not None and callback(model, dict(row)) is False:
                     break
                 if early_stopping is not None and stale >= early_stopping:

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ._progress import close, progress_bar, tqdm_class
 from .ratings import Ratings, as_rng
 
 __all__ = ["MovieLens", "load_movielens", "make_low_rank", "LowRankData"]
@@ -124,7 +125,8 @@ def load_movielens(name: str = "100k", data_home: Optional[str] = None,
 
     The files are looked for in `data_home`, then ``$MFREC_DATA``, then the
     user cache (``$XDG_CACHE_HOME/mfrec`` or ``~/.cache/mfrec``); only then
-    are they downloaded from GroupLens into the cache, every file checked
+    are they downloaded from GroupLens into the cache (with tqdm's progress
+    bar when tqdm is installed, else a line on stderr), every file checked
     against its SHA-256. Each location may hold the dataset's folder
     (``ml-100k/``, ``ml-latest-small/``) or be that folder itself.
 
@@ -197,15 +199,25 @@ def download_dataset(name: str, target: str, base_url: str = GROUPLENS_URL) -> s
     buf = io.BytesIO()
     with urllib.request.urlopen(url, timeout=60) as resp:
         total = int(resp.headers.get("Content-Length") or 0)
+        # tqdm's bar when it is installed, else a line redrawn on stderr
+        bar = progress_bar(tqdm_class() is not None, total or None, f"downloading {url}",
+                           unit="B", unit_scale=True, unit_divisor=1024)
         done = 0
-        while True:
-            chunk = resp.read(1 << 16)
-            if not chunk:
-                break
-            buf.write(chunk)
-            done += len(chunk)
-            _progress(f"downloading {url}", done, total)
-    print(file=sys.stderr)
+        try:
+            while True:
+                chunk = resp.read(1 << 16)
+                if not chunk:
+                    break
+                buf.write(chunk)
+                done += len(chunk)
+                if bar is None:
+                    _progress(f"downloading {url}", done, total)
+                else:
+                    bar.update(len(chunk))
+        finally:
+            close(bar)
+            if bar is None:
+                print(file=sys.stderr)
     with zipfile.ZipFile(buf) as zf:
         members = {os.path.basename(n): n for n in zf.namelist() if not n.endswith("/")}
         staging = tempfile.mkdtemp(prefix=".mfrec-", dir=target)

@@ -18,7 +18,7 @@ from ._persist import file_contents, read_model_file
 from ._params import changed_params, check_level, checked_params, fold_in_lambda
 from ._predictions import check_n, clip_to, raw_lists, unknown_to_mean
 from ._state import check_fitted, core_state, reading, set_core_state
-from ._training import Training, check_fit_arguments, train_data, validation_indices
+from ._training import Training, check_fit_arguments, fit_seed, train_data, validation_indices
 from .algorithms import Algorithm, check_threads, get_algorithm
 from .ratings import from_any
 
@@ -148,7 +148,7 @@ class Model(_core.Model):
             item_feature_ids=None, user_features=None, user_feature_ids=None,
             validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
-            verbose: bool = False, timestamps=None) -> "Model":
+            verbose: bool = False, progress: bool = False, timestamps=None) -> "Model":
         """Fit on rating triplets (raw ids: any int64 values, or strings or
         bytes; NumPy str/bytes arrays or object arrays of str or of bytes).
 
@@ -191,6 +191,8 @@ class Model(_core.Model):
             row; returning False stops training.
         verbose : bool
             Print each history row.
+        progress : bool
+            Show a progress bar over the iterations (tqdm, ``mfrec[progress]``).
         timestamps : array_like, optional
             Seconds of each rating (default: a Ratings' timestamp), for
             ``Model("bayes", context="day")``.
@@ -210,16 +212,16 @@ class Model(_core.Model):
         with _state.fitting(self):
             return self._fit(users, items, ratings, (user_features, user_feature_ids),
                              (item_features, item_feature_ids), validation, early_stopping,
-                             callback, verbose, timestamps)
+                             callback, (verbose, progress), timestamps)
 
     def _fit(self, users, items, ratings, user_features, item_features, validation,
-             early_stopping, callback, verbose, timestamps):
+             early_stopping, callback, show, timestamps):
         algorithm, params = self.algorithm, dict(self._params)
         source = users
         users, items, ratings = triplets(users, items, ratings, "fit")
         if len(users) == 0:
             raise ValueError("fit: no ratings given (empty arrays)")
-        check_fit_arguments(early_stopping, validation, callback)
+        check_fit_arguments(early_stopping, validation, callback, show[1])
         solver = get_algorithm(algorithm)(dict(params))
         solver.take_timestamps(source, timestamps, len(ratings))
         if early_stopping is not None and solver.stops_early is not True:
@@ -232,16 +234,14 @@ class Model(_core.Model):
         except ValueError:  # the only failure left: a repeated (user, item) pair
             raise ValueError(f"fit: users and items: {duplicates(users, items)}") from None
         valid = validation_indices(validation, user_ids, item_ids)
-        seed = params["seed"]
-        seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        seed = fit_seed(params["seed"])
         work = _core.Model()
         work.global_mean = float(np.mean(ratings, dtype=np.float64))
         rating_range = (float(ratings.min()), float(ratings.max()))
         rating_mean = work.global_mean
-        n_iter = params.get(solver.iterations_param, 1) if solver.iterations_param else 1
         training = Training(solver, work, train, valid, params["n_threads"], rating_mean,
-                            rating_range if solver.clip_predictions else None, verbose)
-        best = training.run(seed, n_iter, early_stopping, callback, self)
+                            rating_range if solver.clip_predictions else None, show)
+        best = training.run(seed, params, early_stopping, callback, self)
 
         solver.finish(work, best + 1)
         # the arrays themselves, not copies: the setters copy

@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ._parallel import check_n_jobs, fold_tasks, run, summary, threads_per_fit
+from ._progress import check_progress
 from ._scoring import check_metrics, check_threshold, greater_is_better, parse_metric
 from ._splits import KFold, PredefinedFolds, ratings_of, train_test_split
 from .model import Model
@@ -43,7 +44,8 @@ def _check_model(model):
 
 def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), *,
                    n_jobs: int = 1, threshold: float = 4.0, fit_params: Optional[dict] = None,
-                   return_models: bool = False, verbose: bool = False) -> dict:
+                   return_models: bool = False, verbose: bool = False,
+                   progress: bool = False) -> dict:
     """Fit a copy of `model` on each fold's training part and score it on
     the fold's test part.
 
@@ -70,6 +72,8 @@ def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), 
         Also return the fitted models.
     verbose : bool
         A progress line as each fold finishes.
+    progress : bool
+        A progress bar over the folds (tqdm, ``mfrec[progress]``).
 
     Returns
     -------
@@ -93,12 +97,13 @@ def cross_validate(model, data, cv=5, metrics: Sequence[str] = ("rmse", "mae"), 
     _check_model(model)
     ratings, cv, metrics = ratings_of(data), _check_cv(cv), check_metrics(metrics)
     n_jobs, threshold = check_n_jobs(n_jobs), check_threshold(threshold)
+    progress = check_progress(progress)
     folds = list(zip(cv.fold_names, cv.split(ratings)))
     params = model.get_params()
     params["n_threads"] = threads_per_fit(params, n_jobs, len(folds))
     tasks = fold_tasks(model, params, folds, metrics, threshold, dict(fit_params or {}),
                        keep_models=return_models)
-    rows = run(tasks, n_jobs, verbose, "cross_validate")
+    rows = run(tasks, n_jobs, verbose, "cross_validate", progress)
     mean, std = summary(rows, metrics)
     result = {"folds": [{"fold": r["label"], **r["scores"], "fit_time": r["fit_time"],
                          "test_time": r["test_time"]} for r in rows],
@@ -163,7 +168,7 @@ class _Search:
 
     def __init__(self, model, cv=5, metric: str = "rmse", metrics: Optional[Sequence[str]] = None,
                  n_jobs: int = 1, refit: bool = True, threshold: float = 4.0,
-                 verbose: bool = False):
+                 verbose: bool = False, progress: bool = False):
         _check_model(model)
         self.model, self.cv = model, _check_cv(cv)
         parse_metric(metric)
@@ -172,6 +177,7 @@ class _Search:
         self.metrics = shown if metric in shown else [metric] + shown
         self.n_jobs, self.refit = check_n_jobs(n_jobs), bool(refit)
         self.threshold, self.verbose = check_threshold(threshold), verbose
+        self.progress = check_progress(progress)
         self.results: List[dict] = []
         self.best_params = self.best_score = self.best_model = self.best_index = None
         self.n_fits = 0
@@ -208,7 +214,7 @@ class _Search:
             tasks += fold_tasks(self.model, params, folds, self.metrics, self.threshold,
                                 fit_params, prefix=f"candidate {j + 1} ")
         t0 = time.perf_counter()
-        rows = run(tasks, self.n_jobs, self.verbose, type(self).__name__)
+        rows = run(tasks, self.n_jobs, self.verbose, type(self).__name__, self.progress)
         self.results = []
         for j, c in enumerate(candidates):
             mean, std = summary(rows[j * len(folds):(j + 1) * len(folds)], self.metrics)
@@ -255,6 +261,9 @@ class GridSearch(_Search):
         Fit best_model on all the data with best_params.
     verbose : bool
         A progress line as each fit finishes.
+    progress : bool
+        A progress bar over the (candidate, fold) fits (tqdm,
+        ``mfrec[progress]``).
 
     Attributes
     ----------
@@ -283,8 +292,9 @@ class GridSearch(_Search):
 
     def __init__(self, model, param_grid: dict, cv=5, metric: str = "rmse",
                  metrics: Optional[Sequence[str]] = None, n_jobs: int = 1, refit: bool = True,
-                 threshold: float = 4.0, verbose: bool = False):
-        super().__init__(model, cv, metric, metrics, n_jobs, refit, threshold, verbose)
+                 threshold: float = 4.0, verbose: bool = False, progress: bool = False):
+        super().__init__(model, cv, metric, metrics, n_jobs, refit, threshold, verbose,
+                         progress)
         if not isinstance(param_grid, dict):
             raise TypeError(f"param_grid must be a dict of parameter -> list of values, "
                             f"got {type(param_grid).__name__}")
@@ -321,7 +331,7 @@ class RandomSearch(_Search):
         The number of candidates to draw.
     seed : int, optional
         The seed of the draws.
-    cv, metric, metrics, n_jobs, refit, threshold, verbose
+    cv, metric, metrics, n_jobs, refit, threshold, verbose, progress
         As in :class:`GridSearch`, which also lists the attributes.
 
     Examples
@@ -340,8 +350,9 @@ class RandomSearch(_Search):
     def __init__(self, model, param_distributions: dict, n_iter: int = 10, cv=5,
                  metric: str = "rmse", metrics: Optional[Sequence[str]] = None,
                  n_jobs: int = 1, refit: bool = True, threshold: float = 4.0,
-                 seed: Optional[int] = None, verbose: bool = False):
-        super().__init__(model, cv, metric, metrics, n_jobs, refit, threshold, verbose)
+                 seed: Optional[int] = None, verbose: bool = False, progress: bool = False):
+        super().__init__(model, cv, metric, metrics, n_jobs, refit, threshold, verbose,
+                         progress)
         if not isinstance(param_distributions, dict):
             raise TypeError("param_distributions must be a dict of parameter -> list of "
                             f"values or distribution, got {type(param_distributions).__name__}")

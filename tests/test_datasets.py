@@ -4,6 +4,7 @@ import functools
 import hashlib
 import http.server
 import os
+import sys
 import threading
 import zipfile
 
@@ -262,3 +263,25 @@ def test_make_low_rank():
     assert np.array_equal(again.ratings.rating, d.ratings.rating)
     with pytest.raises(ValueError, match="density"):
         mfrec.make_low_rank(density=0.0)
+
+
+def test_download_shows_tqdm_bar_when_installed_else_a_line(no_data_env, server, tmp_path,
+                                                            monkeypatch, capfd):
+    tqdm_auto = pytest.importorskip("tqdm.auto")
+    url, www = server
+    size = os.path.getsize(build_archive(no_data_env, "latest-small", www))
+    made = []
+
+    class Recording(tqdm_auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(tqdm_auto, "tqdm", Recording)
+    datasets.download_dataset("latest-small", str(tmp_path / "a"), base_url=url)
+    assert [(b.total, b.n) for b in made] == [(size, size)]
+    line = f"{size / 1e6:.1f}/{size / 1e6:.1f} MB"  # the plain line's ending
+    assert "downloading" in (err := capfd.readouterr().err) and line not in err
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # tqdm missing
+    datasets.download_dataset("latest-small", str(tmp_path / "b"), base_url=url)
+    assert len(made) == 1 and line in capfd.readouterr().err
