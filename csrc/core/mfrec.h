@@ -127,6 +127,13 @@ typedef struct {
 
 int mfr_predict(const mfr_model *m, int64_t n, const int32_t *users,
                 const int32_t *items, float *out, int n_threads);
+/* *sse = the sum over the entries (u, i, r) of R (n_users x n_items, ratings
+ * by user, having passed mfr_csr_check) of (prediction(u, i) - r)^2, each
+ * prediction the float mfr_predict returns, the squares summed in double:
+ * per block of rows in entry order, then the blocks in order, so the sum
+ * does not depend on n_threads. Inf or NaN if a prediction is; MFR_EINVAL
+ * if R's shape is not the model's or R has no values. */
+int mfr_predict_sse(const mfr_model *m, const mfr_csr *R, int n_threads, double *sse);
 
 /* ---- metrics (metrics.c) ---------------------------------------------- */
 int mfr_rmse_mae(int64_t n, const float *pred, const float *truth,

@@ -87,6 +87,9 @@ typedef struct {
 
 int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name);
 void csr_view_release(csr_view *v);
+/* As csr_view_get, for the ratings of model m by user: n_items columns and
+ * one row per user. */
+int csr_view_get_by_user(csr_view *v, PyObject *obj, const mfr_model *m, const char *name);
 /* by_col must hold the entries of by_row transposed: -1 with a ValueError
  * naming both otherwise. */
 int csr_views_transposed(const csr_view *by_row, const csr_view *by_col, const char *row_name,

@@ -168,6 +168,18 @@ int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name
     return 0;
 }
 
+int csr_view_get_by_user(csr_view *v, PyObject *obj, const mfr_model *m, const char *name)
+{
+    if (csr_view_get(v, obj, m->n_items, name) < 0)
+        return -1;
+    if (v->csr.n_rows != m->n_users) {
+        PyErr_Format(PyExc_ValueError, "%s: %d rows for a model of %d users", name,
+                     (int)v->csr.n_rows, (int)m->n_users);
+        return -1;
+    }
+    return 0;
+}
+
 int csr_views_transposed(const csr_view *by_row, const csr_view *by_col, const char *row_name,
                          const char *col_name)
 {

@@ -1,6 +1,7 @@
 /*
  * metrics.c - binding of csrc/core/metrics.c: accuracy of predictions and
- * ranking metrics of top-N lists.
+ * ranking metrics of top-N lists; and of predict.c's squared errors over
+ * the training ratings (a fit's train RMSE).
  */
 #include "binding.h"
 
@@ -34,6 +35,39 @@ BINDING_ARGS(rmse_mae, "(predictions, truth, /)",
 cleanup:
     Py_XDECREF(pred);
     Py_XDECREF(truth);
+    return result;
+}
+
+BINDING_KW(predict_sse, "(model, by_user, n_threads=1)",
+"Sum of squared errors of the model's predictions over the ratings of\n"
+"by_user (build_csr's tuple of the training pairs: n_users rows, n_items\n"
+"columns): each prediction the float32 that _predict returns, the squares\n"
+"summed in double in an order that does not depend on n_threads; inf or\n"
+"nan if a prediction is not finite (mfr_predict_sse).")
+{
+    static char *kwlist[] = {"model", "by_user", "n_threads", NULL};
+    PyObject *mo, *ro, *result = NULL;
+    int n_threads = 1, status;
+    double sse = 0.0;
+    model_view v = {0};
+    csr_view R = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|i", kwlist, &mo, &ro, &n_threads))
+        return NULL;
+    ModelObject *model = as_model(module, mo);
+    if (!model || model_view_get(model, &v, 0) < 0 ||
+        csr_view_get_by_user(&R, ro, &v.m, "by_user") < 0)
+        goto cleanup;
+    Py_BEGIN_ALLOW_THREADS
+    status = mfr_predict_sse(&v.m, &R.csr, n_threads, &sse);
+    Py_END_ALLOW_THREADS
+    if (status != MFR_OK) {
+        raise_status(status, "predict_sse");
+        goto cleanup;
+    }
+    result = PyFloat_FromDouble(sse);
+cleanup:
+    model_view_release(&v);
+    csr_view_release(&R);
     return result;
 }
 
@@ -100,4 +134,5 @@ cleanup:
     return result;
 }
 
-PyMethodDef mfr_py_metrics_functions[] = {METHOD(rmse_mae), METHOD(ranking_metrics), {NULL}};
+PyMethodDef mfr_py_metrics_functions[] = {METHOD(rmse_mae), METHOD(predict_sse),
+                                          METHOD(ranking_metrics), {NULL}};

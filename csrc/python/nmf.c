@@ -28,14 +28,9 @@ static PyObject *nmf_call(PyObject *module, PyObject *args, PyObject *kwds, int 
                         "regularization and bias_regularization must be finite and >= 0");
         goto cleanup;
     }
-    if (csr_view_get(&bu, uo, v.m.n_items, "by_user") < 0 ||
+    if (csr_view_get_by_user(&bu, uo, &v.m, "by_user") < 0 ||
         csr_view_get(&bi, io, v.m.n_users, "by_item") < 0)
         goto cleanup;
-    if (bu.csr.n_rows != v.m.n_users) {
-        PyErr_Format(PyExc_ValueError, "by_user has %d rows for a model of %d users",
-                     bu.csr.n_rows, v.m.n_users);
-        goto cleanup;
-    }
     if (csr_views_transposed(&bu, &bi, "by_user", "by_item") < 0)
         goto cleanup;
     Py_BEGIN_ALLOW_THREADS

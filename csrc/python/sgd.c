@@ -22,14 +22,7 @@ static int sgd_rated_get(const mfr_sgd_params *p, PyObject *rated_o, const mfr_m
         PyErr_SetString(PyExc_ValueError, "sgd: negatives > 0 needs rated (the CSR by user)");
         return -1;
     }
-    if (csr_view_get(rated, rated_o, m->n_items, "rated") < 0)
-        return -1;
-    if (rated->csr.n_rows != m->n_users) {
-        PyErr_Format(PyExc_ValueError, "rated: %d rows for a model of %d users",
-                     (int)rated->csr.n_rows, (int)m->n_users);
-        return -1;
-    }
-    return 0;
+    return csr_view_get_by_user(rated, rated_o, m, "rated");
 }
 
 /* What both epochs take: the model's arrays, the ratings (int32 users and

@@ -264,6 +264,14 @@ class Algorithm:
             return math.inf
         return _core.rmse_mae(pred, train.ratings)[0]
 
+    def train_rmse_by_user(self, core, train: TrainData, n_threads: int) -> float:
+        """train_rmse for algorithms that predict with the core model as it
+        is: the same float32 predictions scored user by user over the CSR
+        (each user's row read once; cheaper than the pairs' input order).
+        Only the double sum's order differs, by a few ulps."""
+        sse = _core.predict_sse(core, train.by_user, n_threads)
+        return math.sqrt(sse / len(train)) if math.isfinite(sse) else math.inf
+
     def finish(self, core, n_done: int) -> None:
         """After the fit loop, with n_done iterations kept: final touches
         to the core model (Bayesian MF writes its posterior mean)."""

@@ -61,3 +61,5 @@ class NMF(Algorithm):
                                     bias_regularization=p["bias_regularization"],
                                     biases=p["biases"], n_threads=p["n_threads"])
         return objective / len(train)
+
+    train_rmse = Algorithm.train_rmse_by_user

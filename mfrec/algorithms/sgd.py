@@ -70,6 +70,9 @@ class SGD(FeatureSolver, Algorithm):
             core.global_mean = 0.0
         self.start_features(core, train, p["biases"])
 
+    # the core model holds the effective rows (materialize) when it is scored
+    train_rmse = Algorithm.train_rmse_by_user
+
     def step(self, core, train, iteration):
         p = self.params
         common = dict(learning_rate=p["learning_rate"], regularization=p["regularization"],
