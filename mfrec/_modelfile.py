@@ -403,15 +403,19 @@ def check_shapes(header, shapes: dict, stacked: bool) -> dict:
 
 def check_extras(extras: dict, plans: dict, dims: dict) -> None:
     """The algorithm's arrays have the dtype and shape it declares, the
-    dimensions those of the model (before any data is read)."""
+    dimensions those of the model (before any data is read). A name that
+    is not one of the model's dimensions (e.g. "days") is set by the first
+    array that uses it and every other array must agree: a member cannot
+    claim a length of its own that only its inflated bytes would refute."""
     nu, ni = dims["users"], dims["items"]
+    dims = dict(dims)
     for name, (dtype, want) in extras.items():
         if "extra_" + name not in plans:
             continue
         shape, _, got, _ = plans["extra_" + name]
         fits = len(shape) == len(want) and all(
             w is None or (n <= min(nu, ni) if w == "rank" else
-                          n in w if isinstance(w, range) else n == dims.get(w, w))
+                          n in w if isinstance(w, range) else n == dims.setdefault(w, n))
             for n, w in zip(shape, want))
         if got.kind != np.dtype(dtype).kind or got.itemsize > np.dtype(dtype).itemsize \
                 or not fits:

@@ -110,6 +110,23 @@ def test_shape_disagreement_is_refused_before_inflating(members, tmp_path):
     refused(tmp_path, blob, "factor shapes")
 
 
+def test_side_arrays_must_agree_before_inflating(data, tmp_path):
+    """A feature model's bias claims 50 M features while its factors hold
+    2 (a fuzz finding): refused from the .npy headers, nothing inflated."""
+    path = tmp_path / "f.npz"
+    ids = np.unique(data.item)
+    features = np.eye(2, dtype=np.float32)[ids % 2]
+    mfrec.Model("sgd", factors=3, epochs=1, seed=1).fit(
+        data, item_features=features, item_feature_ids=ids).save(path)
+    with zipfile.ZipFile(path) as z:
+        feature_members = {n: z.read(n) for n in z.namelist()}
+    blob = archive(edited(feature_members, extra_item_feature_bias=np.zeros(BOMB // 4, np.float32)),
+                   zipfile.ZIP_DEFLATED)
+    path.write_bytes(blob)
+    assert peak_bytes(lambda: mfrec.Model.load(path)) < BOMB / 10
+    refused(tmp_path, blob, "item_feature_bias.*item_features")
+
+
 def test_overlapping_members_are_refused(members, tmp_path):
     """A member whose data holds another member: both central-directory
     entries are valid on their own, and the inner bytes would count twice."""

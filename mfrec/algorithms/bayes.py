@@ -90,8 +90,8 @@ class Bayes(Posterior, Algorithm):
         "user_prior_prec": ("<f8", ("sample_width", "sample_width")),
         # check_levels: 2 to 101 levels
         "cut_samples": ("<f8", ("samples", range(1, 101))), "levels": ("<f8", (range(2, 102),)),
-        "context_days": ("<i8", (None,)), "context_factors": ("<f4", (None, "factors")),
-        "context_bias_samples": ("<f4", (None, "samples")),
+        "context_days": ("<i8", ("days",)), "context_factors": ("<f4", ("days", "factors")),
+        "context_bias_samples": ("<f4", ("days", "samples")),
     }
     defaults = {
         "factors": 10,

@@ -27,7 +27,8 @@ class FeatureSolver:
     fitted_attributes = tuple(f"{side}_feature_{what}" for side in SIDES
                               for what in ("factors", "bias"))
     extra_shapes = {f"{side}_feature_{what}": ("<f4", shape) for side in SIDES
-                    for what, shape in (("factors", (None, "factors")), ("bias", (None,)))}
+                    for what, shape in (("factors", (f"{side}_features", "factors")),
+                                        ("bias", (f"{side}_features",)))}
 
     def __init__(self, params):
         super().__init__(params)
