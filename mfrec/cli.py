@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="number of items (default: %(default)s)")
     recommend.add_argument("--include-seen", action="store_true",
                            help="keep the items the user rated in training")
-    recommend.add_argument("--dataset", choices=["100k", "latest-small"],
+    recommend.add_argument("--dataset", choices=["100k", "1m", "10m", "20m", "25m", "32m", "latest-small", "latest"],
                            help="MovieLens dataset the model was trained on: adds titles")
     recommend.add_argument("--data-home", type=_nonempty, help="folder holding the dataset")
     add_format_argument(recommend)
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_data_arguments(parser):
-    parser.add_argument("--dataset", choices=["100k", "latest-small"], default="100k",
+    parser.add_argument("--dataset", choices=["100k", "1m", "10m", "20m", "25m", "32m", "latest-small", "latest"], default="100k",
                         help="MovieLens dataset (default: %(default)s)")
     parser.add_argument("--data-home", type=_nonempty, default=None,
                         help="folder holding the dataset (default: $MFREC_DATA, the cache, "

@@ -2,15 +2,13 @@
 
 Where the files are looked for, in order: ``data_home``, ``$MFREC_DATA``,
 the user cache (``$XDG_CACHE_HOME/mfrec`` or ``~/.cache/mfrec``), and only
-then downloaded from GroupLens into the cache, with every file checked
-against its SHA-256. Each location may hold the dataset's folder
-(``ml-100k/``, ``ml-latest-small/``) or be that folder itself.
+then downloaded from GroupLens into the cache and checked against SHA-256
+digests. Each location may hold the dataset's folder (``ml-100k/``,
+``ml-1m/``, ``ml-10M100K/``, ``ml-25m/``, ...) or be that folder itself.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import numbers
 import os
@@ -18,13 +16,14 @@ import shutil
 import sys
 import tempfile
 import urllib.request
-import warnings
 import zipfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from ._movielens import (read_100k_items, read_dat_movies, read_large_ratings,
+                         read_latest_movies, read_latest_ratings, read_tab)
 from ._progress import close, progress_bar, tqdm_class
 from .ratings import Ratings, as_rng
 
@@ -32,7 +31,50 @@ __all__ = ["MovieLens", "load_movielens", "make_low_rank", "LowRankData"]
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
 
-# SHA-256 of the published files (ml-100k's README and helper scripts aside).
+
+class Release(NamedTuple):
+    """A MovieLens archive at GroupLens and the files mfrec reads from it."""
+
+    archive: str  # the file name at GROUPLENS_URL
+    folder: str  # the folder inside the archive, and in the cache
+    sha256: Optional[str]  # of the archive; None: each file is checked (CHECKSUMS)
+    ratings: str
+    movies: str
+
+
+# The archives' SHA-256, as published beside their URLs and sizes:
+# 1m, 20m, 25m: https://github.com/tensorflow/datasets/blob/1c076ac3c19c8ea83e1d1a75e0623c9a699e0d7c/tensorflow_datasets/url_checksums/movielens.txt
+# 10m: https://github.com/ISG-Siegen/OmniRec/blob/e498cceb6be13e3d287f0777355929645fc5871c/src/omnirec/data_loaders/movielens_small.py
+# 32m, latest: https://github.com/ankane/disco-cli/blob/42f5617a6681a7a6646d914716197fab93c79ba8/src/download.rs
+# ml-latest is a rolling release: the digest is that of the snapshot generated
+# on 2023-07-20 (33,832,162 ratings), and a newer snapshot fails the check.
+RELEASES = {
+    "100k": Release("ml-100k.zip", "ml-100k", None, "u.data", "u.item"),
+    "1m": Release("ml-1m.zip", "ml-1m",
+                  "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+                  "ratings.dat", "movies.dat"),
+    "10m": Release("ml-10m.zip", "ml-10M100K",
+                   "813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862",
+                   "ratings.dat", "movies.dat"),
+    "20m": Release("ml-20m.zip", "ml-20m",
+                   "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+                   "ratings.csv", "movies.csv"),
+    "25m": Release("ml-25m.zip", "ml-25m",
+                   "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+                   "ratings.csv", "movies.csv"),
+    "32m": Release("ml-32m.zip", "ml-32m",
+                   "e4a68655d7386b8f95f2f2424b2ff975dfdd15ffd59e0d864a14dca43e99d6ee",
+                   "ratings.csv", "movies.csv"),
+    "latest-small": Release("ml-latest-small.zip", "ml-latest-small", None,
+                            "ratings.csv", "movies.csv"),
+    "latest": Release("ml-latest.zip", "ml-latest",
+                      "66a9e518c747d76b241d9a859b001a2619d3ed1672ceef599eb50daf73a7b4a3",
+                      "ratings.csv", "movies.csv"),
+}
+NAMES = {name: release.folder for name, release in RELEASES.items()}
+
+# SHA-256 of each file of the two releases checked file by file (ml-100k's
+# README and helper scripts aside): these files are what is unpacked.
 CHECKSUMS = {
     "ml-100k": {
         "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
@@ -58,7 +100,6 @@ CHECKSUMS = {
         "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
     },
 }
-NAMES = {"100k": "ml-100k", "latest-small": "ml-latest-small"}
 FOLDS_100K = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 
 
@@ -68,7 +109,7 @@ class MovieLens:
 
     Attributes
     ----------
-    name : "100k" or "latest-small"
+    name : "100k", "1m", "10m", "20m", "25m", "32m", "latest-small" or "latest"
     ratings : Ratings (user, item, rating, timestamp)
     item_ids : int64 array of every movie id in the catalogue
     titles : str array, the title of item_ids[j]
@@ -113,7 +154,7 @@ class MovieLens:
             raise ValueError(f"fold must be one of {list(self.fold_names)} for "
                              f"{self.name}, got {name!r}")
         if name not in self._folds:
-            base, test = (_read_tab(os.path.join(self.path, f"{name}.{part}"))
+            base, test = (read_tab(os.path.join(self.path, f"{name}.{part}"))
                           for part in ("base", "test"))
             self._folds[name] = (base, test)
         return self._folds[name]
@@ -121,21 +162,42 @@ class MovieLens:
 
 def load_movielens(name: str = "100k", data_home: Optional[str] = None,
                    download: bool = True) -> MovieLens:
-    """Load MovieLens "100k" or "latest-small".
+    """Load a MovieLens dataset: "100k", "1m", "10m", "20m", "25m", "32m",
+    "latest-small" or "latest".
 
     The files are looked for in `data_home`, then ``$MFREC_DATA``, then the
     user cache (``$XDG_CACHE_HOME/mfrec`` or ``~/.cache/mfrec``); only then
-    are they downloaded from GroupLens into the cache (with tqdm's progress
-    bar when tqdm is installed, else a line on stderr), every file checked
-    against its SHA-256. Each location may hold the dataset's folder
-    (``ml-100k/``, ``ml-latest-small/``) or be that folder itself.
+    is the archive downloaded from GroupLens (with tqdm's progress bar when
+    tqdm is installed, else a line on stderr), checked and unpacked into the
+    cache. Each location may hold the dataset's folder (``ml-100k/``,
+    ``ml-1m/``, ``ml-10M100K/``, ``ml-20m/``, ``ml-25m/``, ``ml-32m/``,
+    ``ml-latest-small/``, ``ml-latest/``, as in the archives) or be that
+    folder itself.
+
+    The check: the archives of 1M to 32M and "latest" must have the SHA-256
+    published for them; those of 100K and "latest-small", each file's
+    SHA-256. "latest" is a release that GroupLens regenerates from time to
+    time: the digest is that of the snapshot of 2023-07-20 (33,832,162
+    ratings), so a newer snapshot is refused rather than read unchecked; to
+    use one, unpack it yourself into `data_home` (files found there are
+    read as they are). Only the ratings and the movies are unpacked.
+
+    Ratings come as published: 1M's are whole stars, the others' half
+    stars; ids are the dataset's raw MovieLens ids. The genres are those
+    the movies list (1M and 10M spell "Children's", 20M on "Children" and
+    add "IMAX"); "(no genres listed)" is no genre. 1M's movies.dat is
+    Latin-1; a movies.dat that is valid UTF-8 is read as UTF-8. From 1M up
+    the ratings are parsed by :func:`mfrec.read_ratings` in blocks (25M in
+    seconds, memory near the final arrays), which needs pyarrow or pandas
+    (``pip install "mfrec[data]"``).
 
     Parameters
     ----------
-    name : {"100k", "latest-small"}
+    name : {"100k", "1m", "10m", "20m", "25m", "32m", "latest-small", "latest"}
         The dataset.
     data_home : str, optional
-        A folder to look in first.
+        A folder to look in first, and where a download is unpacked (default:
+        the user cache).
     download : bool
         Download the dataset if it is found nowhere (else FileNotFoundError).
 
@@ -155,15 +217,21 @@ def load_movielens(name: str = "100k", data_home: Optional[str] = None,
     >>> len(train), len(test)
     (80000, 20000)
     """
-    if name not in NAMES:
-        raise ValueError(f"name must be one of {sorted(NAMES)}, got {name!r}")
+    if not isinstance(name, str) or name not in RELEASES:
+        raise ValueError(f"name must be one of {list(RELEASES)}, got {name!r}")
     folder = find_dataset(name, data_home, download)
+    release = RELEASES[name]
+    ratings_file, movies_file = (os.path.join(folder, f) for f in (release.ratings, release.movies))
     if name == "100k":
-        ratings = _read_tab(os.path.join(folder, "u.data"))
-        ids, titles, genres, genre_names = _read_100k_items(folder)
+        ratings = read_tab(ratings_file)
+        ids, titles, genres, genre_names = read_100k_items(folder)
+    elif name == "latest-small":
+        ratings = read_latest_ratings(ratings_file)
+        ids, titles, genres, genre_names = read_latest_movies(movies_file)
     else:
-        ratings = _read_latest_ratings(os.path.join(folder, "ratings.csv"))
-        ids, titles, genres, genre_names = _read_latest_movies(os.path.join(folder, "movies.csv"))
+        ratings = read_large_ratings(ratings_file)
+        ids, titles, genres, genre_names = (read_dat_movies if movies_file.endswith(".dat")
+                                            else read_latest_movies)(movies_file)
     return MovieLens(name, ratings, ids, titles, genres, genre_names, folder)
 
 
@@ -173,30 +241,57 @@ def cache_dir() -> str:
 
 
 def find_dataset(name: str, data_home: Optional[str] = None, download: bool = True,
-                 base_url: str = GROUPLENS_URL) -> str:
-    """The folder holding dataset `name`, downloading it if needed."""
+                 base_url: Optional[str] = None) -> str:
+    """The folder holding dataset `name` (one holding its ratings file),
+    downloading it if needed from `base_url` (default: GROUPLENS_URL)."""
     if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
         raise TypeError(f"data_home must be a path (str or os.PathLike), got {data_home!r}")
-    folder_name = NAMES[name]
-    marker = next(iter(CHECKSUMS[folder_name]))
+    release = RELEASES[name]
     places = [p for p in (data_home, os.environ.get("MFREC_DATA"), cache_dir()) if p]
     for place in places:
-        for candidate in (os.path.join(place, folder_name), place):
-            if os.path.isfile(os.path.join(candidate, marker)) and \
-                    (candidate != place or os.path.basename(os.path.normpath(place)) == folder_name):
+        for candidate in (os.path.join(place, release.folder), place):
+            if os.path.isfile(os.path.join(candidate, release.ratings)) and \
+                    (candidate != place or os.path.basename(os.path.normpath(place)) == release.folder):
                 return candidate
     if not download:
         raise FileNotFoundError(f"MovieLens {name} not found in {places} and download=False")
     return download_dataset(name, cache_dir() if data_home is None else data_home, base_url)
 
 
-def download_dataset(name: str, target: str, base_url: str = GROUPLENS_URL) -> str:
-    """Fetch `<base_url>/<folder>.zip`, check every file's SHA-256 and unpack
-    into `target/<folder>`. Returns that folder."""
-    folder_name = NAMES[name]
-    url = f"{base_url.rstrip('/')}/{folder_name}.zip"
+def download_dataset(name: str, target: str, base_url: Optional[str] = None) -> str:
+    """Fetch the archive of dataset `name` from `base_url` (default:
+    GROUPLENS_URL), check it and unpack its ratings and movies into
+    `target/<folder>`, all or nothing. Returns that folder."""
+    release = RELEASES[name]
+    url = f"{(base_url or GROUPLENS_URL).rstrip('/')}/{release.archive}"
     os.makedirs(target, exist_ok=True)
-    buf = io.BytesIO()
+    fd, archive = tempfile.mkstemp(prefix=".mfrec-", suffix=".zip", dir=target)
+    staging = tempfile.mkdtemp(prefix=".mfrec-", dir=target)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            digest = _fetch(url, f)
+        if release.sha256 is not None and digest != release.sha256:
+            raise ValueError(f"{url}: the archive failed its SHA-256 check (got {digest})")
+        checksums = CHECKSUMS.get(release.folder, {})
+        with zipfile.ZipFile(archive) as zf:
+            _unpack(zf, url, list(checksums) or [release.ratings, release.movies],
+                    checksums, staging)
+        dest = os.path.join(target, release.folder)
+        if os.path.isdir(dest):
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        os.remove(archive)
+    return dest
+
+
+def _fetch(url: str, out) -> str:
+    """Write what `url` serves to the file `out`, with a progress bar;
+    returns its SHA-256."""
+    digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=60) as resp:
         total = int(resp.headers.get("Content-Length") or 0)
         # tqdm's bar when it is installed, else a line redrawn on stderr
@@ -208,7 +303,8 @@ def download_dataset(name: str, target: str, base_url: str = GROUPLENS_URL) -> s
                 chunk = resp.read(1 << 16)
                 if not chunk:
                     break
-                buf.write(chunk)
+                out.write(chunk)
+                digest.update(chunk)
                 done += len(chunk)
                 if bar is None:
                     _progress(f"downloading {url}", done, total)
@@ -218,26 +314,23 @@ def download_dataset(name: str, target: str, base_url: str = GROUPLENS_URL) -> s
             close(bar)
             if bar is None:
                 print(file=sys.stderr)
-    with zipfile.ZipFile(buf) as zf:
-        members = {os.path.basename(n): n for n in zf.namelist() if not n.endswith("/")}
-        staging = tempfile.mkdtemp(prefix=".mfrec-", dir=target)
-        try:
-            for fname, digest in CHECKSUMS[folder_name].items():
-                if fname not in members:
-                    raise ValueError(f"{url}: the archive has no {fname}")
-                data = zf.read(members[fname])
-                if hashlib.sha256(data).hexdigest() != digest:
-                    raise ValueError(f"{url}: {fname} failed its SHA-256 check")
-                with open(os.path.join(staging, fname), "wb") as f:
-                    f.write(data)
-            dest = os.path.join(target, folder_name)
-            if os.path.isdir(dest):
-                shutil.rmtree(dest)
-            os.replace(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    return dest
+    return digest.hexdigest()
+
+
+def _unpack(zf: zipfile.ZipFile, url: str, files, checksums, folder: str) -> None:
+    """Copy the members named `files` (by their base names) into `folder`,
+    in 1 MB pieces, checking those that `checksums` lists."""
+    members = {os.path.basename(n): n for n in zf.namelist() if not n.endswith("/")}
+    for fname in files:
+        if fname not in members:
+            raise ValueError(f"{url}: the archive has no {fname}")
+        digest = hashlib.sha256()
+        with zf.open(members[fname]) as src, open(os.path.join(folder, fname), "wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                dst.write(chunk)
+        if fname in checksums and digest.hexdigest() != checksums[fname]:
+            raise ValueError(f"{url}: {fname} failed its SHA-256 check")
 
 
 def _progress(what, done, total):
@@ -247,104 +340,6 @@ def _progress(what, done, total):
               end="", file=sys.stderr, flush=True)
     else:
         print(f"\r{what} {done / 1e6:.1f} MB", end="", file=sys.stderr, flush=True)
-
-
-# The readers take files from outside: anything malformed is a ValueError
-# that names the file (and the line where there is one).
-
-def _read_tab(path: str) -> Ratings:
-    """user \\t item \\t rating \\t timestamp lines, all integers."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "no data": reported below
-            a = np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2)
-    except ValueError as e:  # also UnicodeDecodeError
-        raise ValueError(f"{path}: {e}") from None
-    if a.shape[1] != 4 or len(a) == 0:
-        raise ValueError(f"{path}: expected lines of 4 tab-separated integers")
-    return Ratings(a[:, 0], a[:, 1], a[:, 2].astype(np.float32), a[:, 3])
-
-
-def _read_100k_items(folder: str):
-    genre_file, item_file = os.path.join(folder, "u.genre"), os.path.join(folder, "u.item")
-    with open(genre_file, encoding="latin-1") as f:
-        genre_names = [line.split("|")[0] for line in f if line.strip()]
-    ids, titles, flags = [], [], []
-    with open(item_file, encoding="latin-1") as f:
-        for number, line in enumerate(f, 1):
-            parts = line.rstrip("\n").split("|")
-            if len(parts) != 5 + len(genre_names) or not _is_int(parts[0]):
-                raise ValueError(f"{item_file}, line {number}: expected a movie id and "
-                                 f"{4 + len(genre_names)} more fields, got {line[:40]!r}")
-            ids.append(int(parts[0]))
-            titles.append(parts[1])
-            flags.append([p == "1" for p in parts[5:]])
-    return _catalogue(item_file, ids, titles, np.array(flags, bool).reshape(len(ids), len(genre_names)),
-                      genre_names)
-
-
-def _read_latest_ratings(path: str) -> Ratings:
-    with open(path, newline="", encoding="utf-8") as f:
-        try:
-            rows = [row for row in csv.reader(f) if row]  # blank lines skipped
-        except (csv.Error, ValueError) as e:  # also UnicodeDecodeError
-            raise ValueError(f"{path}: {e}") from None
-    if not rows or rows[0][:3] != ["userId", "movieId", "rating"]:
-        raise ValueError(f"{path}: unexpected header {rows[0] if rows else '(empty file)'}")
-    short = next((row for row in rows if len(row) < 4), None)
-    if short is not None:
-        raise ValueError(f"{path}: expected 4 fields, got {short}")
-    cols = list(zip(*rows[1:])) or [()] * 4
-    try:
-        return Ratings(np.array(cols[0], np.int64), np.array(cols[1], np.int64),
-                       np.array(cols[2], np.float32), np.array(cols[3], np.int64))
-    except (ValueError, OverflowError) as e:
-        raise ValueError(f"{path}: {e}") from None
-
-
-def _read_latest_movies(path: str):
-    ids, titles, genre_lists = [], [], []
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.reader(f)
-        try:
-            header = next(rows, None)
-            if header != ["movieId", "title", "genres"]:
-                raise ValueError(f"unexpected header {header}")
-            for row in rows:
-                if not row:
-                    continue
-                if len(row) < 3 or not _is_int(row[0]):
-                    raise ValueError(f"expected a movie id, a title and genres, got {row}")
-                ids.append(int(row[0]))
-                titles.append(row[1])
-                genre_lists.append([] if row[2] == "(no genres listed)" else row[2].split("|"))
-        except (csv.Error, ValueError) as e:  # also UnicodeDecodeError
-            raise ValueError(f"{path}, line {rows.line_num}: {e}") from None
-    genre_names = sorted({g for gl in genre_lists for g in gl})
-    col = {g: j for j, g in enumerate(genre_names)}
-    flags = np.zeros((len(ids), len(genre_names)), bool)
-    for r, gl in enumerate(genre_lists):
-        flags[r, [col[g] for g in gl]] = True
-    return _catalogue(path, ids, titles, flags, genre_names)
-
-
-def _is_int(text: str) -> bool:
-    """A decimal integer in the int64 range."""
-    try:
-        return -2**63 <= int(text) < 2**63
-    except ValueError:
-        return False
-
-
-def _catalogue(path, ids, titles, flags, genre_names):
-    """(ids, titles, genre flags, genre names) sorted by id; ids unique."""
-    ids = np.array(ids, np.int64)
-    order = np.argsort(ids, kind="stable")
-    ids = ids[order]
-    repeated = ids[1:][ids[1:] == ids[:-1]]
-    if len(repeated):
-        raise ValueError(f"{path}: movie id {repeated[0]} appears more than once")
-    return ids, np.array(titles, dtype=object)[order], flags[order], genre_names
 
 
 @dataclass

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 import mfrec
 from mfrec.algorithms import ALGORITHMS
 from zipcraft import nested, npy
-from mfrec.datasets import _read_100k_items, _read_latest_movies, _read_latest_ratings, _read_tab
+from mfrec import _movielens
 from recipes import recipe_params
 
 EXAMPLES = int(os.environ.get("MFREC_FUZZ_EXAMPLES",
@@ -106,6 +106,9 @@ SEEDS = {
     "latest-movies": [b'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation|Children\n'
                       b'2,"Jumanji, The (1995)",Adventure|Fantasy\n'
                       b"3,Forgotten (2004),(no genres listed)\n"],
+    "dat-movies": [b"1::Toy Story (1995)::Animation|Children's|Comedy\n"
+                   b"73::Mis\xe9rables, Les (1995)::Drama|Musical\r\n",
+                   "2::Caf\u00e9: Paris (1995)::(no genres listed)\n".encode()],
     "100k-items": [b"unknown|0\nAction|1\nAdventure|2\n\n" + b"\0" +
                    b"1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/x|0|1|1\n"
                    b"2|Caf\xe9 (1995)|01-Jan-1995||http://x|1|0|0\n"],
@@ -130,15 +133,18 @@ def read_100k_items(folder, data):
     genre, _, item = data.partition(b"\0")
     write(folder, "u.genre", genre)
     write(folder, "u.item", item)
-    return _read_100k_items(folder)
+    return _movielens.read_100k_items(folder)
 
 
 READERS = {
-    "tab": (lambda folder, data: _read_tab(write(folder, "u.data", data)), check_ratings),
-    "latest-ratings": (lambda folder, data: _read_latest_ratings(write(folder, "ratings.csv", data)),
-                       check_ratings),
-    "latest-movies": (lambda folder, data: _read_latest_movies(write(folder, "movies.csv", data)),
-                      check_catalogue),
+    "tab": (lambda folder, data: _movielens.read_tab(write(folder, "u.data", data)),
+            check_ratings),
+    "latest-ratings": (lambda folder, data: _movielens.read_latest_ratings(
+        write(folder, "ratings.csv", data)), check_ratings),
+    "latest-movies": (lambda folder, data: _movielens.read_latest_movies(
+        write(folder, "movies.csv", data)), check_catalogue),
+    "dat-movies": (lambda folder, data: _movielens.read_dat_movies(
+        write(folder, "movies.dat", data)), check_catalogue),
     "100k-items": (read_100k_items, check_catalogue),
 }
 
