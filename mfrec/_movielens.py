@@ -52,10 +52,10 @@ def read_large_ratings(path: str) -> Ratings:
     ratings.csv (20M on: a userId,movieId,rating,timestamp header), parsed
     in blocks by read_ratings: tens of millions of lines in seconds."""
     dat = path.endswith(".dat")
-    names = {} if dat else dict(user="userId", item="movieId", rating="rating",
-                                timestamp="timestamp")
-    try:
-        return read_ratings(path, sep="::" if dat else ",", header=not dat, **names)
+    try:  # the .dat files have no header: their columns are given the csv's names
+        return read_ratings(path, "::" if dat else ",", header=not dat,
+                            columns=["userId", "movieId", "rating", "timestamp"] if dat else None,
+                            user="userId", item="movieId", rating="rating", timestamp="timestamp")
     except ImportError:
         raise ImportError(f"{path}: MovieLens 1M and the larger releases are read with "
                           "pyarrow or pandas: pip install 'mfrec[data]'") from None
