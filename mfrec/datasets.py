@@ -183,10 +183,11 @@ def load_movielens(name: str = "100k", data_home: Optional[str] = None,
     read as they are). Only the ratings and the movies are unpacked.
 
     Ratings come as published: 1M's are whole stars, the others' half
-    stars; ids are the dataset's raw MovieLens ids. The genres are those
-    the movies list (1M and 10M spell "Children's", 20M on "Children" and
-    add "IMAX"); "(no genres listed)" is no genre. 1M's movies.dat is
-    Latin-1; a movies.dat that is valid UTF-8 is read as UTF-8. From 1M up
+    stars; ids are the dataset's raw MovieLens ids. `genre_names` are the
+    genres the movies list, sorted, as each release spells them (1M's
+    "Children's" is "Children" in later ones, which add "IMAX"); "(no
+    genres listed)" is no genre. 1M's movies.dat is Latin-1; a movies.dat
+    that is valid UTF-8 is read as UTF-8. From 1M up
     the ratings are parsed by :func:`mfrec.read_ratings` in blocks (25M in
     seconds, memory near the final arrays), which needs pyarrow or pandas
     (``pip install "mfrec[data]"``).

@@ -199,7 +199,7 @@ def test_walkthrough(run):
 def test_walkthrough_bad_input(run):
     fails(run("--factors", "5", "--epochs", "2", "--user", "99999"), "99999", output=True)
     fails(run("--factors", "0"), "--factors")
-    fails(run("--dataset", "1m"), "--dataset")
+    fails(run("--dataset", "5m"), "--dataset")
 
 
 def test_options_before_a_subcommand(run):
