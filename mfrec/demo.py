@@ -13,6 +13,7 @@ them out with Gradio, which is imported here and only when the demo starts
 """
 import html
 import re
+import time
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -411,5 +412,14 @@ def launch(rec: Recommender, host: str = "127.0.0.1", port: int = 7860) -> None:
     # storage after every answer, several times the cost of the answer itself.
     # No uploads either: Gradio's upload route is open on every app, with
     # no size limit unless one is given.
+    # quiet: Gradio's own lines give advice for Python callers (share=True
+    # in launch()); the page's address is said here instead.
     app.launch(server_name=host, server_port=port, theme=theme, css=CSS, ssr_mode=False,
-               run_history=False, max_file_size=MAX_UPLOAD)
+               run_history=False, max_file_size=MAX_UPLOAD, quiet=True,
+               prevent_thread_lock=True)
+    print(f"mfrec demo: serving {app.local_url} (Ctrl-C stops it)", flush=True)
+    try:
+        while app.is_running:
+            time.sleep(0.2)
+    finally:
+        app.close(verbose=False)
