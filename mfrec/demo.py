@@ -266,7 +266,11 @@ CSS = """
 .mfrec-table th, .mfrec-table td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; }
 .mfrec-table td:first-child, .mfrec-table td:last-child { text-align: right; }
 .mfrec-error { color: #b00020; font-weight: 600; }
+/* a phone: the three tabs' names fit in one line, none hidden behind a menu */
+@media (max-width: 480px) { .tab-container button { padding: 0 8px; } }
 """
+#: Tables side by side need this many pixels each; below, they stack (a phone).
+TABLE_WIDTH = 340
 
 
 # Every answer takes about a millisecond: a plain request (no queue, no
@@ -350,17 +354,26 @@ def _handlers(rec: Recommender, gr):
                            new_user=new_user, find=find, similar=similar)
 
 
+def _side_by_side(gr, *elem_ids) -> list:
+    """HTML blocks (tables) in a row, each in a column that keeps
+    TABLE_WIDTH: on a narrow page (a phone) they stack instead of overlapping."""
+    blocks = []
+    with gr.Row():
+        for elem_id in elem_ids:
+            with gr.Column(min_width=TABLE_WIDTH):
+                blocks.append(gr.HTML(elem_id=elem_id))
+    return blocks
+
+
 def _user_tab(gr, on) -> None:
     """The tab of a known user's recommendations."""
-    with gr.Tab("Recommend for a user"):
+    with gr.Tab("For a user"):
         with gr.Row():
             user = gr.Textbox(label="User ID", placeholder="e.g. 1", elem_id="user-id",
                               scale=3)
             go = gr.Button("Recommend", variant="primary", elem_id="user-go", scale=1)
         user_msg = gr.HTML(elem_id="user-message")
-        with gr.Row():
-            user_recs = gr.HTML(elem_id="user-recs")
-            user_rated = gr.HTML(elem_id="user-rated")
+        user_recs, user_rated = _side_by_side(gr, "user-recs", "user-rated")
         for event in (go.click, user.submit):
             event(on.user_tab, user, [user_msg, user_recs, user_rated], **QUICK)
 
@@ -381,9 +394,7 @@ def _new_user_tab(gr, rec: Recommender, on):
             clear_btn = gr.Button("Clear", elem_id="new-clear")
             go_new = gr.Button("Recommend", variant="primary", elem_id="new-go")
         new_msg = gr.HTML(elem_id="new-message")
-        with gr.Row():
-            picks_out = gr.HTML(elem_id="new-picks")
-            new_recs = gr.HTML(elem_id="new-recs")
+        picks_out, new_recs = _side_by_side(gr, "new-picks", "new-recs")
         add_btn.click(on.add, [picks, movie, rating], [picks, picks_out, new_msg], **QUICK)
         clear_btn.click(lambda: ([], "", "", ""), None, [picks, picks_out, new_msg, new_recs],
                         **QUICK)
