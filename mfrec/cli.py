@@ -212,8 +212,8 @@ def why_figures_differ(model, train, test) -> str:
     predicted = model.predict(test.user, test.item)
     as_zero = np.sqrt(np.mean((np.where(unseen, 0.0, predicted) - test.rating) ** 2))
     return (
-        "\nThe Level-1 document reports a best test RMSE of 0.9388 at epoch 13; these figures "
-        "differ for two reasons:\n"
+        "\nThe Level-1 document reports a best test RMSE of 0.9388 at epoch 13. Two things "
+        "make\nthese figures differ from its own:\n"
         "  - update order: each epoch visits the training ratings in an order drawn from "
         "mfrec's own\n    generator, so the steps differ from any other program's from the "
         "first epoch on;\n"
