@@ -378,6 +378,9 @@ def catalogue_for(args, model):
     """The MovieLens catalogue that titles `model`'s items: --dataset, else
     the one its file names when it is at hand (else a note, and None)."""
     if args.dataset:
+        if model.item_ids.dtype.kind not in "iu":
+            raise ValueError(f"--dataset {args.dataset}: the model's items have text ids, not "
+                             "MovieLens movie ids")
         return load_movielens(args.dataset, data_home=args.data_home)
     name = model.metadata.get("dataset")
     if name not in NAMES:
@@ -394,6 +397,9 @@ def run_recommend(args) -> int:
     model = Model.load(args.model)
     user = parse_id(args.user, model.user_ids)
     items, scores = model.recommend(user, n=args.n, exclude_seen=not args.include_seen)
+    if not len(items):
+        print(f"mfrec: note: user {plain(user)} rated every item the model knows: nothing is "
+              "left to recommend", file=sys.stderr)
     data = catalogue_for(args, model)
     rows = [{"rank": rank, "item": plain(item),
              **({"title": data.title(item)} if data else {}), "score": round(float(score), 4)}

@@ -367,6 +367,18 @@ def test_recommend_bad_input(run, saved, tmp_path):
     fails(run("recommend", saved), "user")
 
 
+def test_recommend_says_when_nothing_is_left(run, tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("user,item,rating\nu1,i1,4\nu1,i2,5\nu2,i1,3\n")
+    code, out, err = run("fit", "--ratings", path, "--factors", "2", "--epochs", "1",
+                         "--save", tmp_path / "two")
+    assert code == 0, err
+    code, out, err = run("recommend", tmp_path / "two.npz", "u1", "--format", "json")
+    assert code == 0 and json.loads(out) == []
+    assert err == ("mfrec: note: user u1 rated every item the model knows: nothing is left "
+                   "to recommend\n")
+
+
 def test_recommend_refuses_a_fifo(run, tmp_path):
     fifo = tmp_path / "model.npz"
     os.mkfifo(fifo)
@@ -498,6 +510,7 @@ def test_fit_and_recommend_on_a_file_of_text_ids(run, own):
     assert [row["item"] for row in json.loads(out)] == items.tolist()
     assert "title" not in json.loads(out)[0]
     fails(run("recommend", run.cwd / "text.npz", 7), "User 7 is not in the model", "u1")
+    fails(run("recommend", run.cwd / "text.npz", "u7", "--dataset", "100k"), "text ids")
 
 
 def test_a_file_of_integer_ids_gives_an_integer_model(run, own):
