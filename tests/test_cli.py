@@ -552,7 +552,10 @@ def test_ratings_file_bad_input(run, own, args, words):
     fails(run("fit", "--ratings", own[0] / "numbers.tsv", "--epochs", "1", *args), *words)
 
 
-def test_ratings_flags_bad_input(run, own, tmp_path):
+def test_ratings_flags_bad_input(capsys, own, tmp_path):
+    def run(*args):
+        return run_main(capsys, *args)
+
     fails(run("fit", "--user-col", "who"), "--user-col", "--ratings")
     fails(run("fit", "--ratings", tmp_path / "missing.csv"), "missing.csv")
     fails(run("fit", "--ratings", own[0] / "text.csv", "--sep", "ab"), "--sep")
@@ -583,9 +586,10 @@ def test_evaluate_refuses_rating_errors_for_rankers(run, algorithm):
           "rmse", "does not predict ratings")
 
 
-def test_evaluate_bad_metrics(run):
-    fails(run("evaluate", "--metrics", "ndcg"), "--metrics", "unknown metric 'ndcg'")
-    fails(run("evaluate", "--metrics", "rmse,rmse"), "--metrics", "twice")
+def test_evaluate_bad_metrics(capsys):
+    fails(run_main(capsys, "evaluate", "--metrics", "ndcg"), "--metrics",
+          "unknown metric 'ndcg'")
+    fails(run_main(capsys, "evaluate", "--metrics", "rmse,rmse"), "--metrics", "twice")
 
 
 def test_a_drawn_seed_is_printed_and_repeats_the_run(run):
