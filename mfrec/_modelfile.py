@@ -364,6 +364,17 @@ def check_header(header) -> None:
         raise Invalid("best_iteration must be an integer >= 1")
     if not _int(header.get("seed"), 0, 2**64 - 1):
         raise Invalid("seed must be an integer >= 0")
+    check_metadata(header.get("metadata", {}))
+
+
+def check_metadata(metadata) -> None:
+    """A model's metadata: a dict of str keys and JSON scalars (str, finite
+    number, bool or None), Invalid otherwise."""
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, (str, bool))
+                                    or _number(v, allow_none=False) or type(v) is int)
+            for k, v in metadata.items()):
+        raise Invalid("metadata must map str keys to str, number, bool or None values")
 
 
 def check_shapes(header, shapes: dict, stacked: bool) -> dict:

@@ -20,7 +20,7 @@ def file_contents(model) -> Tuple[dict, dict]:
         "global_mean": model.global_mean, "rating_range": model.rating_range_,
         "rating_mean": model.rating_mean_,
         "history": model.history, "best_iteration": model.best_iteration_,
-        "seed": model.seed_,
+        "seed": model.seed_, "metadata": checked_metadata(model.metadata),
     }
     arrays = {"user_ids": model.user_ids, "item_ids": model.item_ids,
               "seen_indptr": model.seen_indptr, "seen_indices": model.seen_indices}
@@ -30,6 +30,25 @@ def file_contents(model) -> Tuple[dict, dict]:
     for name, a in model._solver.extra_arrays().items():
         arrays["extra_" + name] = a
     return header, arrays
+
+
+def checked_metadata(metadata) -> dict:
+    """A copy of `metadata` as the file keeps it; TypeError if it is not
+    a dict of str keys and JSON scalars."""
+    try:
+        _modelfile.check_metadata(metadata)
+    except _modelfile.Invalid as e:
+        raise TypeError(f"Model.{e}, got {metadata!r}"[:200]) from None
+    return dict(metadata)
+
+
+def fitted_attributes(header) -> dict:
+    """The fitted attributes a model file's header holds, as Model keeps them."""
+    return dict(rating_range_=tuple(header["rating_range"]),
+                rating_mean_=header.get("rating_mean"),  # absent from mfrec 0.1.0 files
+                history=header.get("history", []),
+                best_iteration_=header.get("best_iteration"), seed_=header.get("seed"),
+                metadata=dict(header.get("metadata", {})))
 
 
 def read_model_file(path) -> Tuple[dict, dict, Algorithm]:

@@ -6,11 +6,12 @@ search an int among strings without a word.
 """
 from __future__ import annotations
 
-from typing import Tuple
+import re
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["as_raw_ids", "kind", "same_kind", "padding", "factorize"]
+__all__ = ["as_raw_ids", "kind", "same_kind", "padding", "factorize", "id_from_text"]
 
 KINDS = {"i": "integer", "u": "integer", "U": "string", "S": "bytes"}
 
@@ -51,6 +52,21 @@ def same_kind(raw: np.ndarray, ids: np.ndarray, name: str = "the ids given",
     the other ids of one fit) are of one kind; an empty array fits any."""
     if len(raw) and len(ids) and kind(raw) != kind(ids):
         raise TypeError(f"{name} are {kind(raw)} ids, but {theirs} are {kind(ids)} ids")
+
+
+def id_from_text(text: str, ids: np.ndarray) -> Optional[Union[int, str, bytes]]:
+    """The id typed as `text` (a command-line argument, a text box), in the
+    kind of `ids`: an integer in plain decimal digits within int64, the
+    text itself for string ids, its UTF-8 bytes for bytes ids. None when
+    `text` cannot be an id of that kind (empty, or not a whole number)."""
+    text = text.strip()
+    if ids.dtype.kind in "iu":
+        if re.fullmatch(r"[+-]?[0-9]{1,19}", text) and -2**63 <= int(text) < 2**63:
+            return int(text)
+        return None
+    if not text:
+        return None
+    return text.encode("utf-8", "surrogateescape") if ids.dtype.kind == "S" else text
 
 
 def padding(ids: np.ndarray):

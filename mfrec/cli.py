@@ -4,130 +4,38 @@ Without a subcommand it runs the Level-1 walk-through: SGD matrix
 factorization on MovieLens 100K (random 80/20 split, seed 42), the
 convergence table, the test RMSE and the top-10 movies for one user.
 Subcommands: ``fit``, ``evaluate``, ``recommend`` and ``demo`` (the web
-page of :mod:`mfrec.demo`); ``mfrec COMMAND --help`` describes each. Bad
+page of :mod:`mfrec.demo`); ``mfrec COMMAND --help`` describes each. They
+work on MovieLens (``--dataset``) or on a ratings file (``--ratings``),
+whose ids may be integers or text; a saved model remembers which. Bad
 input ends with a one-line message on stderr and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from .algorithms import ALGORITHMS, get_algorithm
-from .datasets import load_movielens
-from .demo import Recommender, launch
+from ._cliargs import (READ_FLAGS, Parser, _fold_list, _folder, _fraction, _metric_list,
+                       _nonempty, _port, _positive_float, _positive_int, _save_path,
+                       add_format_argument, add_model_arguments, add_ratings_arguments,
+                       check_port, read_own, write_rows)
+from ._scoring import parse_metric, score
+from ._training import fit_seed
+from .algorithms import get_algorithm
+from .datasets import NAMES, RELEASES, load_movielens
+from .demo import Recommender, catalogue, launch, parse_id, plain, source
 from .model import Model
-from .model_selection import train_test_split
-
-
-def _named(name):
-    """Give a converter the name argparse shows: "invalid positive integer value: 'x'"."""
-    def rename(convert):
-        convert.__name__ = name
-        return convert
-    return rename
-
-
-@_named("positive integer")
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-@_named("positive number")
-def _positive_float(text):
-    value = float(text)
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-@_named("port number")
-def _port(text):
-    value = int(text)
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"must be a port number 1..65535, got {value}")
-    return value
-
-
-@_named("fraction")
-def _fraction(text):
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-@_named("non-empty text")
-def _nonempty(text):
-    """A name, folder or address: an empty one would silently mean the default."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
-
-
-@_named("list of folds")
-def _fold_list(text):
-    """'u1,u2' -> ['u1', 'u2']; 'all' stays 'all'."""
-    names = [name.strip() for name in text.split(",")]
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"expected fold names separated by commas, got {text!r}")
-    return "all" if names == ["all"] else names
-
-
-@_named("model file name")
-def _save_path(text):
-    """The file `Model.save` will write (it adds .npz), refused when it
-    would be hidden, a folder, or in a folder that does not exist."""
-    path = text if text.endswith(".npz") else text + ".npz"
-    if not text.strip() or text.endswith(("/", os.sep)) or os.path.basename(path) == ".npz":
-        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}")
-    for name in dict.fromkeys((text, path)):
-        if os.path.isdir(name):
-            raise argparse.ArgumentTypeError(f"{name} is a folder")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise argparse.ArgumentTypeError(f"the folder of {text} does not exist")
-    return path
-
-
-@_named("KEY=VALUE")
-def _param(text):
-    """KEY=VALUE -> (key, value); VALUE read as bool, None, int, float or text."""
-    key, sep, value = text.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    word = value.strip().lower()
-    if word in ("true", "false"):
-        return key, word == "true"
-    if word in ("none", "null"):
-        return key, None
-    for convert in (int, float):
-        try:
-            return key, convert(value)
-        except ValueError:
-            pass
-    return key, value
-
-
-class Parser(argparse.ArgumentParser):
-    """Bad input: one line on stderr and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
+from .model_selection import PredefinedFolds, train_test_split
 
 COMMANDS = ("fit", "evaluate", "recommend", "demo")
 #: hyper-parameters with a flag of their own (any other: --param KEY=VALUE)
 MODEL_FLAGS = ("factors", "epochs", "learning_rate", "regularization", "seed", "n_threads")
+#: what evaluate measures unless told (rmse and mae only for models that predict ratings)
+RANKING_METRICS = ["precision@10", "recall@10", "ndcg@10"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,11 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_walkthrough_arguments(parser)
     parser.set_defaults(run=run_walkthrough)
     sub = parser.add_subparsers(dest="command", title="subcommands", metavar="COMMAND")
+    for add in (add_fit_parser, add_evaluate_parser, add_recommend_parser, add_demo_parser):
+        add(sub)
+    return parser
 
+
+def add_fit_parser(sub) -> None:
     fit = sub.add_parser(
         "fit", help="train a model (and save it)",
-        description="Train a model on MovieLens: all ratings, a predefined fold or a random "
-                    "hold-out (then the validation RMSE is shown per epoch).")
+        description="Train a model on MovieLens or a ratings file: all ratings, a predefined "
+                    "fold or a random hold-out (then the validation RMSE is shown per epoch).")
     add_data_arguments(fit)
     add_model_arguments(fit)
     held_out = fit.add_mutually_exclusive_group()
@@ -156,45 +69,66 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
                      help="stop when the validation RMSE has not improved for PATIENCE "
                           "epochs and keep the best (needs --fold or --test-size)")
-    fit.add_argument("--save", type=_save_path, metavar="PATH", help="write the model to PATH (.npz)")
+    fit.add_argument("--save", type=_save_path, metavar="PATH",
+                     help="write the model to PATH (.npz); it remembers its data set")
     fit.set_defaults(run=run_fit)
 
+
+def add_evaluate_parser(sub) -> None:
     evaluate = sub.add_parser(
-        "evaluate", help="RMSE and MAE on a random split or the predefined folds",
+        "evaluate", help="error and ranking metrics on a random split or the predefined folds",
         description="Fit on the training part of each split and score its test part.")
     add_data_arguments(evaluate)
     add_model_arguments(evaluate)
     splits = evaluate.add_mutually_exclusive_group()
-    splits.add_argument("--folds", type=_fold_list, help="comma-separated predefined folds, or 'all' "
-                                        "(100k: u1..u5, ua, ub)")
+    splits.add_argument("--folds", type=_fold_list, help="comma-separated predefined folds, or "
+                                        "'all' (100k: u1..u5, the five-fold cross-validation; "
+                                        "also ua, ub)")
     splits.add_argument("--test-size", type=_fraction, default=0.2,
                         help="random hold-out fraction when no --folds (default: %(default)s)")
     evaluate.add_argument("--split-seed", type=int, default=42,
                           help="seed of the random split (default: %(default)s)")
+    evaluate.add_argument("--metrics", type=_metric_list, metavar="LIST",
+                          help="comma-separated: rmse, mae, and precision, recall, ndcg, map, "
+                               "hit_rate, coverage at a list length (ndcg@10) (default: "
+                               f"rmse,mae,{','.join(RANKING_METRICS)}; without rmse and mae "
+                               "for popular and wals, which do not predict ratings)")
+    evaluate.add_argument("--threshold", type=float, default=4.0,
+                          help="test ratings from this value up are relevant to ranking "
+                               "metrics (default: %(default)s)")
     add_format_argument(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
+
+def add_recommend_parser(sub) -> None:
     recommend = sub.add_parser(
-        "recommend", help="top-N movies for a user from a saved model",
+        "recommend", help="top-N items for a user from a saved model",
         description="Top-N items for one user of a model saved by 'mfrec fit --save'; "
-                    "items the user rated in training are left out.")
+                    "items the user rated in training are left out. A model of MovieLens "
+                    "shows titles when the dataset is at hand.")
     recommend.add_argument("model", type=_nonempty, help="model file (.npz)")
-    recommend.add_argument("user", type=int, help="raw user id")
+    recommend.add_argument("user", help="user id, as in the data (42, or u42 for a model "
+                                        "of text ids)")
     recommend.add_argument("-n", "--n", type=_positive_int, default=10,
                            help="number of items (default: %(default)s)")
     recommend.add_argument("--include-seen", action="store_true",
                            help="keep the items the user rated in training")
-    recommend.add_argument("--dataset", choices=["100k", "1m", "10m", "20m", "25m", "32m", "latest-small", "latest"],
-                           help="MovieLens dataset the model was trained on: adds titles")
-    recommend.add_argument("--data-home", type=_nonempty, help="folder holding the dataset")
+    recommend.add_argument("--dataset", choices=list(RELEASES),
+                           help="MovieLens dataset the model was trained on: adds titles "
+                                "(default: the one the model file names)")
+    recommend.add_argument("--data-home", type=_folder, help="folder holding the dataset")
     add_format_argument(recommend)
     recommend.set_defaults(run=run_recommend)
 
+
+def add_demo_parser(sub) -> None:
     demo = sub.add_parser(
-        "demo", help="web page: recommendations, a new user, similar movies",
+        "demo", help="web page: recommendations, a new user, similar items",
         description="Serve the web demo (needs: pip install 'mfrec[demo]'). Without "
-                    "--model it first trains one on all ratings of the dataset.")
-    demo.add_argument("--model", type=_nonempty, metavar="PATH", help="a saved model (.npz) instead of training")
+                    "--model it first trains one on all ratings of the data.")
+    demo.add_argument("--model", type=_nonempty, metavar="PATH",
+                      help="a saved model (.npz) instead of training; its data set unless "
+                           "--dataset or --ratings says otherwise")
     add_data_arguments(demo)
     add_model_arguments(demo)
     demo.add_argument("-n", "--n", type=_positive_int, default=10,
@@ -203,41 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
                       help="address to listen on (default: %(default)s, this machine only)")
     demo.add_argument("--port", type=_port, default=7860, help="port (default: %(default)s)")
     demo.set_defaults(run=run_demo)
-    return parser
 
 
-def add_data_arguments(parser):
-    parser.add_argument("--dataset", choices=["100k", "1m", "10m", "20m", "25m", "32m", "latest-small", "latest"], default="100k",
-                        help="MovieLens dataset (default: %(default)s)")
-    parser.add_argument("--data-home", type=_nonempty, default=None,
+def add_data_arguments(parser, own_ratings=True):
+    parser.add_argument("--dataset", choices=list(RELEASES), default="100k",
+                        help="MovieLens dataset (default: 100k)")
+    parser.set_defaults(dataset=None)  # None: not given (see data_source)
+    parser.add_argument("--data-home", type=_folder, default=None,
                         help="folder holding the dataset (default: $MFREC_DATA, the cache, "
                              "or download)")
+    if own_ratings:
+        add_ratings_arguments(parser)
 
-
-def add_model_arguments(parser):
-    group = parser.add_argument_group(
-        "model", "Hyper-parameters left out take the algorithm's defaults "
-                 "(python -c \"import mfrec; print(mfrec.Model.defaults('sgd'))\").")
-    group.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="sgd",
-                       help="fitting method (default: %(default)s)")
-    group.add_argument("--factors", type=_positive_int, help="latent factors k")
-    group.add_argument("--epochs", type=_positive_int,
-                       help="iterations: sgd/nmf epochs, als/wals iterations, bayes sweeps")
-    group.add_argument("--learning-rate", type=_positive_float, help="SGD step")
-    group.add_argument("--regularization", type=float, help="L2 weight")
-    group.add_argument("--seed", type=int, help="random seed")
-    group.add_argument("--n-threads", type=int, help="threads (0 = all cores)")
-    group.add_argument("--param", type=_param, action="append", default=[],
-                       metavar="KEY=VALUE", help="any other parameter, e.g. biases=false "
-                                                 "(repeatable)")
-
-
-def add_format_argument(parser):
-    parser.add_argument("--format", choices=["table", "csv", "json"], default="table",
-                        help="output format (default: %(default)s)")
 
 def add_walkthrough_arguments(parser):
-    add_data_arguments(parser)
+    add_data_arguments(parser, own_ratings=False)
     parser.add_argument("--factors", type=_positive_int, default=100,
                         help="latent factors k (default: %(default)s)")
     parser.add_argument("--epochs", type=_positive_int, default=50,
@@ -255,20 +169,21 @@ def add_walkthrough_arguments(parser):
 
 
 def run_walkthrough(args) -> int:
-    data = load_movielens(args.dataset, data_home=args.data_home)
+    name = args.dataset or "100k"
+    data = load_movielens(name, data_home=args.data_home)
     train, test = train_test_split(data.ratings, test_size=0.2, seed=args.seed)
-    print(f"MovieLens {args.dataset}: {len(data.ratings):,} ratings; train {len(train):,}, "
+    print(f"MovieLens {name}: {len(data.ratings):,} ratings; train {len(train):,}, "
           f"test {len(test):,} (random 80/20, seed {args.seed})")
     print(f"SGD: k={args.factors}, learning_rate={args.learning_rate}, no bias, no "
           f"regularization, init uniform*0.01, early stopping patience {args.patience}\n")
     model = Model("sgd", factors=args.factors, learning_rate=args.learning_rate,
                   regularization=0.0, biases=False, init="uniform", init_scale=0.01,
                   epochs=args.epochs, seed=args.seed)
-    print(f"{'epoch':>5}  {'train loss':>10}  {'test RMSE':>9}")
+    print(f"{'epoch':>5}  {'train loss':>10}  {'train RMSE':>10}  {'test RMSE':>9}")
 
     def show(_, row):
-        print(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['valid_rmse']:>9.4f}",
-              flush=True)
+        print(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['train_rmse']:>10.4f}  "
+              f"{row['valid_rmse']:>9.4f}", flush=True)
 
     t0 = time.perf_counter()
     model.fit(train, validation=test, early_stopping=args.patience, callback=show)
@@ -277,7 +192,8 @@ def run_walkthrough(args) -> int:
     print(f"\nbest test RMSE {best['valid_rmse']:.4f} at epoch {model.best_iteration_} "
           f"(stopped after {len(model.history)} epochs, {seconds:.2f} s; best factors kept)")
     score = model.score(test)
-    print(f"test RMSE of the final model: {score['rmse']:.4f}, MAE {score['mae']:.4f}\n")
+    print(f"test RMSE of the final model: {score['rmse']:.4f}, MAE {score['mae']:.4f}")
+    print(why_figures_differ(model, train, test))
 
     if args.user not in set(model.user_ids.tolist()):
         raise ValueError(f"user {args.user} has no training ratings")
@@ -286,6 +202,25 @@ def run_walkthrough(args) -> int:
     for rank, (item, score) in enumerate(zip(items, scores), 1):
         print(f"{rank:>3}. {data.title(item):<60} {score:.2f}")
     return 0
+
+
+def why_figures_differ(model, train, test) -> str:
+    """Why the walk-through's figures are not the Level-1 document's, with
+    the count of test ratings whose movie has no training rating and the
+    test RMSE had they been predicted from untrained factors (near 0)."""
+    unseen = ~np.isin(test.item, train.item) | ~np.isin(test.user, train.user)
+    predicted = model.predict(test.user, test.item)
+    as_zero = np.sqrt(np.mean((np.where(unseen, 0.0, predicted) - test.rating) ** 2))
+    return (
+        "\nThe Level-1 document reports a best test RMSE of 0.9388 at epoch 13. Two things "
+        "make\nthese figures differ from its own:\n"
+        "  - update order: each epoch visits the training ratings in an order drawn from "
+        "mfrec's own\n    generator, so the steps differ from any other program's from the "
+        "first epoch on;\n"
+        f"  - test items unseen in training: {unseen.sum()} test ratings are of a movie or user "
+        "with no training\n    rating. mfrec predicts the mean training rating "
+        f"({model.rating_mean_:.2f}) for them; predicted from untrained\n    factors (near 0) "
+        f"instead, as a model set up over every id would, the test RMSE is {as_zero:.4f}.\n")
 
 
 # ---- subcommands -----------------------------------------------------------------
@@ -335,59 +270,139 @@ def train(args, params, train_ratings, validation=None, early_stopping=None):
     if validation is not None:
         line += f", validation RMSE {kept['valid_rmse']:.4f}"
     print(line, flush=True)
+    if "seed" not in params:
+        print(f"seed {model.seed_} (drawn at random; --seed {model.seed_} repeats this fit)",
+              flush=True)
     return model
+
+
+def data_source(args, model=None) -> dict:
+    """Where the ratings come from, as a model file remembers it:
+    {"dataset": name} or {"ratings": path, read_ratings' options}. The
+    flags say it, else `model`'s metadata, else MovieLens 100K."""
+    given = [f"--{flag.replace('_', '-')}" for flag in (*READ_FLAGS, "string_ids")
+             if getattr(args, flag, None)]
+    ratings = getattr(args, "ratings", None)
+    if ratings and args.dataset:
+        raise ValueError("give --ratings FILE or --dataset, not both")
+    if given and not ratings:
+        raise ValueError(f"{given[0]} describes the ratings file: give --ratings FILE too")
+    if ratings:
+        return {"ratings": os.path.abspath(ratings), "string_ids": args.string_ids,
+                **{key: getattr(args, flag) for flag, key in READ_FLAGS.items()}}
+    remembered = model.metadata if model is not None else {}
+    if args.dataset is None and isinstance(remembered.get("ratings"), str):
+        return dict(remembered)
+    return {"dataset": args.dataset or remembered.get("dataset") or "100k"}
+
+
+def load_data(where: dict, data_home=None):
+    """(ratings, MovieLens or None for a ratings file) from `data_source`."""
+    if "ratings" in where:
+        return read_own(where), None
+    data = load_movielens(where["dataset"], data_home=data_home)
+    return data.ratings, data
 
 
 def run_fit(args) -> int:
     if args.early_stopping and not (args.fold or args.test_size):
         raise ValueError("--early-stopping needs validation data: --fold or --test-size")
-    data = load_movielens(args.dataset, data_home=args.data_home)
+    where = data_source(args)
+    ratings, data = load_data(where, args.data_home)
     params = model_params(args)
     if args.fold:
+        if data is None:
+            raise ValueError("--fold: a ratings file has no predefined folds; hold out a "
+                             "random part with --test-size")
         train_ratings, validation = data.fold(args.fold)
     elif args.test_size:
-        train_ratings, validation = train_test_split(data.ratings, test_size=args.test_size,
+        train_ratings, validation = train_test_split(ratings, test_size=args.test_size,
                                                      seed=args.split_seed)
     else:
-        train_ratings, validation = data.ratings, None
+        train_ratings, validation = ratings, None
     model = train(args, params, train_ratings, validation, args.early_stopping)
     if args.save:
+        model.metadata.update(where)
         model.save(args.save)
         print(f"saved {args.save}")
     return 0
 
 
+def evaluation_metrics(args) -> list:
+    """--metrics, or the default; rmse and mae refused for a model that
+    does not predict ratings (popular and wals rank by a score)."""
+    rates = get_algorithm(args.algorithm).clip_predictions  # explicit-rating models
+    if args.metrics is None:
+        return (["rmse", "mae"] if rates else []) + RANKING_METRICS
+    errors = [m for m in args.metrics if parse_metric(m)[1] is None]
+    if errors and not rates:
+        raise ValueError(f"--metrics {errors[0]}: {args.algorithm!r} does not predict ratings "
+                         "(it ranks items by a score); measure it with ranking metrics such "
+                         "as ndcg@10")
+    return args.metrics
+
+
 def run_evaluate(args) -> int:
-    data = load_movielens(args.dataset, data_home=args.data_home)
-    params = model_params(args)
+    where = data_source(args)
+    ratings, data = load_data(where, args.data_home)
+    params, metrics = model_params(args), evaluation_metrics(args)
     if args.folds:
-        names = list(data.fold_names) if args.folds == "all" else args.folds
-        if not names:
-            raise ValueError(f"MovieLens {args.dataset} has no predefined folds")
+        if data is None or not data.fold_names:
+            shown = source(data) if data is not None else "a ratings file"
+            raise ValueError(f"{shown} has no predefined folds: evaluate on a random split "
+                             "(--test-size)")
+        names = PredefinedFolds(data).fold_names if args.folds == "all" else args.folds
         splits = [(name, *data.fold(name)) for name in names]
     else:
         splits = [(f"random {args.test_size:g}",
-                   *train_test_split(data.ratings, test_size=args.test_size,
-                                     seed=args.split_seed))]
+                   *train_test_split(ratings, test_size=args.test_size, seed=args.split_seed))]
+    if "seed" not in params:  # one seed for every split, said so it can be repeated
+        params["seed"] = fit_seed(None)
+        print(f"seed {params['seed']} (drawn at random; --seed {params['seed']} repeats this "
+              "evaluation)", file=sys.stderr)
     rows = []
     for name, train_ratings, test in splits:
         t0 = time.perf_counter()
         model = Model(args.algorithm, **params).fit(train_ratings)
         seconds = time.perf_counter() - t0
-        rows.append({"split": name, **model.score(test), "fit_seconds": seconds})
+        rows.append({"split": name, **score(model, test, metrics, args.threshold),
+                     "fit_seconds": seconds})
     if len(rows) > 1:
         rows.append({"split": "mean", **{key: float(np.mean([r[key] for r in rows]))
-                                         for key in ("rmse", "mae", "fit_seconds")}})
+                                         for key in [*metrics, "fit_seconds"]}})
     write_rows(rows, args.format)
     return 0
 
 
+def catalogue_for(args, model):
+    """The MovieLens catalogue that titles `model`'s items: --dataset, else
+    the one its file names when it is at hand (else a note, and None)."""
+    if args.dataset:
+        if model.item_ids.dtype.kind not in "iu":
+            raise ValueError(f"--dataset {args.dataset}: the model's items have text ids, not "
+                             "MovieLens movie ids")
+        return load_movielens(args.dataset, data_home=args.data_home)
+    name = model.metadata.get("dataset")
+    if name not in NAMES:
+        return None
+    try:
+        return load_movielens(name, data_home=args.data_home, download=False)
+    except FileNotFoundError:
+        print(f"mfrec: note: no titles: MovieLens {name} is not at hand (set MFREC_DATA "
+              "or give --data-home)", file=sys.stderr)
+        return None
+
+
 def run_recommend(args) -> int:
     model = Model.load(args.model)
-    items, scores = model.recommend(args.user, n=args.n, exclude_seen=not args.include_seen)
-    data = load_movielens(args.dataset, data_home=args.data_home) if args.dataset else None
-    rows = [{"rank": rank, "item": int(item),
-             **({"title": data.title(item)} if data else {}), "score": float(score)}
+    user = parse_id(args.user, model.user_ids)
+    items, scores = model.recommend(user, n=args.n, exclude_seen=not args.include_seen)
+    if not len(items):
+        print(f"mfrec: note: user {plain(user)} rated every item the model knows: nothing is "
+              "left to recommend", file=sys.stderr)
+    data = catalogue_for(args, model)
+    rows = [{"rank": rank, "item": plain(item),
+             **({"title": data.title(item)} if data else {}), "score": round(float(score), 4)}
             for rank, (item, score) in enumerate(zip(items, scores), 1)]
     write_rows(rows, args.format)
     return 0
@@ -399,37 +414,16 @@ def run_demo(args) -> int:
     params = model_params(args)
     if args.model and params:
         raise ValueError("give either --model or training parameters, not both")
-    data = load_movielens(args.dataset, data_home=args.data_home)
-    model = Model.load(args.model) if args.model else train(args, params, data.ratings)
+    check_port(args.host, args.port)  # before minutes of training, not after
+    model = Model.load(args.model) if args.model else None
+    where = data_source(args, model)
+    ratings, data = load_data(where, args.data_home)
+    if data is None:
+        data = catalogue(ratings, os.path.basename(where["ratings"]))
+    if model is None:
+        model = train(args, params, ratings)
     launch(Recommender(model, data, n=args.n), host=args.host, port=args.port)
     return 0
-
-
-def write_rows(rows, fmt, out=None):
-    """Rows (dicts with the same keys) as an aligned table, CSV or JSON."""
-    out = out or sys.stdout
-    if fmt == "json":
-        json.dump(rows, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-        return
-    columns = list(rows[0]) if rows else []
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return
-    cells = [[f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
-             for row in rows]
-    widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(columns)]
-    numeric = [all(isinstance(row[c], (int, float)) for row in rows) for c in columns]
-
-    def line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    print(line(columns), file=out)
-    for r in cells:
-        print(line(r), file=out)
 
 
 # The exceptions that mean the input was wrong, not that mfrec is: each

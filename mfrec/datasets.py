@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -256,7 +257,14 @@ def find_dataset(name: str, data_home: Optional[str] = None, download: bool = Tr
                 return candidate
     if not download:
         raise FileNotFoundError(f"MovieLens {name} not found in {places} and download=False")
-    return download_dataset(name, cache_dir() if data_home is None else data_home, base_url)
+    try:
+        return download_dataset(name, cache_dir() if data_home is None else data_home, base_url)
+    except OSError as e:  # offline, or the server refused: say where the files could be
+        if isinstance(e, urllib.error.HTTPError):
+            e.close()  # it holds the response open
+        raise OSError(f"MovieLens {name} ({folder_name}/) is not in {', '.join(places)} and its "
+                      f"download failed ({e}); put the files in a folder and set MFREC_DATA to "
+                      f"it (MFREC_DATA is {os.environ.get('MFREC_DATA') or 'not set'})") from None
 
 
 def download_dataset(name: str, target: str, base_url: Optional[str] = None) -> str:

@@ -1,8 +1,10 @@
 """The web demo: ``mfrec demo`` / ``python -m mfrec demo``.
 
-A page with three tabs over a fitted model and its MovieLens catalogue:
-top-N for a user (with the movies that user rated highest), fold-in
-recommendations for a new user who rates a few movies, and similar movies.
+A page with three tabs over a fitted model and its MovieLens catalogue
+(or, for a ratings file of one's own, a catalogue that names each item by
+its id): top-N for a user (with the movies that user rated highest),
+fold-in recommendations for a new user who rates a few movies, and similar
+movies. User and item ids are those of the model, integers or strings.
 
 The logic lives in :class:`Recommender` and plain functions that return rows
 and messages, so it is tested without a browser; :func:`build_app` only lays
@@ -11,6 +13,7 @@ them out with Gradio, which is imported here and only when the demo starts
 """
 import html
 import re
+import time
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -19,11 +22,13 @@ import numpy as np
 
 from ._ids import first_ids, index_of
 from ._predictions import check_n
+from ._vocab import id_from_text
 from .algorithms import get_algorithm
-from .datasets import MovieLens
+from .datasets import NAMES, MovieLens
 from .model import Model
+from .ratings import Ratings
 
-__all__ = ["Recommender", "DemoError", "build_app", "launch"]
+__all__ = ["Recommender", "DemoError", "build_app", "launch", "catalogue", "parse_id"]
 
 
 class DemoError(ValueError):
@@ -58,9 +63,49 @@ def whole_number(value) -> Optional[int]:
     return None
 
 
-def contains(ids: np.ndarray, value: int) -> bool:
-    """Whether the sorted int64 array `ids` holds `value`."""
-    return -2**63 <= value < 2**63 and index_of(np.array([value], np.int64), ids)[0] >= 0
+def contains(ids: np.ndarray, value) -> bool:
+    """Whether the sorted array `ids` holds `value`, an id of its kind."""
+    if isinstance(value, int) and not -2**63 <= value < 2**63:
+        return False
+    return index_of(np.array([value]), ids)[0] >= 0
+
+
+def plain(value):
+    """An id as Python shows and JSON writes it: int or str."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", "replace")
+    return int(value) if isinstance(value, (int, np.integer)) else str(value)
+
+
+def parse_id(text, ids: np.ndarray, what: str = "user"):
+    """The id of a model's `ids` typed as `text`, in their kind (an integer
+    model takes "42", a string model "u42"); DemoError (a ValueError) if
+    it is not one of them."""
+    text = "" if text is None else str(text).strip()
+    if not text:
+        raise DemoError(f"Enter a {what} ID, for example {plain(ids[0])}.")
+    value = id_from_text(text, ids)
+    if value is None:
+        raise DemoError(f"“{echo(text)}” is not a {what} ID: enter a whole number such "
+                        f"as {plain(ids[0])}.")
+    if not contains(ids, value):
+        raise DemoError(f"{what.capitalize()} {echo(plain(value))} is not in the model: its "
+                        f"{what}s are {plain(ids[0])} to {plain(ids[-1])} "
+                        f"({len(ids):,} {what}s).")
+    return value
+
+
+def catalogue(ratings: Ratings, name: str) -> MovieLens:
+    """The catalogue of ratings that come without one (a file of one's own):
+    each item titled by its id, no genres."""
+    ids = np.unique(ratings.item)
+    titles = np.array([str(plain(i)) for i in ids], dtype=object)
+    return MovieLens(name, ratings, ids, titles, np.zeros((len(ids), 0), bool), [], name)
+
+
+def source(data: MovieLens) -> str:
+    """The data's name in a sentence: "MovieLens 100k", or a file's name."""
+    return f"MovieLens {data.name}" if data.name in NAMES else data.name
 
 
 class Recommender:
@@ -82,7 +127,7 @@ class Recommender:
         unknown = np.setdiff1d(model.item_ids, data.item_ids)
         if len(unknown):
             raise ValueError(f"{len(unknown):,} of the model's {len(model.item_ids):,} movie ids "
-                             f"are not in the MovieLens {data.name} catalogue "
+                             f"are not in the {source(data)} catalogue "
                              f"({first_ids(unknown)}): was "
                              f"the model trained on another dataset?")
         # The model's movies, most rated first; titles that occur twice
@@ -94,7 +139,7 @@ class Recommender:
         counts = np.bincount(np.searchsorted(known, data.ratings.item[
             np.isin(data.ratings.item, known)]), minlength=len(known))
         order = sorted(range(len(known)), key=lambda j: (-counts[j], labels[j].lower()))
-        self.choices: List[Tuple[str, int]] = [(labels[j], int(known[j])) for j in order]
+        self.choices: List[Tuple[str, Any]] = [(labels[j], plain(known[j])) for j in order]
         self._lower = [label.lower() for label, _ in self.choices]
         self.rating_choices = sorted({float(r) for r in np.unique(data.ratings.rating)})
 
@@ -111,29 +156,20 @@ class Recommender:
         m = self.model
         k = m.get_params().get("factors")
         return (f"{m.algorithm.upper()} model{f', k={k}' if k else ''}, over "
-                f"{m.n_users:,} users and {m.n_items:,} movies of MovieLens {self.data.name}.")
+                f"{m.n_users:,} users and {m.n_items:,} movies of {source(self.data)}.")
 
     # ---- rows ----------------------------------------------------------------
 
     def rows(self, items: Iterable[Any], scores: Iterable[Any]) -> List[dict]:
-        return [{"rank": rank, "item": int(item), "title": self.data.title(item),
-                 "genres": ", ".join(self.data.genres_of(item)), "score": float(score)}
+        genres = bool(self.data.genre_names)  # a catalogue of one's own has none
+        return [{"rank": rank, "item": plain(item), "title": self.data.title(item),
+                 **({"genres": ", ".join(self.data.genres_of(item))} if genres else {}),
+                 "score": float(score)}
                 for rank, (item, score) in enumerate(zip(items, scores), 1)]
 
-    def parse_user(self, text) -> int:
+    def parse_user(self, text):
         """The user id typed in the box; DemoError if it is not one the model knows."""
-        text = "" if text is None else str(text).strip()
-        if not text:
-            raise DemoError("Enter a user ID, for example 1.")
-        user = whole_number(text)
-        if user is None:
-            raise DemoError(f"“{echo(text)}” is not a user ID: enter a whole number such "
-                            f"as {int(self.model.user_ids[0])}.")
-        ids = self.model.user_ids
-        if not contains(ids, user):
-            raise DemoError(f"User {user} is not in the model: its users are "
-                            f"{int(ids[0])} to {int(ids[-1])} ({len(ids):,} users).")
-        return user
+        return parse_id(text, self.model.user_ids)
 
     def for_user(self, text) -> Tuple[int, List[dict], List[dict]]:
         """(user, top-N rows, the user's highest-rated movies as rows)."""
@@ -148,16 +184,21 @@ class Recommender:
         best = mine[np.lexsort((-stamp, -r.rating[mine]))][:self.n]
         return user, self.rows(items, scores), self.rows(r.item[best], r.rating[best])
 
-    def parse_item(self, item) -> int:
-        """The movie chosen in a list; DemoError if it is none the model knows."""
+    def parse_item(self, item):
+        """The movie chosen in a list (its id, in the model's kind);
+        DemoError if it is none the model knows."""
         if item is None or item == "":
             raise DemoError("Choose a movie: type part of its title in the search box.")
-        number = whole_number(item)
-        if number is None:
+        ids = self.model.item_ids
+        if ids.dtype.kind in "iu":
+            value = whole_number(item)
+        else:  # the list's values are the ids as text
+            value = id_from_text(item, ids) if isinstance(item, str) else None
+        if value is None:
             raise DemoError(f"“{echo(item)}” is not a movie of the list: search its title.")
-        if not contains(self.model.item_ids, number):
-            raise DemoError(f"Movie #{number} is not in the model.")
-        return number
+        if not contains(ids, value):
+            raise DemoError(f"Movie #{echo(plain(value))} is not in the model.")
+        return value
 
     def add_pick(self, picks: Optional[list], item, rating) -> list:
         """`picks` ([item, rating] pairs) with one more; a movie picked again
@@ -181,7 +222,7 @@ class Recommender:
         """Fold-in recommendations for someone who rated `picks`."""
         if not picks:
             raise DemoError("Rate at least one movie first.")
-        items = np.array([p[0] for p in picks], np.int64)
+        items = np.array([p[0] for p in picks])  # ids of the model's kind
         ratings = np.array([p[1] for p in picks], np.float32)
         found = self.model.recommend_new_user(items, ratings, n=self.n)
         if not len(found[0]):
@@ -200,10 +241,13 @@ def table_html(rows: List[dict], score_label: str, kind: str, caption: str = "",
     so that a reader, or a test, can tell which answer it shows."""
     if not rows:
         return ""
-    head = "".join(f"<th>{h}</th>" for h in ("#", "Title", "Genres", html.escape(score_label)))
+    genres = "genres" in rows[0]  # rows of a catalogue without genres have none
+    head = "".join(f"<th>{h}</th>" for h in ("#", "Title", *(["Genres"] if genres else []),
+                                            html.escape(score_label)))
     body = "".join(
         f"<tr><td>{r['rank']}</td><td>{html.escape(r['title'])}</td>"
-        f"<td>{html.escape(r['genres'])}</td><td>{score_format.format(r['score'])}</td></tr>"
+        + (f"<td>{html.escape(r['genres'])}</td>" if genres else "")
+        + f"<td>{score_format.format(r['score'])}</td></tr>"
         for r in rows)
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return (f'<table class="mfrec-table" data-kind="{kind}" data-key="{html.escape(key)}">'
@@ -222,7 +266,11 @@ CSS = """
 .mfrec-table th, .mfrec-table td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; }
 .mfrec-table td:first-child, .mfrec-table td:last-child { text-align: right; }
 .mfrec-error { color: #b00020; font-weight: 600; }
+/* a phone: the three tabs' names fit in one line, none hidden behind a menu */
+@media (max-width: 480px) { .tab-container button { padding: 0 8px; } }
 """
+#: Tables side by side need this many pixels each; below, they stack (a phone).
+TABLE_WIDTH = 340
 
 
 # Every answer takes about a millisecond: a plain request (no queue, no
@@ -306,17 +354,26 @@ def _handlers(rec: Recommender, gr):
                            new_user=new_user, find=find, similar=similar)
 
 
+def _side_by_side(gr, *elem_ids) -> list:
+    """HTML blocks (tables) in a row, each in a column that keeps
+    TABLE_WIDTH: on a narrow page (a phone) they stack instead of overlapping."""
+    blocks = []
+    with gr.Row():
+        for elem_id in elem_ids:
+            with gr.Column(min_width=TABLE_WIDTH):
+                blocks.append(gr.HTML(elem_id=elem_id))
+    return blocks
+
+
 def _user_tab(gr, on) -> None:
     """The tab of a known user's recommendations."""
-    with gr.Tab("Recommend for a user"):
+    with gr.Tab("For a user"):
         with gr.Row():
             user = gr.Textbox(label="User ID", placeholder="e.g. 1", elem_id="user-id",
                               scale=3)
             go = gr.Button("Recommend", variant="primary", elem_id="user-go", scale=1)
         user_msg = gr.HTML(elem_id="user-message")
-        with gr.Row():
-            user_recs = gr.HTML(elem_id="user-recs")
-            user_rated = gr.HTML(elem_id="user-rated")
+        user_recs, user_rated = _side_by_side(gr, "user-recs", "user-rated")
         for event in (go.click, user.submit):
             event(on.user_tab, user, [user_msg, user_recs, user_rated], **QUICK)
 
@@ -337,9 +394,7 @@ def _new_user_tab(gr, rec: Recommender, on):
             clear_btn = gr.Button("Clear", elem_id="new-clear")
             go_new = gr.Button("Recommend", variant="primary", elem_id="new-go")
         new_msg = gr.HTML(elem_id="new-message")
-        with gr.Row():
-            picks_out = gr.HTML(elem_id="new-picks")
-            new_recs = gr.HTML(elem_id="new-recs")
+        picks_out, new_recs = _side_by_side(gr, "new-picks", "new-recs")
         add_btn.click(on.add, [picks, movie, rating], [picks, picks_out, new_msg], **QUICK)
         clear_btn.click(lambda: ([], "", "", ""), None, [picks, picks_out, new_msg, new_recs],
                         **QUICK)
@@ -368,5 +423,14 @@ def launch(rec: Recommender, host: str = "127.0.0.1", port: int = 7860) -> None:
     # storage after every answer, several times the cost of the answer itself.
     # No uploads either: Gradio's upload route is open on every app, with
     # no size limit unless one is given.
+    # quiet: Gradio's own lines give advice for Python callers (share=True
+    # in launch()); the page's address is said here instead.
     app.launch(server_name=host, server_port=port, theme=theme, css=CSS, ssr_mode=False,
-               run_history=False, max_file_size=MAX_UPLOAD)
+               run_history=False, max_file_size=MAX_UPLOAD, quiet=True,
+               prevent_thread_lock=True)
+    print(f"mfrec demo: serving {app.local_url} (Ctrl-C stops it)", flush=True)
+    try:
+        while app.is_running:
+            time.sleep(0.2)
+    finally:
+        app.close(verbose=False)

@@ -14,7 +14,7 @@ from . import _core, _modelfile, _state
 from ._ids import (duplicates, indices, item_pool, new_user_ratings, pair_indices, triplets,
                    unique_indices)
 from ._modelfile import CORE_ARRAYS
-from ._persist import file_contents, read_model_file
+from ._persist import file_contents, fitted_attributes, read_model_file
 from ._params import changed_params, check_level, checked_params, fold_in_lambda
 from ._predictions import check_n, clip_to, raw_lists, unknown_to_mean
 from ._state import check_fitted, core_state, reading, set_core_state
@@ -57,6 +57,8 @@ class Model(_core.Model):
         The iteration kept (early stopping restores it).
     seed_ : int
         The seed used (drawn at random when seed=None).
+    metadata : dict
+        Notes that ``save`` keeps and ``load`` restores (str keys; str, number, bool or None).
     """
 
     def __init__(self, algorithm: str = "sgd", **params):
@@ -75,6 +77,7 @@ class Model(_core.Model):
         self.seed_: Optional[int] = None
         self.rating_range_: Optional[Tuple[float, ...]] = None
         self.rating_mean_: Optional[float] = None
+        self.metadata: dict = {}
 
     # ---- parameters, scikit-learn style -------------------------------------
 
@@ -493,8 +496,5 @@ class Model(_core.Model):
         model._install({**core, "global_mean": header["global_mean"]},
                        (arrays["seen_indptr"], arrays["seen_indices"]), arrays["user_ids"],
                        arrays["item_ids"], solver, dict(model._params),
-                       rating_range_=tuple(header["rating_range"]),
-                       rating_mean_=header.get("rating_mean"),  # absent from mfrec 0.1.0 files
-                       history=header.get("history", []),
-                       best_iteration_=header.get("best_iteration"), seed_=header.get("seed"))
+                       **fitted_attributes(header))
         return model

@@ -13,6 +13,8 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
+
 import pytest
 
 import mfrec
@@ -297,9 +299,12 @@ def test_evaluate_random_split_table_and_csv(run, split42):
     code, table, err = run("evaluate", *SMALL)
     assert code == 0, err
     header, row = table.strip().splitlines()
-    assert header.split() == ["split", "rmse", "mae", "fit_seconds"]
-    ref = mfrec.Model("sgd", factors=5, epochs=3, seed=1).fit(split42[0]).score(split42[1])
-    assert row.split()[:4] == ["random", "0.2", f"{ref['rmse']:.4f}", f"{ref['mae']:.4f}"]
+    assert header.split() == ["split", "rmse", "mae", "precision@10", "recall@10", "ndcg@10",
+                              "fit_seconds"]
+    model = mfrec.Model("sgd", factors=5, epochs=3, seed=1).fit(split42[0])
+    ref = {**model.score(split42[1]), **mfrec.metrics.evaluate(model, split42[1], k=10)}
+    assert row.split()[:7] == ["random", "0.2"] + [
+        f"{ref[m]:.4f}" for m in ("rmse", "mae", "precision", "recall", "ndcg")]
     code, text, err = run("evaluate", *SMALL, "--format", "csv")
     assert code == 0, err
     (parsed,) = list(csv.DictReader(io.StringIO(text)))
@@ -327,8 +332,9 @@ def test_recommend_json_equals_the_model(run, saved, ml100k):
     items, scores = mfrec.Model.load(saved).recommend(1, n=5)
     assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
     assert [r["item"] for r in rows] == items.tolist()
-    assert [r["score"] for r in rows] == [float(s) for s in scores]
+    assert [r["score"] for r in rows] == [round(float(s), 4) for s in scores]  # rounded
     assert [r["title"] for r in rows] == [ml100k.title(i) for i in items]
+    assert '"score": ' + str(rows[0]["score"]) + "\n" in out  # no float32 noise digits
 
 
 def test_recommend_table_and_csv(run, saved, ml100k):
@@ -346,7 +352,7 @@ def test_recommend_table_and_csv(run, saved, ml100k):
     rows = list(csv.DictReader(io.StringIO(out)))
     seen_items, _ = model.recommend(7, n=3, exclude_seen=False)
     assert [int(r["item"]) for r in rows] == seen_items.tolist()
-    assert "title" not in rows[0]
+    assert rows[0]["title"] == ml100k.title(seen_items[0])  # the model names its dataset
 
 
 def test_recommend_bad_input(run, saved, tmp_path):
@@ -359,6 +365,18 @@ def test_recommend_bad_input(run, saved, tmp_path):
     fails(run("recommend", saved, 1, "-n", 0), "-n")
     fails(run("recommend", saved, 1, "--format", "yaml"), "--format")
     fails(run("recommend", saved), "user")
+
+
+def test_recommend_says_when_nothing_is_left(run, tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("user,item,rating\nu1,i1,4\nu1,i2,5\nu2,i1,3\n")
+    code, out, err = run("fit", "--ratings", path, "--factors", "2", "--epochs", "1",
+                         "--save", tmp_path / "two")
+    assert code == 0, err
+    code, out, err = run("recommend", tmp_path / "two.npz", "u1", "--format", "json")
+    assert code == 0 and json.loads(out) == []
+    assert err == ("mfrec: note: user u1 rated every item the model knows: nothing is left "
+                   "to recommend\n")
 
 
 def test_recommend_refuses_a_fifo(run, tmp_path):
@@ -407,10 +425,14 @@ def test_demo_trains_on_start_and_serves(run, run_env):
             urllib.request.urlopen(upload, timeout=30)
         refused.value.close()
         assert refused.value.code == 413
+        while f"serving http://127.0.0.1:{port}" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()  # said once it serves
+            time.sleep(0.1)
         out = log_path.read_text()
         assert "on 100,000 ratings" in out  # trained on all of MovieLens 100K,
         assert "kept epoch 2" in out       # with its progress shown
         assert f"http://127.0.0.1:{port}" in out
+        assert "share" not in out and "launch()" not in out  # no hint for Python callers
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -446,3 +468,225 @@ def test_import_mfrec_does_not_import_gradio(run_env, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=run_env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# ---- a ratings file of one's own ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def own(ml100k, tmp_path_factory):
+    """Two files of the first 300 users' ratings of MovieLens 100K: text ids
+    ("u1", "m50") under column names of their own, ';'-separated; and
+    integer ids, tab-separated without a header (as u.data)."""
+    folder = tmp_path_factory.mktemp("own")
+    r = ml100k.ratings[ml100k.ratings.user <= 300]
+    text = folder / "text.csv"
+    with open(text, "w") as f:
+        f.write("who;what;stars\n")
+        f.writelines(f"u{u};m{i};{x:g}\n" for u, i, x in zip(r.user, r.item, r.rating))
+    numbers = folder / "numbers.tsv"
+    with open(numbers, "w") as f:
+        f.writelines(f"{u}\t{i}\t{x:g}\t0\n" for u, i, x in zip(r.user, r.item, r.rating))
+    return folder, r
+
+
+TEXT_COLUMNS = ["--user-col", "who", "--item-col", "what", "--rating-col", "stars", "--sep", ";"]
+
+
+def test_fit_and_recommend_on_a_file_of_text_ids(run, own):
+    folder, r = own
+    code, out, err = run("fit", "--ratings", folder / "text.csv", *TEXT_COLUMNS, *SMALL,
+                         "--save", "text")
+    assert code == 0, err
+    assert f"on {len(r):,} ratings" in out
+    model = mfrec.Model.load(run.cwd / "text.npz")
+    assert model.user_ids.dtype.kind == "U" and "u1" in model.user_ids
+    assert model.metadata["ratings"] == str(folder / "text.csv")
+    ref = mfrec.Model("sgd", factors=5, epochs=3, seed=1).fit(
+        np.char.add("u", r.user.astype(str)), np.char.add("m", r.item.astype(str)), r.rating)
+    assert np.allclose(model.user_factors, ref.user_factors)  # the same ratings were read
+    code, out, err = run("recommend", run.cwd / "text.npz", "u7", "-n", 4, "--format", "json")
+    assert code == 0, err
+    items, scores = model.recommend("u7", n=4)
+    assert [row["item"] for row in json.loads(out)] == items.tolist()
+    assert "title" not in json.loads(out)[0]
+    fails(run("recommend", run.cwd / "text.npz", 7), "User 7 is not in the model", "u1")
+    fails(run("recommend", run.cwd / "text.npz", "u7", "--dataset", "100k"), "text ids")
+
+
+def test_a_file_of_integer_ids_gives_an_integer_model(run, own):
+    folder, r = own
+    code, out, err = run("fit", "--ratings", folder / "numbers.tsv", *SMALL, "--save", "numbers")
+    assert code == 0, err
+    model = mfrec.Model.load(run.cwd / "numbers.npz")
+    assert model.user_ids.dtype == np.int64 and model.n_users == 300
+    code, out, err = run("recommend", run.cwd / "numbers.npz", 7, "-n", 3, "--format", "csv")
+    assert code == 0, err
+    assert [int(row["item"]) for row in csv.DictReader(io.StringIO(out))] == \
+        model.recommend(7, n=3)[0].tolist()
+    fails(run("recommend", run.cwd / "numbers.npz", "u7"), "is not a user ID")
+    # --string-ids keeps the numbers as text
+    code, out, err = run("fit", "--ratings", folder / "numbers.tsv", "--string-ids", *SMALL,
+                         "--save", "texts")
+    assert code == 0, err
+    assert mfrec.Model.load(run.cwd / "texts.npz").user_ids.dtype.kind == "U"
+
+
+def test_evaluate_a_ratings_file(run, own):
+    folder, r = own
+    code, out, err = run("evaluate", "--ratings", folder / "numbers.tsv", "--sep", "tab",
+                         *SMALL, "--metrics", "rmse,ndcg@5", "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    train, test = mfrec.train_test_split(r, test_size=0.2, seed=42)
+    model = mfrec.Model("sgd", factors=5, epochs=3, seed=1).fit(train)
+    assert row["rmse"] == pytest.approx(model.score(test)["rmse"])
+    assert row["ndcg@5"] == pytest.approx(mfrec.metrics.evaluate(model, test, k=5)["ndcg"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--dataset", "100k"], ["--ratings", "--dataset", "not both"]),
+    (["--fold", "u1"], ["--fold", "ratings file", "--test-size"]),
+    (["--user-col", "nobody"], ["nobody"]),
+])
+def test_ratings_file_bad_input(run, own, args, words):
+    fails(run("fit", "--ratings", own[0] / "numbers.tsv", "--epochs", "1", *args), *words)
+
+
+def test_ratings_flags_bad_input(capsys, own, tmp_path):
+    def run(*args):
+        return run_main(capsys, *args)
+
+    fails(run("fit", "--user-col", "who"), "--user-col", "--ratings")
+    fails(run("fit", "--ratings", tmp_path / "missing.csv"), "missing.csv")
+    fails(run("fit", "--ratings", own[0] / "text.csv", "--sep", "ab"), "--sep")
+    fails(run("evaluate", "--ratings", own[0] / "numbers.tsv", "--folds", "all"),
+          "no predefined folds")
+    fails(run("fit", "--data-home", tmp_path / "nowhere"), "--data-home", "no folder")
+    fails(run("recommend", "m.npz", "1", "--data-home", tmp_path / "nowhere"), "no folder")
+
+
+# ---- evaluate: metrics, folds, seeds --------------------------------------------
+
+def test_evaluate_all_folds_are_the_five_cross_validation_folds(run):
+    code, out, err = run("evaluate", "--factors", "2", "--epochs", "1", "--seed", "0",
+                         "--folds", "all", "--metrics", "mae", "--format", "csv")
+    assert code == 0, err
+    assert [r["split"] for r in csv.DictReader(io.StringIO(out))] == \
+        ["u1", "u2", "u3", "u4", "u5", "mean"]
+
+
+@pytest.mark.parametrize("algorithm", ["popular", "wals"])
+def test_evaluate_refuses_rating_errors_for_rankers(run, algorithm):
+    small = ["--epochs", "1", "--factors", "2"] if algorithm == "wals" else []
+    code, out, err = run("evaluate", "--algorithm", algorithm, *small, "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert list(row) == ["split", "precision@10", "recall@10", "ndcg@10", "fit_seconds"]
+    fails(run("evaluate", "--algorithm", algorithm, "--metrics", "ndcg@10,rmse"),
+          "rmse", "does not predict ratings")
+
+
+def test_evaluate_bad_metrics(capsys):
+    fails(run_main(capsys, "evaluate", "--metrics", "ndcg"), "--metrics",
+          "unknown metric 'ndcg'")
+    fails(run_main(capsys, "evaluate", "--metrics", "rmse,rmse"), "--metrics", "twice")
+
+
+def test_a_drawn_seed_is_printed_and_repeats_the_run(run):
+    code, out, err = run("fit", "--factors", "3", "--epochs", "2", "--save", "drawn")
+    assert code == 0, err
+    seed = mfrec.Model.load(run.cwd / "drawn.npz").seed_
+    assert f"seed {seed} (drawn at random; --seed {seed} repeats this fit)" in out
+    code, out, err = run("evaluate", "--factors", "3", "--epochs", "2", "--metrics", "rmse",
+                         "--format", "json")
+    assert code == 0, err
+    seed = int(re.fullmatch(r"seed (\d+) \(drawn at random; --seed \1 repeats this "
+                            r"evaluation\)\n", err).group(1))
+    code, again, err = run("evaluate", "--factors", "3", "--epochs", "2", "--metrics", "rmse",
+                           "--format", "json", "--seed", seed)
+    assert code == 0 and err == ""
+    assert json.loads(again)[0]["rmse"] == json.loads(out)[0]["rmse"]
+
+
+# ---- a model file remembers its data ---------------------------------------------
+
+def test_recommend_titles_from_the_dataset_the_model_names(run, saved, ml100k, run_env,
+                                                            tmp_path):
+    assert mfrec.Model.load(saved).metadata == {"dataset": "100k"}
+    code, out, err = run("recommend", saved, 3, "-n", 2, "--format", "csv")
+    assert code == 0, err
+    items = mfrec.Model.load(saved).recommend(3, n=2)[0]
+    assert [r["title"] for r in csv.DictReader(io.StringIO(out))] == \
+        [ml100k.title(i) for i in items]
+    # where the dataset is not at hand: the list without titles, and a note
+    env = {k: v for k, v in run_env.items() if k != "MFREC_DATA"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "mfrec", "recommend", str(saved), "3", "-n",
+                           "2", "--format", "csv"], cwd=run.cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [int(r["item"]) for r in csv.DictReader(io.StringIO(proc.stdout))] == items.tolist()
+    assert "title" not in proc.stdout and "MFREC_DATA" in proc.stderr
+
+
+def test_offline_error_says_where_it_looked(monkeypatch, capsys, tmp_path):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.delenv("MFREC_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr("mfrec.datasets.urllib.request.urlopen", offline)
+    line = fails(run_main(capsys, "fit", "--epochs", "1"), "MovieLens 100k",
+                 str(tmp_path / "mfrec"), "name resolution", "set MFREC_DATA")
+    assert "MFREC_DATA is not set" in line
+
+
+# ---- the walk-through's figures against the document's -----------------------------
+
+def test_walkthrough_explains_its_figures(run, split42):
+    code, out, err = run("--factors", "5", "--epochs", "2", "--n", "1")
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if line.startswith("epoch"))
+    assert header.split() == ["epoch", "train", "loss", "train", "RMSE", "test", "RMSE"]
+    model = mfrec.Model("sgd", factors=5, learning_rate=0.02, regularization=0.0,
+                        biases=False, init="uniform", init_scale=0.01, epochs=2, seed=42)
+    model.fit(split42[0], validation=split42[1], early_stopping=3)
+    first = next(line for line in out.splitlines() if line.split()[:1] == ["1"])
+    assert first.split()[2] == f"{model.history[0]['train_rmse']:.4f}"
+    train, test = split42
+    unseen = int((~np.isin(test.item, train.item) | ~np.isin(test.user, train.user)).sum())
+    assert unseen > 0
+    assert "0.9388 at epoch 13" in out and "update order" in out
+    assert f"{unseen} test ratings are of a movie or user with no training" in out
+
+
+# ---- the demo over one's own data, and its port ------------------------------------
+
+def test_demo_checks_the_port_before_training(run):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = fails(run("demo", "--factors", "2", "--epochs", "1", "--port", port), "port")
+    assert f"cannot serve on 127.0.0.1:{port}" in line and "--port" in line
+    assert "launch()" not in line and "GRADIO" not in line
+
+
+def test_demo_over_a_ratings_file(monkeypatch, capsys, own, run):
+    served = []
+    monkeypatch.setattr(cli, "launch", lambda rec, **kw: served.append(rec))
+    folder, r = own
+    code, out, err = run_main(capsys, "demo", "--ratings", folder / "text.csv", *TEXT_COLUMNS,
+                              "--factors", "2", "--epochs", "1", "--port", free_port())
+    assert code == 0, err
+    (rec,) = served
+    assert rec.data.name == "text.csv" and rec.model.n_users == 300
+    assert rec.for_user("u3")[0] == "u3"
+    # a saved model of that file finds it again
+    code, out, err = run("fit", "--ratings", folder / "text.csv", *TEXT_COLUMNS, *SMALL,
+                         "--save", "again")
+    assert code == 0, err
+    code, out, err = run_main(capsys, "demo", "--model", run.cwd / "again.npz",
+                              "--port", free_port())
+    assert code == 0, err
+    assert served[1].data.name == "text.csv" and len(served[1].data.ratings) == len(r)

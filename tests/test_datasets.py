@@ -149,6 +149,17 @@ def test_download_goes_to_the_user_cache(no_data_env, server, tmp_path):
     assert datasets.find_dataset("latest-small", base_url=url) == folder
 
 
+def test_a_failed_download_says_where_the_files_were_looked_for(no_data_env, server, tmp_path):
+    url, _ = server  # serves no archive: 404, as an offline machine fails
+    home = tmp_path / "home"
+    with pytest.raises(OSError) as info:
+        datasets.find_dataset("latest-small", str(home), base_url=url)
+    message = str(info.value)
+    for words in (str(home), str(tmp_path / "cache" / "mfrec"), "download failed", "404",
+                  "set MFREC_DATA", "MFREC_DATA is not set", "ml-latest-small/"):
+        assert words in message, message
+
+
 def test_download_rejects_a_tampered_file(no_data_env, server, tmp_path):
     url, www, _ = server
     build_archive(no_data_env, "latest-small", www, tamper="ratings.csv")

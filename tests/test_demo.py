@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import mfrec
-from mfrec.demo import DemoError, Recommender, message_html, table_html
+from mfrec.demo import DemoError, Recommender, catalogue, message_html, parse_id, table_html
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +247,48 @@ def test_serves_a_bayesian_model(ml100k):
     assert [r["item"] for r in new] == expected.tolist()
     similar = rec.similar(50)
     assert [r["item"] for r in similar] == model.similar_items(50, n=5)[0].tolist()
+
+
+@pytest.fixture(scope="module")
+def named(ml100k):
+    """The demo over a model of string ids ("u1", "m50"), with the catalogue a
+    ratings file of one's own gets: items titled by their ids, no genres."""
+    r = ml100k.ratings
+    ratings = mfrec.Ratings(np.char.add("u", r.user.astype(str)),
+                            np.char.add("m", r.item.astype(str)), r.rating, r.timestamp)
+    model = mfrec.Model("sgd", factors=5, epochs=3, seed=2).fit(ratings)
+    return Recommender(model, catalogue(ratings, "my.csv"), n=5)
+
+
+def test_string_ids_in_the_demo(named):
+    model = named.model
+    user, rows, rated = named.for_user(" u42 ")
+    assert user == "u42"
+    items, scores = model.recommend("u42", n=5)
+    assert [r["item"] for r in rows] == items.tolist() == [r["title"] for r in rows]
+    assert all(type(r["item"]) is str and "genres" not in r for r in rows + rated)
+    assert "<th>Genres</th>" not in table_html(rows, "Score", "user")
+    assert named.summary().endswith("over 943 users and 1,682 movies of my.csv.")
+    with pytest.raises(DemoError, match="User 42 is not in the model: its users are u1 to "):
+        named.for_user("42")  # an integer is no id of this model
+    assert named.parse_item("m50") == "m50" and named.search("m50")[0] == ("m50", "m50")
+    for bad in (50, "50", None, ""):
+        with pytest.raises(DemoError):
+            named.parse_item(bad)
+    picks = named.add_pick(named.add_pick(None, "m50", 5), "m172", 5)
+    expected, _ = model.recommend_new_user(["m50", "m172"], [5, 5], n=5)
+    assert [r["item"] for r in named.for_new_user(picks)] == expected.tolist()
+    assert [r["item"] for r in named.similar("m50")] == model.similar_items("m50", n=5)[0].tolist()
+
+
+def test_parse_id_follows_the_models_kind(model, named):
+    assert parse_id("42", model.user_ids) == 42 and parse_id("+42 ", model.user_ids) == 42
+    assert parse_id("u42", named.model.user_ids) == "u42"
+    for text, words in [("u42", "is not a user ID"), ("9" * 25, "is not a user ID"),
+                        ("", "Enter a user ID, for example 1")]:
+        with pytest.raises(DemoError, match=words):
+            parse_id(text, model.user_ids)
+    with pytest.raises(DemoError, match="Enter a user ID, for example u1"):
+        parse_id("  ", named.model.user_ids)
+    with pytest.raises(DemoError, match="Item m9999 is not in the model"):
+        parse_id("m9999", named.model.item_ids, "item")

@@ -227,7 +227,7 @@ DRAWN = "key => document.querySelector(`#user-recs table[data-key=\"${key}\"]`) 
 def test_response_time(page, model, ml100k):
     """Time from the click to the drawn table, MovieLens 100K at k=100 (reported,
     not asserted: timings depend on the machine)."""
-    page.get_by_role("tab", name="Recommend for a user").click()
+    page.get_by_role("tab", name="For a user").click()
     users = [int(u) for u in model.user_ids[1:61]]  # a new table every time
     in_page = [page.evaluate(MEASURE, user) for user in users[:30]]
     round_trip = []
@@ -253,6 +253,65 @@ def test_response_time(page, model, ml100k):
               f"{summary(round_trip)}\n")
     (ARTIFACTS / "demo-response-time.txt").write_text(report)
     print("\n" + report)
+
+
+# Whether anything on the page reaches past the right edge of the window.
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [document.documentElement.scrollWidth, document.body.scrollWidth];
+  const past = Array.from(document.querySelectorAll('body *')).filter(e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.right > width + 1 && e.checkVisibility();
+  }).map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className + ' '
+             + Math.round(e.getBoundingClientRect().right));
+  return {width, wide, past: past.slice(0, 10)};
+}"""
+
+PHONE = 420
+
+
+def fits(page, where):
+    found = page.evaluate(OVERFLOW)
+    assert found["width"] == PHONE, found
+    assert max(found["wide"]) <= PHONE and found["past"] == [], (where, found)
+
+
+def within_the_width(page, selector):
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None and box["width"] > 0, selector
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE, (selector, box)
+
+
+def test_phone_width(page, model, ml100k):
+    """At a phone's 420 px the page scrolls only down: no control or table
+    reaches past the right edge, and each tab's controls are on screen."""
+    page.set_viewport_size({"width": PHONE, "height": 900})
+    try:
+        page.get_by_role("tab", name="For a user").click()
+        for selector in ("#user-id", "#user-go"):
+            within_the_width(page, selector)
+        box = user_box(page)
+        box.fill("1")
+        page.click("#user-go")
+        page.locator('#user-recs table[data-key="1"]').wait_for()
+        page.locator('#user-rated table[data-key="1"]').wait_for()
+        within_the_width(page, "#user-recs table")
+        shot(page, "demo-7-phone-user.png")
+        fits(page, "user tab")
+        page.get_by_role("tab", name="New user").click()
+        for selector in ("#new-search", "#new-movie", "#new-rating", "#new-add", "#new-clear",
+                         "#new-go"):
+            within_the_width(page, selector)
+        fits(page, "new user tab")
+        page.get_by_role("tab", name="Similar movies").click()
+        choose(page, "similar", "Star Wars (1977)")
+        page.locator('#similar-recs table[data-key="50"]').wait_for()
+        for selector in ("#similar-search", "#similar-movie", "#similar-recs table"):
+            within_the_width(page, selector)
+        shot(page, "demo-8-phone-similar.png")
+        fits(page, "similar tab")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_the_page_needs_nothing_from_outside(page, elsewhere):

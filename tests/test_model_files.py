@@ -205,9 +205,27 @@ def test_header_numbers_must_fit_float32(members, tmp_path, field, value):
 @pytest.mark.parametrize("field,value", [
     ("version", True), ("best_iteration", "2"), ("best_iteration", 0), ("seed", -1),
     ("seed", 1.5), ("history", [{"epoch": "one"}]), ("history", [{"epoch": None}]),
-    ("algorithm", ["sgd"]), ("params", [])])
+    ("algorithm", ["sgd"]), ("params", []), ("metadata", []), ("metadata", {"a": [1]}),
+    ("metadata", {"a": {"b": 1}})])
 def test_header_field_types(members, tmp_path, field, value):
     refused(tmp_path, archive(with_header(members, **{field: value})), "not a valid")
+
+
+def test_metadata_is_kept_and_checked(data, members, tmp_path):
+    model = mfrec.Model("sgd", factors=3, epochs=2, seed=1).fit(data)
+    assert model.metadata == {}
+    model.metadata.update(dataset="100k", rows=3, share=0.5, mine=True, note=None)
+    path = model.save(tmp_path / "meta")
+    assert mfrec.Model.load(path).metadata == model.metadata
+    assert header_of(members)["metadata"] == {}  # a model without notes
+    old = {k: v for k, v in header_of(members).items() if k != "metadata"}
+    written = {**members, "header.npy": npy(np.array(json.dumps(old)))}
+    assert load_bytes(tmp_path, archive(written))[0].metadata == {}  # files before metadata
+    for bad in ({"a": [1]}, {1: "a"}, {"a": float("nan")}, ["a"]):
+        model.metadata = bad
+        with pytest.raises(TypeError, match="metadata"):
+            model.save(tmp_path / "bad")
+    assert not (tmp_path / "bad.npz").exists()
 
 
 def test_factor_count_must_match_the_arrays(members, tmp_path):
