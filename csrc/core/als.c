@@ -43,14 +43,6 @@
 #include "internal.h"
 #include "blas.h"
 
-/* Helpers of the multi-versioned kernels must be inlined into them to run
- * with their instruction set. */
-#if defined(__GNUC__)
-#define MFR_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define MFR_ALWAYS_INLINE inline
-#endif
-
 #define GRAM_BLOCK 8192 /* rows of Y per partial Gram matrix */
 #define ROW_BLOCK 32    /* rows per unit of parallel work (and loss sum) */
 #define OBS_CHUNK 128   /* observations gathered per ssyrk update */
