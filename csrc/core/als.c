@@ -290,34 +290,6 @@ static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restric
     reduce4(a, out);
 }
 
-/* The four dot products of v (k >= 16 floats) as mfr_dot sums each one:
- * its masked last vector (the row's last 16 floats, lanes already summed
- * off) and its pairwise reduction, which reduce4 repeats lane for lane. */
-static MFR_ALWAYS_INLINE void dot4_as_mfr_dot(const float *restrict v,
-                                              const float *const y[4], int32_t k,
-                                              float out[4])
-{
-    vf16 a[4] = {{0}}, vv, t;
-    int32_t f = 0;
-    for (; f + 16 <= k; f += 16) {
-        memcpy(&vv, v + f, sizeof vv);
-        for (int u = 0; u < 4; u++) {
-            memcpy(&t, y[u] + f, sizeof t);
-            a[u] += t * vv;
-        }
-    }
-    if (f < k) {
-        vi16 mask;
-        memcpy(&mask, mfr_tail_mask + (k - f), sizeof mask);
-        memcpy(&vv, v + k - 16, sizeof vv);
-        for (int u = 0; u < 4; u++) {
-            memcpy(&t, y[u] + k - 16, sizeof t);
-            t = t * vv;
-            a[u] += (vf16)((vi16)t & mask);
-        }
-    }
-    reduce4(a, out);
-}
 #else
 static inline void dot4(const float *restrict v, const float *restrict y0,
                         const float *restrict y1, const float *restrict y2,
@@ -327,12 +299,6 @@ static inline void dot4(const float *restrict v, const float *restrict y0,
     out[1] = mfr_dot(v, y1, d);
     out[2] = mfr_dot(v, y2, d);
     out[3] = mfr_dot(v, y3, d);
-}
-
-static inline void dot4_as_mfr_dot(const float *restrict v, const float *const y[4], int32_t k,
-                                   float out[4])
-{
-    dot4(v, y[0], y[1], y[2], y[3], k, out);
 }
 #endif
 
@@ -477,11 +443,7 @@ static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s, d
             for (int u = 0; u < 4; u++) /* short groups repeat their first entry */
                 y[u] = h->Y + (int64_t)R->indices[e + (u < m ? u : 0)] * d;
             dot4(x, y[0], y[1], y[2], y[3], d, pred);
-            if (k >= 16)
-                dot4_as_mfr_dot(x, y, k, dot_k);
-            else
-                for (int u = 0; u < m; u++)
-                    dot_k[u] = mfr_dot(x, y[u], k);
+            mfr_dot4(x, y, k, dot_k);
             for (int u = 0; u < m; u++) {
                 int32_t j = R->indices[e + u];
                 float v = value_of(R, e + u);
