@@ -1,9 +1,11 @@
 """One SGD epoch on MovieLens 100K u1.base (80,000 ratings) at k=100, one thread:
 mfrec's C core against a plain NumPy per-rating loop and scikit-surprise's SVD,
-all timed in this run. Usage: MFREC_DATA=... python benchmarks/bench_sgd.py
+all timed in this run; then the whole 20-epoch fit of each (mfrec's Model.fit
+with its per-epoch history, Surprise's SVD.fit), timed in turns.
+Usage: MFREC_DATA=... python benchmarks/bench_sgd.py
 
 The same update everywhere: biased SGD with L2 (Surprise's SVD defaults,
-lr 0.005, reg 0.02), ratings in a shuffled order.
+lr 0.005, reg 0.02, N(0, 0.1) initial factors), ratings in a shuffled order.
 """
 import argparse
 import os
@@ -66,30 +68,52 @@ def time_numpy(u, i, r, n_users, n_items, subset):
     return (time.perf_counter() - t0) * len(r) / subset
 
 
-def time_surprise(path, repeats, extra=10):
-    """Seconds per epoch of surprise.SVD on the ratings file `path`: the fit
-    with 1 + extra epochs minus the fit with 1 (which leaves out its setup),
-    divided by extra; also a 20-epoch fit / 20 (setup included, the way
-    per-epoch figures of whole fits are often quoted). Each fit is timed
-    `repeats` times and the fastest kept."""
+def surprise_trainset(path):
+    """Surprise's trainset of the ratings file `path`, or None without Surprise."""
     try:
         import surprise
     except ImportError:
-        return None, None, None
-    trainset = surprise.Dataset.load_from_file(
+        return None
+    return surprise.Dataset.load_from_file(
         path, reader=surprise.Reader("ml-100k")).build_full_trainset()
 
-    def fit(n_epochs):
-        algo = surprise.SVD(n_factors=K, n_epochs=n_epochs, lr_all=LR, reg_all=REG,
-                            random_state=0)
-        t0 = time.perf_counter()
-        algo.fit(trainset)
-        return time.perf_counter() - t0
 
-    one = min(fit(1) for _ in range(repeats))
-    more = min(fit(1 + extra) for _ in range(repeats))
-    default = min(fit(20) for _ in range(repeats))  # SVD's default epochs, setup included
-    return (more - one) / extra, default / 20, surprise.__version__
+def surprise_fit(trainset, n_epochs):
+    """Seconds of one surprise.SVD fit of n_epochs epochs."""
+    import surprise
+    algo = surprise.SVD(n_factors=K, n_epochs=n_epochs, lr_all=LR, reg_all=REG,
+                        random_state=0)
+    t0 = time.perf_counter()
+    algo.fit(trainset)
+    return time.perf_counter() - t0
+
+
+def time_fits(train, trainset, repeats, epochs=20):
+    """(mfrec, Surprise) seconds of a whole `epochs`-epoch fit on one thread,
+    the fastest of `repeats` each, the two taking turns so that both meet
+    the same load; Surprise's is None without it."""
+    ours, theirs = [], []
+    for _ in range(repeats):
+        model = mfrec.Model("sgd", factors=K, learning_rate=LR, regularization=REG,
+                            epochs=epochs, seed=0, n_threads=1)
+        t0 = time.perf_counter()
+        model.fit(train)
+        ours.append(time.perf_counter() - t0)
+        if trainset is not None:
+            theirs.append(surprise_fit(trainset, epochs))
+    return min(ours), (min(theirs) if theirs else None)
+
+
+def time_surprise(trainset, repeats, extra=10):
+    """Seconds per epoch of surprise.SVD on `trainset`: the fit with
+    1 + extra epochs minus the fit with 1 (which leaves out its setup),
+    divided by extra. Each fit is timed `repeats` times and the fastest kept."""
+    if trainset is None:
+        return None, None
+    import surprise
+    one = min(surprise_fit(trainset, 1) for _ in range(repeats))
+    more = min(surprise_fit(trainset, 1 + extra) for _ in range(repeats))
+    return (more - one) / extra, surprise.__version__
 
 
 def main():
@@ -113,26 +137,32 @@ def main():
     mf1, mf1_median = time_mfrec(u, i, r, nu, ni, args.epochs, 1)
     mf2, mf2_median = time_mfrec(u, i, r, nu, ni, args.epochs, 2)
     npy = time_numpy(u, i, r, nu, ni, args.numpy_subset)
-    sur, sur20, sur_version = time_surprise(os.path.join(data.path, "u1.base"), args.repeats)
+    trainset = surprise_trainset(os.path.join(data.path, "u1.base"))
+    sur, sur_version = time_surprise(trainset, args.repeats)
+    fit, sur_fit = time_fits(train, trainset, args.repeats)
 
     # fastest runs throughout: the least disturbed by other work on the machine
     print(f"mfrec epoch medians: {mf1_median * 1e3:.2f} ms (1 thread), "
           f"{mf2_median * 1e3:.2f} ms (2 threads)\n")
     rows = [("mfrec epoch, n_threads=1", mf1),
             ("mfrec epoch, n_threads=2", mf2),
-            (f"NumPy per-rating loop ({args.numpy_subset:,} ratings, scaled)", npy)]
+            (f"NumPy per-rating loop ({args.numpy_subset:,} ratings, scaled)", npy),
+            ("mfrec 20-epoch Model.fit / 20 (with setup, history)", fit / 20)]
     if sur is not None:
         rows.append((f"scikit-surprise {sur_version} SVD epoch", sur))
-        rows.append(("scikit-surprise SVD 20-epoch fit / 20 (with setup)", sur20))
+        rows.append(("scikit-surprise SVD 20-epoch fit / 20 (with setup)", sur_fit / 20))
     print(f"{'':52s} {'ms/epoch':>10s} {'time / mfrec 1 thread':>22s}")
     for name, seconds in rows:
         print(f"{name:52s} {seconds * 1e3:10.2f} {seconds / mf1:21.2f}x")
     print()
     print(f"mfrec is {npy / mf1:.0f}x faster than the NumPy loop", end="")
-    print(f" and {sur / mf1:.1f}x faster than Surprise's SVD epoch" if sur else
-          " (scikit-surprise not installed: pip install mfrec[bench])")
+    if sur is None:
+        print(" (scikit-surprise not installed: pip install mfrec[bench])")
+    else:
+        print(f" and {sur / mf1:.1f}x faster than Surprise's SVD epoch;\n"
+              f"the whole 20-epoch fit: {fit * 1e3:.0f} ms against Surprise's "
+              f"{sur_fit * 1e3:.0f} ms, {sur_fit / fit:.1f}x faster")
     print("reference (not run here):", LIBMF_REFERENCE)
-
 
 if __name__ == "__main__":
     main()

@@ -55,6 +55,29 @@ def test_sse_matches_numpy_and_predict(k, biases):
     assert same == [sse] * 3  # bit for bit, whatever the threads
 
 
+@pytest.mark.parametrize("k", [5, 16, 37, 100])
+def test_sse_adds_the_predictions_of_predict_bit_for_bit(k):
+    """Whether a user's entries go four at a time or one by one, each
+    prediction is the float32 that predict returns: the squared errors
+    summed in the same order (each block of 256 users in entry order, then
+    the blocks) give the same double exactly."""
+    core, _, by_user = random_case(k, True, n_users=600, n_items=70, nnz=3000, seed=k)
+    indptr, indices, values = by_user
+    users = np.repeat(np.arange(600, dtype=np.int32), np.diff(indptr))
+    pred = core._predict(users, indices).astype(np.float64)
+    blocks = []
+    for lo in range(0, 600, 256):
+        s = 0.0
+        for e in range(indptr[lo], indptr[min(lo + 256, 600)]):
+            err = pred[e] - float(values[e])
+            s += err * err
+        blocks.append(s)
+    want = 0.0
+    for s in blocks:
+        want += s
+    assert _core.predict_sse(core, by_user) == want
+
+
 def test_non_finite_predictions_give_inf_rmse():
     core, data, by_user = random_case(5, True)
     P, Q = core.user_factors.copy(), core.item_factors.copy()

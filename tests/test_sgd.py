@@ -238,6 +238,19 @@ def small_core(biases=True):
                       [0, 0] if biases else None, [0, 0] if biases else None, 3.0)
 
 
+@pytest.mark.parametrize("biases", [True, False])
+def test_core_sgd_epoch_catches_factors_that_overflow_with_finite_errors(biases):
+    """Every error of the epoch is finite (3e8), but e q_i overflows user 1's
+    factor 17 to -inf on the epoch's last touch of that row: the scan of the
+    factors after the epoch (a bit test of the exponents) must see it."""
+    k = 20
+    P, Q = np.full((2, k), 1e-30), np.full((2, k), 0.5)
+    Q[1, 17] = 3e38
+    core = core_model(P, Q, [0, 0] if biases else None, [0, 0] if biases else None, 0.0)
+    with pytest.raises(FloatingPointError):
+        sgd_epoch(core, [0, 1], [0, 1], [1.0, 1.0], 1.0, 0.0, biases)
+
+
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(users=[0, 5]), IndexError, "index out of range"),
     (dict(users=[0, -1]), IndexError, "index out of range"),

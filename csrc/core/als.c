@@ -43,14 +43,6 @@
 #include "internal.h"
 #include "blas.h"
 
-/* Helpers of the multi-versioned kernels must be inlined into them to run
- * with their instruction set. */
-#if defined(__GNUC__)
-#define MFR_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define MFR_ALWAYS_INLINE inline
-#endif
-
 #define GRAM_BLOCK 8192 /* rows of Y per partial Gram matrix */
 #define ROW_BLOCK 32    /* rows per unit of parallel work (and loss sum) */
 #define OBS_CHUNK 128   /* observations gathered per ssyrk update */
@@ -245,87 +237,56 @@ static int solve_cholesky(const ctx *h, int32_t i, float lam, scratch *s, float 
 /* Dot products of v with four vectors at once. The short (d ~ 64)
  * products of the sparse passes are bound by their horizontal sums, which
  * mfr_dot leaves as a sequential chain; here the four sums are reduced
- * together by shuffles, log2(16) vector steps for all four. GCC's generic
- * vectors take the instruction set of the kernel this is inlined into. */
+ * together by shuffles, log2(8) vector steps for all four after lane
+ * j + 8 goes into lane j. GCC's generic vectors take the instruction set of
+ * the kernel this is inlined into. */
 #if defined(__GNUC__) && !defined(__clang__)
-typedef float vf16 __attribute__((vector_size(64)));
-typedef int32_t vi16 __attribute__((vector_size(64)));
 
-/* Lane sums of four vectors, pairwise (lanes j and j + 8, then j + 4, j + 2,
- * j + 1, as mfr_dot sums its lanes), the four reductions in shared shuffles. */
-static MFR_ALWAYS_INLINE void reduce4(const vf16 a[4], float out[4])
+/* Lane sums of four 16-lane sums held as lo[u] (lanes 0-7) and hi[u]
+ * (8-15), pairwise (lanes j and j + 8, then j + 4, j + 2, j + 1, as mfr_dot
+ * sums its lanes), the four reductions in shared shuffles. */
+static MFR_ALWAYS_INLINE void reduce4(const mfr_v8 lo[4], const mfr_v8 hi[4], float out[4])
 {
-    const vi16 lo = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
-    const vi16 hi = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
-    const vi16 q1 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
-    const vi16 q2 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
-    const vi16 s2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
-    const vi16 s1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
-    vf16 ab = __builtin_shuffle(a[0], a[1], lo) + __builtin_shuffle(a[0], a[1], hi);
-    vf16 cd = __builtin_shuffle(a[2], a[3], lo) + __builtin_shuffle(a[2], a[3], hi);
-    vf16 x = __builtin_shuffle(ab, cd, q1) + __builtin_shuffle(ab, cd, q2);
-    x += __builtin_shuffle(x, s2);
+    const mfr_v8i q1 = {0, 1, 2, 3, 8, 9, 10, 11}, q2 = {4, 5, 6, 7, 12, 13, 14, 15};
+    const mfr_v8i h1 = {0, 1, 4, 5, 8, 9, 12, 13}, h2 = {2, 3, 6, 7, 10, 11, 14, 15};
+    const mfr_v8i s1 = {1, 0, 3, 2, 5, 4, 7, 6};
+    mfr_v8 a[4];
+    for (int u = 0; u < 4; u++)
+        a[u] = lo[u] + hi[u];
+    mfr_v8 ab = __builtin_shuffle(a[0], a[1], q1) + __builtin_shuffle(a[0], a[1], q2);
+    mfr_v8 cd = __builtin_shuffle(a[2], a[3], q1) + __builtin_shuffle(a[2], a[3], q2);
+    mfr_v8 x = __builtin_shuffle(ab, cd, h1) + __builtin_shuffle(ab, cd, h2);
     x += __builtin_shuffle(x, s1);
     out[0] = x[0];
-    out[1] = x[4];
-    out[2] = x[8];
-    out[3] = x[12];
+    out[1] = x[2];
+    out[2] = x[4];
+    out[3] = x[6];
 }
 
 static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restrict y0,
                                    const float *restrict y1, const float *restrict y2,
                                    const float *restrict y3, int32_t d, float out[4])
 {
-    vf16 a[4] = {{0}}, vv, t0, t1, t2, t3;
+    const float *const y[4] = {y0, y1, y2, y3};
+    mfr_v8 lo[4] = {{0}}, hi[4] = {{0}};
     int32_t f = 0;
     for (; f + 16 <= d; f += 16) {
-        memcpy(&vv, v + f, sizeof vv);
-        memcpy(&t0, y0 + f, sizeof t0);
-        memcpy(&t1, y1 + f, sizeof t1);
-        memcpy(&t2, y2 + f, sizeof t2);
-        memcpy(&t3, y3 + f, sizeof t3);
-        a[0] += t0 * vv;
-        a[1] += t1 * vv;
-        a[2] += t2 * vv;
-        a[3] += t3 * vv;
+        const mfr_v8 vl = *(const mfr_v8 *)(v + f), vh = *(const mfr_v8 *)(v + f + 8);
+        for (int u = 0; u < 4; u++) {
+            lo[u] += *(const mfr_v8 *)(y[u] + f) * vl;
+            hi[u] += *(const mfr_v8 *)(y[u] + f + 8) * vh;
+        }
     }
-    for (int l = 0; f + l < d; l++) { /* the tail goes into the first lanes */
-        a[0][l] += y0[f + l] * v[f + l];
-        a[1][l] += y1[f + l] * v[f + l];
-        a[2][l] += y2[f + l] * v[f + l];
-        a[3][l] += y3[f + l] * v[f + l];
-    }
-    reduce4(a, out);
+    for (int l = 0; f + l < d; l++) /* the tail goes into the first lanes */
+        for (int u = 0; u < 4; u++) {
+            if (l < 8)
+                lo[u][l] += y[u][f + l] * v[f + l];
+            else
+                hi[u][l - 8] += y[u][f + l] * v[f + l];
+        }
+    reduce4(lo, hi, out);
 }
 
-/* The four dot products of v (k >= 16 floats) as mfr_dot sums each one:
- * its masked last vector (the row's last 16 floats, lanes already summed
- * off) and its pairwise reduction, which reduce4 repeats lane for lane. */
-static MFR_ALWAYS_INLINE void dot4_as_mfr_dot(const float *restrict v,
-                                              const float *const y[4], int32_t k,
-                                              float out[4])
-{
-    vf16 a[4] = {{0}}, vv, t;
-    int32_t f = 0;
-    for (; f + 16 <= k; f += 16) {
-        memcpy(&vv, v + f, sizeof vv);
-        for (int u = 0; u < 4; u++) {
-            memcpy(&t, y[u] + f, sizeof t);
-            a[u] += t * vv;
-        }
-    }
-    if (f < k) {
-        vi16 mask;
-        memcpy(&mask, mfr_tail_mask + (k - f), sizeof mask);
-        memcpy(&vv, v + k - 16, sizeof vv);
-        for (int u = 0; u < 4; u++) {
-            memcpy(&t, y[u] + k - 16, sizeof t);
-            t = t * vv;
-            a[u] += (vf16)((vi16)t & mask);
-        }
-    }
-    reduce4(a, out);
-}
 #else
 static inline void dot4(const float *restrict v, const float *restrict y0,
                         const float *restrict y1, const float *restrict y2,
@@ -335,12 +296,6 @@ static inline void dot4(const float *restrict v, const float *restrict y0,
     out[1] = mfr_dot(v, y1, d);
     out[2] = mfr_dot(v, y2, d);
     out[3] = mfr_dot(v, y3, d);
-}
-
-static inline void dot4_as_mfr_dot(const float *restrict v, const float *const y[4], int32_t k,
-                                   float out[4])
-{
-    dot4(v, y[0], y[1], y[2], y[3], k, out);
 }
 #endif
 
@@ -485,11 +440,7 @@ static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s, d
             for (int u = 0; u < 4; u++) /* short groups repeat their first entry */
                 y[u] = h->Y + (int64_t)R->indices[e + (u < m ? u : 0)] * d;
             dot4(x, y[0], y[1], y[2], y[3], d, pred);
-            if (k >= 16)
-                dot4_as_mfr_dot(x, y, k, dot_k);
-            else
-                for (int u = 0; u < m; u++)
-                    dot_k[u] = mfr_dot(x, y[u], k);
+            mfr_dot4(x, y, k, dot_k);
             for (int u = 0; u < m; u++) {
                 int32_t j = R->indices[e + u];
                 float v = value_of(R, e + u);

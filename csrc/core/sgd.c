@@ -176,12 +176,18 @@ static double sgd_run_features(mfr_model *m, const mfr_features *uf, const mfr_f
     return sgd_steps(m, p, t, n, 1, uf, itf, pe, qe);
 }
 
+/* Whether x[0..n) are all finite: an exponent of all ones marks infinity
+ * and NaN. Tested on the bits, which vectorizes (isfinite in a loop with an
+ * early exit did not: a tenth of the epoch's own time at k = 100). */
 static int all_finite(const float *x, int64_t n)
 {
-    for (int64_t t = 0; t < n; t++)
-        if (!isfinite(x[t]))
-            return 0;
-    return 1;
+    uint32_t bad = 0;
+    for (int64_t t = 0; t < n; t++) {
+        uint32_t bits;
+        memcpy(&bits, x + t, sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
 }
 
 /* Cut 0..n-1 into g contiguous stripes holding about equal numbers of
