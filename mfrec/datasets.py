@@ -262,7 +262,7 @@ def find_dataset(name: str, data_home: Optional[str] = None, download: bool = Tr
     except OSError as e:  # offline, or the server refused: say where the files could be
         if isinstance(e, urllib.error.HTTPError):
             e.close()  # it holds the response open
-        raise OSError(f"MovieLens {name} ({folder_name}/) is not in {', '.join(places)} and its "
+        raise OSError(f"MovieLens {name} ({release.folder}/) is not in {', '.join(places)} and its "
                       f"download failed ({e}); put the files in a folder and set MFREC_DATA to "
                       f"it (MFREC_DATA is {os.environ.get('MFREC_DATA') or 'not set'})") from None
 

@@ -150,7 +150,7 @@ def test_download_goes_to_the_user_cache(no_data_env, server, tmp_path):
 
 
 def test_a_failed_download_says_where_the_files_were_looked_for(no_data_env, server, tmp_path):
-    url, _ = server  # serves no archive: 404, as an offline machine fails
+    url, _, _ = server  # serves no archive: 404, as an offline machine fails
     home = tmp_path / "home"
     with pytest.raises(OSError) as info:
         datasets.find_dataset("latest-small", str(home), base_url=url)
