@@ -128,7 +128,10 @@ class Training:
                 state = fit_state(work, solver)
                 score = row.get("valid_rmse")
                 if best is None or (score is not None and score < best[1]):
-                    best, best_state, stale = (it, score), state, 0
+                    # a best state to return to only under early stopping:
+                    # otherwise it would keep iteration 1's factors alive
+                    best, stale = (it, score), 0
+                    best_state = state if early_stopping is not None else None
                 else:
                     stale += 1
                 checkpoint = (len(history), state, best, best_state)

@@ -85,8 +85,59 @@ PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char *name)
     return array_from(obj, typenum, ndim, name, NPY_ARRAY_IN_ARRAY);
 }
 
+/* A sealed array's data belong to an owning array that only a capsule
+ * (its base) holds. NumPy refuses `flags.writeable = True` on it (the base
+ * chain ends in an object that exports no writable buffer), so no thread
+ * can change it while the GIL is released around a kernel that checked it;
+ * only the binding's kernels write through the data pointer (the training
+ * steps, on private core models). */
+#define SEALED_NAME "mfrec._core.sealed"
+
+static void sealed_free(PyObject *capsule)
+{
+    Py_XDECREF((PyObject *)PyCapsule_GetPointer(capsule, SEALED_NAME));
+}
+
+PyArrayObject *sealed(PyArrayObject *owner)
+{
+    PyObject *holder = PyCapsule_New(owner, SEALED_NAME, sealed_free);
+    if (!holder) {
+        Py_DECREF(owner);
+        return NULL;
+    }
+    PyArray_Descr *descr = PyArray_DESCR(owner);
+    Py_INCREF(descr);
+    PyArrayObject *arr = (PyArrayObject *)PyArray_NewFromDescr(
+        &PyArray_Type, descr, PyArray_NDIM(owner), PyArray_DIMS(owner), NULL,
+        PyArray_DATA(owner), NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, NULL);
+    if (!arr) {
+        Py_DECREF(holder);
+        return NULL;
+    }
+    if (PyArray_SetBaseObject(arr, holder) < 0) { /* steals holder */
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* Whether obj is a sealed array (or a view of one) as the core reads it. */
+static int is_sealed(PyObject *obj, int typenum, int ndim)
+{
+    if (!PyArray_Check(obj))
+        return 0;
+    PyArrayObject *a = (PyArrayObject *)obj;
+    PyObject *base = PyArray_BASE(a);
+    return base && PyCapsule_IsValid(base, SEALED_NAME) && PyArray_TYPE(a) == typenum &&
+           PyArray_NDIM(a) == ndim && PyArray_ISCARRAY_RO(a) && PyArray_ISNOTSWAPPED(a);
+}
+
 PyArrayObject *as_indices(PyObject *obj, int typenum, int ndim, const char *name)
 {
+    if (is_sealed(obj, typenum, ndim)) { /* no thread can change it: no copy */
+        Py_INCREF(obj);
+        return (PyArrayObject *)obj;
+    }
     return array_from(obj, typenum, ndim, name, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_ENSURECOPY);
 }
 

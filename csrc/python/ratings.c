@@ -4,9 +4,29 @@
  */
 #include "binding.h"
 
+/* The tuple (indptr, indices, values) of sealed arrays: kernels then read
+ * them without a private copy (as_indices). Steals the three references
+ * (and clears them), NULL on error. */
+static PyObject *sealed_tuple(PyArrayObject **indptr, PyArrayObject **indices,
+                              PyArrayObject **values)
+{
+    PyArrayObject *a = sealed(*indptr), *b = NULL, *c = NULL;
+    PyObject *result = NULL;
+    b = sealed(*indices);
+    c = sealed(*values);
+    *indptr = *indices = *values = NULL;
+    if (a && b && c)
+        result = PyTuple_Pack(3, a, b, c);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    Py_XDECREF(c);
+    return result;
+}
+
 BINDING_KW(build_csr, "(rows, cols, values, n_rows, n_cols)",
 "Compress triplets by row: returns (indptr int64, indices int32, values\n"
-"float32) with columns ascending in each row. values may be None (ones).\n"
+"float32), read-only, with columns ascending in each row. values may be\n"
+"None (ones).\n"
 "ValueError on an index out of range or a repeated (row, col) pair.")
 {
     static char *kwlist[] = {"rows", "cols", "values", "n_rows", "n_cols", NULL};
@@ -20,8 +40,9 @@ BINDING_KW(build_csr, "(rows, cols, values, n_rows, n_cols)",
         return NULL;
     if (check_int32_size(n_rows, "n_rows") < 0 || check_int32_size(n_cols, "n_cols") < 0)
         return NULL;
-    if (!(rows = as_indices(ro, NPY_INT32, 1, "rows")) ||
-        !(cols = as_indices(co, NPY_INT32, 1, "cols")))
+    /* no copies: the core checks each index where it reads it */
+    if (!(rows = as_array(ro, NPY_INT32, 1, "rows")) ||
+        !(cols = as_array(co, NPY_INT32, 1, "cols")))
         goto cleanup;
     npy_intp nnz = same_length(rows, cols, "rows", "cols");
     if (nnz < 0)
@@ -46,7 +67,7 @@ BINDING_KW(build_csr, "(rows, cols, values, n_rows, n_cols)",
         raise_status(status, "build_csr");
         goto cleanup;
     }
-    result = PyTuple_Pack(3, indptr, indices, values);
+    result = sealed_tuple(&indptr, &indices, &values);
 cleanup:
     Py_XDECREF(rows);
     Py_XDECREF(cols);
@@ -86,7 +107,7 @@ BINDING_KW(transpose_csr, "(csr, n_cols, n_threads=1)",
         raise_status(status, "transpose_csr");
         goto cleanup;
     }
-    result = PyTuple_Pack(3, indptr, indices, values);
+    result = sealed_tuple(&indptr, &indices, &values);
 cleanup:
     csr_view_release(&a);
     Py_XDECREF(indptr);
@@ -95,4 +116,19 @@ cleanup:
     return result;
 }
 
-PyMethodDef mfr_py_ratings_functions[] = {METHOD(build_csr), METHOD(transpose_csr), {NULL}};
+BINDING_ARGS(sealed_indices, "(a)",
+"A read-only private copy of a (int32 indices): kernels read it without\n"
+"copying it again, because no thread can change it.")
+{
+    PyObject *ao;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "O", &ao))
+        return NULL;
+    PyArrayObject *a = as_indices(ao, NPY_INT32, 1, "a"); /* a copy unless sealed */
+    if (!a)
+        return NULL;
+    return (PyObject *)sealed(a);
+}
+
+PyMethodDef mfr_py_ratings_functions[] = {METHOD(build_csr), METHOD(transpose_csr),
+                                          METHOD(sealed_indices), {NULL}};

@@ -72,7 +72,10 @@ class TrainData:
 
     def __init__(self, users, items, ratings, n_users, n_items, user_features=None,
                  item_features=None, n_threads=1):
-        self.users, self.items, self.ratings = users, items, ratings
+        # read-only copies that the kernels then read without copying them
+        # (the arrays given are the caller's to free)
+        self.users, self.items = _core.sealed_indices(users), _core.sealed_indices(items)
+        self.ratings = ratings
         self.n_users, self.n_items = n_users, n_items
         self.user_features, self.item_features = user_features, item_features
         self.n_threads = n_threads
@@ -89,6 +92,19 @@ class TrainData:
     def by_item(self):
         """(indptr, user indices, ratings) of each item, users ascending."""
         return _core.transpose_csr(self.by_user, self.n_items, self.n_threads)
+
+    def drop_indices(self) -> None:
+        """Free the rating triplets' index arrays (users, items) for a fit
+        that reads only the CSRs, once the CSR by user is built: the CSR
+        by item is then built without them alongside (peak memory)."""
+        self.by_user
+        self.users = self.items = None
+
+    def drop_csrs(self) -> None:
+        """Free the CSRs (built again if read again), e.g. while a fit that
+        does not read them runs, or once the model keeps its own copy."""
+        self.__dict__.pop("by_user", None)
+        self.__dict__.pop("by_item", None)
 
 
 # ---- parameter checks shared by the algorithms -----------------------------

@@ -92,6 +92,11 @@ class _Alternating(Algorithm):
     def side_weights(self, train):
         return None, None
 
+    def reads_indices(self, train) -> bool:
+        """Whether the fit reads the triplets' indices (train.users/items)
+        besides the CSRs; if not, they are freed at set-up."""
+        return False
+
     def start(self, core, train, seed):
         """Random item factors, N(0, init_scale^2) from (seed, stream 1) as
         Algorithm.init_factors draws them; the user factors start at 0: the
@@ -106,6 +111,8 @@ class _Alternating(Algorithm):
             core.item_bias = np.zeros(train.n_items, np.float32)
         else:
             core.global_mean = 0.0
+        if not self.reads_indices(train):
+            train.drop_indices()
         train.by_item  # both CSRs at set-up, none inside the first timed iteration
         self.user_weights, self.item_weights = self.side_weights(train)
         self.sse = None  # the last item half-step's squared errors (train_rmse)
@@ -183,6 +190,10 @@ class ALS(FeatureSolver, _Alternating):
 
     def kernel_mode(self):
         return {"unobserved_weight": 0.0, "alpha": 0.0, "binary": False}
+
+    def reads_indices(self, train):
+        """The feature steps read them."""
+        return train.user_features is not None or train.item_features is not None
 
     def start(self, core, train, seed):
         super().start(core, train, seed)
