@@ -309,13 +309,14 @@ static inline void set_position(positions o, int64_t j, int64_t t)
 }
 
 /* An epoch's work: its ratings (the given ones, or copies with the drawn
- * negatives after them) and the order they are stepped in, by block of
- * the g x g grid (block b's are order[block_ptr[b]..block_ptr[b+1])). */
+ * negatives after them) and the order they are stepped in (with g > 1,
+ * sorted by block within segments: see sort_segments). */
 typedef struct {
     const int32_t *users, *items;
     const float *ratings;
     int64_t n;
     positions order;
+    int64_t *run_ptr; /* g > 1: see sort_segments */
     int32_t *own_users, *own_items;
     float *own_ratings;
 } epoch_plan;
@@ -323,75 +324,90 @@ typedef struct {
 static void epoch_plan_free(epoch_plan *e)
 {
     free(e->order.at);
+    free(e->run_ptr);
     free(e->own_users);
     free(e->own_items);
     free(e->own_ratings);
 }
 
-/* e->order: 0..n-1 shuffled from (seed, epoch), then (g > 1) grouped by
- * block of balanced stripes by a stable counting sort, which keeps the
- * shuffled order within each block. The ratings are then gathered a chunk
- * at a time (run_range) rather than packed whole: 4 bytes a rating. */
-static int shuffle(const mfr_model *m, const mfr_sgd_params *p, int epoch, int g,
-                   int64_t *block_ptr, epoch_plan *e)
+enum { SEGMENT = 65536 }; /* positions of the order sorted by block at a time */
+
+/* g > 1: each segment of SEGMENT positions of e->order sorted by block of
+ * the g x g grid of balanced stripes, stably, so that the shuffled order
+ * stays within each block; block b's run in segment s is then
+ * [s SEGMENT + run_ptr[s (nb + 1) + b], s SEGMENT + run_ptr[s (nb + 1) + b + 1]).
+ * Block b's ratings are its runs, segment after segment: its share of the
+ * shuffled order, with no second array of positions (4 bytes a rating). */
+static int sort_segments(const mfr_model *m, int g, epoch_plan *e)
 {
-    const int64_t n = e->n;
-    const size_t width = n > INT32_MAX ? sizeof(int64_t) : sizeof(int32_t);
-    positions perm = {malloc((size_t)MFR_MAX(n, 1) * width), n > INT32_MAX};
-    if (!perm.at)
-        return MFR_ENOMEM;
-    mfr_rng rng;
-    mfr_rng_seed(&rng, p->seed, (uint64_t)epoch);
-    if (perm.wide)
-        mfr_rng_permutation(&rng, n, perm.at);
-    else
-        mfr_rng_permutation32(&rng, (int32_t)n, perm.at);
-    block_ptr[0] = 0;
-    block_ptr[1] = n;
-    if (g == 1) {
-        e->order = perm;
-        return MFR_OK;
-    }
     const int nb = g * g;
-    positions out = {malloc((size_t)MFR_MAX(n, 1) * width), perm.wide};
+    const int64_t n = e->n, n_segments = (n + SEGMENT - 1) / SEGMENT;
+    const size_t width = e->order.wide ? sizeof(int64_t) : sizeof(int32_t);
     int32_t *user_stripe = malloc((size_t)m->n_users * sizeof *user_stripe);
     int32_t *item_stripe = malloc((size_t)m->n_items * sizeof *item_stripe);
-    int status = out.at && user_stripe && item_stripe ? MFR_OK : MFR_ENOMEM;
+    int32_t *block = malloc((size_t)SEGMENT * sizeof *block);
+    positions sorted = {malloc((size_t)SEGMENT * width), e->order.wide};
+    e->run_ptr = malloc((size_t)MFR_MAX(n_segments, 1) * (nb + 1) * sizeof *e->run_ptr);
+    int status = user_stripe && item_stripe && block && sorted.at && e->run_ptr ? MFR_OK
+                                                                                 : MFR_ENOMEM;
     if (status == MFR_OK) {
         balanced_stripes(e->users, n, m->n_users, g, user_stripe);
         balanced_stripes(e->items, n, m->n_items, g, item_stripe);
-        for (int b = 0; b <= nb; b++)
-            block_ptr[b] = 0;
-        for (int64_t t = 0; t < n; t++)
-            block_ptr[user_stripe[e->users[t]] * g + item_stripe[e->items[t]] + 1]++;
-        for (int b = 0; b < nb; b++)
-            block_ptr[b + 1] += block_ptr[b];
-        for (int64_t j = 0; j < n; j++) {
-            const int64_t t = position(perm, j);
-            set_position(out, block_ptr[user_stripe[e->users[t]] * g + item_stripe[e->items[t]]]++,
-                         t);
-        }
-        for (int b = nb; b > 0; b--) /* shift back to block starts */
-            block_ptr[b] = block_ptr[b - 1];
-        block_ptr[0] = 0;
-        e->order = out;
-        out.at = NULL;
     }
-    free(perm.at);
-    free(out.at);
+    for (int64_t seg = 0; seg < n_segments && status == MFR_OK; seg++) {
+        const int64_t lo = seg * SEGMENT, len = MFR_MIN(SEGMENT, n - lo);
+        int64_t *ptr = e->run_ptr + seg * (nb + 1);
+        for (int b = 0; b <= nb; b++)
+            ptr[b] = 0;
+        for (int64_t j = 0; j < len; j++) {
+            const int64_t t = position(e->order, lo + j);
+            block[j] = user_stripe[e->users[t]] * g + item_stripe[e->items[t]];
+            ptr[block[j] + 1]++;
+        }
+        for (int b = 0; b < nb; b++)
+            ptr[b + 1] += ptr[b];
+        for (int64_t j = 0; j < len; j++)
+            set_position(sorted, ptr[block[j]]++, position(e->order, lo + j));
+        for (int b = nb; b > 0; b--) /* shift back to run starts */
+            ptr[b] = ptr[b - 1];
+        ptr[0] = 0;
+        memcpy((char *)e->order.at + (size_t)lo * width, sorted.at, (size_t)len * width);
+    }
     free(user_stripe);
     free(item_stripe);
+    free(block);
+    free(sorted.at);
     return status;
+}
+
+/* e->order: 0..n-1 shuffled from (seed, epoch), then (g > 1) sorted by
+ * block within segments (sort_segments). The ratings are gathered a chunk
+ * at a time (run_range) rather than packed whole: 4 bytes a rating. */
+static int shuffle(const mfr_model *m, const mfr_sgd_params *p, int epoch, int g,
+                   epoch_plan *e)
+{
+    const int64_t n = e->n;
+    const int wide = n > INT32_MAX;
+    e->order = (positions){malloc((size_t)MFR_MAX(n, 1) * (wide ? sizeof(int64_t)
+                                                                : sizeof(int32_t))), wide};
+    if (!e->order.at)
+        return MFR_ENOMEM;
+    mfr_rng rng;
+    mfr_rng_seed(&rng, p->seed, (uint64_t)epoch);
+    if (wide)
+        mfr_rng_permutation(&rng, n, e->order.at);
+    else
+        mfr_rng_permutation32(&rng, (int32_t)n, e->order.at);
+    return g == 1 ? MFR_OK : sort_segments(m, g, e);
 }
 
 /* The epoch's plan: the nnz ratings and, with negative sampling, the pairs
  * drawn for them; shuffled (see shuffle). Freed by epoch_plan_free. */
 static int epoch_plan_make(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                            const int32_t *users, const int32_t *items, const float *ratings,
-                           const mfr_csr *rated, int epoch, int g, int64_t *block_ptr,
-                           epoch_plan *e)
+                           const mfr_csr *rated, int epoch, int g, epoch_plan *e)
 {
-    *e = (epoch_plan){users, items, ratings, nnz, {NULL, 0}, NULL, NULL, NULL};
+    *e = (epoch_plan){users, items, ratings, nnz, {NULL, 0}, NULL, NULL, NULL, NULL};
     if (p->negatives > 0) {
         if (nnz > INT64_MAX / 16 / (1 + (int64_t)p->negatives))
             return MFR_ENOMEM;
@@ -410,20 +426,20 @@ static int epoch_plan_make(const mfr_model *m, const mfr_sgd_params *p, int64_t 
         e->items = e->own_items;
         e->ratings = e->own_ratings;
     }
-    return shuffle(m, p, epoch, g, block_ptr, e);
+    return shuffle(m, p, epoch, g, e);
 }
 
 enum { CHUNK = 2048 }; /* ratings gathered at a time: 24 KB, in L1/L2 */
 
 /* The steps for the ratings order[lo..hi) of plan e, gathered a chunk at a
- * time; returns their squared errors summed in order (NaN: diverged).
- * scratch: 2k floats for the effective rows with features, else NULL. */
+ * time, after others whose squared errors summed to sse: returns the sum
+ * with theirs, in order (NaN: diverged). scratch: 2k floats for the
+ * effective rows with features, else NULL. */
 static double run_range(mfr_model *m, const mfr_sgd_params *p, const epoch_plan *e, int64_t lo,
                         int64_t hi, const mfr_features *uf, const mfr_features *itf,
-                        float *scratch)
+                        float *scratch, double sse)
 {
     triplet chunk[CHUNK];
-    double sse = 0.0;
     for (int64_t c = lo; c < hi && !isnan(sse); c += CHUNK) {
         const int64_t len = MFR_MIN(CHUNK, hi - c);
         for (int64_t j = 0; j < len; j++) {
@@ -435,6 +451,21 @@ static double run_range(mfr_model *m, const mfr_sgd_params *p, const epoch_plan 
     }
     return sse;
 }
+
+/* Block b of the g x g grid: its runs, segment after segment (see
+ * sort_segments). */
+static double run_block(mfr_model *m, const mfr_sgd_params *p, const epoch_plan *e, int g,
+                        int b)
+{
+    const int nb = g * g;
+    double sse = 0.0;
+    for (int64_t lo = 0, seg = 0; lo < e->n; lo += SEGMENT, seg++) {
+        const int64_t *ptr = e->run_ptr + seg * (nb + 1);
+        sse = run_range(m, p, e, lo + ptr[b], lo + ptr[b + 1], NULL, NULL, NULL, sse);
+    }
+    return sse;
+}
+
 static int model_finite(const mfr_model *m, int biases)
 {
     return all_finite(m->P, (int64_t)m->n_users * m->k) &&
@@ -447,7 +478,6 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                   const int32_t *users, const int32_t *items,
                   const float *ratings, const mfr_csr *rated, int epoch, double *loss)
 {
-    int64_t *block_ptr = NULL;
     epoch_plan e = {0};
     double *block_sse = NULL;
     double sse = 0.0;
@@ -457,18 +487,17 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
     if (status != MFR_OK)
         return status;
 
-    block_ptr = malloc(((size_t)g * g + 1) * sizeof *block_ptr);
     block_sse = calloc((size_t)g * g, sizeof *block_sse);
-    if (!block_ptr || !block_sse) {
+    if (!block_sse) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
-    status = epoch_plan_make(m, p, nnz, users, items, ratings, rated, epoch, g, block_ptr, &e);
+    status = epoch_plan_make(m, p, nnz, users, items, ratings, rated, epoch, g, &e);
     if (status != MFR_OK)
         goto cleanup;
 
     if (g == 1) {
-        sse = run_range(m, p, &e, 0, e.n, NULL, NULL, NULL);
+        sse = run_range(m, p, &e, 0, e.n, NULL, NULL, NULL, 0.0);
     } else {
         /* one team for the epoch; the loop's barrier ends each round */
 #pragma omp parallel num_threads(threads)
@@ -476,8 +505,7 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
 #pragma omp for schedule(dynamic, 1)
             for (int s = 0; s < g; s++) {
                 int b = s * g + (s + round) % g;
-                block_sse[b] = run_range(m, p, &e, block_ptr[b], block_ptr[b + 1], NULL, NULL,
-                                         NULL);
+                block_sse[b] = run_block(m, p, &e, g, b);
             }
         }
         for (int b = 0; b < g * g; b++) /* fixed order: thread-independent */
@@ -490,7 +518,6 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
     *loss = sse / (double)e.n;
 cleanup:
     epoch_plan_free(&e);
-    free(block_ptr);
     free(block_sse);
     return status;
 }
@@ -517,7 +544,6 @@ int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
                            const float *ratings, const mfr_csr *rated, int epoch,
                            double *loss)
 {
-    int64_t block_ptr[2];
     epoch_plan e = {0};
     float *scratch = NULL;
     int status = check_epoch_args(m, p, nnz, users, items, ratings, rated, epoch);
@@ -533,10 +559,10 @@ int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
         status = MFR_ENOMEM;
         goto cleanup;
     }
-    status = epoch_plan_make(m, p, nnz, users, items, ratings, rated, epoch, 1, block_ptr, &e);
+    status = epoch_plan_make(m, p, nnz, users, items, ratings, rated, epoch, 1, &e);
     if (status != MFR_OK)
         goto cleanup;
-    double sse = run_range(m, p, &e, 0, e.n, user_f, item_f, scratch);
+    double sse = run_range(m, p, &e, 0, e.n, user_f, item_f, scratch, 0.0);
     if (!isfinite(sse) || !model_finite(m, p->biases) || !features_finite(user_f, m->k) ||
         !features_finite(item_f, m->k)) {
         status = MFR_EDIVERGED;

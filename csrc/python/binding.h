@@ -90,6 +90,10 @@ typedef struct {
 } csr_view;
 
 int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name);
+/* As csr_view_get; values may also be None (ones: csr.values NULL) if
+ * `optional`, for the kernels that take binary data. */
+int csr_view_get_values(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name,
+                        int optional);
 void csr_view_release(csr_view *v);
 /* As csr_view_get, for the ratings of model m by user: n_items columns and
  * one row per user. */

@@ -182,6 +182,12 @@ void csr_view_release(csr_view *v)
 
 int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name)
 {
+    return csr_view_get_values(v, obj, n_cols, name, 0);
+}
+
+int csr_view_get_values(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name,
+                        int optional)
+{
     static const char *parts[3] = {"indptr", "indices", "values"};
     static const int types[3] = {NPY_INT64, NPY_INT32, NPY_FLOAT32};
     char label[64];
@@ -194,6 +200,8 @@ int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name
     }
     for (int j = 0; j < 3; j++) {
         snprintf(label, sizeof label, "%s %s", name, parts[j]);
+        if (j == 2 && optional && PyTuple_GET_ITEM(obj, j) == Py_None)
+            break; /* ones */
         if (!(v->held[j] = (j < 2 ? as_indices : as_array)(PyTuple_GET_ITEM(obj, j), types[j],
                                                              1, label)))
             return -1;
@@ -202,14 +210,14 @@ int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name
     if (check_int32_size(n_rows, "the number of rows") < 0 ||
         check_int32_size(n_cols, "the number of columns") < 0)
         return -1;
-    if (PyArray_DIM(v->held[1], 0) != PyArray_DIM(v->held[2], 0)) {
+    if (v->held[2] && PyArray_DIM(v->held[1], 0) != PyArray_DIM(v->held[2], 0)) {
         PyErr_Format(PyExc_ValueError, "%s: indices and values must have the same length",
                      name);
         return -1;
     }
     v->csr = (mfr_csr){(int32_t)n_rows, (int32_t)n_cols, PyArray_DIM(v->held[1], 0),
                        PyArray_DATA(v->held[0]), PyArray_DATA(v->held[1]),
-                       PyArray_DATA(v->held[2])};
+                       v->held[2] ? PyArray_DATA(v->held[2]) : NULL};
     int status = mfr_csr_check(&v->csr);
     if (status != MFR_OK) {
         PyErr_Format(PyExc_ValueError, "%s: not a valid CSR matrix with %zd columns (%s)", name,

@@ -13,10 +13,11 @@ static PyObject *sealed_tuple(PyArrayObject **indptr, PyArrayObject **indices,
     PyArrayObject *a = sealed(*indptr), *b = NULL, *c = NULL;
     PyObject *result = NULL;
     b = sealed(*indices);
-    c = sealed(*values);
+    c = *values ? sealed(*values) : NULL; /* no values: None (ones) */
+    int ok = a && b && (c || !*values);
     *indptr = *indices = *values = NULL;
-    if (a && b && c)
-        result = PyTuple_Pack(3, a, b, c);
+    if (ok)
+        result = PyTuple_Pack(3, a, b, c ? (PyObject *)c : Py_None);
     Py_XDECREF(a);
     Py_XDECREF(b);
     Py_XDECREF(c);
@@ -82,6 +83,7 @@ BINDING_KW(transpose_csr, "(csr, n_cols, n_threads=1)",
 "The transpose of csr, a tuple (indptr, indices, values) as build_csr\n"
 "returns it with n_cols columns: the same kind of tuple, by column, rows\n"
 "ascending in each (what build_csr gives for the swapped triplets).\n"
+"values may be None (ones): so are the transpose's.\n"
 "ValueError if csr is not a valid CSR with n_cols columns.")
 {
     static char *kwlist[] = {"csr", "n_cols", "n_threads", NULL};
@@ -92,16 +94,16 @@ BINDING_KW(transpose_csr, "(csr, n_cols, n_threads=1)",
     PyArrayObject *indptr = NULL, *indices = NULL, *values = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "On|i", kwlist, &co, &n_cols, &n_threads))
         return NULL;
-    if (csr_view_get(&a, co, n_cols, "csr") < 0)
+    if (csr_view_get_values(&a, co, n_cols, "csr", 1) < 0)
         goto cleanup;
     npy_intp np1 = (npy_intp)n_cols + 1, nnz = (npy_intp)a.csr.nnz;
     if (!(indptr = (PyArrayObject *)PyArray_SimpleNew(1, &np1, NPY_INT64)) ||
         !(indices = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_INT32)) ||
-        !(values = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_FLOAT32)))
+        (a.csr.values && !(values = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_FLOAT32))))
         goto cleanup;
     Py_BEGIN_ALLOW_THREADS
     status = mfr_csr_transpose(&a.csr, n_threads, PyArray_DATA(indptr), PyArray_DATA(indices),
-                               PyArray_DATA(values));
+                               values ? PyArray_DATA(values) : NULL);
     Py_END_ALLOW_THREADS
     if (status != MFR_OK) {
         raise_status(status, "transpose_csr");

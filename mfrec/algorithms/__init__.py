@@ -100,6 +100,14 @@ class TrainData:
         self.by_user
         self.users = self.items = None
 
+    def drop_unit_values(self) -> None:
+        """With every rating 1 (binary data), the CSRs keep no values (None:
+        ones), for kernels that take them so (als_half_step)."""
+        if (self.ratings == 1).all():
+            indptr, indices, _ = self.by_user
+            self.__dict__.pop("by_item", None)
+            self.by_user = (indptr, indices, None)
+
     def drop_csrs(self) -> None:
         """Free the CSRs (built again if read again), e.g. while a fit that
         does not read them runs, or once the model keeps its own copy."""

@@ -113,6 +113,7 @@ class _Alternating(Algorithm):
             core.global_mean = 0.0
         if not self.reads_indices(train):
             train.drop_indices()
+            train.drop_unit_values()
         train.by_item  # both CSRs at set-up, none inside the first timed iteration
         self.user_weights, self.item_weights = self.side_weights(train)
         self.sse = None  # the last item half-step's squared errors (train_rmse)
