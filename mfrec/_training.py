@@ -172,8 +172,11 @@ def train_data(solver, users, items, ratings, user_features, item_features, n_th
     for side, features in (("user", user_side), ("item", item_side)):
         if features is not None:
             solver.check_features(side, features[4])
+    # each side's indices sealed at once: the kernels read them without copies
     user_ids, uidx = known_ids(users, user_side, "user_feature_ids")
+    uidx = _core.sealed_indices(uidx)
     item_ids, iidx = known_ids(items, item_side, "item_feature_ids")
+    iidx = _core.sealed_indices(iidx)
     train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
                       features_by_index(user_side, user_ids),
                       features_by_index(item_side, item_ids), n_threads)

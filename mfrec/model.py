@@ -244,7 +244,7 @@ class Model(_core.Model):
         best = training.run(seed, params, early_stopping, callback, self)
 
         solver.finish(work, best + 1)
-        seen = train.by_user[:2]
+        seen = train.seen()
         train.drop_indices()  # the model's copy of `seen` is all it keeps of the data
         train.drop_csrs()
         # the arrays themselves, not copies: the setters copy

@@ -24,20 +24,21 @@ static PyObject *sealed_tuple(PyArrayObject **indptr, PyArrayObject **indices,
     return result;
 }
 
-BINDING_KW(build_csr, "(rows, cols, values, n_rows, n_cols)",
+BINDING_KW(build_csr, "(rows, cols, values, n_rows, n_cols, *, keep_values=True)",
 "Compress triplets by row: returns (indptr int64, indices int32, values\n"
 "float32), read-only, with columns ascending in each row. values may be\n"
-"None (ones).\n"
+"None (ones); keep_values=False returns None for them (the pattern only).\n"
 "ValueError on an index out of range or a repeated (row, col) pair.")
 {
-    static char *kwlist[] = {"rows", "cols", "values", "n_rows", "n_cols", NULL};
+    static char *kwlist[] = {"rows", "cols", "values", "n_rows", "n_cols", "keep_values", NULL};
     PyObject *ro, *co, *vo, *result = NULL;
     Py_ssize_t n_rows, n_cols;
+    int keep_values = 1;
     PyArrayObject *rows = NULL, *cols = NULL, *vals = NULL;
     PyArrayObject *indptr = NULL, *indices = NULL, *values = NULL;
     int status;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnn", kwlist, &ro, &co, &vo, &n_rows,
-                                     &n_cols))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnn|$p", kwlist, &ro, &co, &vo, &n_rows,
+                                     &n_cols, &keep_values))
         return NULL;
     if (check_int32_size(n_rows, "n_rows") < 0 || check_int32_size(n_cols, "n_cols") < 0)
         return NULL;
@@ -56,13 +57,13 @@ BINDING_KW(build_csr, "(rows, cols, values, n_rows, n_cols)",
     npy_intp np1 = n_rows + 1;
     if (!(indptr = (PyArrayObject *)PyArray_SimpleNew(1, &np1, NPY_INT64)) ||
         !(indices = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_INT32)) ||
-        !(values = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_FLOAT32)))
+        (keep_values && !(values = (PyArrayObject *)PyArray_SimpleNew(1, &nnz, NPY_FLOAT32))))
         goto cleanup;
     Py_BEGIN_ALLOW_THREADS
     status = mfr_csr_from_coo(nnz, PyArray_DATA(rows), PyArray_DATA(cols),
                               vals ? PyArray_DATA(vals) : NULL, (int32_t)n_rows,
                               (int32_t)n_cols, PyArray_DATA(indptr), PyArray_DATA(indices),
-                              PyArray_DATA(values));
+                              values ? PyArray_DATA(values) : NULL);
     Py_END_ALLOW_THREADS
     if (status != MFR_OK) {
         raise_status(status, "build_csr");
@@ -119,16 +120,16 @@ cleanup:
 }
 
 BINDING_ARGS(sealed_indices, "(a)",
-"A read-only private copy of a (int32 indices): kernels read it without\n"
-"copying it again, because no thread can change it.")
+"A read-only private copy of a (int32 indices), or a itself if it is one:\n"
+"kernels read it without copying it again, because no thread can change it.")
 {
     PyObject *ao;
     (void)module;
     if (!PyArg_ParseTuple(args, "O", &ao))
         return NULL;
     PyArrayObject *a = as_indices(ao, NPY_INT32, 1, "a"); /* a copy unless sealed */
-    if (!a)
-        return NULL;
+    if (!a || a == (PyArrayObject *)ao)
+        return (PyObject *)a; /* sealed already */
     return (PyObject *)sealed(a);
 }
 

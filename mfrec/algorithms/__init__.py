@@ -72,8 +72,8 @@ class TrainData:
 
     def __init__(self, users, items, ratings, n_users, n_items, user_features=None,
                  item_features=None, n_threads=1):
-        # read-only copies that the kernels then read without copying them
-        # (the arrays given are the caller's to free)
+        # read-only (sealed) copies, which the kernels read without copying
+        # them again; arrays sealed already are kept as they are
         self.users, self.items = _core.sealed_indices(users), _core.sealed_indices(items)
         self.ratings = ratings
         self.n_users, self.n_items = n_users, n_items
@@ -93,11 +93,18 @@ class TrainData:
         """(indptr, user indices, ratings) of each item, users ascending."""
         return _core.transpose_csr(self.by_user, self.n_items, self.n_threads)
 
+    def seen(self):
+        """(indptr, item indices) of each user: the CSR by user's, or the
+        pattern alone when the fit dropped it (no values built)."""
+        if "by_user" in self.__dict__:
+            return self.by_user[:2]
+        return _core.build_csr(self.users, self.items, None, self.n_users, self.n_items,
+                               keep_values=False)[:2]
+
     def drop_indices(self) -> None:
         """Free the rating triplets' index arrays (users, items) for a fit
-        that reads only the CSRs, once the CSR by user is built: the CSR
-        by item is then built without them alongside (peak memory)."""
-        self.by_user
+        that reads only the CSRs it has built (the CSR by item is built from
+        the one by user): peak memory."""
         self.users = self.items = None
 
     def drop_unit_values(self) -> None:

@@ -103,6 +103,9 @@ class _Alternating(Algorithm):
         first half-step solves them from the items (0 is CG's warm start)."""
         p = self.params
         k = p["factors"]
+        if not self.reads_indices(train):  # freed before anything else is allocated
+            train.drop_indices()
+            train.drop_unit_values()
         Q = np.empty((train.n_items, k), np.float32)
         _core.init_factors(Q, INIT_KINDS["normal"], p["init_scale"], seed, 1)
         core.user_factors, core.item_factors = np.zeros((train.n_users, k), np.float32), Q
@@ -111,9 +114,6 @@ class _Alternating(Algorithm):
             core.item_bias = np.zeros(train.n_items, np.float32)
         else:
             core.global_mean = 0.0
-        if not self.reads_indices(train):
-            train.drop_indices()
-            train.drop_unit_values()
         train.by_item  # both CSRs at set-up, none inside the first timed iteration
         self.user_weights, self.item_weights = self.side_weights(train)
         self.sse = None  # the last item half-step's squared errors (train_rmse)

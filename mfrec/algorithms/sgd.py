@@ -62,6 +62,8 @@ class SGD(FeatureSolver, Algorithm):
     def start(self, core, train, seed):
         p = self.params
         self.seed = seed
+        if not p["negatives"]:
+            train.drop_csrs()  # the epochs read the triplets only (peak memory)
         self.init_factors(core, train, seed, p["init"], p["init_scale"])
         if p["biases"]:
             core.user_bias = np.zeros(train.n_users, np.float32)
@@ -69,8 +71,6 @@ class SGD(FeatureSolver, Algorithm):
         else:
             core.global_mean = 0.0
         self.start_features(core, train, p["biases"])
-        if not p["negatives"]:
-            train.drop_csrs()  # the epochs read the triplets only (peak memory)
 
     def train_rmse(self, core, train, n_threads):
         """Over the CSR by user while the negatives keep it, else over the
