@@ -244,12 +244,9 @@ class Model(_core.Model):
         best = training.run(seed, params, early_stopping, callback, self)
 
         solver.finish(work, best + 1)
-        seen = train.seen()
-        train.drop_indices()  # the model's copy of `seen` is all it keeps of the data
-        train.drop_csrs()
-        # the arrays themselves, not copies: the setters copy
-        self._install(core_state(work, copy=False), seen, user_ids, item_ids, solver, params,
-                      history=training.history, best_iteration_=best + 1, seed_=seed,
+        # the arrays themselves, not copies: the setters copy (of the data, only `seen`)
+        self._install(core_state(work, copy=False), train.keep_seen(), user_ids, item_ids, solver,
+                      params, history=training.history, best_iteration_=best + 1, seed_=seed,
                       rating_range_=rating_range, rating_mean_=rating_mean)
         return self
 

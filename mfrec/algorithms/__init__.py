@@ -93,13 +93,15 @@ class TrainData:
         """(indptr, user indices, ratings) of each item, users ascending."""
         return _core.transpose_csr(self.by_user, self.n_items, self.n_threads)
 
-    def seen(self):
-        """(indptr, item indices) of each user: the CSR by user's, or the
-        pattern alone when the fit dropped it (no values built)."""
-        if "by_user" in self.__dict__:
-            return self.by_user[:2]
-        return _core.build_csr(self.users, self.items, None, self.n_users, self.n_items,
-                               keep_values=False)[:2]
+    def keep_seen(self):
+        """(indptr, item indices) of each user, the CSR by user's (or the
+        pattern alone, built if the fit dropped the CSR), all else freed:
+        the model copies only these."""
+        seen = self.by_user[:2] if "by_user" in self.__dict__ else _core.build_csr(
+            self.users, self.items, None, self.n_users, self.n_items, keep_values=False)[:2]
+        self.drop_indices()
+        self.drop_csrs()
+        return seen
 
     def drop_indices(self) -> None:
         """Free the rating triplets' index arrays (users, items) for a fit
@@ -298,9 +300,13 @@ class Algorithm:
     def train_rmse_by_user(self, core, train: TrainData, n_threads: int) -> float:
         """train_rmse for algorithms that predict with the core model as it
         is: the same float32 predictions scored user by user over the CSR
-        (each user's row read once; cheaper than the pairs' input order).
-        Only the double sum's order differs, by a few ulps."""
-        sse = _core.predict_sse(core, train.by_user, n_threads)
+        (each user's row read once; cheaper than the pairs' input order),
+        or over the triplets when the fit holds no CSR. Only the double
+        sum's order differs, by a few ulps."""
+        if "by_user" in train.__dict__:
+            sse = _core.predict_sse(core, train.by_user, n_threads)
+        else:  # a fit that keeps no CSR (SGD): the triplets in their order
+            sse = _core.pairs_sse(core, train.users, train.items, train.ratings, n_threads)
         return math.sqrt(sse / len(train)) if math.isfinite(sse) else math.inf
 
     def finish(self, core, n_done: int) -> None:

@@ -104,6 +104,7 @@ class _Alternating(Algorithm):
         p = self.params
         k = p["factors"]
         if not self.reads_indices(train):  # freed before anything else is allocated
+            train.by_user  # built from them first
             train.drop_indices()
             train.drop_unit_values()
         Q = np.empty((train.n_items, k), np.float32)

@@ -72,12 +72,9 @@ class SGD(FeatureSolver, Algorithm):
             core.global_mean = 0.0
         self.start_features(core, train, p["biases"])
 
-    def train_rmse(self, core, train, n_threads):
-        """Over the CSR by user while the negatives keep it, else over the
-        triplets (the core model holds the effective rows: materialize)."""
-        if self.params.get("negatives"):
-            return self.train_rmse_by_user(core, train, n_threads)
-        return super().train_rmse(core, train, n_threads)
+    # the core model holds the effective rows (materialize) when it is
+    # scored; over the CSR while negatives keep it, else over the triplets
+    train_rmse = Algorithm.train_rmse_by_user
 
     def step(self, core, train, iteration):
         p = self.params
