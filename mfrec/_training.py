@@ -113,6 +113,7 @@ class Training:
         # iteration, assigned at once so that Ctrl-C never sees it half-updated
         checkpoint = None
         best: Optional[Tuple[int, Any]] = None
+        best_state: Any = None  # kept only under early stopping
         try:
             if solver.iterations_param is None:
                 t0 = time.perf_counter()
@@ -128,10 +129,9 @@ class Training:
                 state = fit_state(work, solver)
                 score = row.get("valid_rmse")
                 if best is None or (score is not None and score < best[1]):
-                    # a best state to return to only under early stopping:
-                    # otherwise it would keep iteration 1's factors alive
-                    best, stale = (it, score), 0
-                    best_state = state if early_stopping is not None else None
+                    best, stale = (it, score), 0  # without early stopping, a best
+                    if early_stopping is not None:  # state would keep iteration 1 alive
+                        best_state = state
                 else:
                     stale += 1
                 checkpoint = (len(history), state, best, best_state)

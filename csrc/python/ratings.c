@@ -119,7 +119,7 @@ cleanup:
     return result;
 }
 
-BINDING_ARGS(sealed_indices, "(a)",
+BINDING_ARGS(sealed_indices, "(a, /)",
 "A read-only private copy of a (int32 indices), or a itself if it is one:\n"
 "kernels read it without copying it again, because no thread can change it.")
 {
