@@ -37,7 +37,8 @@ def as_ids(x, name: str, strings: bool = True) -> np.ndarray:
 
 
 def as_ratings(x, name: str = "ratings") -> np.ndarray:
-    """`x` as a 1-D float32 array of finite values."""
+    """`x` as a 1-D float32 array of finite values (`x` itself when it is
+    one: no kernel writes into ratings)."""
     a = np.asarray(unmasked(x, name))
     if a.ndim == 0:
         a = a.reshape(1)
@@ -48,7 +49,7 @@ def as_ratings(x, name: str = "ratings") -> np.ndarray:
     if not (np.issubdtype(a.dtype, np.number) or a.size == 0) or np.iscomplexobj(a):
         raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-        r = a.astype(np.float32)
+        r = a.astype(np.float32, copy=False)  # float32 already: the caller's array
     if not np.isfinite(r).all():
         bad = int(np.flatnonzero(~np.isfinite(r))[0])
         raise ValueError(f"{name} must be finite: entry {bad} is {a[bad]!r} "

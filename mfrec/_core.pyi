@@ -6,7 +6,7 @@ from, those after ``$`` are keyword-only, and functions parsed with
 PyArg_ParseTuple take positional arguments only.
 `python -m mypy.stubtest mfrec._core` checks this file against the module.
 """
-from typing import Final, Literal, Optional, SupportsFloat, SupportsIndex
+from typing import Final, Literal, Optional, SupportsFloat, SupportsIndex, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -69,13 +69,22 @@ def simd_variant() -> str: ...
 
 
 # ratings
+@overload
 def build_csr(rows: ArrayLike, cols: ArrayLike, values: Optional[ArrayLike],
-              n_rows: SupportsIndex, n_cols: SupportsIndex
+              n_rows: SupportsIndex, n_cols: SupportsIndex, *, keep_values: Literal[True] = True
               ) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]: ...
+@overload
+def build_csr(rows: ArrayLike, cols: ArrayLike, values: Optional[ArrayLike],
+              n_rows: SupportsIndex, n_cols: SupportsIndex, *, keep_values: Literal[False]
+              ) -> tuple[NDArray[np.int64], NDArray[np.int32], None]: ...
 def transpose_csr(csr: _CSR, n_cols: SupportsIndex, n_threads: int = 1
-                  ) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]: ...
+                  ) -> tuple[NDArray[np.int64], NDArray[np.int32],
+                             Optional[NDArray[np.float32]]]: ...
+def sealed_indices(a: ArrayLike, /) -> NDArray[np.int32]: ...
 def rmse_mae(predictions: ArrayLike, truth: ArrayLike, /) -> tuple[float, float]: ...
 def predict_sse(model: Model, by_user: _CSR, n_threads: int = 1) -> float: ...
+def pairs_sse(model: Model, users: ArrayLike, items: ArrayLike, ratings: ArrayLike,
+              n_threads: int = 1) -> float: ...
 def init_factors(out: NDArray[np.float32], kind: int, scale: float, seed: int,
                  stream: int, /) -> None: ...
 

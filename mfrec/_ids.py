@@ -36,8 +36,8 @@ def known_ids(raw: np.ndarray, extra, extra_name: str = "feature ids") -> tuple:
     if len(known) and known.min() >= 0 and known.max() < 2 * len(known) + 1024:
         present = np.zeros(int(known.max()) + 1, bool)
         present[known] = True
-        position = np.cumsum(present, dtype=np.int64) - 1
-        return np.flatnonzero(present).astype(np.int64), position[raw].astype(np.int32)
+        position = np.cumsum(present, dtype=np.int32) - 1  # int32: no int64 per rating
+        return np.flatnonzero(present).astype(np.int64), position[raw]
     ids = np.unique(known)
     return ids, index_of(raw, ids)
 

@@ -113,6 +113,7 @@ class Training:
         # iteration, assigned at once so that Ctrl-C never sees it half-updated
         checkpoint = None
         best: Optional[Tuple[int, Any]] = None
+        best_state: Any = None  # kept only under early stopping
         try:
             if solver.iterations_param is None:
                 t0 = time.perf_counter()
@@ -128,7 +129,9 @@ class Training:
                 state = fit_state(work, solver)
                 score = row.get("valid_rmse")
                 if best is None or (score is not None and score < best[1]):
-                    best, best_state, stale = (it, score), state, 0
+                    best, stale = (it, score), 0  # without early stopping, a best
+                    if early_stopping is not None:  # state would keep iteration 1 alive
+                        best_state = state
                 else:
                     stale += 1
                 checkpoint = (len(history), state, best, best_state)
@@ -169,8 +172,11 @@ def train_data(solver, users, items, ratings, user_features, item_features, n_th
     for side, features in (("user", user_side), ("item", item_side)):
         if features is not None:
             solver.check_features(side, features[4])
+    # each side's indices sealed at once: the kernels read them without copies
     user_ids, uidx = known_ids(users, user_side, "user_feature_ids")
+    uidx = _core.sealed_indices(uidx)
     item_ids, iidx = known_ids(items, item_side, "item_feature_ids")
+    iidx = _core.sealed_indices(iidx)
     train = TrainData(uidx, iidx, ratings, len(user_ids), len(item_ids),
                       features_by_index(user_side, user_ids),
                       features_by_index(item_side, item_ids), n_threads)

@@ -233,7 +233,7 @@ class Model(_core.Model):
         train, user_ids, item_ids = train_data(solver, users, items, ratings, user_features,
                                                item_features, params["n_threads"])
         try:
-            seen = train.by_user
+            train.by_user  # the fit's first CSR, kept by the model as the items seen
         except ValueError:  # the only failure left: a repeated (user, item) pair
             raise ValueError(f"fit: users and items: {duplicates(users, items)}") from None
         valid = validation_indices(validation, user_ids, item_ids)
@@ -247,9 +247,9 @@ class Model(_core.Model):
         best = training.run(seed, params, early_stopping, callback, self)
 
         solver.finish(work, best + 1)
-        # the arrays themselves, not copies: the setters copy
-        self._install(core_state(work, copy=False), seen, user_ids, item_ids, solver, params,
-                      history=training.history, best_iteration_=best + 1, seed_=seed,
+        # the arrays themselves, not copies: the setters copy (of the data, only `seen`)
+        self._install(core_state(work, copy=False), train.keep_seen(), user_ids, item_ids, solver,
+                      params, history=training.history, best_iteration_=best + 1, seed_=seed,
                       rating_range_=rating_range, rating_mean_=rating_mean)
         return self
 

@@ -82,7 +82,7 @@ class Ratings:
         userId, user_id; item, itemId, item_id, movieId, movie_id; rating,
         ratings, score; timestamp, taken when present). Numeric columns
         without nulls are used without a copy where their dtype is already
-        the one of ``Ratings`` (int64 ids). Datetime timestamps become
+        the one of ``Ratings`` (int64 ids, float32 ratings). Datetime timestamps become
         seconds since the epoch; ``timestamp=False`` leaves them out.
 
         Examples

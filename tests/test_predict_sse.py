@@ -1,5 +1,6 @@
 """predict_sse: the training RMSE user by user over the CSR (SGD's and NMF's
-history), against NumPy and against the pairs predicted in input order."""
+history), against NumPy and against the pairs predicted in input order;
+pairs_sse, the same sum over the triplets."""
 import math
 
 import numpy as np
@@ -76,6 +77,27 @@ def test_sse_adds_the_predictions_of_predict_bit_for_bit(k):
     for s in blocks:
         want += s
     assert _core.predict_sse(core, by_user) == want
+
+
+@pytest.mark.parametrize("k", [3, 37])
+def test_pairs_sse_is_the_same_sum_over_triplets(k):
+    """pairs_sse (a fit holding no CSR: SGD without negatives) over the
+    triplets in their order: the C predictions' squared errors, summed in
+    an order no thread count changes (blocks of 65,536 pairs); an index out
+    of range is refused, not read."""
+    core, (users, items, ratings), by_user = random_case(k, True, nnz=60_000, n_items=900,
+                                                           seed=k)
+    sse = _core.pairs_sse(core, users, items, ratings)
+    err = core._predict(users, items).astype(np.float64) - ratings
+    assert sse == pytest.approx(float(np.sum(err * err)), rel=1e-12)
+    assert sse == pytest.approx(_core.predict_sse(core, by_user), rel=1e-12)
+    assert [_core.pairs_sse(core, users, items, ratings, n_threads=t) for t in (2, 3)] == [sse] * 2
+    bad = items.copy()
+    bad[-1] = 900
+    with pytest.raises(IndexError):
+        _core.pairs_sse(core, users, bad, ratings)
+    with pytest.raises(ValueError, match="same length"):
+        _core.pairs_sse(core, users, items, ratings[:-1])
 
 
 def test_non_finite_predictions_give_inf_rmse():

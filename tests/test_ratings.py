@@ -43,6 +43,8 @@ def test_as_ids_and_as_ratings():
     assert as_ids(ids, "x") is ids  # already int64: no copy
     assert as_ids(np.uint8(7), "x").tolist() == [7]
     assert as_ids(np.array([], float), "x").dtype == np.int64  # empty is fine
+    r32 = np.array([4.0, 2.5], np.float32)
+    assert as_ratings(r32, "x") is r32  # float32 already: no copy (fit's input)
     assert as_ratings(np.array([True, False])).tolist() == [1.0, 0.0]
     assert as_ratings([1, 2]).dtype == np.float32
     with pytest.raises(ValueError, match="does not fit in float32"):
@@ -69,6 +71,46 @@ def test_build_csr_matches_numpy(rng):
         np.testing.assert_array_equal(got, want)
     _, _, ones = _core.build_csr(rows, cols, None, n_rows, n_cols)
     assert np.all(ones == 1.0)
+
+
+def test_build_csr_long_rows_and_their_duplicates(rng):
+    """Rows longer than the insertion sort's (sorted per row by keys), given
+    in random order, sorted ones and reversed ones: the NumPy reference; a
+    repeated cell deep in a long row is refused."""
+    n_cols = 5000
+    cols = np.r_[rng.permutation(n_cols)[:3000], np.arange(40), np.arange(40)[::-1]]
+    rows = np.repeat(np.array([0, 2, 3], np.int32), [3000, 40, 40])
+    vals = rng.normal(size=len(rows)).astype(np.float32)
+    order = rng.permutation(len(rows))
+    rows, cols, vals = rows[order], cols[order].astype(np.int32), vals[order]
+    got = _core.build_csr(rows, cols, vals, 4, n_cols)
+    for g, w in zip(got, csr_reference(rows, cols, vals, 4)):
+        np.testing.assert_array_equal(g, w)
+    dup = cols.copy()
+    dup[np.flatnonzero(rows == 0)[:2]] = 7
+    with pytest.raises(ValueError, match="duplicate"):
+        _core.build_csr(rows, dup, vals, 4, n_cols)
+
+
+def test_csrs_are_sealed_and_may_hold_no_values(rng):
+    """build_csr's and transpose_csr's arrays are read-only for good (the
+    kernels read them without private copies); keep_values=False builds the
+    pattern alone (values None), which transposes to a pattern."""
+    rows, cols = skewed_triplets(rng, 200, 60, 1500)
+    csr = _core.build_csr(rows, cols, None, 200, 60)
+    for a in csr + _core.transpose_csr(csr, 60):
+        assert not a.flags.writeable
+        with pytest.raises(ValueError):
+            a.flags.writeable = True
+    pattern = _core.build_csr(rows, cols, None, 200, 60, keep_values=False)
+    assert pattern[2] is None
+    assert all(p.tobytes() == c.tobytes() for p, c in zip(pattern[:2], csr[:2]))
+    t, t_pattern = _core.transpose_csr(csr, 60), _core.transpose_csr(pattern, 60)
+    assert t_pattern[2] is None
+    assert all(p.tobytes() == c.tobytes() for p, c in zip(t_pattern[:2], t[:2]))
+    with pytest.raises(ValueError, match="by_user values"):  # kernels that need values
+        _core.predict_sse(mfrec.Model("sgd", factors=2, epochs=1, seed=0).fit(
+            rows, cols, np.ones(len(rows), np.float32)), pattern)
 
 
 def test_build_csr_empty_rows_and_no_entries():

@@ -68,6 +68,8 @@ double mfr_rng_normal(mfr_rng *rng);
 uint64_t mfr_rng_below(mfr_rng *rng, uint64_t n);
 /* a uniformly random permutation of 0..n-1 into perm */
 void mfr_rng_permutation(mfr_rng *rng, int64_t n, int64_t *perm);
+/* The same permutation, as int32 (n <= INT32_MAX). */
+void mfr_rng_permutation32(mfr_rng *rng, int32_t n, int32_t *perm);
 
 #define MFR_INIT_UNIFORM 0 /* U[0, scale), as the documents' rand * 0.01 */
 #define MFR_INIT_NORMAL 1  /* N(0, scale^2), scale <= MFR_INIT_NORMAL_MAX_SCALE */
@@ -91,9 +93,11 @@ typedef struct {
 /* Check that every index lies in [0, n) and every value is finite. */
 int mfr_check_triplets(int64_t nnz, const int32_t *rows, int32_t n_rows,
                        const int32_t *cols, int32_t n_cols, const float *vals);
-/* COO -> CSR with columns sorted within rows (two stable counting sorts).
- * indptr has n_rows + 1 entries, indices/values nnz; vals may be NULL.
- * MFR_EDUPLICATE if a (row, col) pair repeats. */
+/* COO -> CSR with columns sorted within rows (a counting sort by row, then
+ * each row by column; no temporary the size of the triplets). indptr has
+ * n_rows + 1 entries, indices/values nnz; vals may be NULL. MFR_EINDEX for
+ * an index out of range, MFR_EDUPLICATE if a (row, col) pair repeats,
+ * MFR_EINVAL if the triplets change while it runs. */
 int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
                      const float *vals, int32_t n_rows, int32_t n_cols,
                      int64_t *indptr, int32_t *indices, float *values);
@@ -134,6 +138,11 @@ int mfr_predict(const mfr_model *m, int64_t n, const int32_t *users,
  * does not depend on n_threads. Inf or NaN if a prediction is; MFR_EINVAL
  * if R's shape is not the model's or R has no values. */
 int mfr_predict_sse(const mfr_model *m, const mfr_csr *R, int n_threads, double *sse);
+/* The same sum over n triplets (users, items, ratings), per block of pairs
+ * in their order, then the blocks in order (independent of n_threads).
+ * MFR_EINDEX for an index out of range. */
+int mfr_pairs_sse(const mfr_model *m, int64_t n, const int32_t *users, const int32_t *items,
+                  const float *ratings, int n_threads, double *sse);
 
 /* ---- metrics (metrics.c) ---------------------------------------------- */
 int mfr_rmse_mae(int64_t n, const float *pred, const float *truth,

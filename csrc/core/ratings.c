@@ -2,9 +2,11 @@
  * ratings.c - checking rating triplets, compressing them by row, and
  * checking compressed rows (a CSR, or a CSR and its transpose).
  *
- * COO -> CSR runs two stable counting sorts (by column, then by row), so
- * the columns within each row come out ascending and duplicates are
- * adjacent: O(nnz + n_rows + n_cols) time, no comparison sort.
+ * COO -> CSR is a stable counting sort by row straight into the output,
+ * then a sort of each row by column (nothing to do for rows that come
+ * sorted), so duplicates are adjacent: no temporary the size of the
+ * ratings beyond the output itself, whose rows are what two stable
+ * counting sorts (by column, then by row) would give.
  *
  * CSR -> its transpose is one counting sort by column of entries already
  * in row order, so it keeps that order: each output row comes out with its
@@ -31,66 +33,119 @@ int mfr_check_triplets(int64_t nnz, const int32_t *rows, int32_t n_rows,
     return MFR_OK;
 }
 
-/* A triplet as pass 1 of mfr_csr_from_coo leaves it, so that pass 2 reads
- * one array in order instead of gathering from three. */
-typedef struct {
-    int32_t row, col;
-    float val;
-} coo_entry;
+static int compare_keys(const void *a, const void *b)
+{
+    const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Row r's entries sorted by column: insertion sort for short rows, which
+ * are most, and a sort of (column, value bits) keys in `keys` (room for
+ * the longest row) for long ones. Columns are distinct unless the row has
+ * a duplicate, which the caller then refuses: the order is the one a
+ * stable sort by column gives. */
+static void sort_row(int32_t *restrict cols, float *restrict vals, int64_t n,
+                     uint64_t *restrict keys)
+{
+    int64_t sorted = 1;
+    while (sorted < n && cols[sorted - 1] <= cols[sorted])
+        sorted++;
+    if (sorted == n)
+        return;
+    if (n <= 32) {
+        for (int64_t j = sorted; j < n; j++) {
+            const int32_t c = cols[j];
+            const float v = vals ? vals[j] : 0.0f;
+            int64_t d = j;
+            for (; d > 0 && cols[d - 1] > c; d--) {
+                cols[d] = cols[d - 1];
+                if (vals)
+                    vals[d] = vals[d - 1];
+            }
+            cols[d] = c;
+            if (vals)
+                vals[d] = v;
+        }
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        uint32_t bits = 0;
+        if (vals)
+            memcpy(&bits, &vals[j], sizeof bits);
+        keys[j] = (uint64_t)(uint32_t)cols[j] << 32 | bits;
+    }
+    qsort(keys, (size_t)n, sizeof *keys, compare_keys);
+    for (int64_t j = 0; j < n; j++) {
+        cols[j] = (int32_t)(keys[j] >> 32);
+        if (vals) {
+            const uint32_t bits = (uint32_t)keys[j];
+            memcpy(&vals[j], &bits, sizeof bits);
+        }
+    }
+}
 
 int mfr_csr_from_coo(int64_t nnz, const int32_t *rows, const int32_t *cols,
                      const float *vals, int32_t n_rows, int32_t n_cols,
                      int64_t *indptr, int32_t *indices, float *values)
 {
     int status = MFR_OK;
-    int64_t *col_ptr = NULL, *next = NULL;
-    coo_entry *by_col = NULL;
+    int64_t *next = NULL, longest = 0;
+    uint64_t *keys = NULL;
     if (nnz < 0 || n_rows < 0 || n_cols < 0)
         return MFR_EINVAL;
-    status = mfr_check_triplets(nnz, rows, n_rows, cols, n_cols, NULL);
-    if (status != MFR_OK)
-        return status;
-
-    col_ptr = calloc((size_t)n_cols + 1, sizeof *col_ptr);
-    by_col = malloc((size_t)MFR_MAX(nnz, 1) * sizeof *by_col);
     next = malloc(((size_t)n_rows + 1) * sizeof *next);
-    if (!col_ptr || !by_col || !next) {
-        status = MFR_ENOMEM;
-        goto cleanup;
-    }
-    /* pass 1: order the triplets by column */
-    for (int64_t t = 0; t < nnz; t++)
-        col_ptr[cols[t] + 1]++;
-    for (int32_t c = 0; c < n_cols; c++)
-        col_ptr[c + 1] += col_ptr[c];
-    for (int64_t t = 0; t < nnz; t++)
-        by_col[col_ptr[cols[t]]++] = (coo_entry){rows[t], cols[t], vals ? vals[t] : 1.0f};
-    /* pass 2: stable by row, so columns stay ascending within a row */
+    if (!next)
+        return MFR_ENOMEM;
+    /* a stable counting sort by row straight into the output; every index
+     * is checked where it is read, so the caller need not copy the
+     * triplets to keep them from changing between two passes */
     for (int32_t r = 0; r <= n_rows; r++)
         indptr[r] = 0;
-    for (int64_t t = 0; t < nnz; t++)
-        indptr[rows[t] + 1]++;
-    for (int32_t r = 0; r < n_rows; r++)
+    for (int64_t t = 0; t < nnz; t++) {
+        const int32_t r = rows[t], c = cols[t];
+        if (r < 0 || r >= n_rows || c < 0 || c >= n_cols) {
+            free(next);
+            return MFR_EINDEX;
+        }
+        indptr[r + 1]++;
+    }
+    for (int32_t r = 0; r < n_rows; r++) {
+        longest = MFR_MAX(longest, indptr[r + 1]);
         indptr[r + 1] += indptr[r];
+    }
     for (int32_t r = 0; r <= n_rows; r++)
         next[r] = indptr[r];
-    for (int64_t j = 0; j < nnz; j++) {
-        const coo_entry e = by_col[j];
-        int64_t dst = next[e.row]++;
-        indices[dst] = e.col;
+    for (int64_t t = 0; t < nnz; t++) {
+        const int32_t r = rows[t], c = cols[t];
+        if (r < 0 || r >= n_rows || c < 0 || c >= n_cols || next[r] == indptr[r + 1]) {
+            free(next);
+            return MFR_EINVAL; /* changed since the count */
+        }
+        const int64_t dst = next[r]++;
+        indices[dst] = c;
         if (values)
-            values[dst] = e.val;
+            values[dst] = vals ? vals[t] : 1.0f;
     }
-    for (int32_t r = 0; r < n_rows; r++)
-        for (int64_t j = indptr[r] + 1; j < indptr[r + 1]; j++)
+    for (int32_t r = 0; r < n_rows && status == MFR_OK; r++)
+        if (next[r] != indptr[r + 1])
+            status = MFR_EINVAL; /* changed since the count */
+    free(next);
+    if (status != MFR_OK)
+        return status;
+    /* then each row by column */
+    if (longest > 32 && !(keys = malloc((size_t)longest * sizeof *keys)))
+        return MFR_ENOMEM;
+    for (int32_t r = 0; r < n_rows; r++) {
+        const int64_t b = indptr[r], n = indptr[r + 1] - b;
+        sort_row(indices + b, values ? values + b : NULL, n, keys);
+        for (int64_t j = b + 1; j < b + n; j++)
             if (indices[j] == indices[j - 1]) {
                 status = MFR_EDUPLICATE;
                 goto cleanup;
             }
+    }
 cleanup:
-    free(col_ptr);
-    free(by_col);
-    free(next);
+    free(keys);
     return status;
 }
 

@@ -84,16 +84,24 @@ uint64_t mfr_rng_below(mfr_rng *rng, uint64_t n)
     return high;
 }
 
-void mfr_rng_permutation(mfr_rng *rng, int64_t n, int64_t *perm)
+/* Fisher-Yates over perm[0..n): the same draws whatever perm's integer type. */
+#define SHUFFLE(rng, n, perm)                                                     \
+    do {                                                                          \
+        for (int64_t i = 0; i < (n); i++)                                         \
+            (perm)[i] = (__typeof__((perm)[0]))i;                                 \
+        for (int64_t i = (n) - 1; i > 0; i--) {                                   \
+            int64_t j = (int64_t)mfr_rng_below((rng), (uint64_t)i + 1);           \
+            const __typeof__((perm)[0]) t = (perm)[i];                            \
+            (perm)[i] = (perm)[j];                                                \
+            (perm)[j] = t;                                                        \
+        }                                                                         \
+    } while (0)
+
+void mfr_rng_permutation(mfr_rng *rng, int64_t n, int64_t *perm) { SHUFFLE(rng, n, perm); }
+
+void mfr_rng_permutation32(mfr_rng *rng, int32_t n, int32_t *perm)
 {
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
-    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
-        int64_t j = (int64_t)mfr_rng_below(rng, (uint64_t)i + 1);
-        int64_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    SHUFFLE(rng, n, perm);
 }
 
 int mfr_init_factors(float *x, int64_t n, int32_t k, int kind, float scale,

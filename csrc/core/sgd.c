@@ -51,8 +51,8 @@ mfr_sgd_params mfr_sgd_default_params(void)
     return p;
 }
 
-/* A rating in the epoch's shuffled order, packed so the epoch streams
- * through memory instead of gathering from three arrays. */
+/* A rating in the epoch's shuffled order, gathered with the chunk it is
+ * in so the steps stream through it instead of gathering from three arrays. */
 typedef struct {
     int32_t u, i;
     float r;
@@ -116,14 +116,13 @@ static inline void feature_step(const mfr_features *f, int32_t r, const float *r
 static inline __attribute__((always_inline)) double
 sgd_steps(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n,
           const int features, const mfr_features *uf, const mfr_features *itf,
-          float *restrict pe, float *restrict qe)
+          float *restrict pe, float *restrict qe, double sse)
 {
     const int32_t k = m->k;
     const float lr = p->learning_rate, reg = p->regularization;
     const float mu = (float)m->global_mean;
     float *restrict bu = p->biases ? m->user_bias : NULL;
     float *restrict bi = p->biases ? m->item_bias : NULL;
-    double sse = 0.0;
     for (int64_t j = 0; j < n; j++) {
         if (j + AHEAD < n) {
             prefetch_row(m->P + (int64_t)t[j + AHEAD].u * k, k);
@@ -162,18 +161,21 @@ sgd_steps(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n,
     return sse;
 }
 
+/* The steps for t[0..n) after others whose squared errors summed to sse:
+ * the sum with these (the same double sum, chunk after chunk). */
 MFR_TARGET_CLONES
-static double sgd_run(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n)
+static double sgd_run(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n,
+                      double sse)
 {
-    return sgd_steps(m, p, t, n, 0, NULL, NULL, NULL, NULL);
+    return sgd_steps(m, p, t, n, 0, NULL, NULL, NULL, NULL, sse);
 }
 
 MFR_TARGET_CLONES
 static double sgd_run_features(mfr_model *m, const mfr_features *uf, const mfr_features *itf,
                                const mfr_sgd_params *p, const triplet *t, int64_t n,
-                               float *restrict pe, float *restrict qe)
+                               float *restrict pe, float *restrict qe, double sse)
 {
-    return sgd_steps(m, p, t, n, 1, uf, itf, pe, qe);
+    return sgd_steps(m, p, t, n, 1, uf, itf, pe, qe, sse);
 }
 
 /* Whether x[0..n) are all finite: an exponent of all ones marks infinity
@@ -206,31 +208,6 @@ static void balanced_stripes(const int32_t *ids, int64_t nnz, int32_t n, int g, 
         stripe[r] = (int32_t)MFR_MIN((before + count / 2) * g / nnz, g - 1);
         before += count;
     }
-}
-
-/* Pack the ratings in the order perm, grouped by block of the G x G grid
- * of user and item stripes (a stable counting sort keeps the shuffled
- * order within each block). block_ptr: G*G+1 block starts. */
-static void pack_by_block(const int64_t *perm, int64_t nnz, const int32_t *users,
-                          const int32_t *items, const float *ratings, int g,
-                          const int32_t *user_stripe, const int32_t *item_stripe,
-                          int64_t *block_ptr, triplet *out)
-{
-    const int nb = g * g;
-    for (int b = 0; b <= nb; b++)
-        block_ptr[b] = 0;
-    for (int64_t j = 0; j < nnz; j++)
-        block_ptr[user_stripe[users[j]] * g + item_stripe[items[j]] + 1]++;
-    for (int b = 0; b < nb; b++)
-        block_ptr[b + 1] += block_ptr[b];
-    for (int64_t j = 0; j < nnz; j++) {
-        int64_t t = perm[j];
-        triplet x = {users[t], items[t], ratings[t]};
-        out[block_ptr[user_stripe[x.u] * g + item_stripe[x.i]]++] = x;
-    }
-    for (int b = nb; b > 0; b--) /* shift back to block starts */
-        block_ptr[b] = block_ptr[b - 1];
-    block_ptr[0] = 0;
 }
 
 static int check_epoch_args(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
@@ -317,85 +294,182 @@ static int64_t draw_negatives(const mfr_model *m, const mfr_sgd_params *p,
     return out - nnz;
 }
 
-/* The epoch's ratings in the order shuffled from (seed, epoch), packed by
- * block of the g x g grid of balanced stripes. */
-static int shuffle_and_pack(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
-                            const int32_t *users, const int32_t *items, const float *ratings,
-                            int epoch, int g, int64_t *block_ptr, triplet *packed)
+/* Positions 0..n-1 of the epoch's ratings: int32 while n fits (4 bytes a
+ * rating), int64 beyond. */
+typedef struct {
+    void *at;
+    int wide;
+} positions;
+
+static inline int64_t position(positions o, int64_t j)
 {
-    int status = MFR_OK;
-    int64_t *perm = malloc((size_t)nnz * sizeof *perm);
+    return o.wide ? ((const int64_t *)o.at)[j] : ((const int32_t *)o.at)[j];
+}
+
+static inline void set_position(positions o, int64_t j, int64_t t)
+{
+    if (o.wide)
+        ((int64_t *)o.at)[j] = t;
+    else
+        ((int32_t *)o.at)[j] = (int32_t)t;
+}
+
+/* An epoch's work: its ratings (the given ones, or copies with the drawn
+ * negatives after them) and the order they are stepped in (with g > 1,
+ * sorted by block within segments: see sort_segments). */
+typedef struct {
+    const int32_t *users, *items;
+    const float *ratings;
+    int64_t n;
+    positions order;
+    int64_t *run_ptr; /* g > 1: see sort_segments */
+    int32_t *own_users, *own_items;
+    float *own_ratings;
+} epoch_plan;
+
+static void epoch_plan_free(epoch_plan *e)
+{
+    free(e->order.at);
+    free(e->run_ptr);
+    free(e->own_users);
+    free(e->own_items);
+    free(e->own_ratings);
+}
+
+enum { SEGMENT = 65536 }; /* positions of the order sorted by block at a time */
+
+/* g > 1: each segment of SEGMENT positions of e->order sorted by block of
+ * the g x g grid of balanced stripes, stably, so that the shuffled order
+ * stays within each block; block b's run in segment s is then
+ * [s SEGMENT + run_ptr[s (nb + 1) + b], s SEGMENT + run_ptr[s (nb + 1) + b + 1]).
+ * Block b's ratings are its runs, segment after segment: its share of the
+ * shuffled order, with no second array of positions (4 bytes a rating). */
+static int sort_segments(const mfr_model *m, int g, epoch_plan *e)
+{
+    const int nb = g * g;
+    const int64_t n = e->n, n_segments = (n + SEGMENT - 1) / SEGMENT;
+    const size_t width = e->order.wide ? sizeof(int64_t) : sizeof(int32_t);
     int32_t *user_stripe = malloc((size_t)m->n_users * sizeof *user_stripe);
     int32_t *item_stripe = malloc((size_t)m->n_items * sizeof *item_stripe);
-    if (!perm || !user_stripe || !item_stripe) {
-        status = MFR_ENOMEM;
-        goto cleanup;
+    int32_t *block = malloc((size_t)SEGMENT * sizeof *block);
+    positions sorted = {malloc((size_t)SEGMENT * width), e->order.wide};
+    e->run_ptr = malloc((size_t)MFR_MAX(n_segments, 1) * (nb + 1) * sizeof *e->run_ptr);
+    int status = user_stripe && item_stripe && block && sorted.at && e->run_ptr ? MFR_OK
+                                                                                 : MFR_ENOMEM;
+    if (status == MFR_OK) {
+        balanced_stripes(e->users, n, m->n_users, g, user_stripe);
+        balanced_stripes(e->items, n, m->n_items, g, item_stripe);
     }
-    mfr_rng rng;
-    mfr_rng_seed(&rng, p->seed, (uint64_t)epoch);
-    mfr_rng_permutation(&rng, nnz, perm);
-    if (g == 1) { /* one block: the shuffled order itself */
-        for (int64_t j = 0; j < nnz; j++) {
-            const int64_t t = perm[j];
-            packed[j] = (triplet){users[t], items[t], ratings[t]};
+    for (int64_t seg = 0; seg < n_segments && status == MFR_OK; seg++) {
+        const int64_t lo = seg * SEGMENT, len = MFR_MIN(SEGMENT, n - lo);
+        int64_t *ptr = e->run_ptr + seg * (nb + 1);
+        for (int b = 0; b <= nb; b++)
+            ptr[b] = 0;
+        for (int64_t j = 0; j < len; j++) {
+            const int64_t t = position(e->order, lo + j);
+            block[j] = user_stripe[e->users[t]] * g + item_stripe[e->items[t]];
+            ptr[block[j] + 1]++;
         }
-        block_ptr[0] = 0;
-        block_ptr[1] = nnz;
-        goto cleanup;
+        for (int b = 0; b < nb; b++)
+            ptr[b + 1] += ptr[b];
+        for (int64_t j = 0; j < len; j++)
+            set_position(sorted, ptr[block[j]]++, position(e->order, lo + j));
+        for (int b = nb; b > 0; b--) /* shift back to run starts */
+            ptr[b] = ptr[b - 1];
+        ptr[0] = 0;
+        memcpy((char *)e->order.at + (size_t)lo * width, sorted.at, (size_t)len * width);
     }
-    balanced_stripes(users, nnz, m->n_users, g, user_stripe);
-    balanced_stripes(items, nnz, m->n_items, g, item_stripe);
-    pack_by_block(perm, nnz, users, items, ratings, g, user_stripe, item_stripe, block_ptr,
-                  packed);
-cleanup:
-    free(perm);
     free(user_stripe);
     free(item_stripe);
+    free(block);
+    free(sorted.at);
     return status;
 }
 
-/* The epoch's updates, shuffled and packed (see shuffle_and_pack): the
- * nnz ratings and, with negative sampling, the pairs drawn for them.
- * *packed (freed by the caller) gets *n of them. */
-static int epoch_pack(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
-                      const int32_t *users, const int32_t *items, const float *ratings,
-                      const mfr_csr *rated, int epoch, int g, int64_t *block_ptr,
-                      triplet **packed, int64_t *n)
+/* e->order: 0..n-1 shuffled from (seed, epoch), then (g > 1) sorted by
+ * block within segments (sort_segments). The ratings are gathered a chunk
+ * at a time (run_range) rather than packed whole: 4 bytes a rating. */
+static int shuffle(const mfr_model *m, const mfr_sgd_params *p, int epoch, int g,
+                   epoch_plan *e)
 {
-    int32_t *all_users = NULL, *all_items = NULL;
-    float *all_ratings = NULL;
-    int status = MFR_OK;
-    *n = nnz;
+    const int64_t n = e->n;
+    const int wide = n > INT32_MAX;
+    e->order = (positions){malloc((size_t)MFR_MAX(n, 1) * (wide ? sizeof(int64_t)
+                                                                : sizeof(int32_t))), wide};
+    if (!e->order.at)
+        return MFR_ENOMEM;
+    mfr_rng rng;
+    mfr_rng_seed(&rng, p->seed, (uint64_t)epoch);
+    if (wide)
+        mfr_rng_permutation(&rng, n, e->order.at);
+    else
+        mfr_rng_permutation32(&rng, (int32_t)n, e->order.at);
+    return g == 1 ? MFR_OK : sort_segments(m, g, e);
+}
+
+/* The epoch's plan: the nnz ratings and, with negative sampling, the pairs
+ * drawn for them; shuffled (see shuffle). Freed by epoch_plan_free. */
+static int epoch_plan_make(const mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
+                           const int32_t *users, const int32_t *items, const float *ratings,
+                           const mfr_csr *rated, int epoch, int g, epoch_plan *e)
+{
+    *e = (epoch_plan){users, items, ratings, nnz, {NULL, 0}, NULL, NULL, NULL, NULL};
     if (p->negatives > 0) {
         if (nnz > INT64_MAX / 16 / (1 + (int64_t)p->negatives))
             return MFR_ENOMEM;
         const size_t cap = (size_t)nnz * (1 + (size_t)p->negatives);
-        all_users = malloc(cap * sizeof *all_users);
-        all_items = malloc(cap * sizeof *all_items);
-        all_ratings = malloc(cap * sizeof *all_ratings);
-        if (!all_users || !all_items || !all_ratings) {
-            status = MFR_ENOMEM;
-            goto cleanup;
+        e->own_users = malloc(cap * sizeof *e->own_users);
+        e->own_items = malloc(cap * sizeof *e->own_items);
+        e->own_ratings = malloc(cap * sizeof *e->own_ratings);
+        if (!e->own_users || !e->own_items || !e->own_ratings)
+            return MFR_ENOMEM;
+        memcpy(e->own_users, users, (size_t)nnz * sizeof *users);
+        memcpy(e->own_items, items, (size_t)nnz * sizeof *items);
+        memcpy(e->own_ratings, ratings, (size_t)nnz * sizeof *ratings);
+        e->n += draw_negatives(m, p, rated, nnz, epoch, e->own_users, e->own_items,
+                               e->own_ratings);
+        e->users = e->own_users;
+        e->items = e->own_items;
+        e->ratings = e->own_ratings;
+    }
+    return shuffle(m, p, epoch, g, e);
+}
+
+enum { CHUNK = 2048 }; /* ratings gathered at a time: 24 KB, in L1/L2 */
+
+/* The steps for the ratings order[lo..hi) of plan e, gathered a chunk at a
+ * time, after others whose squared errors summed to sse: returns the sum
+ * with theirs, in order (NaN: diverged). scratch: 2k floats for the
+ * effective rows with features, else NULL. */
+static double run_range(mfr_model *m, const mfr_sgd_params *p, const epoch_plan *e, int64_t lo,
+                        int64_t hi, const mfr_features *uf, const mfr_features *itf,
+                        float *scratch, double sse)
+{
+    triplet chunk[CHUNK];
+    for (int64_t c = lo; c < hi && !isnan(sse); c += CHUNK) {
+        const int64_t len = MFR_MIN(CHUNK, hi - c);
+        for (int64_t j = 0; j < len; j++) {
+            const int64_t t = position(e->order, c + j);
+            chunk[j] = (triplet){e->users[t], e->items[t], e->ratings[t]};
         }
-        memcpy(all_users, users, (size_t)nnz * sizeof *users);
-        memcpy(all_items, items, (size_t)nnz * sizeof *items);
-        memcpy(all_ratings, ratings, (size_t)nnz * sizeof *ratings);
-        *n += draw_negatives(m, p, rated, nnz, epoch, all_users, all_items, all_ratings);
-        users = all_users;
-        items = all_items;
-        ratings = all_ratings;
+        sse = scratch ? sgd_run_features(m, uf, itf, p, chunk, len, scratch, scratch + m->k, sse)
+                      : sgd_run(m, p, chunk, len, sse);
     }
-    *packed = malloc((size_t)*n * sizeof **packed);
-    if (!*packed) {
-        status = MFR_ENOMEM;
-        goto cleanup;
+    return sse;
+}
+
+/* Block b of the g x g grid: its runs, segment after segment (see
+ * sort_segments). */
+static double run_block(mfr_model *m, const mfr_sgd_params *p, const epoch_plan *e, int g,
+                        int b)
+{
+    const int nb = g * g;
+    double sse = 0.0;
+    for (int64_t lo = 0, seg = 0; lo < e->n; lo += SEGMENT, seg++) {
+        const int64_t *ptr = e->run_ptr + seg * (nb + 1);
+        sse = run_range(m, p, e, lo + ptr[b], lo + ptr[b + 1], NULL, NULL, NULL, sse);
     }
-    status = shuffle_and_pack(m, p, *n, users, items, ratings, epoch, g, block_ptr, *packed);
-cleanup:
-    free(all_users);
-    free(all_items);
-    free(all_ratings);
-    return status;
+    return sse;
 }
 
 static int model_finite(const mfr_model *m, int biases)
@@ -410,8 +484,7 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
                   const int32_t *users, const int32_t *items,
                   const float *ratings, const mfr_csr *rated, int epoch, double *loss)
 {
-    int64_t *block_ptr = NULL, n = 0;
-    triplet *packed = NULL;
+    epoch_plan e = {0};
     double *block_sse = NULL;
     double sse = 0.0;
     const int threads = mfr_threads(p->n_threads);
@@ -420,19 +493,17 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
     if (status != MFR_OK)
         return status;
 
-    block_ptr = malloc(((size_t)g * g + 1) * sizeof *block_ptr);
     block_sse = calloc((size_t)g * g, sizeof *block_sse);
-    if (!block_ptr || !block_sse) {
+    if (!block_sse) {
         status = MFR_ENOMEM;
         goto cleanup;
     }
-    status = epoch_pack(m, p, nnz, users, items, ratings, rated, epoch, g, block_ptr, &packed,
-                        &n);
+    status = epoch_plan_make(m, p, nnz, users, items, ratings, rated, epoch, g, &e);
     if (status != MFR_OK)
         goto cleanup;
 
     if (g == 1) {
-        sse = sgd_run(m, p, packed, n);
+        sse = run_range(m, p, &e, 0, e.n, NULL, NULL, NULL, 0.0);
     } else {
         /* one team for the epoch; the loop's barrier ends each round */
 #pragma omp parallel num_threads(threads)
@@ -440,8 +511,7 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
 #pragma omp for schedule(dynamic, 1)
             for (int s = 0; s < g; s++) {
                 int b = s * g + (s + round) % g;
-                block_sse[b] = sgd_run(m, p, packed + block_ptr[b],
-                                       block_ptr[b + 1] - block_ptr[b]);
+                block_sse[b] = run_block(m, p, &e, g, b);
             }
         }
         for (int b = 0; b < g * g; b++) /* fixed order: thread-independent */
@@ -451,10 +521,9 @@ int mfr_sgd_epoch(mfr_model *m, const mfr_sgd_params *p, int64_t nnz,
         status = MFR_EDIVERGED;
         goto cleanup;
     }
-    *loss = sse / (double)n;
+    *loss = sse / (double)e.n;
 cleanup:
-    free(packed);
-    free(block_ptr);
+    epoch_plan_free(&e);
     free(block_sse);
     return status;
 }
@@ -481,8 +550,7 @@ int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
                            const float *ratings, const mfr_csr *rated, int epoch,
                            double *loss)
 {
-    int64_t block_ptr[2], n = 0;
-    triplet *packed = NULL;
+    epoch_plan e = {0};
     float *scratch = NULL;
     int status = check_epoch_args(m, p, nnz, users, items, ratings, rated, epoch);
     if (status == MFR_OK)
@@ -497,19 +565,18 @@ int mfr_sgd_epoch_features(mfr_model *m, const mfr_features *user_f,
         status = MFR_ENOMEM;
         goto cleanup;
     }
-    status = epoch_pack(m, p, nnz, users, items, ratings, rated, epoch, 1, block_ptr, &packed,
-                        &n);
+    status = epoch_plan_make(m, p, nnz, users, items, ratings, rated, epoch, 1, &e);
     if (status != MFR_OK)
         goto cleanup;
-    double sse = sgd_run_features(m, user_f, item_f, p, packed, n, scratch, scratch + m->k);
+    double sse = run_range(m, p, &e, 0, e.n, user_f, item_f, scratch, 0.0);
     if (!isfinite(sse) || !model_finite(m, p->biases) || !features_finite(user_f, m->k) ||
         !features_finite(item_f, m->k)) {
         status = MFR_EDIVERGED;
         goto cleanup;
     }
-    *loss = sse / (double)n;
+    *loss = sse / (double)e.n;
 cleanup:
-    free(packed);
+    epoch_plan_free(&e);
     free(scratch);
     return status;
 }

@@ -68,10 +68,14 @@ void conversion_error(const char *name, int typenum);
  * `ndim` dimensions, converted from obj only where the cast is safe.
  * NULL with an exception that names the argument otherwise. */
 PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char *name);
-/* As as_array, always a private copy: for indices the core checks in one
- * pass and reads again in another, with the GIL released in between, so
- * that no other thread can change them after the check. */
+/* As as_array, a private copy unless obj is sealed: for indices the core
+ * checks in one pass and reads again in another, with the GIL released in
+ * between, so that no other thread can change them after the check. */
 PyArrayObject *as_indices(PyObject *obj, int typenum, int ndim, const char *name);
+/* A read-only array over the data of `owner` (stolen), which it keeps
+ * alive, and which no thread can write through Python (see convert.c):
+ * the model's arrays and the CSRs build_csr returns. */
+PyArrayObject *sealed(PyArrayObject *owner);
 /* Like as_array, for arrays the core writes into: never a copy. */
 PyArrayObject *as_output(PyObject *obj, int typenum, int ndim, const char *name);
 /* 1-D arrays that must have the same length; returns it, or -1. */
@@ -86,6 +90,10 @@ typedef struct {
 } csr_view;
 
 int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name);
+/* As csr_view_get; values may also be None (ones: csr.values NULL) if
+ * `optional`, for the kernels that take binary data. */
+int csr_view_get_values(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name,
+                        int optional);
 void csr_view_release(csr_view *v);
 /* As csr_view_get, for the ratings of model m by user: n_items columns and
  * one row per user. */
@@ -119,7 +127,7 @@ typedef struct {
 
 /* The factor model: prediction = mu + b_u + b_i + P[u] . Q[i]. The arrays
  * are owned here (float32, C-contiguous; private copies, read-only to
- * Python: see seal in module.c); the training kernels update them in place.
+ * Python: see sealed in convert.c); the training kernels update them in place.
  * seen_indptr/seen_indices: the training items of each user (CSR). */
 typedef struct {
     PyObject_HEAD

@@ -85,8 +85,59 @@ PyArrayObject *as_array(PyObject *obj, int typenum, int ndim, const char *name)
     return array_from(obj, typenum, ndim, name, NPY_ARRAY_IN_ARRAY);
 }
 
+/* A sealed array's data belong to an owning array that only a capsule
+ * (its base) holds. NumPy refuses `flags.writeable = True` on it (the base
+ * chain ends in an object that exports no writable buffer), so no thread
+ * can change it while the GIL is released around a kernel that checked it;
+ * only the binding's kernels write through the data pointer (the training
+ * steps, on private core models). */
+#define SEALED_NAME "mfrec._core.sealed"
+
+static void sealed_free(PyObject *capsule)
+{
+    Py_XDECREF((PyObject *)PyCapsule_GetPointer(capsule, SEALED_NAME));
+}
+
+PyArrayObject *sealed(PyArrayObject *owner)
+{
+    PyObject *holder = PyCapsule_New(owner, SEALED_NAME, sealed_free);
+    if (!holder) {
+        Py_DECREF(owner);
+        return NULL;
+    }
+    PyArray_Descr *descr = PyArray_DESCR(owner);
+    Py_INCREF(descr);
+    PyArrayObject *arr = (PyArrayObject *)PyArray_NewFromDescr(
+        &PyArray_Type, descr, PyArray_NDIM(owner), PyArray_DIMS(owner), NULL,
+        PyArray_DATA(owner), NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, NULL);
+    if (!arr) {
+        Py_DECREF(holder);
+        return NULL;
+    }
+    if (PyArray_SetBaseObject(arr, holder) < 0) { /* steals holder */
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* Whether obj is a sealed array (or a view of one) as the core reads it. */
+static int is_sealed(PyObject *obj, int typenum, int ndim)
+{
+    if (!PyArray_Check(obj))
+        return 0;
+    PyArrayObject *a = (PyArrayObject *)obj;
+    PyObject *base = PyArray_BASE(a);
+    return base && PyCapsule_IsValid(base, SEALED_NAME) && PyArray_TYPE(a) == typenum &&
+           PyArray_NDIM(a) == ndim && PyArray_ISCARRAY_RO(a) && PyArray_ISNOTSWAPPED(a);
+}
+
 PyArrayObject *as_indices(PyObject *obj, int typenum, int ndim, const char *name)
 {
+    if (is_sealed(obj, typenum, ndim)) { /* no thread can change it: no copy */
+        Py_INCREF(obj);
+        return (PyArrayObject *)obj;
+    }
     return array_from(obj, typenum, ndim, name, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_ENSURECOPY);
 }
 
@@ -131,6 +182,12 @@ void csr_view_release(csr_view *v)
 
 int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name)
 {
+    return csr_view_get_values(v, obj, n_cols, name, 0);
+}
+
+int csr_view_get_values(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name,
+                        int optional)
+{
     static const char *parts[3] = {"indptr", "indices", "values"};
     static const int types[3] = {NPY_INT64, NPY_INT32, NPY_FLOAT32};
     char label[64];
@@ -143,6 +200,8 @@ int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name
     }
     for (int j = 0; j < 3; j++) {
         snprintf(label, sizeof label, "%s %s", name, parts[j]);
+        if (j == 2 && optional && PyTuple_GET_ITEM(obj, j) == Py_None)
+            break; /* ones */
         if (!(v->held[j] = (j < 2 ? as_indices : as_array)(PyTuple_GET_ITEM(obj, j), types[j],
                                                              1, label)))
             return -1;
@@ -151,14 +210,14 @@ int csr_view_get(csr_view *v, PyObject *obj, Py_ssize_t n_cols, const char *name
     if (check_int32_size(n_rows, "the number of rows") < 0 ||
         check_int32_size(n_cols, "the number of columns") < 0)
         return -1;
-    if (PyArray_DIM(v->held[1], 0) != PyArray_DIM(v->held[2], 0)) {
+    if (v->held[2] && PyArray_DIM(v->held[1], 0) != PyArray_DIM(v->held[2], 0)) {
         PyErr_Format(PyExc_ValueError, "%s: indices and values must have the same length",
                      name);
         return -1;
     }
     v->csr = (mfr_csr){(int32_t)n_rows, (int32_t)n_cols, PyArray_DIM(v->held[1], 0),
                        PyArray_DATA(v->held[0]), PyArray_DATA(v->held[1]),
-                       PyArray_DATA(v->held[2])};
+                       v->held[2] ? PyArray_DATA(v->held[2]) : NULL};
     int status = mfr_csr_check(&v->csr);
     if (status != MFR_OK) {
         PyErr_Format(PyExc_ValueError, "%s: not a valid CSR matrix with %zd columns (%s)", name,

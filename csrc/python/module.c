@@ -110,43 +110,10 @@ static const array_slot slot_seen_indptr = ARRAY_SLOT(seen_indptr, NPY_INT64, 1)
 static const array_slot slot_seen_indices = ARRAY_SLOT(seen_indices, NPY_INT32, 1);
 
 /* The model's arrays are its own: a setter stores a private copy, read-only
- * to Python, whose data belong to an owning array that only a capsule (its
- * base) holds. NumPy refuses `flags.writeable = True` on it (the base chain
- * ends in an object that exports no writable buffer), so no thread can
- * change a model's state while the GIL is released around a kernel that
- * validated it; only the binding's kernels write through the data pointer
- * (the training steps, on private core models). */
-#define SEALED_NAME "mfrec._core.sealed"
-
-static void sealed_free(PyObject *capsule)
-{
-    Py_XDECREF((PyObject *)PyCapsule_GetPointer(capsule, SEALED_NAME));
-}
-
-/* A read-only array over the data of `owner` (stolen), which it keeps alive. */
-static PyArrayObject *seal(PyArrayObject *owner)
-{
-    PyObject *holder = PyCapsule_New(owner, SEALED_NAME, sealed_free);
-    if (!holder) {
-        Py_DECREF(owner);
-        return NULL;
-    }
-    PyArray_Descr *descr = PyArray_DESCR(owner);
-    Py_INCREF(descr);
-    PyArrayObject *arr = (PyArrayObject *)PyArray_NewFromDescr(
-        &PyArray_Type, descr, PyArray_NDIM(owner), PyArray_DIMS(owner), NULL,
-        PyArray_DATA(owner), NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, NULL);
-    if (!arr) {
-        Py_DECREF(holder);
-        return NULL;
-    }
-    if (PyArray_SetBaseObject(arr, holder) < 0) { /* steals holder */
-        Py_DECREF(arr);
-        return NULL;
-    }
-    return arr;
-}
-
+ * to Python (sealed: see convert.c), so no thread can change a model's
+ * state while the GIL is released around a kernel that validated it; only
+ * the binding's kernels write through the data pointer (the training
+ * steps, on private core models). */
 static PyObject *model_get_array(ModelObject *self, void *closure)
 {
     const array_slot *s = closure;
@@ -183,7 +150,7 @@ static int model_set_array(ModelObject *self, PyObject *value, void *closure)
                 Py_DECREF(arr);
                 return -1;
             }
-        if (!(arr = seal(arr)))
+        if (!(arr = sealed(arr)))
             return -1;
     }
     Py_XSETREF(*field, arr);

@@ -72,7 +72,10 @@ class TrainData:
 
     def __init__(self, users, items, ratings, n_users, n_items, user_features=None,
                  item_features=None, n_threads=1):
-        self.users, self.items, self.ratings = users, items, ratings
+        # read-only (sealed) copies, which the kernels read without copying
+        # them again; arrays sealed already are kept as they are
+        self.users, self.items = _core.sealed_indices(users), _core.sealed_indices(items)
+        self.ratings = ratings
         self.n_users, self.n_items = n_users, n_items
         self.user_features, self.item_features = user_features, item_features
         self.n_threads = n_threads
@@ -89,6 +92,36 @@ class TrainData:
     def by_item(self):
         """(indptr, user indices, ratings) of each item, users ascending."""
         return _core.transpose_csr(self.by_user, self.n_items, self.n_threads)
+
+    def keep_seen(self):
+        """(indptr, item indices) of each user, the CSR by user's (or the
+        pattern alone, built if the fit dropped the CSR), all else freed:
+        the model copies only these."""
+        seen = self.by_user[:2] if "by_user" in self.__dict__ else _core.build_csr(
+            self.users, self.items, None, self.n_users, self.n_items, keep_values=False)[:2]
+        self.drop_indices()
+        self.drop_csrs()
+        return seen
+
+    def drop_indices(self) -> None:
+        """Free the rating triplets' index arrays (users, items) for a fit
+        that reads only the CSRs it has built (the CSR by item is built from
+        the one by user): peak memory."""
+        self.users = self.items = None
+
+    def drop_unit_values(self) -> None:
+        """With every rating 1 (binary data), the CSRs keep no values (None:
+        ones), for kernels that take them so (als_half_step)."""
+        if (self.ratings == 1).all():
+            indptr, indices, _ = self.by_user
+            self.__dict__.pop("by_item", None)
+            self.by_user = (indptr, indices, None)
+
+    def drop_csrs(self) -> None:
+        """Free the CSRs (built again if read again), e.g. while a fit that
+        does not read them runs, or once the model keeps its own copy."""
+        self.__dict__.pop("by_user", None)
+        self.__dict__.pop("by_item", None)
 
 
 # ---- parameter checks shared by the algorithms -----------------------------
@@ -267,9 +300,13 @@ class Algorithm:
     def train_rmse_by_user(self, core, train: TrainData, n_threads: int) -> float:
         """train_rmse for algorithms that predict with the core model as it
         is: the same float32 predictions scored user by user over the CSR
-        (each user's row read once; cheaper than the pairs' input order).
-        Only the double sum's order differs, by a few ulps."""
-        sse = _core.predict_sse(core, train.by_user, n_threads)
+        (each user's row read once; cheaper than the pairs' input order),
+        or over the triplets when the fit holds no CSR. Only the double
+        sum's order differs, by a few ulps."""
+        if "by_user" in train.__dict__:
+            sse = _core.predict_sse(core, train.by_user, n_threads)
+        else:  # a fit that keeps no CSR (SGD): the triplets in their order
+            sse = _core.pairs_sse(core, train.users, train.items, train.ratings, n_threads)
         return math.sqrt(sse / len(train)) if math.isfinite(sse) else math.inf
 
     def finish(self, core, n_done: int) -> None:

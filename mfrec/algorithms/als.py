@@ -92,12 +92,21 @@ class _Alternating(Algorithm):
     def side_weights(self, train):
         return None, None
 
+    def reads_indices(self, train) -> bool:
+        """Whether the fit reads the triplets' indices (train.users/items)
+        besides the CSRs; if not, they are freed at set-up."""
+        return False
+
     def start(self, core, train, seed):
         """Random item factors, N(0, init_scale^2) from (seed, stream 1) as
         Algorithm.init_factors draws them; the user factors start at 0: the
         first half-step solves them from the items (0 is CG's warm start)."""
         p = self.params
         k = p["factors"]
+        if not self.reads_indices(train):  # freed before anything else is allocated
+            train.by_user  # built from them first
+            train.drop_indices()
+            train.drop_unit_values()
         Q = np.empty((train.n_items, k), np.float32)
         _core.init_factors(Q, INIT_KINDS["normal"], p["init_scale"], seed, 1)
         core.user_factors, core.item_factors = np.zeros((train.n_users, k), np.float32), Q
@@ -183,6 +192,10 @@ class ALS(FeatureSolver, _Alternating):
 
     def kernel_mode(self):
         return {"unobserved_weight": 0.0, "alpha": 0.0, "binary": False}
+
+    def reads_indices(self, train):
+        """The feature steps read them."""
+        return train.user_features is not None or train.item_features is not None
 
     def start(self, core, train, seed):
         super().start(core, train, seed)

@@ -62,6 +62,8 @@ class SGD(FeatureSolver, Algorithm):
     def start(self, core, train, seed):
         p = self.params
         self.seed = seed
+        if not p["negatives"]:
+            train.drop_csrs()  # the epochs read the triplets only (peak memory)
         self.init_factors(core, train, seed, p["init"], p["init_scale"])
         if p["biases"]:
             core.user_bias = np.zeros(train.n_users, np.float32)
@@ -70,7 +72,8 @@ class SGD(FeatureSolver, Algorithm):
             core.global_mean = 0.0
         self.start_features(core, train, p["biases"])
 
-    # the core model holds the effective rows (materialize) when it is scored
+    # the core model holds the effective rows (materialize) when it is
+    # scored; over the CSR while negatives keep it, else over the triplets
     train_rmse = Algorithm.train_rmse_by_user
 
     def step(self, core, train, iteration):
