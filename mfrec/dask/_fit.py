@@ -1,0 +1,229 @@
+"""The blocked fit: plan from the partitions' ids, cut the ratings into user
+and item blocks that stay on their workers, then alternate half-steps that
+ship each block the other side's rows it needs (see _plan) and solve them
+with the single-process kernel. The driver keeps only futures and sums."""
+from __future__ import annotations
+
+import math
+import operator
+import time
+from typing import Optional
+
+import numpy as np
+
+from .._state import fitting
+from .._training import fit_seed
+from .._vocab import same_kind
+from ..algorithms import get_algorithm
+from . import _tasks
+from ._plan import BROADCAST_LIMIT, Layout, check_choice, exchanges, ranges
+
+SIDES = ("user", "item")
+OTHER = {"user": "item", "item": "user"}
+
+
+def scatter(client, obj, broadcast: bool = False):
+    """A future of `obj` on the workers (on all of them if `broadcast`, so
+    that one worker's loss leaves a copy), under a key of its own."""
+    return client.scatter([obj], broadcast=broadcast, hash=False)[0]
+
+
+def merge_ids(summaries: list, side: str):
+    """(sorted ids of `side`, their rating counts) from the partitions'."""
+    parts = [s[side] for s in summaries if len(s[side][0])]
+    for p in parts[1:]:
+        same_kind(p[0], parts[0][0], f"fit: the {side} ids of one partition",
+                  "those of another")
+    ids, inverse = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+    counts = np.bincount(inverse.reshape(-1), weights=np.concatenate([p[1] for p in parts]),
+                         minlength=len(ids)).astype(np.int64)
+    return ids, counts
+
+
+class BlockedFit:
+    """One fit on a client: `parts` are the partitions (delayed or futures)."""
+
+    def __init__(self, client, model, parts, columns: dict, n_blocks: Optional[int],
+                 exchange: str, broadcast_limit: int):
+        check_choice(exchange)
+        self.client, self.model, self.parts, self.columns = client, model, parts, columns
+        self.params = dict(model.get_params())
+        algorithm = self.params.pop("algorithm")
+        if algorithm not in ("als", "wals"):
+            raise ValueError(f"mfrec.dask.fit: model: algorithm must be 'als' or 'wals', "
+                             f"got {algorithm!r}")
+        self.solver = get_algorithm(algorithm)(dict(self.params))
+        n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+        self.n_workers = n_workers
+        self.n_blocks = n_workers if n_blocks is None else n_blocks
+        if isinstance(self.n_blocks, bool) or not isinstance(self.n_blocks, (int, np.integer)) \
+                or self.n_blocks < 1:
+            raise ValueError(f"n_blocks must be an integer >= 1, got {n_blocks!r}")
+        self.exchange, self.limit = exchange, broadcast_limit
+        self.where = "fit"
+
+    def submit(self, fn, *args, **kwargs):
+        return self.client.submit(fn, *args, pure=False, **kwargs)
+
+    def worker(self, b: int):
+        """The worker block b of a side prefers (blocks spread round-robin)."""
+        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        return dict(workers=[workers[b % len(workers)]], allow_other_workers=True)
+
+    def plan(self):
+        """Vocabulary, counts and the layout from one pass over the data."""
+        summaries = self.client.gather(self.client.compute(
+            [_delayed(_tasks.summarize)(p, self.columns, self.where) for p in self.parts]))
+        n = sum(s["n"] for s in summaries)
+        if n == 0:
+            raise ValueError("fit: no ratings given (every partition is empty)")
+        self.n = n
+        self.mean = math.fsum(s["sum"] for s in summaries) / n
+        self.rating_range = (min(s["low"] for s in summaries), max(s["high"] for s in summaries))
+        self.vocab, self.counts = {}, {}
+        for side in SIDES:
+            self.vocab[side], self.counts[side] = merge_ids(summaries, side)
+        k = self.params["factors"]
+        n_users, n_items = len(self.vocab["user"]), len(self.vocab["item"])
+        self.solver.check_data(_Shape(n_users, n_items, self.rating_range))
+        biases = bool(self.params.get("biases"))
+        row_bytes = 4 * (k + biases)
+        self.layout = Layout(n_users, n_items, n, k, self.n_workers, biases,
+                             {side: ranges(self.counts[side], self.n_blocks) for side in SIDES},
+                             exchanges(n_users, n_items, row_bytes, self.exchange, self.limit))
+
+    def build(self):
+        """Cut every partition into block pieces; build each block's CSR
+        on its worker (the pieces and partitions are then released)."""
+        client, layout = self.client, self.layout
+        self.vocab_f = scatter(client, self.vocab, broadcast=True)
+        bounds = {side: layout.bounds[side] for side in SIDES}
+        splits = client.compute([_delayed(_tasks.split)(p, self.columns, self.where,
+                                                        self.vocab_f, bounds)
+                                 for p in self.parts])
+        weights = self.solver.weights_from_counts(self.counts["user"], self.counts["item"])
+        weights_f = scatter(client, dict(zip(SIDES, weights)), broadcast=True)
+        self.blocks = {}
+        for side in SIDES:
+            other = OTHER[side]
+            routed = layout.exchange[side] == "routed"
+            self.blocks[side] = []
+            for b in range(len(layout.bounds[side]) - 1):
+                lo, hi = (int(x) for x in layout.bounds[side][b:b + 2])
+                parts = [self.submit(_tasks.piece, s, side, b) for s in splits]
+                self.blocks[side].append(self.submit(
+                    _build, side, lo, hi, len(self.vocab[other]), self.vocab_f, routed,
+                    weights_f, *parts, **self.worker(b)))
+        del splits
+        infos = client.gather([self.submit(_tasks.block_info, blk)
+                               for side in SIDES for blk in self.blocks[side]])
+        n_user_blocks = len(self.blocks["user"])
+        for side, chunk in (("user", infos[:n_user_blocks]), ("item", infos[n_user_blocks:])):
+            if layout.exchange[side] == "routed":
+                layout.needed[side] = np.array([i["needed"] for i in chunk])
+
+    def start(self, seed: int):
+        """The starting states: item factors as the single-process fit
+        draws them, users at zero, zero biases."""
+        p = self.params
+        biases = bool(p.get("biases"))
+        self.offset = self.mean if biases else 0.0
+        self.states = {}
+        for side, stream in (("user", None), ("item", 1)):
+            bounds = self.layout.bounds[side]
+            self.states[side] = [
+                self.submit(_tasks.initial_state, int(bounds[b]), int(bounds[b + 1]),
+                            p["factors"], p["init_scale"], seed if stream else None, 1, biases,
+                            **self.worker(b))
+                for b in range(len(bounds) - 1)]
+        self.kwargs = self.solver.half_step_kwargs()
+
+    def others(self, side: str) -> list:
+        """For each block of `side`: the other side's rows it receives."""
+        other, layout = OTHER[side], self.layout
+        states = self.states[other]
+        if layout.exchange[side] == "broadcast":
+            full = states[0] if len(states) == 1 else self.submit(_tasks.concat_states, *states)
+            return [[full]] * len(self.blocks[side])
+        needed = [self.submit(operator.itemgetter("needed"), blk) for blk in self.blocks[side]]
+        bounds = layout.bounds[other]
+        return [[self.submit(_tasks.take_rows, state, need, int(bounds[c]), int(bounds[c + 1]))
+                 for c, state in enumerate(states)] for need in needed]
+
+    def half_step(self, side: str, loss: bool) -> dict:
+        """Solve every block of `side`; the sums of the kernel's stats."""
+        gram = None
+        if self.kwargs["unobserved_weight"] > 0 and self.layout.exchange[side] == "routed":
+            gram = self.submit(_tasks.sum_grams, *[self.submit(_tasks.gram, s)
+                                                   for s in self.states[OTHER[side]]])
+        others = self.others(side)
+        self.states[side] = [
+            self.submit(_tasks.half_step, blk, state, rows, gram, self.offset, self.kwargs, loss)
+            for blk, state, rows in zip(self.blocks[side], self.states[side], others)]
+        stats = self.client.gather([self.submit(_tasks.stats_of, s) for s in self.states[side]])
+        return {key: math.fsum(s[key] for s in stats) for key in ("data", "reg", "sse")}
+
+    def iterate(self, callback) -> list:
+        history = []
+        iterations = self.params["iterations"]
+        for it in range(iterations):
+            t0 = time.perf_counter()
+            users = self.half_step("user", loss=False)
+            items = self.half_step("item", loss=True)
+            row = {"epoch": it + 1, "train_loss": items["data"] + items["reg"] + users["reg"],
+                   "train_rmse": math.sqrt(items["sse"] / self.n),
+                   "seconds": time.perf_counter() - t0,
+                   "exchange_bytes": self.layout.bytes_per_iteration()}
+            history.append(row)
+            if callback is not None and callback(self.model, dict(row)) is False:
+                break
+        return history
+
+    def result(self):
+        """The model's arrays and the training items of each user."""
+        gathered = {side: self.client.gather(
+            self.submit(_tasks.concat_states, *self.states[side])) for side in SIDES}
+        seen = self.client.gather([self.submit(_tasks.seen_of, blk)
+                                   for blk in self.blocks["user"]])
+        counts = np.concatenate([s[0] for s in seen])
+        indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        core = {f"{side}_{what}": gathered[side][key] for side in SIDES
+                for what, key in (("factors", "factors"), ("bias", "bias"))}
+        core["global_mean"] = self.offset
+        return core, (indptr, np.concatenate([s[1] for s in seen]).astype(np.int32))
+
+
+class _Shape:
+    """The sizes Algorithm.check_data reads (the data stays on the workers)."""
+
+    def __init__(self, n_users, n_items, rating_range):
+        self.n_users, self.n_items = n_users, n_items
+        self.ratings = np.array(rating_range, np.float32)
+
+
+def _delayed(fn):
+    import dask
+
+    return dask.delayed(fn, pure=True)
+
+
+def _build(side, lo, hi, n_cols, vocab, routed, weights, *parts):
+    return _tasks.build_block(side, lo, hi, n_cols, vocab, routed, weights[side],
+                              weights[OTHER[side]], *parts)
+
+
+def fit(model, parts, columns: dict, client, n_blocks=None, exchange="auto",
+        broadcast_limit=BROADCAST_LIMIT, callback=None):
+    """See mfrec.dask.fit."""
+    with fitting(model):
+        job = BlockedFit(client, model, parts, columns, n_blocks, exchange, broadcast_limit)
+        seed = fit_seed(job.params["seed"])
+        job.plan()
+        job.build()
+        job.start(seed)
+        history = job.iterate(callback)
+        core, seen = job.result()
+        model._install(core, seen, job.vocab["user"], job.vocab["item"], job.solver,
+                       job.params, history=history, best_iteration_=len(history),
+                       seed_=seed, rating_range_=job.rating_range, rating_mean_=job.mean)
+    return model
