@@ -7,9 +7,11 @@ from __future__ import annotations
 import math
 import operator
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
+
+from distributed import client as dask_client
 
 from .._state import fitting
 from .._training import fit_seed
@@ -19,7 +21,15 @@ from . import _tasks
 from ._plan import BROADCAST_LIMIT, Layout, check_choice, exchanges, ranges
 
 SIDES = ("user", "item")
+RETRIES = 3  # recoveries from lost workers in one fit
 OTHER = {"user": "item", "item": "user"}
+
+
+# what a task submitted on top of a lost worker's results raises (a
+# gather of several raises the second, in the releases that have it)
+LOST = tuple(getattr(dask_client, name) for name in ("FutureCancelledError",
+                                                     "FuturesCancelledError")
+             if hasattr(dask_client, name))
 
 
 def scatter(client, obj, broadcast: bool = False):
@@ -52,10 +62,10 @@ class BlockedFit:
         if algorithm not in ("als", "wals"):
             raise ValueError(f"mfrec.dask.fit: model: algorithm must be 'als' or 'wals', "
                              f"got {algorithm!r}")
-        self.solver = get_algorithm(algorithm)(dict(self.params))
-        n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
-        self.n_workers = n_workers
-        self.n_blocks = n_workers if n_blocks is None else n_blocks
+        self.solver: Any = get_algorithm(algorithm)(dict(self.params))  # an _Alternating
+        self.workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        self.n_workers = max(1, len(self.workers))
+        self.n_blocks = self.n_workers if n_blocks is None else n_blocks
         if isinstance(self.n_blocks, bool) or not isinstance(self.n_blocks, (int, np.integer)) \
                 or self.n_blocks < 1:
             raise ValueError(f"n_blocks must be an integer >= 1, got {n_blocks!r}")
@@ -67,8 +77,9 @@ class BlockedFit:
 
     def worker(self, b: int):
         """The worker block b of a side prefers (blocks spread round-robin)."""
-        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
-        return dict(workers=[workers[b % len(workers)]], allow_other_workers=True)
+        workers = self.workers
+        return dict(workers=[workers[b % len(workers)]], allow_other_workers=True) \
+            if workers else {}
 
     def plan(self):
         """Vocabulary, counts and the layout from one pass over the data."""
@@ -115,6 +126,9 @@ class BlockedFit:
                     _build, side, lo, hi, len(self.vocab[other]), self.vocab_f, routed,
                     weights_f, *parts, **self.worker(b)))
         del splits
+        # each block's list of the other side's rows, once (routed blocks)
+        self.needed = {side: [self.submit(operator.itemgetter("needed"), blk)
+                              for blk in self.blocks[side]] for side in SIDES}
         infos = client.gather([self.submit(_tasks.block_info, blk)
                                for side in SIDES for blk in self.blocks[side]])
         n_user_blocks = len(self.blocks["user"])
@@ -145,41 +159,70 @@ class BlockedFit:
         if layout.exchange[side] == "broadcast":
             full = states[0] if len(states) == 1 else self.submit(_tasks.concat_states, *states)
             return [[full]] * len(self.blocks[side])
-        needed = [self.submit(operator.itemgetter("needed"), blk) for blk in self.blocks[side]]
         bounds = layout.bounds[other]
         return [[self.submit(_tasks.take_rows, state, need, int(bounds[c]), int(bounds[c + 1]))
-                 for c, state in enumerate(states)] for need in needed]
+                 for c, state in enumerate(states)] for need in self.needed[side]]
 
     def half_step(self, side: str, loss: bool) -> dict:
         """Solve every block of `side`; the sums of the kernel's stats."""
+        self.states[side], stats = self.solve(side, loss)
+        return stats
+
+    def solve(self, side: str, loss: bool):
+        """New states of the blocks of `side`, and the sums of their stats."""
         gram = None
         if self.kwargs["unobserved_weight"] > 0 and self.layout.exchange[side] == "routed":
             gram = self.submit(_tasks.sum_grams, *[self.submit(_tasks.gram, s)
                                                    for s in self.states[OTHER[side]]])
         others = self.others(side)
-        self.states[side] = [
+        states = [
             self.submit(_tasks.half_step, blk, state, rows, gram, self.offset, self.kwargs, loss)
             for blk, state, rows in zip(self.blocks[side], self.states[side], others)]
-        stats = self.client.gather([self.submit(_tasks.stats_of, s) for s in self.states[side]])
-        return {key: math.fsum(s[key] for s in stats) for key in ("data", "reg", "sse")}
+        stats = self.client.gather([self.submit(_tasks.stats_of, s) for s in states])
+        return states, {key: math.fsum(s[key] for s in stats) for key in ("data", "reg", "sse")}
 
-    def iterate(self, callback) -> list:
-        history = []
-        iterations = self.params["iterations"]
-        for it in range(iterations):
-            t0 = time.perf_counter()
-            users = self.half_step("user", loss=False)
-            items = self.half_step("item", loss=True)
-            row = {"epoch": it + 1, "train_loss": items["data"] + items["reg"] + users["reg"],
-                   "train_rmse": math.sqrt(items["sse"] / self.n),
-                   "seconds": time.perf_counter() - t0,
-                   "exchange_bytes": self.layout.bytes_per_iteration()}
-            history.append(row)
-            if callback is not None and callback(self.model, dict(row)) is False:
-                break
-        return history
+    def iteration(self, it: int) -> dict:
+        """Users, then items; the history row."""
+        t0 = time.perf_counter()
+        users = self.half_step("user", loss=False)
+        items = self.half_step("item", loss=True)
+        return {"epoch": it + 1, "train_loss": items["data"] + items["reg"] + users["reg"],
+                "train_rmse": math.sqrt(items["sse"] / self.n),
+                "seconds": time.perf_counter() - t0,
+                "exchange_bytes": self.layout.bytes_per_iteration()}
 
-    def result(self):
+    def recover(self, seed: int, done: int) -> None:
+        """After a lost worker: the blocks built anew from the data and the
+        `done` iterations replayed from the start. Every task is pure, so
+        the states are those that were lost (the scheduler re-runs lost
+        tasks only while their inputs are held, and the fit releases the
+        pieces and the older states it no longer needs)."""
+        self.build()
+        self.start(seed)
+        for it in range(done):
+            self.iteration(it)
+
+    def run(self, seed: int, callback):
+        """The iterations and the model's arrays, a lost worker recovered
+        from at most RETRIES times."""
+        history: list = []
+        lost = 0
+        while True:
+            try:
+                if lost:
+                    self.recover(seed, len(history))
+                while len(history) < self.params["iterations"]:
+                    row = self.iteration(len(history))
+                    history.append(row)
+                    if callback is not None and callback(self.model, dict(row)) is False:
+                        break
+                return history, self.gather()
+            except LOST as e:
+                lost += 1
+                if lost > RETRIES:
+                    raise RuntimeError(f"fit: workers lost {lost} times; last: {e}") from e
+
+    def gather(self):
         """The model's arrays and the training items of each user."""
         gathered = {side: self.client.gather(
             self.submit(_tasks.concat_states, *self.states[side])) for side in SIDES}
@@ -221,8 +264,7 @@ def fit(model, parts, columns: dict, client, n_blocks=None, exchange="auto",
         job.plan()
         job.build()
         job.start(seed)
-        history = job.iterate(callback)
-        core, seen = job.result()
+        history, (core, seen) = job.run(seed, callback)
         model._install(core, seen, job.vocab["user"], job.vocab["item"], job.solver,
                        job.params, history=history, best_iteration_=len(history),
                        seed_=seed, rating_range_=job.rating_range, rating_mean_=job.mean)

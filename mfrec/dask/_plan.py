@@ -112,21 +112,36 @@ def exchanges(n_users: int, n_items: int, row_bytes: int, exchange: str,
             for side, n_other in (("user", n_items), ("item", n_users))}
 
 
-def zipf_weights(n: int, exponent: float) -> np.ndarray:
-    w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
-    return w / w.sum()
+def zipf_groups(n: int, exponent: float):
+    """Rows 0..n-1 with weights proportional to (row + 1)^-exponent, in
+    about 2000 log-spaced groups of rows (a dry run over a billion ratings
+    needs no array per row): (group edges, the share of one row of each
+    group), the shares of all rows summing to 1."""
+    edges = np.unique(np.r_[0, np.geomspace(1, n, 2000).astype(np.int64), n])
+    mid = (edges[:-1] + edges[1:] + 1) / 2.0
+    share = mid ** -exponent
+    return edges, share / float(np.sum(share * np.diff(edges)))
 
 
-def expected_needs(bounds: np.ndarray, counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Expected rows of the other side a block needs: with m ratings drawn
-    by `weights`, sum_j 1 - exp(-m w_j) distinct rows (chunked sums)."""
+def grouped_ranges(edges: np.ndarray, share: np.ndarray, n_blocks: int) -> np.ndarray:
+    """Bounds of n_blocks ranges of rows with equal sums of shares,
+    interpolated within groups."""
+    cum = np.r_[0.0, np.cumsum(share * np.diff(edges))]
+    cuts = np.interp(np.arange(1, n_blocks) / n_blocks, cum, edges).astype(np.int64)
+    return np.r_[0, cuts, edges[-1]]
+
+
+def expected_needs(bounds: np.ndarray, edges: np.ndarray, share: np.ndarray, nnz: int,
+                   other: tuple) -> np.ndarray:
+    """Expected rows of the other side (its groups `other`) each block
+    needs: with m ratings drawn by the other side's shares w_j, sum_j
+    1 - exp(-m w_j) distinct rows."""
+    cum = np.r_[0.0, np.cumsum(share * np.diff(edges))]
+    o_edges, o_share = other
     out = []
-    for b in range(len(bounds) - 1):
-        m = float(counts[bounds[b]:bounds[b + 1]].sum())
-        total = 0.0
-        for s in range(0, len(weights), 1 << 22):
-            total += float(np.sum(-np.expm1(-m * weights[s:s + (1 << 22)])))
-        out.append(total)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        m = nnz * float(np.interp(hi, edges, cum) - np.interp(lo, edges, cum))
+        out.append(float(np.sum(np.diff(o_edges) * -np.expm1(-m * o_share))))
     return np.array(out)
 
 
@@ -140,12 +155,11 @@ def plan(n_users: int, n_items: int, nnz: int, factors: int = 64, n_workers: int
     exponents (0: uniform). ``layout.summary()`` gives the figures."""
     check_choice(exchange)
     n_blocks = n_workers if n_blocks is None else n_blocks
-    weights = {"user": zipf_weights(n_users, user_skew), "item": zipf_weights(n_items, item_skew)}
-    counts = {side: w * nnz for side, w in weights.items()}
-    bounds = {side: ranges(c, n_blocks) for side, c in counts.items()}
+    groups = {"user": zipf_groups(n_users, user_skew), "item": zipf_groups(n_items, item_skew)}
+    bounds = {side: grouped_ranges(*g, n_blocks) for side, g in groups.items()}
     row_bytes = 4 * (factors + (1 if biases else 0))
     layout = Layout(n_users, n_items, nnz, factors, n_workers, biases, bounds,
                     exchanges(n_users, n_items, row_bytes, exchange, broadcast_limit))
     for side, other in (("user", "item"), ("item", "user")):
-        layout.needed[side] = expected_needs(bounds[side], counts[side], weights[other])
+        layout.needed[side] = expected_needs(bounds[side], *groups[side], nnz, groups[other])
     return layout

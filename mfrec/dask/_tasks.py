@@ -24,13 +24,16 @@ def read_part(part, columns: dict, where: str):
     DataFrame read as the single-process fit reads a table, or a tuple of
     three array chunks."""
     if isinstance(part, tuple):
-        return triplets(*part, where)
+        users, items, ratings = part
+        return triplets(users, items, ratings, where)
     return triplets(from_any(part, where=where, **columns), None, None, where)
 
 
 def read_pairs(part, columns: dict, where: str):
     """(raw users, raw items) of a table partition (no rating needed)."""
     kind = table_kind(part)
+    if kind is None:
+        raise TypeError(f"{where}: expected DataFrame partitions, got {type(part).__name__}")
     names = pick_columns(column_names(part, kind), {"user": columns.get("user"),
                                                      "item": columns.get("item")}, where)
     return tuple(as_raw_ids(column(part, kind, names[role], where), f"{where}: {role}s")
@@ -41,7 +44,7 @@ def summarize(part, columns: dict, where: str) -> dict:
     """What planning needs from a partition: each side's ids and their
     counts, the number of ratings, their float64 sum, least and largest."""
     u, i, r = read_part(part, columns, where)
-    out = {"n": len(r), "sum": float(np.sum(r, dtype=np.float64)),
+    out: dict = {"n": len(r), "sum": float(np.sum(r, dtype=np.float64)),
            "low": float(r.min()) if len(r) else np.inf,
            "high": float(r.max()) if len(r) else -np.inf}
     for side, raw in (("user", u), ("item", i)):
