@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+import distributed
 from distributed import client as dask_client
 
 from .._state import fitting
@@ -104,37 +105,44 @@ class BlockedFit:
                              exchanges(n_users, n_items, row_bytes, self.exchange, self.limit))
 
     def build(self):
-        """Cut every partition into block pieces; build each block's CSR
-        on its worker (the pieces and partitions are then released)."""
+        """Cut every partition into the pieces of the user blocks, build
+        each user block's CSR on its worker, then each item block's from
+        the user blocks' pieces (the partitions' pieces are gone by then)."""
         client, layout = self.client, self.layout
         self.vocab_f = scatter(client, self.vocab, broadcast=True)
-        bounds = {side: layout.bounds[side] for side in SIDES}
-        splits = client.compute([_delayed(_tasks.split)(p, self.columns, self.where,
-                                                        self.vocab_f, bounds)
-                                 for p in self.parts])
         weights = self.solver.weights_from_counts(self.counts["user"], self.counts["item"])
-        weights_f = scatter(client, dict(zip(SIDES, weights)), broadcast=True)
-        self.blocks = {}
-        for side in SIDES:
-            other = OTHER[side]
-            routed = layout.exchange[side] == "routed"
-            self.blocks[side] = []
-            for b in range(len(layout.bounds[side]) - 1):
-                lo, hi = (int(x) for x in layout.bounds[side][b:b + 2])
-                parts = [self.submit(_tasks.piece, s, side, b) for s in splits]
-                self.blocks[side].append(self.submit(
-                    _build, side, lo, hi, len(self.vocab[other]), self.vocab_f, routed,
-                    weights_f, *parts, **self.worker(b)))
+        self.weights_f = scatter(client, dict(zip(SIDES, weights)), broadcast=True)
+        splits = client.compute([_delayed(_tasks.split)(p, self.columns, self.where,
+                                                        self.vocab_f, layout.bounds["user"])
+                                 for p in self.parts])
+        self.blocks = {"user": self.build_side("user", splits)}
         del splits
-        # each block's list of the other side's rows, once (routed blocks)
-        self.needed = {side: [self.submit(operator.itemgetter("needed"), blk)
-                              for blk in self.blocks[side]] for side in SIDES}
+        transposes = [self.submit(_tasks.transpose, blk, layout.bounds["item"])
+                      for blk in self.blocks["user"]]
+        self.blocks["item"] = self.build_side("item", transposes)
+        del transposes
         infos = client.gather([self.submit(_tasks.block_info, blk)
                                for side in SIDES for blk in self.blocks[side]])
         n_user_blocks = len(self.blocks["user"])
         for side, chunk in (("user", infos[:n_user_blocks]), ("item", infos[n_user_blocks:])):
             if layout.exchange[side] == "routed":
                 layout.needed[side] = np.array([i["needed"] for i in chunk])
+        # each block's list of the other side's rows, once (routed blocks)
+        self.needed = {side: [self.submit(operator.itemgetter("needed"), blk)
+                              for blk in self.blocks[side]] for side in SIDES}
+
+    def build_side(self, side: str, sources: list) -> list:
+        """The blocks of `side`, each from its piece of every source; they
+        wait until built, so that the pieces can go."""
+        bounds = self.layout.bounds[side]
+        blocks = [self.submit(_build, side, int(bounds[b]), int(bounds[b + 1]),
+                              len(self.vocab[OTHER[side]]), self.vocab_f,
+                              self.layout.exchange[side] == "routed", self.weights_f,
+                              *[self.submit(_tasks.piece, s, b) for s in sources],
+                              **self.worker(b))
+                  for b in range(len(bounds) - 1)]
+        distributed.wait(blocks)
+        return blocks
 
     def start(self, seed: int):
         """The starting states: item factors as the single-process fit

@@ -67,13 +67,21 @@ def pieces(rows: np.ndarray, cols: np.ndarray, values: Optional[np.ndarray],
     return out
 
 
-def split(part, columns: dict, where: str, vocab: dict, bounds: dict) -> dict:
+def split(part, columns: dict, where: str, vocab: dict, bounds: np.ndarray) -> list:
     """A partition's ratings as contiguous indices, cut into the pieces of
-    every user block and every item block."""
+    every user block."""
     u, i, r = read_part(part, columns, where)
-    uidx, iidx = index_of(u, vocab["user"]), index_of(i, vocab["item"])
-    return {"user": pieces(uidx, iidx, r, bounds["user"]),
-            "item": pieces(iidx, uidx, r, bounds["item"])}
+    return pieces(index_of(u, vocab["user"]), index_of(i, vocab["item"]), r, bounds)
+
+
+def transpose(block: dict, bounds: np.ndarray) -> list:
+    """A user block's ratings cut into the pieces of every item block (the
+    item blocks are built from the user blocks, so that the partitions'
+    pieces are gone before the item side's are made)."""
+    users = np.repeat(np.arange(block["lo"], block["hi"], dtype=np.int32),
+                      np.diff(block["indptr"]))
+    items = block["indices"] if block["needed"] is None else block["needed"][block["indices"]]
+    return pieces(items, users, block["values"], bounds)
 
 
 def split_pairs(part, columns: dict, where: str, vocab: dict, bounds: np.ndarray) -> list:
@@ -86,9 +94,9 @@ def split_pairs(part, columns: dict, where: str, vocab: dict, bounds: np.ndarray
     return pieces(uidx[keep], iidx[keep], None, bounds)
 
 
-def piece(split_result, side: Optional[str], b: int):
-    """Block b's piece of a split (side: "user" or "item", None for pairs)."""
-    return (split_result if side is None else split_result[side])[b]
+def piece(split_result: list, b: int):
+    """Block b's piece of a split."""
+    return split_result[b]
 
 
 def build_block(side: str, lo: int, hi: int, n_cols: int, vocab: dict, routed: bool,

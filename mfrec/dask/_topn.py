@@ -35,7 +35,7 @@ def _seen_chunks(client, model, bounds, seen_parts, columns):
     splits = client.compute([dask.delayed(_tasks.split_pairs, pure=True)(
         p, columns, "recommend_all: seen", vocab, bounds) for p in seen_parts])
     return [client.submit(_tasks.seen_csr, int(hi - lo), len(model.item_ids),
-                          *[client.submit(_tasks.piece, s, None, b) for s in splits])
+                          *[client.submit(_tasks.piece, s, b) for s in splits])
             for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
 
 
