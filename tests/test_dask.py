@@ -73,7 +73,7 @@ def assert_same_model(one, many, tol=0.0):
 
 
 @pytest.mark.parametrize("n_blocks, exchange", [(1, "broadcast"), (2, "broadcast"),
-                                               (7, "broadcast"), (7, "routed")])
+                                               (7, "broadcast"), (3, "routed")])
 def test_als_equals_one_process(client, ratings, n_blocks, exchange):
     """Explicit ALS with biases and ALS-WR: the same bits for any layout."""
     one, many = pair("als", ratings, client, n_blocks=n_blocks, exchange=exchange)
@@ -88,7 +88,7 @@ def test_wals_equals_one_process(client, ratings, kw, exchange):
     """Weighted and implicit MF: identical when broadcast (the kernel forms
     the Gram matrix), to 1e-5 when routed (the blocks' Gram sum)."""
     df = ratings.assign(rating=ratings.rating.abs())
-    one, many = pair("wals", df, client, n_blocks=7, exchange=exchange, **kw)
+    one, many = pair("wals", df, client, n_blocks=3, exchange=exchange, **kw)
     assert_same_model(one, many, tol=0.0 if exchange == "broadcast" else 1e-5)
 
 

@@ -55,14 +55,15 @@ def summarize(part, columns: dict, where: str) -> dict:
 def pieces(rows: np.ndarray, cols: np.ndarray, values: Optional[np.ndarray],
            bounds: np.ndarray) -> list:
     """(rows - lo, cols, values) of each block [bounds[b], bounds[b + 1]),
-    int32 indices, in the order given within each block."""
-    block = np.searchsorted(bounds, rows, side="right") - 1
-    order = np.argsort(block, kind="stable")
-    cuts = np.searchsorted(block[order], np.arange(len(bounds)))
+    int32 indices, in the order given within each block. One masked pass
+    a block: a byte a rating of scratch, where a sort by block would take
+    24 (a 12M-rating block cut in two needed 300 MB more)."""
     out = []
-    for b in range(len(bounds) - 1):
-        sel = order[cuts[b]:cuts[b + 1]]
-        out.append(((rows[sel] - bounds[b]).astype(np.int32), cols[sel].astype(np.int32),
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        sel = np.flatnonzero((rows >= lo) & (rows < hi))
+        local = rows[sel].astype(np.int32)
+        local -= np.int32(lo)
+        out.append((local, cols[sel].astype(np.int32, copy=False),
                     None if values is None else values[sel]))
     return out
 
