@@ -100,6 +100,40 @@ def piece(split_result: list, b: int):
     return split_result[b]
 
 
+#: ratings per slice of rows a block's CSR is built from (bounds the scratch)
+SLICE = 1 << 21
+
+
+def csr_of(parts: Sequence[tuple], n_rows: int, n_cols: int, on_duplicate):
+    """The CSR (columns ascending in each row) of rows [0, n_rows) from
+    (rows, cols, values) pieces, built a slice of rows at a time into the
+    final arrays: the scratch is a slice's, not the block's (concatenated
+    triplets and the core's column-ordered copy were 24 bytes a rating).
+    on_duplicate(rows, cols) raises for a repeated pair."""
+    counts = np.zeros(n_rows, np.int64)
+    for p in parts:
+        counts += np.bincount(p[0], minlength=n_rows)
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    indices = np.empty(indptr[-1], np.int32)
+    values = np.empty(indptr[-1], np.float32)
+    cuts = np.unique(np.r_[np.searchsorted(indptr, np.arange(0, indptr[-1], SLICE),
+                                           side="right") - 1, n_rows].clip(0, n_rows))
+    cuts = np.unique(np.r_[0, cuts])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        chosen = [(p[0], p[1], p[2], np.flatnonzero((p[0] >= a) & (p[0] < b))) for p in parts]
+        rows = np.concatenate([r[sel] for r, _, _, sel in chosen]) - np.int32(a)
+        cols = np.concatenate([c[sel] for _, c, _, sel in chosen])
+        vals = np.concatenate([v[sel] for _, _, v, sel in chosen])
+        del chosen
+        try:
+            _, ix, vx = _core.build_csr(rows, cols, vals, int(b - a), n_cols)
+        except ValueError:  # the only failure left: a repeated (row, column) pair
+            on_duplicate(rows + a, cols)
+            raise
+        indices[indptr[a]:indptr[b]], values[indptr[a]:indptr[b]] = ix, vx
+    return indptr, indices, values
+
+
 def build_block(side: str, lo: int, hi: int, n_cols: int, vocab: dict, routed: bool,
                 row_weights: Optional[np.ndarray], col_weights: Optional[np.ndarray],
                 *parts) -> dict:
@@ -107,15 +141,12 @@ def build_block(side: str, lo: int, hi: int, n_cols: int, vocab: dict, routed: b
     other side's indices, ascending in each row, as the single-process
     fit's CSR). Routed: columns renumbered to the block's own list of the
     other side's rows it needs (`needed`, ascending), weights likewise."""
-    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
-    cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32)
-    vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
-    try:
-        indptr, indices, values = _core.build_csr(rows, cols, vals, hi - lo, n_cols)
-    except ValueError:  # the only failure left: a repeated (user, item) pair
+    def duplicate(rows, cols):
         ids = vocab[side][rows + lo], vocab["item" if side == "user" else "user"][cols]
         raise ValueError("fit: users and items: "
                          + duplicates(*(ids if side == "user" else ids[::-1]))) from None
+
+    indptr, indices, values = csr_of(parts, hi - lo, n_cols, duplicate)
     block = {"side": side, "lo": lo, "hi": hi, "indptr": indptr, "values": values,
              "row_weights": None if row_weights is None else row_weights[lo:hi],
              "col_weights": col_weights, "needed": None}
