@@ -12,6 +12,9 @@ ones). The single-process fit runs in a fresh process that loads the arrays
 (its peak RSS includes them: the fit needs them); the blocked fit runs on a
 fresh cluster from ``dd.read_parquet`` (reading included in its wall time)
 and its workers' peak RSS includes their start-up (pandas, pyarrow, dask).
+The two fits alternate --repeat times (on a shared machine the load moves
+between them; the fastest of each kind is the least disturbed) and the CPU
+seconds of each are shown beside the wall clock.
 Figures: wall seconds and their ratio, peak RSS per worker against the
 single process's, the bytes the workers sent each other per iteration
 (measured: Worker.transfer_outgoing_bytes_total) beside the layout's own
@@ -66,11 +69,11 @@ def single(nnz, algorithm, cache, out):
     if algorithm == "wals":
         r = np.ones(len(u), np.float32)
     model = mfrec.Model(algorithm, n_threads=2, **params(algorithm))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model.fit(u, i, r)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     model.save(out)
-    print(json.dumps({"wall": wall, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                       * 1024, "per_iteration": [h["seconds"] for h in model.history]}))
 
 
@@ -107,14 +110,41 @@ def blocked(folder, algorithm):
             marks.append(sent(client))
 
         model = mfrec.Model(algorithm, n_threads=1, **params(algorithm))
+        c0 = sum(client.run(time.process_time).values()) - time.process_time()
         t0 = time.perf_counter()
         md.fit(model, ddf, client, callback=mark)
         wall = time.perf_counter() - t0
+        cpu = sum(client.run(time.process_time).values()) + time.process_time() - c0
         peaks = client.run(worker_peak)
-    return {"wall": wall, "peaks": sorted(peaks.values()), "start_rss": sorted(before.values()),
+    return {"wall": wall, "cpu": cpu, "peaks": sorted(peaks.values()), "start_rss": sorted(before.values()),
             "sent_setup": marks[1] - marks[0], "sent": list(np.diff(marks[1:])),
             "planned": model.history[0]["exchange_bytes"],
             "per_iteration": [h["seconds"] for h in model.history]}, model
+
+
+def report(algorithm, ones, manys, model, ref):
+    diff = max(float(np.abs(getattr(model, f) - getattr(ref, f)).max()
+                     / np.abs(getattr(ref, f)).max()) for f in ("user_factors", "item_factors"))
+    walls = [(o["wall"], m["wall"]) for o, m in zip(ones, manys)]
+    best = min(o["wall"] for o in ones), min(m["wall"] for m in manys)
+    print(f"{algorithm}: wall single (2 threads) / dask (2 x 1), each pair in turn: "
+          + ", ".join(f"{a:.1f} / {b:.1f} s = {b / a:.2f}x" for a, b in walls)
+          + f"; fastest of each: {best[0]:.1f} / {best[1]:.1f} s = {best[1] / best[0]:.2f}x")
+    cpus = [(o["cpu"], m["cpu"]) for o, m in zip(ones, manys)]
+    print("  CPU seconds single / dask (workers + driver): "
+          + ", ".join(f"{a:.1f} / {b:.1f} = {b / a:.2f}x" for a, b in cpus))
+    for o, m in zip(ones, manys):
+        print(f"  s/iteration single {np.round(o['per_iteration'], 2)}, dask "
+              f"{np.round(m['per_iteration'], 2)}")
+    one, many = ones[-1], manys[-1]
+    print(f"  peak RSS single {one['peak'] / 2**20:.0f} MiB, workers "
+          f"{[round(p / 2**20) for p in many['peaks']]} MiB (at start "
+          f"{[round(p / 2**20) for p in many['start_rss']]}) = "
+          f"{max(many['peaks']) / one['peak']:.2f}x")
+    print(f"  workers sent each other: set-up {many['sent_setup'] / 2**20:.0f} MiB, per "
+          f"iteration {[round(s / 2**20) for s in many['sent']]} MiB (layout's factor "
+          f"bytes {many['planned'] / 2**20:.0f} MiB)")
+    print(f"  factors: largest relative difference {diff:.2e}")
 
 
 def dry_run():
@@ -138,6 +168,8 @@ def main():
     parser.add_argument("--parts", type=int, default=16)
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/mfrec/bench_scale"))
     parser.add_argument("--plan", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="fits of each kind, alternated (the machine may be shared)")
     parser.add_argument("--single", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
@@ -150,26 +182,16 @@ def main():
     folder = parquet_files(nnz, args.cache, args.parts)
     for algorithm in args.algorithms.split(","):
         out = os.path.join(args.cache, f"single-{algorithm}.npz")
-        one = json.loads(subprocess.run(
-            [sys.executable, __file__, "--cache", args.cache, "--single", str(nnz), algorithm, out],
-            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        print("  single-process done | load average", os.getloadavg(), flush=True)
-        many, model = blocked(folder, algorithm)
-        ref = mfrec.Model.load(out)
-        diff = max(float(np.abs(getattr(model, f) - getattr(ref, f)).max()
-                         / np.abs(getattr(ref, f)).max()) for f in ("user_factors", "item_factors"))
-        print(f"{algorithm}: wall single (2 threads) {one['wall']:.2f} s, dask (2 x 1) "
-              f"{many['wall']:.2f} s = {many['wall'] / one['wall']:.2f}x")
-        print(f"  s/iteration single {np.round(one['per_iteration'], 2)}, dask "
-              f"{np.round(many['per_iteration'], 2)}")
-        print(f"  peak RSS single {one['peak'] / 2**20:.0f} MiB, workers "
-              f"{[round(p / 2**20) for p in many['peaks']]} MiB (at start "
-              f"{[round(p / 2**20) for p in many['start_rss']]}) = "
-              f"{max(many['peaks']) / one['peak']:.2f}x")
-        print(f"  workers sent each other: set-up {many['sent_setup'] / 2**20:.0f} MiB, per "
-              f"iteration {[round(s / 2**20) for s in many['sent']]} MiB (layout's factor "
-              f"bytes {many['planned'] / 2**20:.0f} MiB)")
-        print(f"  factors: largest relative difference {diff:.2e}")
+        ones, manys = [], []
+        for _ in range(args.repeat):
+            ones.append(json.loads(subprocess.run(
+                [sys.executable, __file__, "--cache", args.cache, "--single", str(nnz), algorithm,
+                 out], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]))
+            print("  single-process done | load average", os.getloadavg(), flush=True)
+            many, model = blocked(folder, algorithm)
+            manys.append(many)
+            print("  dask done | load average", os.getloadavg(), flush=True)
+        report(algorithm, ones, manys, model, mfrec.Model.load(out))
     print("load average at the end", os.getloadavg())
     dry_run()
 
