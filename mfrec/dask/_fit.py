@@ -100,8 +100,10 @@ class BlockedFit:
         self.solver.check_data(_Shape(n_users, n_items, self.rating_range))
         biases = bool(self.params.get("biases"))
         row_bytes = 4 * (k + biases)
+        # a row's solve costs about its ratings plus k (its dense k x k part)
         self.layout = Layout(n_users, n_items, n, k, self.n_workers, biases,
-                             {side: ranges(self.counts[side], self.n_blocks) for side in SIDES},
+                             {side: ranges(self.counts[side] + k, self.n_blocks)
+                              for side in SIDES},
                              exchanges(n_users, n_items, row_bytes, self.exchange, self.limit))
 
     def build(self):

@@ -1,7 +1,8 @@
 """Block layouts, with or without data: where the rows go, how each
 half-step receives the other side's factors, and what that moves.
 
-Rows of each side are ranged into blocks of about equal numbers of ratings
+Rows of each side are ranged into blocks of about equal work (its ratings,
+plus k a row for the dense part of its solve)
 (contiguous index ranges, so the blocks' factors concatenate into the
 model's). Before a half-step every block of the solved side needs the rows
 of the other side that its ratings name. Broadcast: the other side's
