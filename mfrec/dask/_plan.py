@@ -17,7 +17,7 @@ expected needs of a long-tailed matrix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -113,7 +113,7 @@ def exchanges(n_users: int, n_items: int, row_bytes: int, exchange: str,
             for side, n_other in (("user", n_items), ("item", n_users))}
 
 
-def zipf_groups(n: int, exponent: float):
+def zipf_groups(n: int, exponent: float) -> Tuple[np.ndarray, np.ndarray]:
     """Rows 0..n-1 with weights proportional to (row + 1)^-exponent, in
     about 2000 log-spaced groups of rows (a dry run over a billion ratings
     needs no array per row): (group edges, the share of one row of each
