@@ -159,7 +159,8 @@ def als_half_step(indptr: ArrayLike, indices: ArrayLike, values: Optional[ArrayL
                   scale_regularization: bool = False, unobserved_weight: float = 0.0,
                   alpha: float = 0.0, binary: bool = False,
                   solver: Literal["cholesky", "cg"] = "cholesky", cg_steps: int = 3,
-                  n_threads: int = 1, loss: bool = True) -> dict[str, float]: ...
+                  n_threads: int = 1, loss: bool = True,
+                  gram: Optional[ArrayLike] = None) -> dict[str, float]: ...
 
 
 # Bayesian MF (Gibbs sampling) and the ordered probit

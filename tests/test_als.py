@@ -127,6 +127,37 @@ def test_half_step_matches_dense_solve(mode, rng):
     assert _core.als_half_step(*csr, Y, X.copy(), loss=False, **kernel_kwargs(m))["sse"] == 0
 
 
+@pytest.mark.parametrize("mode", ["weighted-row-col", "implicit"])
+def test_half_step_on_the_rows_a_block_needs(mode, rng):
+    """A block's share of a half-step: Y holds only the rows its indices
+    name (renumbered), the whole side's Gram matrix comes as gram=, and
+    the rows solve as against the whole Y (to the Gram's rounding)."""
+    mask, values, csr, Y = small_problem(rng)
+    m = mode_arguments(mode, rng, *mask.shape)
+    indptr, indices, vals = csr
+    rows = slice(0, 5)  # the block: the first rows
+    block = indptr[:6].copy(), indices[:indptr[5]], vals[:indptr[5]]
+    needed = np.unique(block[1])
+    assert len(needed) < len(Y)  # it names only some of the columns
+    local = np.searchsorted(needed, block[1]).astype(np.int32)
+    ref = reference_half_step(mask[rows], values[rows], Y, **{
+        **m, "row_weights": None if m.get("row_weights") is None else m["row_weights"][rows]})
+    kw = kernel_kwargs(m)
+    kw["row_weights"] = None if kw["row_weights"] is None else kw["row_weights"][rows]
+    kw["col_weights"] = None if kw["col_weights"] is None else kw["col_weights"][needed]
+    gram = (Y.astype(np.float64).T @ Y).astype(np.float32)
+    X = np.zeros((5, Y.shape[1]), np.float32)
+    _core.als_half_step(block[0], local, block[2], Y[needed], X, gram=gram, **kw)
+    assert row_relative_error(X, ref).max() < 1e-4
+    without = np.zeros_like(X)  # the Gram of Y[needed] alone is another problem
+    _core.als_half_step(block[0], local, block[2], Y[needed], without, **kw)
+    assert row_relative_error(without, ref).max() > 1e-3
+    with pytest.raises(ValueError, match="gram must be"):
+        _core.als_half_step(block[0], local, block[2], Y[needed], X, gram=gram[:2], **kw)
+    with pytest.raises(ValueError, match="finite"):
+        _core.als_half_step(block[0], local, block[2], Y[needed], X, gram=gram * np.inf, **kw)
+
+
 def test_half_step_with_biases_matches_dense_solve(rng):
     mask, values, csr, Y = small_problem(rng)
     y_bias = rng.normal(0, 0.3, Y.shape[0]).astype(np.float32)

@@ -31,6 +31,9 @@ MARKERS = {
                           "weighted beats popularity and SVD"],
     "level2.ipynb": ["tuned (search)", "ndcg@10", "baseline only (no genres)",
                      "learned genre biases"],
+    "dask_scale_out.ipynb": ["factors identical to the single-process fit: True",
+                             "routed exchange: largest relative difference",
+                             "top-N lists identical", "peak RSS per worker"],
     "bayesian_mf.ipynb": ["Bayesian MF beats SGD and ALS", "last sweep, test RMSE",
                           "90% intervals cover", "mean std, users with < 40 ratings"],
 }

@@ -531,6 +531,10 @@ static int check_inputs(const mfr_csr *R, int32_t k, const mfr_als_side *x,
             if (!isfinite(sides[s]->factors[t]))
                 return MFR_ENONFINITE;
     }
+    if (y->gram)
+        for (int64_t t = 0; t < (int64_t)k * k; t++)
+            if (!isfinite(y->gram[t]))
+                return MFR_ENONFINITE;
     return MFR_OK;
 }
 
@@ -690,8 +694,9 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
             status = MFR_ENOMEM;
             goto cleanup;
         }
-        status = gram(Ya, n_cols, d, threads, G);
-        if (status != MFR_OK)
+        if (y->gram) /* d == k here: biases need w0 == 0 */
+            memcpy(G, y->gram, (size_t)d * d * sizeof *G);
+        else if ((status = gram(Ya, n_cols, d, threads, G)) != MFR_OK)
             goto cleanup;
     }
 #ifdef _OPENMP

@@ -395,11 +395,15 @@ mfr_als_params mfr_als_default_params(void);
 
 /* One side of the factorization: factors n x k; bias n or NULL; weights
  * n or NULL (all 1). The solved side is updated in place (its factors
- * are the CG warm start); the other side is only read. */
+ * are the CG warm start); the other side is only read. gram (read on the
+ * other side only, NULL: computed from its factors): k x k, the Gram
+ * matrix Y^T Y of the whole side when `factors` holds only the rows that
+ * R's columns name (a block's share of a distributed half-step). */
 typedef struct {
     float *factors;
     float *bias;
     const float *weights;
+    const float *gram;
 } mfr_als_side;
 
 /* The solved rows' share of the objective at their new values, and where

@@ -37,6 +37,24 @@ static int als_check_param(float v, const char *name)
     return 0;
 }
 
+/* The optional k x k float32 Gram matrix (None -> NULL). */
+static int als_gram(PyObject *obj, npy_intp k, PyArrayObject **out)
+{
+    *out = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (!(*out = as_array(obj, NPY_FLOAT32, 2, "gram")))
+        return -1;
+    if (PyArray_DIM(*out, 0) != k || PyArray_DIM(*out, 1) != k) {
+        PyErr_Format(PyExc_ValueError, "gram must be %zd x %zd (X.shape[1] squared), got "
+                     "%zd x %zd", (Py_ssize_t)k, (Py_ssize_t)k, (Py_ssize_t)PyArray_DIM(*out, 0),
+                     (Py_ssize_t)PyArray_DIM(*out, 1));
+        Py_CLEAR(*out);
+        return -1;
+    }
+    return 0;
+}
+
 /* The parameters besides the arrays: finite, in range, and consistent
  * (the solver by name, biases in pairs and only without unobserved weight). */
 static int als_params_check(mfr_als_params *p, float offset, const char *solver,
@@ -74,8 +92,9 @@ static int als_params_check(mfr_als_params *p, float offset, const char *solver,
 }
 
 /* The arrays of a half-step: the CSR (indptr, indices, values or None),
- * Y read, X written, and the optional biases and weights of each side. */
-enum { A_INDPTR, A_INDICES, A_VALUES, A_Y, A_X, A_XB, A_YB, A_RW, A_CW, A_COUNT };
+ * Y read, X written, the optional biases and weights of each side, and
+ * the optional Gram matrix of the whole Y side. */
+enum { A_INDPTR, A_INDICES, A_VALUES, A_Y, A_X, A_XB, A_YB, A_RW, A_CW, A_GRAM, A_COUNT };
 typedef struct {
     PyArrayObject *a[A_COUNT];
     npy_intp n_rows, n_cols, k;
@@ -122,7 +141,8 @@ static int als_arrays_get(als_arrays *t, PyObject *const o[A_COUNT])
                    als_vector(o[A_XB], n_rows, 1, "x_bias", &a[A_XB]) < 0 ||
                    als_vector(o[A_YB], n_cols, 0, "y_bias", &a[A_YB]) < 0 ||
                    als_vector(o[A_RW], n_rows, 0, "row_weights", &a[A_RW]) < 0 ||
-                   als_vector(o[A_CW], n_cols, 0, "col_weights", &a[A_CW]) < 0
+                   als_vector(o[A_CW], n_cols, 0, "col_weights", &a[A_CW]) < 0 ||
+                   als_gram(o[A_GRAM], k, &a[A_GRAM]) < 0
                ? -1
                : 0;
 }
@@ -163,7 +183,8 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
 "              offset=0.0, row_weights=None, col_weights=None,\n"
 "              regularization=0.1, scale_regularization=False,\n"
 "              unobserved_weight=0.0, alpha=0.0, binary=False,\n"
-"              solver='cholesky', cg_steps=3, n_threads=1, loss=True)",
+"              solver='cholesky', cg_steps=3, n_threads=1, loss=True,\n"
+"              gram=None)",
 "One weighted-least-squares half-step (csrc/core/als.c): every row i of X\n"
 "(float32, n_rows x k, updated in place; the CG warm start) becomes the\n"
 "minimizer of\n"
@@ -174,7 +195,10 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
 "t_ij = (1[v_ij > 0] if binary else v_ij) - offset - y_bias[j],\n"
 "lambda_i = regularization (times the row's count if scale_regularization),\n"
 "w0 = unobserved_weight. With x_bias (written) and y_bias (read), the\n"
-"unknowns are (x_i, x_bias[i]) and the features (y_j, 1); w0 must be 0.\n\n"
+"unknowns are (x_i, x_bias[i]) and the features (y_j, 1); w0 must be 0.\n"
+"gram (float32, k x k), used when w0 > 0: Y^T Y of the whole other side,\n"
+"when Y holds only the rows the indices name (a block of a distributed\n"
+"half-step); None computes it from Y.\n\n"
 "Returns a dict: data (the rows' weighted squared errors over all\n"
 "entries at their new values; 0 when loss=False), reg (sum lambda_i |x_i|^2),\n"
 "sse (sum over the stored entries of (values - prediction)^2, unweighted,\n"
@@ -184,9 +208,9 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
     static char *kwlist[] = {"indptr", "indices", "values", "Y", "X", "x_bias", "y_bias",
                              "offset", "row_weights", "col_weights", "regularization",
                              "scale_regularization", "unobserved_weight", "alpha", "binary",
-                             "solver", "cg_steps", "n_threads", "loss", NULL};
+                             "solver", "cg_steps", "n_threads", "loss", "gram", NULL};
     PyObject *o[A_COUNT] = {[A_XB] = Py_None, [A_YB] = Py_None, [A_RW] = Py_None,
-                            [A_CW] = Py_None};
+                            [A_CW] = Py_None, [A_GRAM] = Py_None};
     PyObject *result = NULL;
     als_arrays t = {{0}};
     mfr_als_params p = mfr_als_default_params();
@@ -194,11 +218,12 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
     float offset = 0.0f;
     const char *solver = "cholesky";
     int status;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|$OOfOOfpffpsiip", kwlist, &o[A_INDPTR],
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|$OOfOOfpffpsiipO", kwlist, &o[A_INDPTR],
                                      &o[A_INDICES], &o[A_VALUES], &o[A_Y], &o[A_X], &o[A_XB],
                                      &o[A_YB], &offset, &o[A_RW], &o[A_CW], &p.regularization,
                                      &p.scale_regularization, &p.unobserved_weight, &p.alpha,
-                                     &p.binary, &solver, &p.cg_steps, &p.n_threads, &p.loss))
+                                     &p.binary, &solver, &p.cg_steps, &p.n_threads, &p.loss,
+                                     &o[A_GRAM]))
         return NULL;
     if (als_params_check(&p, offset, solver, o[A_XB], o[A_YB]) < 0)
         return NULL;
@@ -207,8 +232,10 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
         mfr_csr R = {(int32_t)t.n_rows, (int32_t)t.n_cols, PyArray_DIM(a[A_INDICES], 0),
                      PyArray_DATA(a[A_INDPTR]), PyArray_DATA(a[A_INDICES]),
                      data_or_null(a[A_VALUES])};
-        mfr_als_side xs = {PyArray_DATA(a[A_X]), data_or_null(a[A_XB]), data_or_null(a[A_RW])};
-        mfr_als_side ys = {PyArray_DATA(a[A_Y]), data_or_null(a[A_YB]), data_or_null(a[A_CW])};
+        mfr_als_side xs = {PyArray_DATA(a[A_X]), data_or_null(a[A_XB]), data_or_null(a[A_RW]),
+                           NULL};
+        mfr_als_side ys = {PyArray_DATA(a[A_Y]), data_or_null(a[A_YB]), data_or_null(a[A_CW]),
+                           data_or_null(a[A_GRAM])};
         Py_BEGIN_ALLOW_THREADS
         status = mfr_als_half_step(&R, (int32_t)t.k, &xs, &ys, offset, &p, &stats);
         Py_END_ALLOW_THREADS

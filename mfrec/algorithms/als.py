@@ -90,12 +90,25 @@ class _Alternating(Algorithm):
         return lam * n_ratings if self.params["scale_regularization"] else lam
 
     def side_weights(self, train):
+        return self.weights_from_counts(np.diff(train.by_user[0]), np.diff(train.by_item[0]))
+
+    def weights_from_counts(self, user_counts, item_counts):
+        """(user weights, item weights) of the kernel from each row's
+        number of ratings (None: all 1)."""
         return None, None
 
     def reads_indices(self, train) -> bool:
         """Whether the fit reads the triplets' indices (train.users/items)
         besides the CSRs; if not, they are freed at set-up."""
         return False
+
+    def half_step_kwargs(self) -> dict:
+        """The keyword arguments of every als_half_step of a fit (the
+        blocked fit of mfrec.dask passes the same)."""
+        p = self.params
+        return dict(self.kernel_mode(), regularization=p["regularization"],
+                    scale_regularization=p["scale_regularization"], solver=p["solver"],
+                    cg_steps=p["cg_steps"], n_threads=p["n_threads"])
 
     def start(self, core, train, seed):
         """Random item factors, N(0, init_scale^2) from (seed, stream 1) as
@@ -118,10 +131,7 @@ class _Alternating(Algorithm):
         train.by_item  # both CSRs at set-up, none inside the first timed iteration
         self.user_weights, self.item_weights = self.side_weights(train)
         self.sse = None  # the last item half-step's squared errors (train_rmse)
-        self.kwargs = dict(self.kernel_mode(), regularization=p["regularization"],
-                           scale_regularization=p["scale_regularization"],
-                           solver=p["solver"], cg_steps=p["cg_steps"],
-                           n_threads=p["n_threads"])
+        self.kwargs = self.half_step_kwargs()
 
     def half_step(self, core, by, side, other, row_weights, col_weights, **kwargs):
         """Solve the rows of `side` with `other` fixed. The model's arrays
@@ -358,10 +368,10 @@ class WALS(_Alternating):
         return {"unobserved_weight": self.w0, "alpha": 0.0 if alpha is None else float(alpha),
                 "binary": self.implicit}
 
-    def side_weights(self, train):
+    def weights_from_counts(self, user_counts, item_counts):
         p = self.params
-        return (count_weights(p["row_weights"], np.diff(train.by_user[0])),
-                count_weights(p["col_weights"], np.diff(train.by_item[0]), name="col_weights"))
+        return (count_weights(p["row_weights"], user_counts),
+                count_weights(p["col_weights"], item_counts, name="col_weights"))
 
     def fold_in(self, model, items, ratings, lam):
         """The new user's row of the user half-step: the weighted least
