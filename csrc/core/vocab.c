@@ -1,0 +1,183 @@
+/*
+ * vocab.c - the distinct values among fixed-width records, numbered in
+ * order of first occurrence: the hashing half of mapping string ids
+ * (NumPy str or bytes arrays, read as records of their itemsize) to
+ * contiguous indices. The caller sorts the few distinct values and
+ * renumbers.
+ *
+ * An open-addressing hash table with linear probing, at most half full.
+ * A slot holds the high 32 bits of the record's 64-bit hash (the low bits
+ * pick the slot) and its number; a record is compared byte for byte only
+ * when both match, with a compact copy of the distinct records (not the
+ * caller's, whose first occurrences lie far apart in memory). The slot of
+ * a record some places ahead is prefetched while this one is looked up:
+ * for a table larger than the cache, a lookup is one memory latency, and
+ * this overlaps them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define AHEAD 16 /* records hashed and prefetched ahead of the lookup */
+
+typedef struct {
+    uint32_t tag;  /* hash >> 32 */
+    int32_t code;  /* -1: empty */
+} slot;
+
+typedef struct {
+    slot *slots;
+    uint64_t mask;        /* slots - 1, a power of two minus one */
+    unsigned char *store; /* the distinct records, by number */
+    int64_t n, cap;       /* distinct records held, and room in store */
+    size_t width;
+} table;
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+}
+
+/* The last width % 8 bytes, zero-padded (records have one width, so the
+ * padding cannot make two of them equal); 4 at once, as str records end. */
+static uint64_t tail_word(const unsigned char *p, size_t rest)
+{
+    uint32_t lo = 0;
+    uint64_t x = 0;
+    size_t j = 0;
+    if (rest >= 4) {
+        memcpy(&lo, p, 4);
+        j = 4;
+    }
+    for (; j < rest; j++)
+        x |= (uint64_t)p[j] << (8 * j);
+    return x | lo;
+}
+
+/* A multiply and a shift per 8 bytes, chained, then a full avalanche. */
+static uint64_t hash_record(const unsigned char *p, size_t width)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL, x;
+    size_t j = 0;
+    for (; j + 8 <= width; j += 8) {
+        memcpy(&x, p + j, 8);
+        h = (h ^ x) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+    }
+    if (j < width)
+        h = (h ^ tail_word(p + j, width - j)) * 0xbf58476d1ce4e5b9ULL;
+    return mix(h);
+}
+
+/* Equal records, 8 bytes at a time (a call to memcmp costs more than
+ * the few words of an id). */
+static int same_record(const unsigned char *a, const unsigned char *b, size_t width)
+{
+    uint64_t x, y;
+    size_t j = 0;
+    for (; j + 8 <= width; j += 8) {
+        memcpy(&x, a + j, 8);
+        memcpy(&y, b + j, 8);
+        if (x != y)
+            return 0;
+    }
+    return j == width || tail_word(a + j, width - j) == tail_word(b + j, width - j);
+}
+
+static int grow_slots(table *t, uint64_t n_slots)
+{
+    slot *s = malloc(n_slots * sizeof *s);
+    if (!s)
+        return MFR_ENOMEM;
+    memset(s, 0xff, n_slots * sizeof *s);
+    free(t->slots);
+    t->slots = s;
+    t->mask = n_slots - 1;
+    for (int64_t c = 0; c < t->n; c++) { /* re-insert the distinct records */
+        uint64_t h = hash_record(t->store + (size_t)c * t->width, t->width);
+        uint64_t k = h & t->mask;
+        while (s[k].code >= 0)
+            k = (k + 1) & t->mask;
+        s[k] = (slot){(uint32_t)(h >> 32), (int32_t)c};
+    }
+    return MFR_OK;
+}
+
+/* Number a new record (slot k is the empty one its probe ended at). */
+static int insert(table *t, uint64_t k, uint64_t h, const unsigned char *rec, int32_t *code)
+{
+    if (t->n == INT32_MAX)
+        return MFR_EINVAL;
+    if (t->n == t->cap) {
+        int64_t cap = MFR_MAX(2 * t->cap, 1024);
+        unsigned char *store = realloc(t->store, (size_t)cap * t->width);
+        if (!store)
+            return MFR_ENOMEM;
+        t->store = store;
+        t->cap = cap;
+    }
+    memcpy(t->store + (size_t)t->n * t->width, rec, t->width);
+    *code = (int32_t)t->n;
+    t->slots[k] = (slot){(uint32_t)(h >> 32), *code};
+    if ((uint64_t)++t->n * 2 > t->mask + 1)
+        return grow_slots(t, 2 * (t->mask + 1));
+    return MFR_OK;
+}
+
+static int lookup(table *t, uint64_t h, const unsigned char *rec, int32_t *code)
+{
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (uint64_t k = h & t->mask;; k = (k + 1) & t->mask) {
+        slot s = t->slots[k];
+        if (s.code < 0)
+            return insert(t, k, h, rec, code);
+        if (s.tag == tag && same_record(t->store + (size_t)s.code * t->width, rec, t->width)) {
+            *code = s.code;
+            return MFR_OK;
+        }
+    }
+}
+
+int mfr_factorize_records(int64_t n, const void *records, size_t width, int32_t *codes,
+                          int64_t *first, int64_t *n_unique)
+{
+    const unsigned char *rec = records;
+    uint64_t ahead[AHEAD];
+    table t = {NULL, 0, NULL, 0, 0, width};
+    int status;
+    *n_unique = 0;
+    if (n < 0 || width < 1)
+        return MFR_EINVAL;
+    if ((status = grow_slots(&t, 2048)) != MFR_OK)
+        goto cleanup;
+    for (int64_t j = 0; j < MFR_MIN(n, AHEAD); j++)
+        ahead[j] = hash_record(rec + (size_t)j * width, width);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t h = ahead[i % AHEAD];
+        if (i + AHEAD < n) {
+            uint64_t g = hash_record(rec + (size_t)(i + AHEAD) * width, width);
+            ahead[i % AHEAD] = g;
+            __builtin_prefetch(&t.slots[g & t.mask]);
+        }
+        if (i + AHEAD / 2 < n) { /* its slot has arrived: fetch the record it names */
+            slot s = t.slots[ahead[(i + AHEAD / 2) % AHEAD] & t.mask];
+            if (s.code >= 0)
+                __builtin_prefetch(t.store + (size_t)s.code * width);
+        }
+        int64_t before = t.n;
+        if ((status = lookup(&t, h, rec + (size_t)i * width, &codes[i])) != MFR_OK)
+            goto cleanup;
+        if (t.n > before)
+            first[before] = i;
+    }
+    *n_unique = t.n;
+cleanup:
+    free(t.slots);
+    free(t.store);
+    return status;
+}
