@@ -350,15 +350,29 @@ def _gather(blocks: Iterator[Dict[str, np.ndarray]], rows_hint=None) -> Dict[str
 
 
 def _ratings(parts: List[Dict[str, np.ndarray]], where) -> Ratings:
-    """Ratings of the columns of parts of a file read side by side, joined
-    one column at a time (and each part's column dropped once copied), so
-    that only one column is ever held twice."""
+    """Ratings of the columns of parts of a file read side by side, in
+    order, joined one column at a time."""
     parts = [p for p in parts if p and len(p["rating"])]
     if not parts:
         raise ValueError(f"{where}: the file holds no ratings")
-    columns = {}
-    for role in list(parts[0]):
-        pieces = [p.pop(role) for p in parts]
-        columns[role] = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-        del pieces
+    columns = {role: _join([p.pop(role) for p in parts]) for role in list(parts[0])}
     return Ratings(columns["user"], columns["item"], columns["rating"], columns.get("timestamp"))
+
+
+def _join(pieces: List[np.ndarray]) -> np.ndarray:
+    """The pieces end to end: the first grown in place (a realloc) and the
+    others copied after it and dropped one by one, so that only the rest
+    of one column is ever held twice, and the first piece's pages (written
+    already) are not written again."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if any(p.dtype != pieces[0].dtype for p in pieces):
+        return np.concatenate(pieces)  # str ids of different widths
+    whole = pieces.pop(0)
+    n = len(whole)
+    whole.resize(n + sum(map(len, pieces)), refcheck=False)
+    while pieces:
+        piece = pieces.pop(0)
+        whole[n:n + len(piece)] = piece
+        n += len(piece)
+    return whole
