@@ -62,11 +62,11 @@ def padding(ids: np.ndarray):
 
 def factorize(raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(sorted unique ids, int32 index of each raw id among them), as
-    np.unique(return_inverse=True) gives them. String and bytes ids are
-    hashed in C (the distinct ones numbered in order of first occurrence,
-    the GIL released), then only the distinct ids are sorted and the
-    numbers renumbered in place."""
-    if raw.dtype.kind in "US" and len(raw):
+    np.unique(return_inverse=True) gives them. The ids are hashed in C (the
+    distinct ones numbered in order of first occurrence, the GIL released),
+    then only the distinct ids are sorted and the numbers renumbered in
+    place: no sort of every rating's id."""
+    if raw.dtype.kind in "USiu" and len(raw):
         codes, first = _core.factorize_records(raw)
         uniques = raw[first]
         order = np.argsort(uniques, kind="stable")

@@ -112,3 +112,19 @@ def test_empty():
     assert codes.shape == first.shape == (0,)
     ids, index = _vocab.factorize(np.array([], "U3"))
     assert ids.shape == index.shape == (0,)
+
+
+def test_spread_integer_ids_are_hashed_to_the_same_vocabulary():
+    """Ids spread over int64 (no table of present ids fits them) go through
+    the same hashing: np.unique's answer, extremes and negatives included."""
+    from mfrec._ids import known_ids
+
+    rng = np.random.default_rng(9)
+    pool = np.concatenate([rng.integers(-(2**63), 2**63 - 1, 500, dtype=np.int64),
+                           [np.iinfo(np.int64).min, np.iinfo(np.int64).max, 0, -1]])
+    raw = pool[rng.integers(0, len(pool), 20_000)]
+    extra = np.concatenate([pool[:20], rng.integers(-(2**62), 2**62, 30)])  # some not rated
+    ids, index = known_ids(raw, (extra,))
+    want_ids, want_index = np.unique(np.concatenate([raw, extra]), return_inverse=True)
+    assert np.array_equal(ids, want_ids) and np.array_equal(index, want_index[:len(raw)])
+    assert ids.dtype == np.int64 and index.dtype == np.int32
