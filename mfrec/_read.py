@@ -4,7 +4,10 @@ The parsing is pyarrow's (its streaming CSV reader, or Parquet row groups)
 or, without pyarrow, pandas' chunked ``read_csv``. Each block is converted
 to its final dtype (int64 ids and timestamps, float32 ratings) and dropped,
 and each column is joined once at the end: peak memory stays near the final
-arrays plus one column, not a whole table of Python or Arrow objects.
+arrays plus one column, not a whole table of Python or Arrow objects. The
+streaming reader parses one block at a time, so a large uncompressed text
+file is cut into spans of whole lines, one per CPU (up to SPANS), read by
+as many readers side by side.
 """
 from __future__ import annotations
 
@@ -62,7 +65,8 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
 
     Lines are read in blocks of 1 MB, each
     converted to the final dtypes at once, so the peak memory stays within
-    twice the final arrays.
+    twice the final arrays; a large uncompressed file in spans of lines,
+    read side by side with pyarrow.
 
     Examples
     --------
