@@ -1,7 +1,7 @@
 /*
  * vocab.c - the distinct values among fixed-width records, numbered in
- * order of first occurrence: the hashing half of mapping string ids
- * (NumPy str or bytes arrays, read as records of their itemsize) to
+ * order of first occurrence: the hashing half of mapping raw ids (NumPy
+ * str, bytes or int64 arrays, read as records of their itemsize) to
  * contiguous indices. The caller sorts the few distinct values and
  * renumbers.
  *
