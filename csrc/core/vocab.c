@@ -7,12 +7,19 @@
  *
  * An open-addressing hash table with linear probing, at most half full.
  * A slot holds the high 32 bits of the record's 64-bit hash (the low bits
- * pick the slot) and its number; a record is compared byte for byte only
- * when both match, with a compact copy of the distinct records (not the
- * caller's, whose first occurrences lie far apart in memory). The slot of
- * a record some places ahead is prefetched while this one is looked up:
- * for a table larger than the cache, a lookup is one memory latency, and
- * this overlaps them.
+ * pick the slot) and its number; the distinct records are kept in a
+ * compact copy (not the caller's, whose first occurrences lie far apart in
+ * memory). The slot of a record some places ahead is prefetched while
+ * this one is looked up: for a table larger than the cache, a lookup is
+ * one memory latency, and this overlaps them.
+ *
+ * The first pass takes a matching tag for a match, so that a lookup waits
+ * for one load, not two (the slot, then the record it names); a second
+ * pass then compares every record with the one its number names, loads
+ * that do not wait for each other. Should one differ (two records in one
+ * probe sequence shared their 32-bit tag: about once in 10^8 lookups of
+ * random ids, or ids made to collide), the table is rebuilt comparing the
+ * records at every matching tag. Either way the numbers are exact.
  */
 #define _DEFAULT_SOURCE /* madvise */
 #include <stdint.h>
@@ -154,23 +161,43 @@ static __attribute__((noinline)) int insert(table *t, uint64_t k, uint64_t h,
     return MFR_OK;
 }
 
-/* The number of a record seen before, or -1 with *k its probe's empty slot. */
-HOT int32_t find(const table *t, uint64_t h, const unsigned char *rec, size_t width,
+/* The number of a record seen before, or -1 with *k its probe's empty slot.
+ * Trusting (exact 0), a matching tag is taken for a match; the caller
+ * checks the numbers afterwards (all_match). */
+HOT int32_t find(const table *t, uint64_t h, const unsigned char *rec, size_t width, int exact,
                  uint64_t *k)
 {
     uint32_t tag = (uint32_t)(h >> 32);
     for (*k = h & t->mask;; *k = (*k + 1) & t->mask) {
         slot s = t->slots[*k];
-        if (s.code < 0 ||
-            (s.tag == tag && same_record(t->store + (size_t)s.code * width, rec, width)))
+        if (s.code < 0 || (s.tag == tag && (!exact || same_record(t->store + (size_t)s.code *
+                                                                  width, rec, width))))
             return s.code;
     }
+}
+
+/* Whether every record equals the stored record its number names. In
+ * order of the records, the stored ones prefetched ahead: unlike a lookup,
+ * no load waits for another, so the memory latencies overlap. */
+HOT int all_match(const table *t, int64_t n, const unsigned char *rec, size_t width,
+                  const int32_t *codes)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (i + AHEAD < n) {
+            const unsigned char *next = t->store + (size_t)codes[i + AHEAD] * width;
+            __builtin_prefetch(next);
+            __builtin_prefetch(next + width - 1);
+        }
+        if (!same_record(t->store + (size_t)codes[i] * width, rec + (size_t)i * width, width))
+            return 0;
+    }
+    return 1;
 }
 
 /* The pass over the records; inlined with a constant width by the caller
  * for short ids, so that the loops over their words unroll. */
 HOT int number_records(table *t, int64_t n, const unsigned char *rec, size_t width,
-                       int32_t *codes, int64_t *first)
+                       int exact, int32_t *codes, int64_t *first)
 {
     uint64_t ahead[AHEAD], k;
     for (int64_t j = 0; j < MFR_MIN(n, AHEAD); j++)
@@ -182,14 +209,14 @@ HOT int number_records(table *t, int64_t n, const unsigned char *rec, size_t wid
             ahead[i % AHEAD] = g;
             __builtin_prefetch(&t->slots[g & t->mask]);
         }
-        if (i + AHEAD / 2 < n) { /* its slot has arrived: fetch the record it names */
+        if (exact && i + AHEAD / 2 < n) { /* its slot has arrived: fetch its record */
             slot s = t->slots[ahead[(i + AHEAD / 2) % AHEAD] & t->mask];
             if (s.code >= 0) { /* its first and last byte: it may span two lines */
                 __builtin_prefetch(t->store + (size_t)s.code * width);
                 __builtin_prefetch(t->store + (size_t)s.code * width + width - 1);
             }
         }
-        int32_t code = find(t, h, rec + (size_t)i * width, width, &k);
+        int32_t code = find(t, h, rec + (size_t)i * width, width, exact, &k);
         if (code < 0) {
             code = (int32_t)t->n;
             int status = insert(t, k, h, rec + (size_t)i * width, i, first);
@@ -199,6 +226,19 @@ HOT int number_records(table *t, int64_t n, const unsigned char *rec, size_t wid
         codes[i] = code;
     }
     return MFR_OK;
+}
+
+/* A trusting pass, checked; an exact one if the check fails (two records
+ * shared a tag: rare, unless the ids were made to). */
+HOT int factorize(table *t, int64_t n, const unsigned char *rec, size_t width, int32_t *codes,
+                  int64_t *first)
+{
+    int status = number_records(t, n, rec, width, 0, codes, first);
+    if (status != MFR_OK || all_match(t, n, rec, width, codes))
+        return status;
+    t->n = 0;
+    memset(t->slots, 0xff, (t->mask + 1) * sizeof *t->slots);
+    return number_records(t, n, rec, width, 1, codes, first);
 }
 
 int mfr_factorize_records(int64_t n, const void *records, size_t width, int32_t *codes,
@@ -213,11 +253,11 @@ int mfr_factorize_records(int64_t n, const void *records, size_t width, int32_t 
         goto cleanup;
     switch (width) { /* str ids of up to 12 characters, bytes of up to 48 */
 #define WIDTH(w) \
-    case w: status = number_records(&t, n, records, w, codes, first); break;
+    case w: status = factorize(&t, n, records, w, codes, first); break;
         WIDTH(4) WIDTH(8) WIDTH(12) WIDTH(16) WIDTH(20) WIDTH(24)
         WIDTH(28) WIDTH(32) WIDTH(36) WIDTH(40) WIDTH(44) WIDTH(48)
 #undef WIDTH
-    default: status = number_records(&t, n, records, width, codes, first);
+    default: status = factorize(&t, n, records, width, codes, first);
     }
     if (status == MFR_OK)
         *n_unique = t.n;
