@@ -17,9 +17,10 @@
  * for one load, not two (the slot, then the record it names); a second
  * pass then compares every record with the one its number names, loads
  * that do not wait for each other. Should one differ (two records in one
- * probe sequence shared their 32-bit tag: about once in 10^8 lookups of
- * random ids, or ids made to collide), the table is rebuilt comparing the
- * records at every matching tag. Either way the numbers are exact.
+ * probe sequence shared their 32-bit tag: a chance of 2^-32 for each
+ * occupied slot a lookup passes, or ids made to collide), the table is
+ * rebuilt comparing the records at every matching tag. Either way the
+ * numbers are exact.
  */
 #define _DEFAULT_SOURCE /* madvise */
 #include <stdint.h>
