@@ -11,6 +11,8 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
+from . import _core
+
 __all__ = ["as_raw_ids", "kind", "same_kind", "padding", "factorize", "id_from_text"]
 
 KINDS = {"i": "integer", "u": "integer", "U": "string", "S": "bytes"}
@@ -75,20 +77,17 @@ def padding(ids: np.ndarray):
 
 
 def factorize(raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(sorted unique ids, int32 index of each raw id among them). String
-    ids go through pandas' hash table when pandas is installed (one pass,
-    then a sort of the distinct ids only), else through np.unique."""
-    if raw.dtype.kind in "US" and len(raw):
-        try:
-            import pandas as pd
-        except ImportError:
-            pd = None
-        if pd is not None:
-            codes, uniques = pd.factorize(raw, sort=False)
-            uniques = np.asarray(uniques).astype(raw.dtype)
-            order = np.argsort(uniques, kind="stable")
-            rank = np.empty(len(order), np.int32)
-            rank[order] = np.arange(len(order), dtype=np.int32)
-            return uniques[order], rank[codes]
+    """(sorted unique ids, int32 index of each raw id among them), as
+    np.unique(return_inverse=True) gives them. The ids are hashed in C (the
+    distinct ones numbered in order of first occurrence, the GIL released),
+    then only the distinct ids are sorted and the numbers renumbered in
+    place: no sort of every rating's id."""
+    if raw.dtype.kind in "USiu" and len(raw):
+        codes, first = _core.factorize_records(raw)
+        uniques = raw[first]
+        order = np.argsort(uniques, kind="stable")
+        rank = np.empty(len(order), np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        return uniques[order], np.take(rank, codes, out=codes, mode="clip")
     ids, index = np.unique(raw, return_inverse=True)
     return ids, index.astype(np.int32).reshape(-1)

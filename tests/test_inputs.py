@@ -297,6 +297,59 @@ def test_read_ratings_in_many_blocks(tmp_path, triplets, monkeypatch, engine, na
     assert r.user.base is None and r.rating.flags.owndata
 
 
+@pytest.mark.parametrize("sep, header", [(",", "userId,movieId,rating,timestamp"),
+                                         ("::", None)])
+@pytest.mark.parametrize("spans", [2, 3, 7])
+def test_read_ratings_in_spans_side_by_side(tmp_path, triplets, monkeypatch, sep, header, spans):
+    """A text file cut into spans of whole lines, read by parallel readers
+    (the header only in the first) and joined in order: the same arrays."""
+    from mfrec import _read
+
+    path = write(tmp_path / "r.txt", triplets, sep, header)
+    monkeypatch.setattr(_read, "BLOCK_BYTES", 500)
+    monkeypatch.setattr(_read, "SPAN_BYTES", 600)
+    monkeypatch.setattr(_read, "SPANS", spans)
+    monkeypatch.setattr(pa, "cpu_count", lambda: 8)
+    assert len(_read._spans(str(path))) == spans
+    r = mfrec.read_ratings(path)
+    for got, expected in zip((r.user, r.item, r.rating, r.timestamp),
+                             (*triplets, np.arange(len(r)))):
+        assert np.array_equal(got, expected)
+    strings = mfrec.read_ratings(path, string_ids=True)
+    assert np.array_equal(strings.user, triplets[0].astype(str))
+    lines = path.read_text().splitlines()
+    lines[-3] = lines[-3].replace(sep, sep + "x", 1)  # a bad item id in the last span
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=f"read_ratings: {path}.*invalid value 'x"):
+        mfrec.read_ratings(path)
+
+
+def test_read_ratings_with_pyarrow_leaves_pandas_unimported(tmp_path, triplets, run_env):
+    """pyarrow's Array.to_numpy imports pandas (a third of a second); the
+    reader takes the numbers from the arrays' buffers instead."""
+    path = write(tmp_path / "r.csv", triplets, ",", "userId,movieId,rating,timestamp")
+    code = ("import sys, mfrec; r = mfrec.read_ratings(sys.argv[1]); "
+            "assert r.rating.dtype == 'float32' and len(r) == int(sys.argv[2]); "
+            "print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(len(triplets[0]))],
+                         capture_output=True, text=True, check=True, cwd=tmp_path, env=run_env)
+    assert out.stdout.strip() == "False"
+
+
+def test_spans_end_at_line_ends(tmp_path, monkeypatch):
+    from mfrec import _read
+
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"1,2,3\n" * 40 + b"10,20,30\n")  # no cut may fall inside a line
+    monkeypatch.setattr(_read, "SPAN_BYTES", 10)
+    monkeypatch.setattr(pa, "cpu_count", lambda: 64)
+    spans = _read._spans(str(path))
+    data = path.read_bytes()
+    assert spans[0][0] == 0 and spans[-1][1] == len(data) and len(spans) == _read.SPANS
+    for (a, b), (c, _) in zip(spans, spans[1:] + [(len(data), None)]):
+        assert b == c and data[b - 1:b] == b"\n"
+
+
 BAD_FILES = [  # pyarrow's parser says ValueError where pandas' dtypes give a TypeError
     ("user,item,rating\n1,2,3\nx,2,3\n", "user", (ValueError, TypeError), "integer"),
     ("user,item,rating\n1,2,3\n1,,3\n", "item", ValueError, "1 missing value"),

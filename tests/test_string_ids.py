@@ -1,13 +1,11 @@
 """String and bytes ids: a model fitted on them is the model of the integer
 ids they name (same sorted order), speaks them back in their kind, keeps
 them in its file without pickle, and refuses ids of another kind."""
-import sys
 
 import numpy as np
 import pytest
 
 import mfrec
-from mfrec import _vocab
 
 pd = pytest.importorskip("pandas")
 
@@ -163,15 +161,3 @@ def test_read_ratings_string_ids_of_growing_width(tmp_path):
     for engine in ("pyarrow", "pandas"):
         r = mfrec.read_ratings(path, string_ids=True, engine=engine)
         assert r.user[-1] == "a-much-longer-id" and r.item[-1] == "y"
-
-
-@pytest.mark.parametrize("with_pandas", [True, False])
-def test_factorize_matches_unique(monkeypatch, with_pandas):
-    if not with_pandas:
-        monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas fails
-    rng = np.random.default_rng(0)
-    raw = np.array([f"id{x}" for x in rng.integers(0, 300, 5000)])
-    ids, index = _vocab.factorize(raw)
-    want_ids, want_index = np.unique(raw, return_inverse=True)
-    assert np.array_equal(ids, want_ids) and np.array_equal(index, want_index)
-    assert index.dtype == np.int32 and ids.dtype == raw.dtype

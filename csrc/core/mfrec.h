@@ -116,6 +116,18 @@ int mfr_csr_transpose(const mfr_csr *a, int n_threads, int64_t *indptr, int32_t 
  * not. Both must have passed mfr_csr_check. O(nnz). */
 int mfr_csr_check_transpose(const mfr_csr *a, const mfr_csr *b);
 
+/* ---- id vocabulary (vocab.c) -------------------------------------------
+ * The distinct values among n records of `width` bytes (record j at
+ * records + j * width), numbered 0, 1, ... in order of first occurrence:
+ * codes[j] (n entries) is record j's number, first[c] (room for n entries)
+ * the index of number c's first occurrence, *n_unique how many there are.
+ * Records are equal when their bytes are, as NumPy's NUL-padded str and
+ * bytes arrays compare. Expected O(n * width) time (a hash table), memory
+ * O(n_unique * width). MFR_EINVAL if width < 1 or there are more than
+ * INT32_MAX distinct records. */
+int mfr_factorize_records(int64_t n, const void *records, size_t width, int32_t *codes,
+                          int64_t *first, int64_t *n_unique);
+
 /* ---- the factor model shared by every algorithm (predict.c) ----------
  * prediction(u, i) = global_mean + user_bias[u] + item_bias[i] + P[u] . Q[i]
  * Bias pointers may be NULL (no bias). An index of -1 means "unknown": its

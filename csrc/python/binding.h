@@ -51,7 +51,8 @@
 extern PyMethodDef mfr_py_info_functions[], mfr_py_ratings_functions[],
     mfr_py_features_functions[], mfr_py_sgd_functions[], mfr_py_als_functions[],
     mfr_py_svd_functions[], mfr_py_nmf_functions[], mfr_py_topn_functions[],
-    mfr_py_metrics_functions[], mfr_py_foldin_functions[], mfr_py_bayes_functions[];
+    mfr_py_metrics_functions[], mfr_py_foldin_functions[], mfr_py_bayes_functions[],
+    mfr_py_vocab_functions[];
 
 /* ---- status codes and arguments (convert.c) ----------------------------- */
 

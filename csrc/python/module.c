@@ -331,7 +331,7 @@ static int module_exec(PyObject *m)
                              mfr_py_als_functions,   mfr_py_svd_functions,
                              mfr_py_nmf_functions,   mfr_py_topn_functions,
                              mfr_py_metrics_functions, mfr_py_foldin_functions,
-                             mfr_py_bayes_functions};
+                             mfr_py_bayes_functions, mfr_py_vocab_functions};
     for (size_t j = 0; j < sizeof tables / sizeof *tables; j++)
         if (PyModule_AddFunctions(m, tables[j]) < 0)
             return -1;
