@@ -386,3 +386,19 @@ def test_read_ratings_refuses_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="not a Parquet file"):
         (tmp_path / "r.parquet").write_text("1,2,3\n")
         mfrec.read_ratings(tmp_path / "r.parquet")
+
+
+@pytest.mark.parametrize("ids", [np.array([1, 3, 5, 9]), np.arange(0, 3000, 7),
+                                 np.array([7, 2**40, 2**41])])
+def test_index_of_matches_a_binary_search(ids):
+    """Small ids go through a table, spread ones through a search: both
+    give each id's position and -1 for absent, negative or too large ids."""
+    from mfrec._ids import index_of
+    raw = np.random.default_rng(0).integers(-5, 3100, 5000)
+    raw[:3] = ids[:3]
+    pos = np.minimum(np.searchsorted(ids, raw), len(ids) - 1)
+    want = np.where(ids[pos] == raw, pos, -1)
+    got = index_of(raw, ids)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(index_of(ids, ids), np.arange(len(ids)))

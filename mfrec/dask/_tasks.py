@@ -68,23 +68,11 @@ def pieces(rows: np.ndarray, cols: np.ndarray, values: Optional[np.ndarray],
     return out
 
 
-def known_index(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """int32 index in the sorted `ids` of raw ids that are all among them:
-    a table lookup when the ids are small non-negative numbers (most
-    datasets number them 1, 2, ...; ten times a binary search's speed),
-    else the search."""
-    if ids.dtype.kind in "iu" and len(ids) and ids[0] >= 0 and ids[-1] < 2 * len(ids) + 1024:
-        table = np.zeros(int(ids[-1]) + 1, np.int32)
-        table[ids] = np.arange(len(ids), dtype=np.int32)
-        return table[raw]
-    return index_of(raw, ids)
-
-
 def split(part, columns: dict, where: str, vocab: dict, bounds: np.ndarray) -> list:
     """A partition's ratings as contiguous indices, cut into the pieces of
     every user block."""
     u, i, r = read_part(part, columns, where)
-    return pieces(known_index(u, vocab["user"]), known_index(i, vocab["item"]), r, bounds)
+    return pieces(index_of(u, vocab["user"]), index_of(i, vocab["item"]), r, bounds)
 
 
 def transpose(block: dict, bounds: np.ndarray) -> list:
