@@ -245,10 +245,12 @@ class Model(_core.Model):
         training = Training(solver, work, train, valid, params["n_threads"], rating_mean,
                             rating_range if solver.clip_predictions else None, show)
         best = training.run(seed, params, early_stopping, callback, self)
-
+        seen = train.keep_seen()  # the CSRs freed before the factors are copied
+        if training.lean:
+            solver.publish(work)
         solver.finish(work, best + 1)
         # the arrays themselves, not copies: the setters copy (of the data, only `seen`)
-        self._install(core_state(work, copy=False), train.keep_seen(), user_ids, item_ids, solver,
+        self._install(core_state(work, copy=False), seen, user_ids, item_ids, solver,
                       params, history=training.history, best_iteration_=best + 1, seed_=seed,
                       rating_range_=rating_range, rating_mean_=rating_mean)
         return self

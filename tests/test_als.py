@@ -378,10 +378,11 @@ def test_train_rmse_comes_from_the_item_half_step(case, solver, ml_small, monkey
 @pytest.mark.parametrize("algorithm, in_place", [("als", False), ("wals", False),
                                                  ("sgd", True)])
 def test_fit_snapshots_copy_only_what_kernels_write(algorithm, in_place, ml_small):
-    """A snapshot of an ALS fit holds the model's arrays themselves (each
-    half-step assigns new ones and never writes into the old), and they
-    stay as they were through the next iteration; SGD writes in place, so
-    its snapshot is a copy."""
+    """A snapshot of an ALS fit holds the model's arrays themselves (the
+    half-steps solve arrays of the fit's own, which publish copies into the
+    model after each step of a fit that keeps snapshots), and they stay as
+    they were through the next iteration; SGD writes in place, so its
+    snapshot is a copy."""
     from mfrec.algorithms import TrainData, get_algorithm
     from mfrec._training import fit_state
 
@@ -393,10 +394,12 @@ def test_fit_snapshots_copy_only_what_kernels_write(algorithm, in_place, ml_smal
     work.global_mean = float(r.mean())
     solver.start(work, train, 0)
     solver.step(work, train, 0)
+    solver.publish(work)
     state = fit_state(work, solver)[0]
     before = {name: state[name].copy() for name in ("user_factors", "item_factors")}
     assert (state["user_factors"] is work.user_factors) == (not in_place)
     solver.step(work, train, 1)
+    solver.publish(work)
     for name, a in before.items():
         assert np.array_equal(state[name], a), name
         assert not np.array_equal(getattr(work, name), a), name
