@@ -206,8 +206,10 @@ class Model(_core.Model):
             The model itself, fitted.
 
         Ctrl-C stops training cleanly: the model keeps its last complete
-        iteration (the best one with early stopping) and a warning says so.
-        Fits of one model in several threads run one after the other.
+        iteration (the best one with early stopping) and a warning says so
+        ("als" and "wals" without validation, which keep no copy of the last
+        iteration, first finish the one under way). Fits of one model in
+        several threads run one after the other.
         """
         source = dict(user=user, item=item, rating=rating, user_ids=user_ids, item_ids=item_ids)
         users = from_any(users, items, ratings, "fit", **source)
