@@ -177,6 +177,25 @@ def test_half_step_with_biases_matches_dense_solve(rng):
     assert stats["sse"] == pytest.approx(sse, rel=1e-5)
 
 
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_half_step_augmented_layout_is_the_same_solve(solver, rng):
+    """augmented=True: X and Y as rows (factors, 1), which the kernel reads
+    and solves in place without copies; the same rows, biases and sums, bit
+    for bit, as the plain layout, and X's column of ones left alone."""
+    mask, values, csr, Y = small_problem(rng, k=16)
+    X = rng.normal(0, 0.1, (mask.shape[0], 16)).astype(np.float32)
+    x_bias, y_bias = (rng.normal(0, 0.3, n).astype(np.float32) for n in (len(X), len(Y)))
+    kw = dict(offset=3.0, regularization=0.3, solver=solver, n_threads=2)
+    Xa, Ya = (np.hstack([A, np.ones((len(A), 1), np.float32)]) for A in (X, Y))
+    xa_bias = x_bias.copy()
+    plain = _core.als_half_step(*csr, Y, X, x_bias=x_bias, y_bias=y_bias, **kw)
+    aug = _core.als_half_step(*csr, Ya, Xa, x_bias=xa_bias, y_bias=y_bias, augmented=True, **kw)
+    assert np.array_equal(Xa[:, :16], X) and np.array_equal(xa_bias, x_bias)
+    assert (Xa[:, 16] == 1).all()
+    assert {k: plain[k] for k in ("data", "reg", "sse")} == \
+        {k: aug[k] for k in ("data", "reg", "sse")}
+
+
 @pytest.mark.parametrize("k", [5, 16, 37, 64])
 @pytest.mark.parametrize("biases", [False, True])
 def test_half_step_sse_is_that_of_predict(k, biases, rng):
@@ -571,6 +590,15 @@ def test_half_step_bad_arguments(rng):
         _core.als_half_step(indptr, indices, np.where(vals > 4, np.nan, vals), Y, X)
     with pytest.raises(ValueError, match="finite"):
         _core.als_half_step(indptr, indices, vals, Y, np.full_like(X, np.inf), solver="cg")
+    Ya, biases = np.hstack([Y, np.ones((len(Y), 1), np.float32)]), dict(
+        x_bias=np.zeros(len(X), np.float32), y_bias=np.zeros(len(Y), np.float32))
+    Xa = np.zeros((len(X), Ya.shape[1]), np.float32)
+    with pytest.raises(ValueError, match="augmented needs x_bias"):
+        _core.als_half_step(*csr, Ya, Xa, augmented=True)
+    with pytest.raises(ValueError, match="last column must be all 1"):
+        _core.als_half_step(*csr, Ya * 2, Xa, augmented=True, **biases)
+    with pytest.raises(ValueError, match="k \\+ 1 >= 2 columns"):
+        _core.als_half_step(*csr, Ya[:, :1].copy(), Xa[:, :1].copy(), augmented=True, **biases)
     one_entry = (np.array([0, 1], np.int64), np.array([2], np.int32), np.ones(1, np.float32))
     with pytest.raises(ValueError, match="singular|not positive definite"):
         _core.als_half_step(*one_entry, Y, X[:1].copy(), regularization=0.0)

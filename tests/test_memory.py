@@ -9,6 +9,7 @@ at once. ALS and WALS add their factors once beside the CSRs (they used to
 hold three or more copies of a side: the last iteration's, the half-step's
 copy and the model's copy of that), so that the peak stays under the
 input's size where factors are a tenth of the CSRs, as at 25M ratings."""
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -92,6 +93,8 @@ print(peak() - before, len(model.user_ids) + len(model.item_ids))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status (Linux)")
+@pytest.mark.skipif(bool(os.environ.get("MFREC_SANITIZED")),
+                    reason="RSS under ASan holds its shadow memory and quarantine")
 def test_als_fit_peak_rss(tmp_path, run_env):
     """The peak RSS an ALS fit with biases adds, the core's buffers
     included (tracemalloc does not see them), in a fresh process whose
