@@ -132,10 +132,9 @@ class _Alternating(Algorithm):
         P = np.zeros((train.n_users, k), np.float32)
         self.bias = {"user": None, "item": None}
         if p.get("biases"):
-            ones = np.ones((1, 1), np.float32)
-            P, Q = (np.hstack([X, np.broadcast_to(ones, (len(X), 1))]) for X in (P, Q))
-            self.bias = {side: np.zeros(len(X), np.float32) for side, X in (("user", P),
-                                                                            ("item", Q))}
+            P, Q = (np.hstack([X, np.ones((len(X), 1), np.float32)]) for X in (P, Q))
+            self.bias = {"user": np.zeros(len(P), np.float32),
+                         "item": np.zeros(len(Q), np.float32)}
         else:
             core.global_mean = 0.0
         self.factors = {"user": P, "item": Q}
