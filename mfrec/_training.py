@@ -122,6 +122,17 @@ class Training:
                             for k, v in row.items()), flush=True)
         return row
 
+    def finish(self, n_done: int):
+        """After run, with n_done iterations kept: the training items of
+        each user (TrainData.keep_seen, which frees the CSRs first), and the
+        core model's final state (a lean fit's arrays published, then the
+        solver's final touches)."""
+        seen = self.train.keep_seen()
+        if self.lean:
+            self.solver.publish(self.work)
+        self.solver.finish(self.work, n_done)
+        return seen
+
     def run(self, seed: int, params: dict, early_stopping: Optional[int], callback,
             model) -> int:
         """Fit (`params`: the algorithm's, for its iteration count); return

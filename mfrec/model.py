@@ -207,9 +207,8 @@ class Model(_core.Model):
 
         Ctrl-C stops training cleanly: the model keeps its last complete
         iteration (the best one with early stopping) and a warning says so
-        ("als" and "wals" without validation, which keep no copy of the last
-        iteration, first finish the one under way). Fits of one model in
-        several threads run one after the other.
+        ("als" and "wals" without validation first finish the one under
+        way). Fits of one model in several threads run one after the other.
         """
         source = dict(user=user, item=item, rating=rating, user_ids=user_ids, item_ids=item_ids)
         users = from_any(users, items, ratings, "fit", **source)
@@ -247,10 +246,7 @@ class Model(_core.Model):
         training = Training(solver, work, train, valid, params["n_threads"], rating_mean,
                             rating_range if solver.clip_predictions else None, show)
         best = training.run(seed, params, early_stopping, callback, self)
-        seen = train.keep_seen()  # the CSRs freed before the factors are copied
-        if training.lean:
-            solver.publish(work)
-        solver.finish(work, best + 1)
+        seen = training.finish(best + 1)
         # the arrays themselves, not copies: the setters copy (of the data, only `seen`)
         self._install(core_state(work, copy=False), seen, user_ids, item_ids, solver,
                       params, history=training.history, best_iteration_=best + 1, seed_=seed,
