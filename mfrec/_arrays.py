@@ -50,7 +50,9 @@ def as_ratings(x, name: str = "ratings") -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
         r = a.astype(np.float32, copy=False)  # float32 already: the caller's array
-    if not np.isfinite(r).all():
+    # min and max: finite unless one is NaN or infinite, and no array of a
+    # bool per rating (which stays in the heap of a fit: its peak memory)
+    if r.size and not (np.isfinite(r.min()) and np.isfinite(r.max())):
         bad = int(np.flatnonzero(~np.isfinite(r))[0])
         raise ValueError(f"{name} must be finite: entry {bad} is {a[bad]!r} "
                          "(or does not fit in float32)")

@@ -160,7 +160,8 @@ def als_half_step(indptr: ArrayLike, indices: ArrayLike, values: Optional[ArrayL
                   alpha: float = 0.0, binary: bool = False,
                   solver: Literal["cholesky", "cg"] = "cholesky", cg_steps: int = 3,
                   n_threads: int = 1, loss: bool = True,
-                  gram: Optional[ArrayLike] = None) -> dict[str, float]: ...
+                  gram: Optional[ArrayLike] = None,
+                  augmented: bool = False) -> dict[str, float]: ...
 
 
 # Bayesian MF (Gibbs sampling) and the ordered probit

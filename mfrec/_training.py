@@ -4,6 +4,9 @@ iteration, the callback, verbose rows, the progress bar, and Ctrl-C, which
 keeps the last complete iteration."""
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 import warnings
 from typing import Any, Dict, Optional, Tuple
@@ -51,9 +54,32 @@ def fit_state(core, solver) -> tuple:
     return arrays, {k: v.copy() for k, v in solver.extra_arrays().items()}
 
 
-def set_fit_state(core, solver, state: tuple) -> None:
-    set_core_state(core, state[0])
-    solver.load_extra_arrays(state[1])
+def set_fit_state(core, solver, state: Optional[tuple]) -> None:
+    """Restore a snapshot; None: a lean fit's state is already the one kept."""
+    if state is not None:
+        set_core_state(core, state[0])
+        solver.load_extra_arrays(state[1])
+
+
+@contextlib.contextmanager
+def held_interrupts(hold: bool):
+    """With `hold`, Ctrl-C (SIGINT's Python handler) waits for the end of
+    the block, then takes effect: a lean fit's iteration, which updates its
+    arrays in place and keeps no copy to go back to, always completes. Only
+    the main thread receives SIGINT, and only it may change the handler."""
+    handler = signal.getsignal(signal.SIGINT)
+    if not hold or not callable(handler) or threading.current_thread() is not \
+            threading.main_thread():
+        yield
+        return
+    frames: list = []
+    signal.signal(signal.SIGINT, lambda signum, frame: frames.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        if frames:
+            handler(signal.SIGINT, frames[0])
 
 
 class Training:
@@ -68,6 +94,9 @@ class Training:
         self.n_threads, self.rating_mean, self.clip_range = n_threads, rating_mean, clip_range
         self.verbose, self.progress = show
         self.history: list = []
+        # no snapshots (the solver's own arrays, solved in place, published
+        # once at the end), for fits that neither validate nor stop early
+        self.lean = False
 
     def record(self, iteration: int, loss, seconds: float) -> dict:
         """Score the model after `iteration` and append its history row."""
@@ -93,6 +122,17 @@ class Training:
                             for k, v in row.items()), flush=True)
         return row
 
+    def finish(self, n_done: int):
+        """After run, with n_done iterations kept: the training items of
+        each user (TrainData.keep_seen, which frees the CSRs first), and the
+        core model's final state (a lean fit's arrays published, then the
+        solver's final touches)."""
+        seen = self.train.keep_seen()
+        if self.lean:
+            self.solver.publish(self.work)
+        self.solver.finish(self.work, n_done)
+        return seen
+
     def run(self, seed: int, params: dict, early_stopping: Optional[int], callback,
             model) -> int:
         """Fit (`params`: the algorithm's, for its iteration count); return
@@ -111,6 +151,7 @@ class Training:
         solver, work, history = self.solver, self.work, self.history
         # (rows of history, state, best, best_state) after the last complete
         # iteration, assigned at once so that Ctrl-C never sees it half-updated
+        # (lean: Ctrl-C waits for it, and the state is None)
         checkpoint = None
         best: Optional[Tuple[int, Any]] = None
         best_state: Any = None  # kept only under early stopping
@@ -121,20 +162,26 @@ class Training:
                 rmse_step(bar, self.record(0, None, time.perf_counter() - t0))
                 return 0
             solver.start(work, self.train, seed)
+            self.lean = lean = solver.owns_state() and early_stopping is None \
+                and self.valid is None
             stale = 0
             for it in range(n_iter):
-                t0 = time.perf_counter()
-                loss = solver.step(work, self.train, it)
-                row = self.record(it, loss, time.perf_counter() - t0)
-                state = fit_state(work, solver)
-                score = row.get("valid_rmse")
-                if best is None or (score is not None and score < best[1]):
-                    best, stale = (it, score), 0  # without early stopping, a best
-                    if early_stopping is not None:  # state would keep iteration 1 alive
-                        best_state = state
-                else:
-                    stale += 1
-                checkpoint = (len(history), state, best, best_state)
+                with held_interrupts(lean):
+                    t0 = time.perf_counter()
+                    loss = solver.step(work, self.train, it)
+                    seconds = time.perf_counter() - t0
+                    if not lean:
+                        solver.publish(work)
+                    row = self.record(it, loss, seconds)
+                    state = None if lean else fit_state(work, solver)
+                    score = row.get("valid_rmse")
+                    if best is None or (score is not None and score < best[1]):
+                        best, stale = (it, score), 0  # without early stopping, a best
+                        if early_stopping is not None:  # state would keep iteration 1 alive
+                            best_state = state
+                    else:
+                        stale += 1
+                    checkpoint = (len(history), state, best, best_state)
                 rmse_step(bar, row)
                 if callback is not None and callback(model, dict(row)) is False:
                     break

@@ -206,8 +206,9 @@ class Model(_core.Model):
             The model itself, fitted.
 
         Ctrl-C stops training cleanly: the model keeps its last complete
-        iteration (the best one with early stopping) and a warning says so.
-        Fits of one model in several threads run one after the other.
+        iteration (the best one with early stopping) and a warning says so
+        ("als" and "wals" without validation first finish the one under
+        way). Fits of one model in several threads run one after the other.
         """
         source = dict(user=user, item=item, rating=rating, user_ids=user_ids, item_ids=item_ids)
         users = from_any(users, items, ratings, "fit", **source)
@@ -245,10 +246,9 @@ class Model(_core.Model):
         training = Training(solver, work, train, valid, params["n_threads"], rating_mean,
                             rating_range if solver.clip_predictions else None, show)
         best = training.run(seed, params, early_stopping, callback, self)
-
-        solver.finish(work, best + 1)
+        seen = training.finish(best + 1)
         # the arrays themselves, not copies: the setters copy (of the data, only `seen`)
-        self._install(core_state(work, copy=False), train.keep_seen(), user_ids, item_ids, solver,
+        self._install(core_state(work, copy=False), seen, user_ids, item_ids, solver,
                       params, history=training.history, best_iteration_=best + 1, seed_=seed,
                       rating_range_=rating_range, rating_mean_=rating_mean)
         return self

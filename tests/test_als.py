@@ -1,5 +1,7 @@
 """The ALS family: the half-step kernel against dense NumPy normal equations,
 the exact objective, thread independence, MovieLens accuracy, bad input."""
+import signal
+
 import numpy as np
 import pytest
 
@@ -173,6 +175,25 @@ def test_half_step_with_biases_matches_dense_solve(rng):
     assert stats["reg"] == pytest.approx(reg, rel=1e-5)
     sse = reference_sse(mask, values, X, Y, offset=3.0, y_bias=y_bias, x_bias=x_bias)
     assert stats["sse"] == pytest.approx(sse, rel=1e-5)
+
+
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_half_step_augmented_layout_is_the_same_solve(solver, rng):
+    """augmented=True: X and Y as rows (factors, 1), which the kernel reads
+    and solves in place without copies; the same rows, biases and sums, bit
+    for bit, as the plain layout, and X's column of ones left alone."""
+    mask, values, csr, Y = small_problem(rng, k=16)
+    X = rng.normal(0, 0.1, (mask.shape[0], 16)).astype(np.float32)
+    x_bias, y_bias = (rng.normal(0, 0.3, n).astype(np.float32) for n in (len(X), len(Y)))
+    kw = dict(offset=3.0, regularization=0.3, solver=solver, n_threads=2)
+    Xa, Ya = (np.hstack([A, np.ones((len(A), 1), np.float32)]) for A in (X, Y))
+    xa_bias = x_bias.copy()
+    plain = _core.als_half_step(*csr, Y, X, x_bias=x_bias, y_bias=y_bias, **kw)
+    aug = _core.als_half_step(*csr, Ya, Xa, x_bias=xa_bias, y_bias=y_bias, augmented=True, **kw)
+    assert np.array_equal(Xa[:, :16], X) and np.array_equal(xa_bias, x_bias)
+    assert (Xa[:, 16] == 1).all()
+    assert {k: plain[k] for k in ("data", "reg", "sse")} == \
+        {k: aug[k] for k in ("data", "reg", "sse")}
 
 
 @pytest.mark.parametrize("k", [5, 16, 37, 64])
@@ -378,10 +399,11 @@ def test_train_rmse_comes_from_the_item_half_step(case, solver, ml_small, monkey
 @pytest.mark.parametrize("algorithm, in_place", [("als", False), ("wals", False),
                                                  ("sgd", True)])
 def test_fit_snapshots_copy_only_what_kernels_write(algorithm, in_place, ml_small):
-    """A snapshot of an ALS fit holds the model's arrays themselves (each
-    half-step assigns new ones and never writes into the old), and they
-    stay as they were through the next iteration; SGD writes in place, so
-    its snapshot is a copy."""
+    """A snapshot of an ALS fit holds the model's arrays themselves (the
+    half-steps solve arrays of the fit's own, which publish copies into the
+    model after each step of a fit that keeps snapshots), and they stay as
+    they were through the next iteration; SGD writes in place, so its
+    snapshot is a copy."""
     from mfrec.algorithms import TrainData, get_algorithm
     from mfrec._training import fit_state
 
@@ -393,13 +415,46 @@ def test_fit_snapshots_copy_only_what_kernels_write(algorithm, in_place, ml_smal
     work.global_mean = float(r.mean())
     solver.start(work, train, 0)
     solver.step(work, train, 0)
+    solver.publish(work)
     state = fit_state(work, solver)[0]
     before = {name: state[name].copy() for name in ("user_factors", "item_factors")}
     assert (state["user_factors"] is work.user_factors) == (not in_place)
     solver.step(work, train, 1)
+    solver.publish(work)
     for name, a in before.items():
         assert np.array_equal(state[name], a), name
         assert not np.array_equal(getattr(work, name), a), name
+
+
+@pytest.mark.parametrize("validate, kept", [(False, 2), (True, 1)])
+def test_ctrl_c_during_an_iteration(monkeypatch, validate, kept):
+    """SIGINT in iteration 2's first half-step. A fit that keeps no snapshot
+    (no validation, no early stopping: it solves its arrays in place) holds
+    it until the iteration ends and keeps iteration 2; one that validates
+    goes back to its snapshot of iteration 1. Either way the model is a
+    fit of that many iterations, bit for bit, and SIGINT's handler is
+    restored."""
+    data = mfrec.make_low_rank(300, 200, 4, density=0.1, seed=1).ratings
+    kwargs = dict(validation=data) if validate else {}
+    real, calls = _core.als_half_step, []
+
+    def interrupting(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_core, "als_half_step", interrupting)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.warns(RuntimeWarning, match=f"the model keeps iteration {kept}"):
+        model = mfrec.Model("als", factors=4, iterations=5, seed=2).fit(data, **kwargs)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert len(model.history) == kept
+    assert len(calls) == {2: 4, 1: 3}[kept]  # half-steps run (the lean fit ends iteration 2)
+    monkeypatch.undo()
+    ref = mfrec.Model("als", factors=4, iterations=kept, seed=2).fit(data)
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
+        assert np.array_equal(getattr(model, name), getattr(ref, name)), name
 
 
 def test_explicit_als_movielens_folds(ml100k):
@@ -535,6 +590,15 @@ def test_half_step_bad_arguments(rng):
         _core.als_half_step(indptr, indices, np.where(vals > 4, np.nan, vals), Y, X)
     with pytest.raises(ValueError, match="finite"):
         _core.als_half_step(indptr, indices, vals, Y, np.full_like(X, np.inf), solver="cg")
+    Ya, biases = np.hstack([Y, np.ones((len(Y), 1), np.float32)]), dict(
+        x_bias=np.zeros(len(X), np.float32), y_bias=np.zeros(len(Y), np.float32))
+    Xa = np.zeros((len(X), Ya.shape[1]), np.float32)
+    with pytest.raises(ValueError, match="augmented needs x_bias"):
+        _core.als_half_step(*csr, Ya, Xa, augmented=True)
+    with pytest.raises(ValueError, match="last column must be all 1"):
+        _core.als_half_step(*csr, Ya * 2, Xa, augmented=True, **biases)
+    with pytest.raises(ValueError, match="k \\+ 1 >= 2 columns"):
+        _core.als_half_step(*csr, Ya[:, :1].copy(), Xa[:, :1].copy(), augmented=True, **biases)
     one_entry = (np.array([0, 1], np.int64), np.array([2], np.int32), np.ones(1, np.float32))
     with pytest.raises(ValueError, match="singular|not positive definite"):
         _core.als_half_step(*one_entry, Y, X[:1].copy(), regularization=0.0)

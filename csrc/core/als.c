@@ -19,7 +19,10 @@
  * Biases: with x_bias and y_bias given, the unknowns are (x, b_x) and the
  * features (y_j, 1) (a constant-1 column fixed on the other side), and the
  * other side's bias is moved into the target: o_j = y_bias[j]. Only for
- * w0 = 0, where the unobserved entries carry no weight.
+ * w0 = 0, where the unobserved entries carry no weight. The solved rows
+ * are augmented a block at a time in per-thread scratch; the other side's
+ * (y_j, 1) rows are copied once, unless the caller keeps them so
+ * (mfr_als_side.augmented: no copy of either side).
  *
  * Solvers: Cholesky of the d x d system (ssyrk over gathered rows scaled
  * by sqrt|c_j - w0|, then a small-d Cholesky on padded SIMD rows), or a
@@ -59,7 +62,9 @@ typedef struct {
     const mfr_csr *R;
     int32_t d;
     const float *Y; /* n_cols x d */
-    float *X;       /* n_rows x d */
+    float *X;       /* n_rows x d; with biases, x's factors (row stride ldx) */
+    const mfr_als_side *xs; /* with biases: x (rows augmented per block), or NULL */
+    int32_t ldx;
     const float *G; /* d x d, full symmetric; NULL when w0 == 0 */
     const float *rw, *cw, *ob;
     float offset, alpha, w0, lambda;
@@ -70,7 +75,7 @@ typedef struct {
  * of one block of rows (ROW_BLOCK x d each). */
 typedef struct {
     float *A, *b, *diag, *zpos, *zneg;
-    float *R, *P, *AP, *rs, *lam;
+    float *R, *P, *AP, *rs, *lam, *Xb;
 } scratch;
 
 static inline float conf_of(const ctx *h, int32_t i, int32_t j, float v)
@@ -359,10 +364,10 @@ static void dense_block(const ctx *h, const float *V, int32_t n, const float *la
  * part w0 G p of every product is one sgemm for the block; the sparse
  * part sum_obs (c - w0)(y.p) y is applied without forming the matrix. */
 MFR_TARGET_CLONES
-static void solve_cg_block(const ctx *h, int32_t lo, int32_t n, int steps, scratch *s)
+static void solve_cg_block(const ctx *h, float *restrict X, int32_t lo, int32_t n, int steps,
+                           scratch *s)
 {
     const int32_t d = h->d;
-    float *restrict X = h->X + (int64_t)lo * d;
     float *restrict Rm = s->R, *restrict P = s->P, *restrict AP = s->AP, *restrict rs = s->rs;
 
     dense_block(h, X, n, s->lam, AP);
@@ -420,11 +425,11 @@ static MFR_ALWAYS_INLINE double predict_error2(const ctx *h, const float *x, int
  * with X G one sgemm for the block; *sse += the predictions' plain squared
  * errors on the observed raw values (predict_error2). */
 MFR_TARGET_CLONES
-static double block_data_loss(const ctx *h, int32_t lo, int32_t n, scratch *s, double *sse)
+static double block_data_loss(const ctx *h, const float *X, int32_t lo, int32_t n, scratch *s,
+                              double *sse)
 {
     const mfr_csr *R = h->R;
     const int32_t d = h->d, k = h->ob ? d - 1 : d; /* biases: x = (x, b_x), y = (y, 1) */
-    const float *X = h->X + (int64_t)lo * d;
     double total = 0.0;
     if (h->G)
         MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, 1.0f, X, d, h->G, d,
@@ -507,6 +512,8 @@ static int check_inputs(const mfr_csr *R, int32_t k, const mfr_als_side *x,
     /* biases come in pairs, and only where unobserved entries weigh nothing */
     if ((x->bias == NULL) != (y->bias == NULL) || (x->bias && p->unobserved_weight != 0.0f))
         return MFR_EINVAL;
+    if ((x->augmented || y->augmented) && !x->bias)
+        return MFR_EINVAL;
     if (R->indptr[0] != 0 || R->indptr[R->n_rows] != R->nnz)
         return MFR_EINVAL;
     for (int32_t i = 0; i < R->n_rows; i++)
@@ -527,15 +534,37 @@ static int check_inputs(const mfr_csr *R, int32_t k, const mfr_als_side *x,
             if (sides[s]->bias && !isfinite(sides[s]->bias[t]))
                 return MFR_ENONFINITE;
         }
-        for (int64_t t = 0; t < (int64_t)lens[s] * k; t++)
+        const int32_t ld = sides[s]->augmented ? k + 1 : k;
+        for (int64_t t = 0; t < (int64_t)lens[s] * ld; t++)
             if (!isfinite(sides[s]->factors[t]))
                 return MFR_ENONFINITE;
     }
+    if (y->augmented) /* the rows (y_j, 1) the kernel reads as they are */
+        for (int32_t j = 0; j < R->n_cols; j++)
+            if (y->factors[(int64_t)j * (k + 1) + k] != 1.0f)
+                return MFR_EINVAL;
     if (y->gram)
         for (int64_t t = 0; t < (int64_t)k * k; t++)
             if (!isfinite(y->gram[t]))
                 return MFR_ENONFINITE;
     return MFR_OK;
+}
+
+/* With biases, rows [lo, lo + n) of x as (x_i, b_i) into Xb (out = 0),
+ * or Xb's solved rows back into x (out = 1). */
+static void block_augment(const ctx *h, int32_t lo, int32_t n, float *Xb, int out)
+{
+    const int32_t k = h->d - 1;
+    for (int32_t r = 0; r < n; r++) {
+        float *row = h->X + (int64_t)(lo + r) * h->ldx, *aug = Xb + (int64_t)r * h->d;
+        if (out) {
+            memcpy(row, aug, (size_t)k * sizeof *row);
+            h->xs->bias[lo + r] = aug[k];
+        } else {
+            memcpy(aug, row, (size_t)k * sizeof *row);
+            aug[k] = h->xs->bias[lo + r];
+        }
+    }
 }
 
 /* The rows [lo, lo + n) of the half-step (n <= ROW_BLOCK); adds their
@@ -545,14 +574,16 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
                        scratch *s, double *loss)
 {
     const int32_t d = h->d;
-    float *X = h->X + (int64_t)lo * d;
+    float *X = h->xs ? s->Xb : h->X + (int64_t)lo * d;
+    if (h->xs)
+        block_augment(h, lo, n, X, 0);
     for (int32_t r = 0; r < n; r++) {
         s->lam[r] = lambda_of(h, lo + r);
         if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
             memset(X + (int64_t)r * d, 0, (size_t)d * sizeof *X); /* nothing to fit: 0 */
     }
     if (p->solver == MFR_ALS_CG) {
-        solve_cg_block(h, lo, n, p->cg_steps, s);
+        solve_cg_block(h, X, lo, n, p->cg_steps, s);
     } else {
         for (int32_t r = 0; r < n; r++) {
             if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
@@ -573,8 +604,10 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
             loss[1] += s->lam[r] * xx;
         }
         if (p->loss)
-            loss[0] += block_data_loss(h, lo, n, s, &loss[2]);
+            loss[0] += block_data_loss(h, X, lo, n, s, &loss[2]);
     }
+    if (h->xs)
+        block_augment(h, lo, n, X, 1);
     return MFR_OK;
 }
 
@@ -583,7 +616,7 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
 static void scratch_alloc(int32_t d, scratch *s, char **mem)
 {
     const size_t a_size = (size_t)d * padded(d), cg_size = (size_t)ROW_BLOCK * d;
-    size_t bytes = (a_size + 2 * (size_t)d + 2 * (size_t)OBS_CHUNK * d + 3 * cg_size +
+    size_t bytes = (a_size + 2 * (size_t)d + 2 * (size_t)OBS_CHUNK * d + 4 * cg_size +
                     2 * ROW_BLOCK) * sizeof(float);
     *mem = malloc(bytes + 64);
     if (!*mem)
@@ -598,6 +631,7 @@ static void scratch_alloc(int32_t d, scratch *s, char **mem)
     s->AP = s->P + cg_size;
     s->rs = s->AP + cg_size;
     s->lam = s->rs + ROW_BLOCK;
+    s->Xb = s->lam + ROW_BLOCK;
 }
 
 /* Every block of ROW_BLOCK rows, in parallel; block b's sums go to
@@ -637,34 +671,19 @@ static int solve_rows(const ctx *h, const mfr_als_params *p, int64_t n_blocks, i
     return status;
 }
 
-/* With biases, copies augmented by one column: x -> (x, b_x), y -> (y, 1). */
-static int augment(const mfr_als_side *x, const mfr_als_side *y, int32_t k, int32_t n_rows,
-                   int32_t n_cols, float **Xa, float **Ya)
+/* With biases, the other side's rows (y_j, 1) in a copy (unless the
+ * caller keeps them so: y->augmented). */
+static int augment(const mfr_als_side *y, int32_t k, int32_t n_cols, float **Ya)
 {
     const int32_t d = k + 1;
-    *Xa = malloc((size_t)n_rows * d * sizeof **Xa);
-    *Ya = malloc((size_t)n_cols * d * sizeof **Ya);
-    if (!*Xa || !*Ya)
+    *Ya = malloc((size_t)MFR_MAX(n_cols, 1) * d * sizeof **Ya);
+    if (!*Ya)
         return MFR_ENOMEM;
-    for (int32_t i = 0; i < n_rows; i++) {
-        memcpy(*Xa + (int64_t)i * d, x->factors + (int64_t)i * k, (size_t)k * sizeof **Xa);
-        (*Xa)[(int64_t)i * d + k] = x->bias[i];
-    }
     for (int32_t j = 0; j < n_cols; j++) {
         memcpy(*Ya + (int64_t)j * d, y->factors + (int64_t)j * k, (size_t)k * sizeof **Ya);
         (*Ya)[(int64_t)j * d + k] = 1.0f;
     }
     return MFR_OK;
-}
-
-/* The solved augmented rows back into x's factors and bias. */
-static void unaugment(const float *Xa, int32_t k, int32_t n_rows, mfr_als_side *x)
-{
-    const int32_t d = k + 1;
-    for (int32_t i = 0; i < n_rows; i++) {
-        memcpy(x->factors + (int64_t)i * k, Xa + (int64_t)i * d, (size_t)k * sizeof *Xa);
-        x->bias[i] = Xa[(int64_t)i * d + k];
-    }
 }
 
 int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_als_side *y,
@@ -678,7 +697,8 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     const int32_t d = bias ? k + 1 : k;
     const int32_t n_rows = R->n_rows, n_cols = R->n_cols;
     const int64_t n_blocks = ((int64_t)n_rows + ROW_BLOCK - 1) / ROW_BLOCK;
-    float *Xa = x->factors, *Ya = y->factors, *G = NULL;
+    const int copy_y = bias && !y->augmented;
+    float *Ya = y->factors, *G = NULL;
     double *block_loss = NULL;
     mfr_blas_threads_enter(1);
     double t0 = 0.0, t1 = 0.0;
@@ -686,7 +706,7 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     t0 = omp_get_wtime();
 #endif
 
-    if (bias && (status = augment(x, y, k, n_rows, n_cols, &Xa, &Ya)) != MFR_OK)
+    if (copy_y && (status = augment(y, k, n_cols, &Ya)) != MFR_OK)
         goto cleanup;
     if (p->unobserved_weight > 0.0f) {
         G = malloc((size_t)d * d * sizeof *G);
@@ -710,13 +730,11 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
         }
     }
 
-    const ctx h = {R, d, Ya, Xa, G, x->weights, y->weights, y->bias, offset, p->alpha,
-                   p->unobserved_weight, p->regularization, p->scale_regularization,
-                   p->binary};
+    const ctx h = {R, d, Ya, x->factors, bias ? x : NULL, x->augmented ? k + 1 : k, G,
+                   x->weights, y->weights, y->bias, offset, p->alpha, p->unobserved_weight,
+                   p->regularization, p->scale_regularization, p->binary};
     if ((status = solve_rows(&h, p, n_blocks, threads, block_loss)) != MFR_OK)
         goto cleanup;
-    if (bias)
-        unaugment(Xa, k, n_rows, x);
     if (stats) {
         stats->data = stats->reg = stats->sse = 0.0;
         for (int64_t blk = 0; blk < n_blocks; blk++) { /* fixed order */
@@ -731,10 +749,8 @@ int mfr_als_half_step(const mfr_csr *R, int32_t k, mfr_als_side *x, const mfr_al
     }
 cleanup:
     mfr_blas_threads_leave();
-    if (bias) {
-        free(Xa);
+    if (copy_y)
         free(Ya);
-    }
     free(G);
     free(block_loss);
     return status;

@@ -410,12 +410,16 @@ mfr_als_params mfr_als_default_params(void);
  * are the CG warm start); the other side is only read. gram (read on the
  * other side only, NULL: computed from its factors): k x k, the Gram
  * matrix Y^T Y of the whole side when `factors` holds only the rows that
- * R's columns name (a block's share of a distributed half-step). */
+ * R's columns name (a block's share of a distributed half-step).
+ * augmented (with biases, on both sides): factors n x (k + 1), each row
+ * (f, 1), the layout the kernel reads the other side in, so that it
+ * copies neither side; the solved side's last column is left as it is. */
 typedef struct {
     float *factors;
     float *bias;
     const float *weights;
     const float *gram;
+    int augmented;
 } mfr_als_side;
 
 /* The solved rows' share of the objective at their new values, and where

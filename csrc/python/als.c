@@ -166,7 +166,8 @@ static PyObject *als_result(int status, const mfr_als_stats *stats, npy_intp n_c
         return raise_status_msg(status,
                                 "als_half_step: invalid input: indptr must start at 0, never "
                                 "decrease and end at len(indices); weights must be >= 0; and "
-                                "the confidence 1 + alpha * values must be >= 0");
+                                "the confidence 1 + alpha * values must be >= 0; "
+                                "augmented Y's last column must be all 1");
     case MFR_ENONFINITE:
         return raise_status_msg(status, "als_half_step: values, factors and biases must be "
                                         "finite (NaN or infinity found)");
@@ -184,7 +185,7 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
 "              regularization=0.1, scale_regularization=False,\n"
 "              unobserved_weight=0.0, alpha=0.0, binary=False,\n"
 "              solver='cholesky', cg_steps=3, n_threads=1, loss=True,\n"
-"              gram=None)",
+"              gram=None, augmented=False)",
 "One weighted-least-squares half-step (csrc/core/als.c): every row i of X\n"
 "(float32, n_rows x k, updated in place; the CG warm start) becomes the\n"
 "minimizer of\n"
@@ -198,7 +199,10 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
 "unknowns are (x_i, x_bias[i]) and the features (y_j, 1); w0 must be 0.\n"
 "gram (float32, k x k), used when w0 > 0: Y^T Y of the whole other side,\n"
 "when Y holds only the rows the indices name (a block of a distributed\n"
-"half-step); None computes it from Y.\n\n"
+"half-step); None computes it from Y.\n"
+"augmented (with x_bias and y_bias): X and Y have k + 1 columns, each row\n"
+"(factors, 1), the layout the kernel solves in, so that it copies neither;\n"
+"X's last column is left as it is, Y's must be all 1.\n\n"
 "Returns a dict: data (the rows' weighted squared errors over all\n"
 "entries at their new values; 0 when loss=False), reg (sum lambda_i |x_i|^2),\n"
 "sse (sum over the stored entries of (values - prediction)^2, unweighted,\n"
@@ -208,7 +212,8 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
     static char *kwlist[] = {"indptr", "indices", "values", "Y", "X", "x_bias", "y_bias",
                              "offset", "row_weights", "col_weights", "regularization",
                              "scale_regularization", "unobserved_weight", "alpha", "binary",
-                             "solver", "cg_steps", "n_threads", "loss", "gram", NULL};
+                             "solver", "cg_steps", "n_threads", "loss", "gram", "augmented",
+                             NULL};
     PyObject *o[A_COUNT] = {[A_XB] = Py_None, [A_YB] = Py_None, [A_RW] = Py_None,
                             [A_CW] = Py_None, [A_GRAM] = Py_None};
     PyObject *result = NULL;
@@ -217,30 +222,38 @@ BINDING_KW(als_half_step, "(indptr, indices, values, Y, X, *, x_bias=None, y_bia
     mfr_als_stats stats = {0};
     float offset = 0.0f;
     const char *solver = "cholesky";
-    int status;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|$OOfOOfpffpsiipO", kwlist, &o[A_INDPTR],
+    int status, augmented = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOO|$OOfOOfpffpsiipOp", kwlist, &o[A_INDPTR],
                                      &o[A_INDICES], &o[A_VALUES], &o[A_Y], &o[A_X], &o[A_XB],
                                      &o[A_YB], &offset, &o[A_RW], &o[A_CW], &p.regularization,
                                      &p.scale_regularization, &p.unobserved_weight, &p.alpha,
                                      &p.binary, &solver, &p.cg_steps, &p.n_threads, &p.loss,
-                                     &o[A_GRAM]))
+                                     &o[A_GRAM], &augmented))
         return NULL;
     if (als_params_check(&p, offset, solver, o[A_XB], o[A_YB]) < 0)
         return NULL;
-    if (als_arrays_get(&t, o) == 0) {
+    if (augmented && o[A_XB] == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "augmented needs x_bias and y_bias");
+        return NULL;
+    }
+    /* augmented: X and Y hold k + 1 >= 2 columns (als_arrays_get: as many) */
+    if (als_arrays_get(&t, o) == 0 && !(augmented && t.k < 2)) {
         PyArrayObject **a = t.a;
         mfr_csr R = {(int32_t)t.n_rows, (int32_t)t.n_cols, PyArray_DIM(a[A_INDICES], 0),
                      PyArray_DATA(a[A_INDPTR]), PyArray_DATA(a[A_INDICES]),
                      data_or_null(a[A_VALUES])};
         mfr_als_side xs = {PyArray_DATA(a[A_X]), data_or_null(a[A_XB]), data_or_null(a[A_RW]),
-                           NULL};
+                           NULL, augmented};
         mfr_als_side ys = {PyArray_DATA(a[A_Y]), data_or_null(a[A_YB]), data_or_null(a[A_CW]),
-                           data_or_null(a[A_GRAM])};
+                           data_or_null(a[A_GRAM]), augmented};
+        const int32_t k = (int32_t)t.k - (augmented ? 1 : 0);
         Py_BEGIN_ALLOW_THREADS
-        status = mfr_als_half_step(&R, (int32_t)t.k, &xs, &ys, offset, &p, &stats);
+        status = mfr_als_half_step(&R, k, &xs, &ys, offset, &p, &stats);
         Py_END_ALLOW_THREADS
         result = als_result(status, &stats, t.n_cols);
     }
+    if (!result && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "augmented: X and Y need k + 1 >= 2 columns");
     als_arrays_release(&t);
     return result;
 }

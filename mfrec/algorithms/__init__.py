@@ -112,7 +112,8 @@ class TrainData:
     def drop_unit_values(self) -> None:
         """With every rating 1 (binary data), the CSRs keep no values (None:
         ones), for kernels that take them so (als_half_step)."""
-        if (self.ratings == 1).all():
+        r = self.ratings  # min and max: no array of a bool per rating (peak memory)
+        if len(r) == 0 or (r.min() == 1 and r.max() == 1):
             indptr, indices, _ = self.by_user
             self.__dict__.pop("by_item", None)
             self.by_user = (indptr, indices, None)
@@ -308,6 +309,15 @@ class Algorithm:
         else:  # a fit that keeps no CSR (SGD): the triplets in their order
             sse = _core.pairs_sse(core, train.users, train.items, train.ratings, n_threads)
         return math.sqrt(sse / len(train)) if math.isfinite(sse) else math.inf
+
+    def owns_state(self) -> bool:
+        """Whether the steps update arrays of the solver's own, in place,
+        which publish copies into the core model (ALS: no copy of a side
+        per step); else the core model is the fit's state."""
+        return False
+
+    def publish(self, core) -> None:
+        """The fit's state into the core model (see owns_state)."""
 
     def finish(self, core, n_done: int) -> None:
         """After the fit loop, with n_done iterations kept: final touches

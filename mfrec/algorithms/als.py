@@ -49,6 +49,7 @@ term included.
 from __future__ import annotations
 
 import math
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -68,7 +69,10 @@ class _Alternating(Algorithm):
     """The iteration both models share; subclasses set the kernel's mode."""
 
     iterations_param = "iterations"
-    writes_in_place = False  # each half-step assigns new arrays (see half_step)
+    writes_in_place = False  # the core model's arrays: publish assigns new ones
+    #: the fit's own factors and biases by side, solved in place (see start)
+    factors: Optional[Dict[str, np.ndarray]] = None
+    bias: Dict[str, Optional[np.ndarray]] = {}
 
     @classmethod
     def check_params(cls, params):
@@ -113,7 +117,10 @@ class _Alternating(Algorithm):
     def start(self, core, train, seed):
         """Random item factors, N(0, init_scale^2) from (seed, stream 1) as
         Algorithm.init_factors draws them; the user factors start at 0: the
-        first half-step solves them from the items (0 is CG's warm start)."""
+        first half-step solves them from the items (0 is CG's warm start).
+        The half-steps solve the fit's own arrays in place (publish copies
+        them into the core model); with biases each row is (factors, 1),
+        the layout the kernel solves in, so that no half-step copies a side."""
         p = self.params
         k = p["factors"]
         if not self.reads_indices(train):  # freed before anything else is allocated
@@ -122,31 +129,45 @@ class _Alternating(Algorithm):
             train.drop_unit_values()
         Q = np.empty((train.n_items, k), np.float32)
         _core.init_factors(Q, INIT_KINDS["normal"], p["init_scale"], seed, 1)
-        core.user_factors, core.item_factors = np.zeros((train.n_users, k), np.float32), Q
+        P = np.zeros((train.n_users, k), np.float32)
+        self.bias = {"user": None, "item": None}
         if p.get("biases"):
-            core.user_bias = np.zeros(train.n_users, np.float32)
-            core.item_bias = np.zeros(train.n_items, np.float32)
+            P, Q = (np.hstack([X, np.ones((len(X), 1), np.float32)]) for X in (P, Q))
+            self.bias = {"user": np.zeros(len(P), np.float32),
+                         "item": np.zeros(len(Q), np.float32)}
         else:
             core.global_mean = 0.0
+        self.factors = {"user": P, "item": Q}
         train.by_item  # both CSRs at set-up, none inside the first timed iteration
         self.user_weights, self.item_weights = self.side_weights(train)
         self.sse = None  # the last item half-step's squared errors (train_rmse)
         self.kwargs = self.half_step_kwargs()
 
+    def owns_state(self):
+        return self.factors is not None
+
+    def publish(self, core):
+        """Copies of the fit's factors (without the column of ones) and
+        biases into the core model."""
+        if self.factors is None:
+            return
+        k = self.params["factors"]
+        for side in ("user", "item"):
+            setattr(core, f"{side}_factors", self.factors[side][:, :k])
+            setattr(core, f"{side}_bias", self.bias[side])
+
+    def finish(self, core, n_done):
+        """The fit's own arrays freed: the core model holds its state."""
+        self.factors, self.bias = None, {}
+
     def half_step(self, core, by, side, other, row_weights, col_weights, **kwargs):
-        """Solve the rows of `side` with `other` fixed. The model's arrays
-        are read-only: the kernel updates copies (its warm start) that
-        then replace them."""
-        X = getattr(core, f"{side}_factors").copy()
-        x_bias = getattr(core, f"{side}_bias")
-        x_bias = None if x_bias is None else x_bias.copy()
-        result = _core.als_half_step(
-            *by, getattr(core, f"{other}_factors"), X, x_bias=x_bias,
-            y_bias=getattr(core, f"{other}_bias"), offset=core.global_mean,
-            row_weights=row_weights, col_weights=col_weights, **{**self.kwargs, **kwargs})
-        setattr(core, f"{side}_factors", X)
-        setattr(core, f"{side}_bias", x_bias)
-        return result
+        """Solve the rows of `side` with `other` fixed, in place (the
+        current rows are CG's warm start)."""
+        return _core.als_half_step(
+            *by, self.factors[other], self.factors[side], x_bias=self.bias[side],
+            y_bias=self.bias[other], offset=core.global_mean, row_weights=row_weights,
+            col_weights=col_weights, augmented=self.bias[side] is not None,
+            **{**self.kwargs, **kwargs})
 
     def step(self, core, train, iteration):
         """Users, then items; returns the objective at the new factors."""
@@ -209,6 +230,9 @@ class ALS(FeatureSolver, _Alternating):
 
     def start(self, core, train, seed):
         super().start(core, train, seed)
+        if self.reads_indices(train):  # the feature steps solve the core model's arrays
+            self.publish(core)
+            self.factors = None
         if self.start_features(core, train, self.params["biases"]):
             self.occurrences = {side: feature_occurrences(f, train.users if side == "user"
                                                           else train.items)
