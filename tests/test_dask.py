@@ -144,6 +144,9 @@ def test_bad_input(client, ratings):
     assert twice.partitions[2].compute().index[-1] == 5  # the repeat in another partition
     with pytest.raises(ValueError, match="more than once.*user"):
         md.fit(mfrec.Model("als", factors=4, iterations=1), twice, client)
+    within = dd.from_pandas(pd.concat([ratings, ratings.iloc[[5]]]), npartitions=1)
+    with pytest.raises(ValueError, match="more than once.*user"):  # in one partition
+        md.fit(mfrec.Model("als", factors=4, iterations=1), within, client)
     with pytest.raises(ValueError, match="no ratings"):
         md.fit(mfrec.Model("als", factors=4, iterations=1), ddf[ddf.user < -1], client)
     with pytest.raises(ValueError, match="'als' or 'wals'"):
@@ -171,7 +174,8 @@ def test_recommend_all_equals_the_models(client, ratings, item_blocks):
     table = md.recommend_all(model, 7, client=client, item_blocks=item_blocks).compute()
     row = table[table.user == model.user_ids[3]].sort_values("rank")
     np.testing.assert_array_equal(row.item, ids[3][ids[3] >= 0])
-    seen = dd.from_pandas(ratings[["user", "item"]], npartitions=2)
+    # every pair twice, in different partitions and in the same one
+    seen = dd.from_pandas(pd.concat([ratings[["user", "item"]]] * 2), npartitions=3, sort=False)
     np.testing.assert_array_equal(md.recommend_all(model, 7, seen=seen, client=client,
                                                    output="arrays")[0].compute(), ids)
     none_seen = seen[seen.user < -1]
