@@ -123,6 +123,11 @@ class BlockedFit:
                       for blk in self.blocks["user"]]
         self.blocks["item"] = self.build_side("item", transposes)
         del transposes
+        # sealed once the pieces are gone, where the build's peak is not
+        for side in SIDES:
+            self.blocks[side] = self.wait_for([self.submit(_tasks.sealed_block, blk,
+                                                           **self.worker(b))
+                                               for b, blk in enumerate(self.blocks[side])])
         infos = client.gather([self.submit(_tasks.block_info, blk)
                                for side in SIDES for blk in self.blocks[side]])
         n_user_blocks = len(self.blocks["user"])
@@ -143,8 +148,13 @@ class BlockedFit:
                               *[self.submit(_tasks.piece, s, b) for s in sources],
                               **self.worker(b))
                   for b in range(len(bounds) - 1)]
-        distributed.wait(blocks)
-        return blocks
+        return self.wait_for(blocks)
+
+    @staticmethod
+    def wait_for(futures: list) -> list:
+        """futures, once all are done (so that their inputs can go)."""
+        distributed.wait(futures)
+        return futures
 
     def start(self, seed: int):
         """The starting states: item factors as the single-process fit
@@ -167,8 +177,10 @@ class BlockedFit:
         other, layout = OTHER[side], self.layout
         states = self.states[other]
         if layout.exchange[side] == "broadcast":
-            full = states[0] if len(states) == 1 else self.submit(_tasks.concat_states, *states)
-            return [[full]] * len(self.blocks[side])
+            # every block's task joins the states itself: a join on one
+            # worker would be sent whole to the others, and land misaligned
+            # there (the core then copies it again)
+            return [states] * len(self.blocks[side])
         bounds = layout.bounds[other]
         return [[self.submit(_tasks.take_rows, state, need, int(bounds[c]), int(bounds[c + 1]))
                  for c, state in enumerate(states)] for need in self.needed[side]]

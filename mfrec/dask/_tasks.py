@@ -170,7 +170,7 @@ def triplets_of(p: Piece, lo: int = 0, hi: Optional[int] = None) -> tuple:
 
 
 #: ratings per slice of rows a block's CSR is built from (bounds the scratch)
-SLICE = 1 << 21
+SLICE = 1 << 20
 
 
 def csr_of(parts: Sequence[Piece], n_rows: int, n_cols: int, on_duplicate):
@@ -226,6 +226,13 @@ def build_block(side: str, lo: int, hi: int, n_cols: int, vocab: dict, routed: b
             block["col_weights"] = col_weights[needed]
     block["indices"] = indices
     return block
+
+
+def sealed_block(block: dict) -> dict:
+    """The block with its indices sealed (_core.sealed_indices): the
+    half-step kernel copies indices that Python could change while it runs,
+    a copy the size of the block's indices at every half-step."""
+    return dict(block, indices=_core.sealed_indices(block["indices"]))
 
 
 def block_info(block: dict) -> dict:
