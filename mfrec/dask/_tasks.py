@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 
 from .. import _core
-from .._ids import duplicates, index_of, triplets
+from .._ids import counted_ids, duplicates, index_of, triplets
 from .._vocab import as_raw_ids
 from ..algorithms import INIT_KINDS
 from ..ratings import from_any
@@ -58,7 +58,7 @@ def summarize(part, columns: dict, where: str) -> dict:
            "low": float(r.min()) if len(r) else np.inf,
            "high": float(r.max()) if len(r) else -np.inf}
     for side, raw in (("user", u), ("item", i)):
-        out[side] = np.unique(raw, return_counts=True)
+        out[side] = counted_ids(raw)
     return out
 
 
