@@ -100,9 +100,12 @@ class BlockedFit:
         self.solver.check_data(_Shape(n_users, n_items, self.rating_range))
         biases = bool(self.params.get("biases"))
         row_bytes = 4 * (k + biases)
-        # a row's solve costs about its ratings plus k (its dense k x k part)
+        # a row's solve costs about its ratings, plus for Cholesky about k
+        # ratings' worth (its dense k x k system; measured 0.5k to 0.9k);
+        # a CG row's own work is a few k-vectors a step, next to nothing
+        per_row = k if self.solver.half_step_kwargs()["solver"] == "cholesky" else 1
         self.layout = Layout(n_users, n_items, n, k, self.n_workers, biases,
-                             {side: ranges(self.counts[side] + k, self.n_blocks)
+                             {side: ranges(self.counts[side] + per_row, self.n_blocks)
                               for side in SIDES},
                              exchanges(n_users, n_items, row_bytes, self.exchange, self.limit))
 
