@@ -120,12 +120,23 @@ class BlockedFit:
         splits = client.compute([_delayed(_tasks.split)(p, self.columns, self.where,
                                                         self.vocab_f, layout.bounds["user"])
                                  for p in self.parts])
-        self.blocks = {"user": self.build_side("user", splits)}
+        n_user_blocks = len(layout.bounds["user"]) - 1
+        self.blocks = {"user": self.build_side(
+            "user", [[self.submit(_tasks.piece, s, b) for s in splits]
+                     for b in range(n_user_blocks)])}
         del splits
-        transposes = [self.submit(_tasks.transpose, blk, layout.bounds["item"])
-                      for blk in self.blocks["user"]]
-        self.blocks["item"] = self.build_side("item", transposes)
-        del transposes
+        # an item block reads the user blocks on its own worker in place, and
+        # pieces of the others' transposes
+        n_item_blocks, W = len(layout.bounds["item"]) - 1, len(self.workers) or 1
+        sources = []
+        for a, blk in enumerate(self.blocks["user"]):
+            wanted = [b for b in range(n_item_blocks) if (b - a) % W]
+            cut = self.submit(_tasks.transpose, blk, layout.bounds["item"], wanted,
+                              **self.worker(a)) if wanted else None
+            sources.append([blk if b not in wanted else self.submit(_tasks.piece, cut, b)
+                            for b in range(n_item_blocks)])
+        self.blocks["item"] = self.build_side("item", [list(s) for s in zip(*sources)])
+        del sources
         # sealed once the pieces are gone, where the build's peak is not
         for side in SIDES:
             self.blocks[side] = self.wait_for([self.submit(_tasks.sealed_block, blk,
@@ -141,16 +152,17 @@ class BlockedFit:
         self.needed = {side: [self.submit(operator.itemgetter("needed"), blk)
                               for blk in self.blocks[side]] for side in SIDES}
 
-    def build_side(self, side: str, sources: list) -> list:
-        """The blocks of `side`, each from its piece of every source; they
-        wait until built, so that the pieces can go."""
+    def build_side(self, side: str, parts: list) -> list:
+        """The blocks of `side`, block b from the futures parts[b]; they
+        wait until built, so that the parts can go. Item blocks are stacked
+        from the user blocks' shares, with the item counts of the plan."""
         bounds = self.layout.bounds[side]
-        blocks = [self.submit(_build, side, int(bounds[b]), int(bounds[b + 1]),
-                              len(self.vocab[OTHER[side]]), self.vocab_f,
-                              self.layout.exchange[side] == "routed", self.weights_f,
-                              *[self.submit(_tasks.piece, s, b) for s in sources],
-                              **self.worker(b))
-                  for b in range(len(bounds) - 1)]
+        counts = self.counts["item"] if side == "item" else None
+        blocks = [self.submit(_build, side, int(lo), int(hi), len(self.vocab[OTHER[side]]),
+                              self.vocab_f, self.layout.exchange[side] == "routed",
+                              self.weights_f, None if counts is None else counts[lo:hi],
+                              *parts[b], **self.worker(b))
+                  for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
         return self.wait_for(blocks)
 
     @staticmethod
@@ -275,9 +287,9 @@ def _delayed(fn):
     return dask.delayed(fn, pure=True)
 
 
-def _build(side, lo, hi, n_cols, vocab, routed, weights, *parts):
+def _build(side, lo, hi, n_cols, vocab, routed, weights, counts, *parts):
     return _tasks.build_block(side, lo, hi, n_cols, vocab, routed, weights[side],
-                              weights[OTHER[side]], *parts)
+                              weights[OTHER[side]], counts, *parts)
 
 
 def fit(model, parts, columns: dict, client, n_blocks=None, exchange="auto",

@@ -127,18 +127,20 @@ def split(part, columns: dict, where: str, vocab: dict, bounds: np.ndarray) -> l
                   len(vocab["item"]), duplicate_error(vocab, "user"))
 
 
-def transpose(block: dict, bounds: np.ndarray) -> list:
-    """A user block's ratings cut into the pieces of every item block (the
-    item blocks are built from the user blocks, so that the partitions'
-    pieces are gone before the item side's are made): its transpose, by
-    the core, and each item block's rows of it."""
+def transpose(block: dict, bounds: np.ndarray, wanted: Sequence[int]) -> list:
+    """A user block's ratings cut into the pieces of the item blocks in
+    `wanted` (those built on other workers; None for the rest, which read
+    the user block itself): its transpose, by the core, and copies of each
+    wanted block's rows of it, so that the transpose goes with the task."""
     needed = block["needed"]
     n_cols = block["n_cols"] if needed is None else len(needed)
     by_col = _core.transpose_csr((block["indptr"], block["indices"], block["values"]), n_cols)
-    out = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    out: list = [None] * (len(bounds) - 1)
+    for b in wanted:
+        lo, hi = bounds[b], bounds[b + 1]
         r0, r1 = (lo, hi) if needed is None else np.searchsorted(needed, (lo, hi))
-        out.append(compact(*by_col, int(r0), int(r1), needed, int(lo), block["lo"]))
+        p = compact(*by_col, int(r0), int(r1), needed, int(lo), block["lo"])
+        out[b] = p._replace(cols=p.cols.copy(), values=p.values.copy())
     return out
 
 
@@ -173,6 +175,15 @@ def triplets_of(p: Piece, lo: int = 0, hi: Optional[int] = None) -> tuple:
 SLICE = 1 << 20
 
 
+def slices(indptr: np.ndarray) -> list:
+    """Consecutive ranges [a, b) of rows holding about SLICE entries each
+    (a row longer than SLICE alone), covering every row."""
+    n_rows = len(indptr) - 1
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], SLICE), side="right") - 1
+    cuts = np.unique(np.r_[0, cuts.clip(0, n_rows), n_rows])
+    return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+
+
 def csr_of(parts: Sequence[Piece], n_rows: int, n_cols: int, on_duplicate):
     """The CSR (columns ascending in each row) of rows [0, n_rows) from
     pieces, built a slice of rows at a time into the final arrays: the
@@ -184,10 +195,7 @@ def csr_of(parts: Sequence[Piece], n_rows: int, n_cols: int, on_duplicate):
     indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
     indices = np.empty(indptr[-1], np.int32)
     values = np.empty(indptr[-1], np.float32)
-    cuts = np.unique(np.r_[np.searchsorted(indptr, np.arange(0, indptr[-1], SLICE),
-                                           side="right") - 1, n_rows].clip(0, n_rows))
-    cuts = np.unique(np.r_[0, cuts])
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in slices(indptr):
         rows, cols, vals = (np.concatenate(x) for x in
                             zip(*(triplets_of(p, a, b) for p in parts)))
         try:
@@ -199,16 +207,59 @@ def csr_of(parts: Sequence[Piece], n_rows: int, n_cols: int, on_duplicate):
     return indptr, indices, values
 
 
+def stacked_csr(sources: Sequence, counts: np.ndarray, lo: int, hi: int):
+    """The CSR of item rows [lo, hi) (`counts` ratings each) from every
+    user block's share, in the order of their user ranges: a Piece, or the
+    user block itself where it lies on this worker. A row's entries are
+    each source's in turn, users ascending within each, so the columns
+    ascend with no sort; the scratch is a slice's."""
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    indices = np.empty(indptr[-1], np.int32)
+    values = np.empty(indptr[-1], np.float32)
+    cursor = indptr[:-1].copy()  # where each row's next entry goes
+    for source in sources:
+        for p in [source] if isinstance(source, Piece) else block_pieces(source, lo, hi):
+            for i0, i1 in slices(p.starts):
+                lens = np.diff(p.starts[i0:i1 + 1])
+                dest = np.repeat(cursor[p.rows[i0:i1]] - p.starts[i0:i1], lens)
+                dest += np.arange(p.starts[i0], p.starts[i1])
+                e0, e1 = p.starts[i0], p.starts[i1]
+                indices[dest] = p.cols[e0:e1] + np.int32(p.col_offset)
+                values[dest] = p.values[e0:e1]
+                cursor[p.rows[i0:i1]] += lens
+    if not np.array_equal(cursor, indptr[1:]):
+        raise RuntimeError("mfrec.dask: an item block's ratings do not match its counts")
+    return indptr, indices, values
+
+
+def block_pieces(block: dict, lo: int, hi: int):
+    """The Pieces of item rows [lo, hi) in a user block, a slice of its rows
+    at a time (the core's transpose of each slice: a slice's scratch)."""
+    indptr, needed = block["indptr"], block["needed"]
+    n_cols = block["n_cols"] if needed is None else len(needed)
+    r0, r1 = (lo, hi) if needed is None else np.searchsorted(needed, (lo, hi))
+    for u0, u1 in slices(indptr):
+        e0, e1 = indptr[u0], indptr[u1]
+        by_col = _core.transpose_csr((indptr[u0:u1 + 1] - e0, block["indices"][e0:e1],
+                                      block["values"][e0:e1]), n_cols)
+        yield compact(*by_col, int(r0), int(r1), needed, lo, block["lo"] + u0)
+
+
 def build_block(side: str, lo: int, hi: int, n_cols: int, vocab: dict, routed: bool,
                 row_weights: Optional[np.ndarray], col_weights: Optional[np.ndarray],
-                *parts) -> dict:
-    """The CSR of rows [lo, hi) of `side` from its pieces (columns the
-    other side's indices, ascending in each row, as the single-process
-    fit's CSR). Routed: columns renumbered to the block's own list of the
-    other side's rows it needs (`needed`, ascending), weights likewise."""
-    raise_for = duplicate_error(vocab, side)
-    indptr, indices, values = csr_of(parts, hi - lo, n_cols,
-                                     lambda rows, cols: raise_for(rows + lo, cols))
+                counts: Optional[np.ndarray], *parts) -> dict:
+    """The CSR of rows [lo, hi) of `side` (columns the other side's
+    indices, ascending in each row, as the single-process fit's CSR): a
+    user block from its pieces of the partitions, an item block (`counts`
+    ratings a row) from the user blocks' shares (see stacked_csr). Routed:
+    columns renumbered to the block's own list of the other side's rows it
+    needs (`needed`, ascending), weights likewise."""
+    if counts is None:
+        raise_for = duplicate_error(vocab, side)
+        indptr, indices, values = csr_of(parts, hi - lo, n_cols,
+                                         lambda rows, cols: raise_for(rows + lo, cols))
+    else:
+        indptr, indices, values = stacked_csr(parts, counts, lo, hi)
     release_arrow_memory()
     block = {"side": side, "lo": lo, "hi": hi, "n_cols": n_cols, "indptr": indptr,
              "values": values, "row_weights": None if row_weights is None else row_weights[lo:hi],
