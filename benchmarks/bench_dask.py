@@ -25,7 +25,6 @@ ratings on 8 to 64 workers.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -73,12 +72,15 @@ def single(nnz, algorithm, cache, out):
     model.fit(u, i, r)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     model.save(out)
-    print(json.dumps({"wall": wall, "cpu": cpu, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                      * 1024, "per_iteration": [h["seconds"] for h in model.history]}))
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak": worker_peak(),
+                      "per_iteration": [h["seconds"] for h in model.history]}))
 
 
 def worker_peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """The process's own peak resident memory (VmHWM): ru_maxrss would start
+    from the RSS of the process that forked it (the nanny's parent)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 
 
 def worker_rss():

@@ -35,6 +35,16 @@ def index_of(raw: np.ndarray, ids: np.ndarray, name: str = "the ids given") -> n
     return np.where(found, pos, -1).astype(np.int32)
 
 
+def counted_ids(raw: np.ndarray) -> tuple:
+    """np.unique(raw, return_counts=True), by a table for small integer
+    ids (see small_ids) instead of a sort."""
+    if len(raw) and raw.dtype.kind in "iu" and small_ids(len(raw), raw.min(), raw.max()):
+        counts = np.bincount(raw)
+        ids = np.flatnonzero(counts)
+        return ids.astype(raw.dtype), counts[ids]
+    return np.unique(raw, return_counts=True)
+
+
 def known_ids(raw: np.ndarray, extra, extra_name: str = "feature ids") -> tuple:
     """The model's ids (those rated, plus `extra`'s first member: the ids
     with features, named `extra_name`, or None) and the contiguous index of

@@ -144,6 +144,9 @@ def test_bad_input(client, ratings):
     assert twice.partitions[2].compute().index[-1] == 5  # the repeat in another partition
     with pytest.raises(ValueError, match="more than once.*user"):
         md.fit(mfrec.Model("als", factors=4, iterations=1), twice, client)
+    within = dd.from_pandas(pd.concat([ratings, ratings.iloc[[5]]]), npartitions=1)
+    with pytest.raises(ValueError, match="more than once.*user"):  # in one partition
+        md.fit(mfrec.Model("als", factors=4, iterations=1), within, client)
     with pytest.raises(ValueError, match="no ratings"):
         md.fit(mfrec.Model("als", factors=4, iterations=1), ddf[ddf.user < -1], client)
     with pytest.raises(ValueError, match="'als' or 'wals'"):
@@ -171,7 +174,8 @@ def test_recommend_all_equals_the_models(client, ratings, item_blocks):
     table = md.recommend_all(model, 7, client=client, item_blocks=item_blocks).compute()
     row = table[table.user == model.user_ids[3]].sort_values("rank")
     np.testing.assert_array_equal(row.item, ids[3][ids[3] >= 0])
-    seen = dd.from_pandas(ratings[["user", "item"]], npartitions=2)
+    # every pair twice, in different partitions and in the same one
+    seen = dd.from_pandas(pd.concat([ratings[["user", "item"]]] * 2), npartitions=3, sort=False)
     np.testing.assert_array_equal(md.recommend_all(model, 7, seen=seen, client=client,
                                                    output="arrays")[0].compute(), ids)
     none_seen = seen[seen.user < -1]
@@ -190,7 +194,7 @@ def test_plan_dry_run():
                                rtol=1e-4)
     routed = 32 * layout.needed["item"].sum() * 3 / 4
     assert layout.exchange_bytes("item") == pytest.approx(routed)
-    assert layout.exchange_bytes("user") == pytest.approx(2_000 * 32 * (3 / 4 + 3))
+    assert layout.exchange_bytes("user") == pytest.approx(2_000 * 32 * 3)
     big = [md.plan(50_000_000, 2_000_000, 10**9, factors=64, n_workers=w) for w in (16, 64)]
     assert big[0].exchange == {"user": "routed", "item": "routed"}
     assert big[1].worker_bytes() < big[0].worker_bytes()
@@ -214,3 +218,38 @@ def test_killed_worker_changes_nothing(ratings):
                       c, n_blocks=2, callback=kill)
         assert victim not in c.run(os.getpid).values()  # it died and another took its place
     assert_same_model(one, many)
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_blocks_are_the_one_process_csrs(monkeypatch, routed):
+    """The set-up's tasks, run here with slices of a few ratings: each user
+    block is its rows of the whole CSR by user, each item block (stacked
+    from user blocks in place and from pieces of their transposes) its rows
+    of the CSR by item, whatever the partitions and blocks."""
+    from mfrec import _core
+    from mfrec.dask import _tasks
+    monkeypatch.setattr(_tasks, "SLICE", 7)
+    rng = np.random.default_rng(3)
+    keys = rng.choice(60 * 40, 900, replace=False)
+    u, i, r = keys // 40, keys % 40, rng.random(900).astype(np.float32)
+    vocab = {"user": np.arange(60), "item": np.arange(40)}
+    ub, ib = np.array([0, 11, 37, 60]), np.array([0, 3, 25, 40])
+    parts = [(u[s], i[s], r[s]) for s in np.array_split(np.arange(900), 4)]
+    splits = [_tasks.split(p, {}, "fit", vocab, ub) for p in parts]
+    users = [_tasks.build_block("user", int(ub[a]), int(ub[a + 1]), 40, vocab, routed, None,
+                                None, None, *[s[a] for s in splits]) for a in range(3)]
+    cuts = [_tasks.transpose(blk, ib, [b for b in range(3) if b != a])
+            for a, blk in enumerate(users)]
+    counts = np.bincount(i, minlength=40)
+    items = [_tasks.build_block("item", int(ib[b]), int(ib[b + 1]), 60, vocab, routed, None,
+                                None, counts[ib[b]:ib[b + 1]],
+                                *[users[a] if a == b else cuts[a][b] for a in range(3)])
+             for b in range(3)]
+    for blocks, (rows, cols), bounds in ((users, (u, i), ub), (items, (i, u), ib)):
+        indptr, indices, values = _core.build_csr(rows.astype(np.int32), cols.astype(np.int32),
+                                                  r, bounds[-1], 100 - bounds[-1])
+        for blk, lo, hi in zip(blocks, bounds[:-1], bounds[1:]):
+            got = blk["indices"] if blk["needed"] is None else blk["needed"][blk["indices"]]
+            np.testing.assert_array_equal(blk["indptr"], indptr[lo:hi + 1] - indptr[lo])
+            np.testing.assert_array_equal(got, indices[indptr[lo]:indptr[hi]])
+            np.testing.assert_array_equal(blk["values"], values[indptr[lo]:indptr[hi]])

@@ -402,3 +402,16 @@ def test_index_of_matches_a_binary_search(ids):
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(index_of(ids, ids), np.arange(len(ids)))
+
+
+@pytest.mark.parametrize("raw", [np.array([5, 3, 5, 0, 9, 3, 5]), np.array([7], np.int32),
+                                 np.array([2**40, -3, 2**40]), np.array([], np.int64),
+                                 np.array(["b", "a", "b"])])
+def test_counted_ids_match_unique(raw):
+    """The table path for small ids gives np.unique's ids, counts and dtype."""
+    from mfrec._ids import counted_ids
+    ids, counts = counted_ids(raw)
+    want_ids, want_counts = np.unique(raw, return_counts=True)
+    assert ids.dtype == want_ids.dtype
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(counts, want_counts)

@@ -2,7 +2,8 @@
 process, fitted with the ratings spread over the workers
 (``pip install "mfrec[dask]"``).
 
-Users and items are ranged into blocks of about equal work (ratings, plus k a row);
+Users and items are ranged into blocks of about equal work (ratings, plus k
+a row for a Cholesky solve);
 each block's CSR is built on one worker and stays there (Spark's blocked
 ALS). A half-step sends each block the other side's factors it needs,
 broadcast while that side is small (at most ``broadcast_limit`` bytes),

@@ -100,9 +100,12 @@ class BlockedFit:
         self.solver.check_data(_Shape(n_users, n_items, self.rating_range))
         biases = bool(self.params.get("biases"))
         row_bytes = 4 * (k + biases)
-        # a row's solve costs about its ratings plus k (its dense k x k part)
+        # a row's solve costs about its ratings, plus for Cholesky about k
+        # ratings' worth (its dense k x k system; measured 0.5k to 0.9k);
+        # a CG row's own work is a few k-vectors a step, next to nothing
+        per_row = k if self.solver.half_step_kwargs()["solver"] == "cholesky" else 1
         self.layout = Layout(n_users, n_items, n, k, self.n_workers, biases,
-                             {side: ranges(self.counts[side] + k, self.n_blocks)
+                             {side: ranges(self.counts[side] + per_row, self.n_blocks)
                               for side in SIDES},
                              exchanges(n_users, n_items, row_bytes, self.exchange, self.limit))
 
@@ -117,12 +120,28 @@ class BlockedFit:
         splits = client.compute([_delayed(_tasks.split)(p, self.columns, self.where,
                                                         self.vocab_f, layout.bounds["user"])
                                  for p in self.parts])
-        self.blocks = {"user": self.build_side("user", splits)}
+        n_user_blocks = len(layout.bounds["user"]) - 1
+        self.blocks = {"user": self.build_side(
+            "user", [[self.submit(_tasks.piece, s, b) for s in splits]
+                     for b in range(n_user_blocks)])}
         del splits
-        transposes = [self.submit(_tasks.transpose, blk, layout.bounds["item"])
-                      for blk in self.blocks["user"]]
-        self.blocks["item"] = self.build_side("item", transposes)
-        del transposes
+        # an item block reads the user blocks on its own worker in place, and
+        # pieces of the others' transposes
+        n_item_blocks, W = len(layout.bounds["item"]) - 1, len(self.workers) or 1
+        sources = []
+        for a, blk in enumerate(self.blocks["user"]):
+            wanted = [b for b in range(n_item_blocks) if (b - a) % W]
+            cut = self.submit(_tasks.transpose, blk, layout.bounds["item"], wanted,
+                              **self.worker(a)) if wanted else None
+            sources.append([blk if b not in wanted else self.submit(_tasks.piece, cut, b)
+                            for b in range(n_item_blocks)])
+        self.blocks["item"] = self.build_side("item", [list(s) for s in zip(*sources)])
+        del sources
+        # sealed once the pieces are gone, where the build's peak is not
+        for side in SIDES:
+            self.blocks[side] = self.wait_for([self.submit(_tasks.sealed_block, blk,
+                                                           **self.worker(b))
+                                               for b, blk in enumerate(self.blocks[side])])
         infos = client.gather([self.submit(_tasks.block_info, blk)
                                for side in SIDES for blk in self.blocks[side]])
         n_user_blocks = len(self.blocks["user"])
@@ -133,18 +152,24 @@ class BlockedFit:
         self.needed = {side: [self.submit(operator.itemgetter("needed"), blk)
                               for blk in self.blocks[side]] for side in SIDES}
 
-    def build_side(self, side: str, sources: list) -> list:
-        """The blocks of `side`, each from its piece of every source; they
-        wait until built, so that the pieces can go."""
+    def build_side(self, side: str, parts: list) -> list:
+        """The blocks of `side`, block b from the futures parts[b]; they
+        wait until built, so that the parts can go. Item blocks are stacked
+        from the user blocks' shares, with the item counts of the plan."""
         bounds = self.layout.bounds[side]
-        blocks = [self.submit(_build, side, int(bounds[b]), int(bounds[b + 1]),
-                              len(self.vocab[OTHER[side]]), self.vocab_f,
-                              self.layout.exchange[side] == "routed", self.weights_f,
-                              *[self.submit(_tasks.piece, s, b) for s in sources],
-                              **self.worker(b))
-                  for b in range(len(bounds) - 1)]
-        distributed.wait(blocks)
-        return blocks
+        counts = self.counts["item"] if side == "item" else None
+        blocks = [self.submit(_build, side, int(lo), int(hi), len(self.vocab[OTHER[side]]),
+                              self.vocab_f, self.layout.exchange[side] == "routed",
+                              self.weights_f, None if counts is None else counts[lo:hi],
+                              *parts[b], **self.worker(b))
+                  for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        return self.wait_for(blocks)
+
+    @staticmethod
+    def wait_for(futures: list) -> list:
+        """futures, once all are done (so that their inputs can go)."""
+        distributed.wait(futures)
+        return futures
 
     def start(self, seed: int):
         """The starting states: item factors as the single-process fit
@@ -167,8 +192,10 @@ class BlockedFit:
         other, layout = OTHER[side], self.layout
         states = self.states[other]
         if layout.exchange[side] == "broadcast":
-            full = states[0] if len(states) == 1 else self.submit(_tasks.concat_states, *states)
-            return [[full]] * len(self.blocks[side])
+            # every block's task joins the states itself: a join on one
+            # worker would be sent whole to the others, and land misaligned
+            # there (the core then copies it again)
+            return [states] * len(self.blocks[side])
         bounds = layout.bounds[other]
         return [[self.submit(_tasks.take_rows, state, need, int(bounds[c]), int(bounds[c + 1]))
                  for c, state in enumerate(states)] for need in self.needed[side]]
@@ -260,9 +287,9 @@ def _delayed(fn):
     return dask.delayed(fn, pure=True)
 
 
-def _build(side, lo, hi, n_cols, vocab, routed, weights, *parts):
+def _build(side, lo, hi, n_cols, vocab, routed, weights, counts, *parts):
     return _tasks.build_block(side, lo, hi, n_cols, vocab, routed, weights[side],
-                              weights[OTHER[side]], *parts)
+                              weights[OTHER[side]], counts, *parts)
 
 
 def fit(model, parts, columns: dict, client, n_blocks=None, exchange="auto",

@@ -2,12 +2,12 @@
 half-step receives the other side's factors, and what that moves.
 
 Rows of each side are ranged into blocks of about equal work (its ratings,
-plus k a row for the dense part of its solve)
+plus, for a Cholesky solve, k a row for its dense k x k system)
 (contiguous index ranges, so the blocks' factors concatenate into the
 model's). Before a half-step every block of the solved side needs the rows
-of the other side that its ratings name. Broadcast: the other side's
-blocks are concatenated on one worker and copied to every other worker,
-(W - 1) / W + (W - 1) copies of the side. Routed (Spark's blocked ALS):
+of the other side that its ratings name. Broadcast: every worker receives
+the other side's blocks it does not hold and joins them, W - 1 copies of
+the side. Routed (Spark's blocked ALS):
 each block of the other side sends each solved block only the rows it
 needs, about (W - 1) / W of the sum of the blocks' needs. Broadcast wins
 while the side is small; routed once every block needs only a fraction of
@@ -58,7 +58,7 @@ class Layout:
             return 0.0
         n_other = self.n_users if other == "user" else self.n_items
         if self.exchange[side] == "broadcast":
-            return n_other * self.row_bytes() * ((W - 1) / W + (W - 1))
+            return n_other * self.row_bytes() * (W - 1)
         return float(np.sum(self.needed[side])) * self.row_bytes() * (W - 1) / W
 
     def bytes_per_iteration(self) -> float:

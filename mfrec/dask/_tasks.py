@@ -7,12 +7,13 @@ weights the kernel reads); a side's state is a dict of factors and bias.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import sys
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from .. import _core
-from .._ids import duplicates, index_of, triplets
+from .._ids import counted_ids, duplicates, index_of, triplets
 from .._vocab import as_raw_ids
 from ..algorithms import INIT_KINDS
 from ..ratings import from_any
@@ -40,59 +41,120 @@ def read_pairs(part, columns: dict, where: str):
                  for role in ("user", "item"))
 
 
+def release_arrow_memory() -> None:
+    """Hand the memory Arrow's allocator keeps after a partition was read
+    back to the system: it would otherwise stay in the worker's resident
+    size (about 100 MB after reading 25M ratings' Parquet files)."""
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+
+
 def summarize(part, columns: dict, where: str) -> dict:
     """What planning needs from a partition: each side's ids and their
     counts, the number of ratings, their float64 sum, least and largest."""
     u, i, r = read_part(part, columns, where)
+    release_arrow_memory()
     out: dict = {"n": len(r), "sum": float(np.sum(r, dtype=np.float64)),
            "low": float(r.min()) if len(r) else np.inf,
            "high": float(r.max()) if len(r) else -np.inf}
     for side, raw in (("user", u), ("item", i)):
-        out[side] = np.unique(raw, return_counts=True)
+        out[side] = counted_ids(raw)
     return out
 
 
+class Piece(NamedTuple):
+    """A block's share of some ratings, compressed by row: `rows` (int32,
+    ascending, local to the block) hold entries cols/values[starts[j]:
+    starts[j + 1]); columns are `cols + col_offset`. 8 bytes a rating and
+    12 a row present, where (row, col, value) triplets took 12 a rating."""
+    rows: np.ndarray
+    starts: np.ndarray
+    cols: np.ndarray
+    values: Optional[np.ndarray]
+    col_offset: int = 0
+
+
+def compact(indptr, indices, values, r0: int, r1: int, rows_of: Optional[np.ndarray] = None,
+            row_offset: int = 0, col_offset: int = 0) -> Piece:
+    """Rows [r0, r1) of a CSR as a Piece of views, its empty rows left
+    out; row r is named rows_of[r] (default r), less row_offset."""
+    present = np.flatnonzero(np.diff(indptr[r0:r1 + 1])) + r0
+    rows = present if rows_of is None else rows_of[present]
+    e0, e1 = int(indptr[r0]), int(indptr[r1])
+    return Piece((rows - row_offset).astype(np.int32), np.r_[indptr[present], e1] - e0,
+                 indices[e0:e1], None if values is None else values[e0:e1], col_offset)
+
+
 def pieces(rows: np.ndarray, cols: np.ndarray, values: Optional[np.ndarray],
-           bounds: np.ndarray) -> list:
-    """(rows - lo, cols, values) of each block [bounds[b], bounds[b + 1]),
-    int32 indices, in the order given within each block. One masked pass
-    a block: a byte a rating of scratch, where a sort by block would take
-    24 (a 12M-rating block cut in two needed 300 MB more)."""
+           bounds: np.ndarray, n_cols: int, on_duplicate) -> list:
+    """The Piece of each block [bounds[b], bounds[b + 1]) of (rows, cols,
+    values) triplets, columns ascending in each row. One masked pass a
+    block: a byte a rating of scratch, where a sort by block would take
+    24. on_duplicate(rows, cols), if given, raises for a repeated pair."""
     out = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         sel = np.flatnonzero((rows >= lo) & (rows < hi))
         local = rows[sel].astype(np.int32)
         local -= np.int32(lo)
-        out.append((local, cols[sel].astype(np.int32, copy=False),
-                    None if values is None else values[sel]))
+        block_cols = cols[sel].astype(np.int32, copy=False)
+        try:
+            csr = _core.build_csr(local, block_cols, None if values is None else values[sel],
+                                  int(hi - lo), n_cols, keep_values=values is not None)
+        except ValueError:  # the only failure left: a repeated (row, column) pair
+            if on_duplicate is not None:
+                on_duplicate(local + lo, block_cols)
+            raise
+        out.append(compact(*csr, 0, int(hi - lo)))
     return out
+
+
+def duplicate_error(vocab: dict, side: str):
+    """on_duplicate for rows of `side` and columns of the other: a
+    ValueError naming a repeated pair by its raw ids."""
+    def raise_for(rows, cols):
+        ids = vocab[side][rows], vocab["item" if side == "user" else "user"][cols]
+        raise ValueError("fit: users and items: "
+                         + duplicates(*(ids if side == "user" else ids[::-1]))) from None
+    return raise_for
 
 
 def split(part, columns: dict, where: str, vocab: dict, bounds: np.ndarray) -> list:
     """A partition's ratings as contiguous indices, cut into the pieces of
     every user block."""
     u, i, r = read_part(part, columns, where)
-    return pieces(index_of(u, vocab["user"]), index_of(i, vocab["item"]), r, bounds)
+    release_arrow_memory()
+    return pieces(index_of(u, vocab["user"]), index_of(i, vocab["item"]), r, bounds,
+                  len(vocab["item"]), duplicate_error(vocab, "user"))
 
 
-def transpose(block: dict, bounds: np.ndarray) -> list:
-    """A user block's ratings cut into the pieces of every item block (the
-    item blocks are built from the user blocks, so that the partitions'
-    pieces are gone before the item side's are made)."""
-    users = np.repeat(np.arange(block["lo"], block["hi"], dtype=np.int32),
-                      np.diff(block["indptr"]))
-    items = block["indices"] if block["needed"] is None else block["needed"][block["indices"]]
-    return pieces(items, users, block["values"], bounds)
+def transpose(block: dict, bounds: np.ndarray, wanted: Sequence[int]) -> list:
+    """A user block's ratings cut into the pieces of the item blocks in
+    `wanted` (those built on other workers; None for the rest, which read
+    the user block itself): its transpose, by the core, and copies of each
+    wanted block's rows of it, so that the transpose goes with the task."""
+    needed = block["needed"]
+    n_cols = block["n_cols"] if needed is None else len(needed)
+    by_col = _core.transpose_csr((block["indptr"], block["indices"], block["values"]), n_cols)
+    out: list = [None] * (len(bounds) - 1)
+    for b in wanted:
+        lo, hi = bounds[b], bounds[b + 1]
+        r0, r1 = (lo, hi) if needed is None else np.searchsorted(needed, (lo, hi))
+        p = compact(*by_col, int(r0), int(r1), needed, int(lo), block["lo"])
+        out[b] = p._replace(cols=p.cols.copy(), values=p.values.copy())
+    return out
 
 
 def split_pairs(part, columns: dict, where: str, vocab: dict, bounds: np.ndarray) -> list:
-    """Seen (user, item) pairs of a partition, cut by user block; ids the
-    model does not know are dropped (it never ranks them)."""
+    """Seen (user, item) pairs of a partition, once each, cut by user
+    block; ids the model does not know are dropped (it never ranks them)."""
     u, i = read_pairs(part, columns, where)
+    release_arrow_memory()
+    n_items = len(vocab["item"])
     uidx, iidx = index_of(u, vocab["user"], f"{where}: users"), index_of(i, vocab["item"],
                                                                         f"{where}: items")
     keep = (uidx >= 0) & (iidx >= 0)
-    return pieces(uidx[keep], iidx[keep], None, bounds)
+    keys = np.unique(uidx[keep].astype(np.int64) * n_items + iidx[keep])
+    return pieces(keys // n_items, keys % n_items, None, bounds, n_items, None)
 
 
 def piece(split_result: list, b: int):
@@ -100,31 +162,42 @@ def piece(split_result: list, b: int):
     return split_result[b]
 
 
+def triplets_of(p: Piece, lo: int = 0, hi: Optional[int] = None) -> tuple:
+    """(rows, cols, values) of a piece's rows in [lo, hi), rows less lo."""
+    i0, i1 = (0, len(p.rows)) if hi is None else np.searchsorted(p.rows, (lo, hi))
+    e0, e1 = p.starts[i0], p.starts[i1]
+    rows = np.repeat(p.rows[i0:i1] - np.int32(lo), np.diff(p.starts[i0:i1 + 1]))
+    cols = p.cols[e0:e1] + np.int32(p.col_offset) if p.col_offset else p.cols[e0:e1]
+    return rows, cols, None if p.values is None else p.values[e0:e1]
+
+
 #: ratings per slice of rows a block's CSR is built from (bounds the scratch)
-SLICE = 1 << 21
+SLICE = 1 << 20
 
 
-def csr_of(parts: Sequence[tuple], n_rows: int, n_cols: int, on_duplicate):
+def slices(indptr: np.ndarray) -> list:
+    """Consecutive ranges [a, b) of rows holding about SLICE entries each
+    (a row longer than SLICE alone), covering every row."""
+    n_rows = len(indptr) - 1
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], SLICE), side="right") - 1
+    cuts = np.unique(np.r_[0, cuts.clip(0, n_rows), n_rows])
+    return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+
+
+def csr_of(parts: Sequence[Piece], n_rows: int, n_cols: int, on_duplicate):
     """The CSR (columns ascending in each row) of rows [0, n_rows) from
-    (rows, cols, values) pieces, built a slice of rows at a time into the
-    final arrays: the scratch is a slice's, not the block's (concatenated
-    triplets and the core's column-ordered copy were 24 bytes a rating).
-    on_duplicate(rows, cols) raises for a repeated pair."""
+    pieces, built a slice of rows at a time into the final arrays: the
+    scratch is a slice's, not the block's. on_duplicate(rows, cols) raises
+    for a repeated pair."""
     counts = np.zeros(n_rows, np.int64)
     for p in parts:
-        counts += np.bincount(p[0], minlength=n_rows)
+        counts[p.rows] += np.diff(p.starts)
     indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
     indices = np.empty(indptr[-1], np.int32)
     values = np.empty(indptr[-1], np.float32)
-    cuts = np.unique(np.r_[np.searchsorted(indptr, np.arange(0, indptr[-1], SLICE),
-                                           side="right") - 1, n_rows].clip(0, n_rows))
-    cuts = np.unique(np.r_[0, cuts])
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        chosen = [(p[0], p[1], p[2], np.flatnonzero((p[0] >= a) & (p[0] < b))) for p in parts]
-        rows = np.concatenate([r[sel] for r, _, _, sel in chosen]) - np.int32(a)
-        cols = np.concatenate([c[sel] for _, c, _, sel in chosen])
-        vals = np.concatenate([v[sel] for _, _, v, sel in chosen])
-        del chosen
+    for a, b in slices(indptr):
+        rows, cols, vals = (np.concatenate(x) for x in
+                            zip(*(triplets_of(p, a, b) for p in parts)))
         try:
             _, ix, vx = _core.build_csr(rows, cols, vals, int(b - a), n_cols)
         except ValueError:  # the only failure left: a repeated (row, column) pair
@@ -134,29 +207,83 @@ def csr_of(parts: Sequence[tuple], n_rows: int, n_cols: int, on_duplicate):
     return indptr, indices, values
 
 
+def stacked_csr(sources: Sequence, counts: np.ndarray, lo: int, hi: int):
+    """The CSR of item rows [lo, hi) (`counts` ratings each) from every
+    user block's share, in the order of their user ranges: a Piece, or the
+    user block itself where it lies on this worker. A row's entries are
+    each source's in turn, users ascending within each, so the columns
+    ascend with no sort; the scratch is a slice's."""
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    indices = np.empty(indptr[-1], np.int32)
+    values = np.empty(indptr[-1], np.float32)
+    cursor = indptr[:-1].copy()  # where each row's next entry goes
+    for source in sources:
+        for p in [source] if isinstance(source, Piece) else block_pieces(source, lo, hi):
+            for i0, i1 in slices(p.starts):
+                lens = np.diff(p.starts[i0:i1 + 1])
+                dest = np.repeat(cursor[p.rows[i0:i1]] - p.starts[i0:i1], lens)
+                dest += np.arange(p.starts[i0], p.starts[i1])
+                e0, e1 = p.starts[i0], p.starts[i1]
+                indices[dest] = p.cols[e0:e1] + np.int32(p.col_offset)
+                values[dest] = p.values[e0:e1]
+                cursor[p.rows[i0:i1]] += lens
+    if not np.array_equal(cursor, indptr[1:]):
+        raise RuntimeError("mfrec.dask: an item block's ratings do not match its counts")
+    return indptr, indices, values
+
+
+def block_pieces(block: dict, lo: int, hi: int):
+    """The Pieces of item rows [lo, hi) in a user block, a slice of its rows
+    at a time (the core's transpose of each slice: a slice's scratch)."""
+    indptr, needed = block["indptr"], block["needed"]
+    n_cols = block["n_cols"] if needed is None else len(needed)
+    r0, r1 = (lo, hi) if needed is None else np.searchsorted(needed, (lo, hi))
+    for u0, u1 in slices(indptr):
+        e0, e1 = indptr[u0], indptr[u1]
+        by_col = _core.transpose_csr((indptr[u0:u1 + 1] - e0, block["indices"][e0:e1],
+                                      block["values"][e0:e1]), n_cols)
+        yield compact(*by_col, int(r0), int(r1), needed, lo, block["lo"] + u0)
+
+
 def build_block(side: str, lo: int, hi: int, n_cols: int, vocab: dict, routed: bool,
                 row_weights: Optional[np.ndarray], col_weights: Optional[np.ndarray],
-                *parts) -> dict:
-    """The CSR of rows [lo, hi) of `side` from its pieces (columns the
-    other side's indices, ascending in each row, as the single-process
-    fit's CSR). Routed: columns renumbered to the block's own list of the
-    other side's rows it needs (`needed`, ascending), weights likewise."""
-    def duplicate(rows, cols):
-        ids = vocab[side][rows + lo], vocab["item" if side == "user" else "user"][cols]
-        raise ValueError("fit: users and items: "
-                         + duplicates(*(ids if side == "user" else ids[::-1]))) from None
-
-    indptr, indices, values = csr_of(parts, hi - lo, n_cols, duplicate)
-    block = {"side": side, "lo": lo, "hi": hi, "indptr": indptr, "values": values,
-             "row_weights": None if row_weights is None else row_weights[lo:hi],
+                counts: Optional[np.ndarray], *parts) -> dict:
+    """The CSR of rows [lo, hi) of `side` (columns the other side's
+    indices, ascending in each row, as the single-process fit's CSR): a
+    user block from its pieces of the partitions, an item block (`counts`
+    ratings a row) from the user blocks' shares (see stacked_csr). Routed:
+    columns renumbered to the block's own list of the other side's rows it
+    needs (`needed`, ascending), weights likewise."""
+    if counts is None:
+        raise_for = duplicate_error(vocab, side)
+        indptr, indices, values = csr_of(parts, hi - lo, n_cols,
+                                         lambda rows, cols: raise_for(rows + lo, cols))
+    else:
+        indptr, indices, values = stacked_csr(parts, counts, lo, hi)
+    release_arrow_memory()
+    block = {"side": side, "lo": lo, "hi": hi, "n_cols": n_cols, "indptr": indptr,
+             "values": values, "row_weights": None if row_weights is None else row_weights[lo:hi],
              "col_weights": col_weights, "needed": None}
     if routed:
-        block["needed"] = needed = np.unique(indices).astype(np.int32)
-        indices = np.searchsorted(needed, indices).astype(np.int32)
+        # a mark and a lookup table the size of the other side, where
+        # np.unique and searchsorted made 20 bytes a rating of scratch
+        used = np.zeros(n_cols, bool)
+        used[indices] = True
+        block["needed"] = needed = np.flatnonzero(used).astype(np.int32)
+        position = np.zeros(n_cols, np.int32)
+        position[needed] = np.arange(len(needed), dtype=np.int32)
+        indices = position[indices]
         if col_weights is not None:
             block["col_weights"] = col_weights[needed]
     block["indices"] = indices
     return block
+
+
+def sealed_block(block: dict) -> dict:
+    """The block with its indices sealed (_core.sealed_indices): the
+    half-step kernel copies indices that Python could change while it runs,
+    a copy the size of the block's indices at every half-step."""
+    return dict(block, indices=_core.sealed_indices(block["indices"]))
 
 
 def block_info(block: dict) -> dict:
@@ -228,9 +355,10 @@ def seen_of(block: dict):
 
 def seen_csr(n_rows: int, n_items: int, *parts):
     """(indptr, indices) of seen pairs of rows [0, n_rows) from pieces
-    (repeated pairs allowed: they are merged)."""
-    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
-    cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32)
+    (a pair in several pieces is kept once)."""
+    pairs = [triplets_of(p) for p in parts]
+    rows = np.concatenate([p[0] for p in pairs]) if parts else np.zeros(0, np.int32)
+    cols = np.concatenate([p[1] for p in pairs]) if parts else np.zeros(0, np.int32)
     keys = np.unique(rows.astype(np.int64) * n_items + cols)
     rows, cols = (keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32)
     indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n_rows))].astype(np.int64)
