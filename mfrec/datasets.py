@@ -401,8 +401,8 @@ def make_low_rank(n_users: int = 500, n_items: int = 400, rank: int = 5,
     cells = rng.choice(n_users * n_items, size=n_obs, replace=False)
     u, i = cells // n_items, cells % n_items
     noise = abs(noise)  # NumPy refuses a scale of -0.0
-    r = global_mean + np.einsum("ij,ij->i", P[u], Q[i]) + rng.normal(0, noise, n_obs)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # beyond float32 is refused just below
+        r = global_mean + np.einsum("ij,ij->i", P[u], Q[i]) + rng.normal(0, noise, n_obs)
         r = r.astype(np.float32)
     if not np.isfinite(r).all():
         raise ValueError("global_mean and noise give ratings beyond the float32 range")

@@ -239,6 +239,9 @@ def test_make_low_rank():
     assert np.array_equal(again.ratings.rating, d.ratings.rating)
     with pytest.raises(ValueError, match="density"):
         mfrec.make_low_rank(density=0.0)
+    # float64 overflow on the way (it warned, an error under -W error) is refused too
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        mfrec.make_low_rank(12, 10, noise=1e308, global_mean=1e308, seed=0)
 
 
 def test_download_shows_tqdm_bar_when_installed_else_a_line(no_data_env, server, tmp_path,
