@@ -76,7 +76,7 @@ class Columns:
         pieces = []
         for k, (start, m) in enumerate(zip(self.starts, self.filled)):
             pieces += [a[start:start + m]] + [block.pop(role) for block in self.past[k]]
-        return np.concatenate(pieces)
+        return np.concatenate(pieces, dtype=a.dtype, casting="same_kind")
 
 
 def _move(a: np.ndarray, start: int, to: int, m: int) -> None:
