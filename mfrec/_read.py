@@ -6,8 +6,8 @@ to its final dtype (int64 ids and timestamps, float32 ratings), written
 into the final arrays (see _columns) and dropped: peak memory stays near
 the final arrays, not a whole table of Python or Arrow objects. The
 streaming reader parses one block at a time, so a large uncompressed text
-file is cut into spans of whole lines, one per CPU (up to SPANS), read by
-as many readers side by side, each into its own rows of the same arrays.
+file is cut into spans of whole lines, read by one reader per idle core (up
+to READERS) side by side, each span into its own rows of the same arrays.
 """
 from __future__ import annotations
 
@@ -34,7 +34,11 @@ SEPARATORS = ("::", "\t", ",", ";", "|")
 # once (its read-ahead and buffers: ~80 MB at 1 MB blocks, ~300 MB at 16 MB)
 # and is no faster with larger ones.
 BLOCK_BYTES = 1 << 20
-SPANS, SPAN_BYTES = 4, 32 * BLOCK_BYTES  # spans of a text file read side by side
+# A text file is read by one reader per idle core (at most READERS, see
+# _readers) side by side, in PIECES spans per reader of at least SPAN_BYTES:
+# a reader takes the next span when done with one, so that one slowed by
+# other work on its core takes fewer.
+READERS, PIECES, SPAN_BYTES = 4, 4, 32 * BLOCK_BYTES
 # A span's rows are estimated from the densest of SAMPLES pieces of its text
 # (with 10% to spare): rows past the estimate cost a copy of the columns.
 SAMPLES, SAMPLE_BYTES = 4, 1 << 18
@@ -123,7 +127,7 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
 def _read_text(path: str, blocks: Callable[..., Iterator[dict]],
                dtypes: Dict[str, Optional[np.dtype]]) -> Dict[str, np.ndarray]:
     """The columns of a text file, its spans (see _spans) read side by side
-    by `blocks(source, first span?, alone?)`, one thread per span: both
+    by `blocks(source, first span?, alone?)` on one thread per reader: both
     parsers release the GIL while they parse and convert (pyarrow's own
     pool's hand-offs between threads cost more than they bring when spans
     run)."""
@@ -141,8 +145,8 @@ def _read_text(path: str, blocks: Callable[..., Iterator[dict]],
 
     if len(spans) == 1:
         read(0)
-    else:
-        with ThreadPoolExecutor(len(spans)) as pool:
+    else:  # the pool's threads take the spans in turn
+        with ThreadPoolExecutor(_readers()) as pool:
             list(pool.map(read, range(len(spans))))
     return out.join()
 
@@ -177,14 +181,15 @@ def _lines(text: bytes) -> int:
 
 
 def _spans(path: str) -> List[Tuple[int, Optional[int]]]:
-    """Byte ranges of whole lines, one for each core (at most SPANS), each
-    of at least SPAN_BYTES: both parsers read a stream one block at a time,
-    so spans are read side by side. A compressed file is one span (stop
-    None: its size is unknown)."""
+    """Byte ranges of whole lines, PIECES for each reader (see _readers),
+    each of at least SPAN_BYTES; one for a lone reader: both parsers read a
+    stream one block at a time, so spans are read side by side. A
+    compressed file is one span (stop None: its size is unknown)."""
     if path.endswith((".gz", ".bz2", ".xz")):
         return [(0, None)]
     size = os.path.getsize(path)
-    k = max(1, min(available_cores(), SPANS, size // SPAN_BYTES))
+    readers = _readers()
+    k = max(1, min(readers * PIECES if readers > 1 else 1, size // SPAN_BYTES))
     cuts = [0]
     with open(path, "rb") as f:
         for j in range(1, k):
@@ -192,6 +197,19 @@ def _spans(path: str) -> List[Tuple[int, Optional[int]]]:
             f.readline()  # to the start of the next line
             cuts.append(f.tell())
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [size]) if b > a] or [(0, size)]
+
+
+def _readers() -> int:
+    """Readers side by side: one per core left idle by the load average (as
+    make -l reads it), at most READERS. Readers side by side take more CPU
+    time in all than one (each thread's allocations, caches shared), which
+    pays only on cores that would otherwise idle."""
+    cores = available_cores()
+    try:
+        idle = cores - os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows)
+        idle = cores
+    return max(1, min(cores, READERS, int(idle + 0.5)))
 
 
 class _Span(io.RawIOBase):

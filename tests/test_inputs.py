@@ -299,21 +299,23 @@ def test_read_ratings_in_many_blocks(tmp_path, triplets, monkeypatch, engine, na
 
 @pytest.mark.parametrize("sep, header", [(",", "userId,movieId,rating,timestamp"),
                                          ("::", None)])
-@pytest.mark.parametrize("spans", [2, 3, 7])
+@pytest.mark.parametrize("readers, pieces", [(2, 1), (3, 1), (7, 1), (2, 3)])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_read_ratings_in_spans_side_by_side(tmp_path, triplets, monkeypatch, sep, header, spans,
-                                            engine):
+def test_read_ratings_in_spans_side_by_side(tmp_path, triplets, monkeypatch, sep, header,
+                                            readers, pieces, engine):
     """A text file cut into spans of whole lines, read by parallel readers
-    (the header only in the first) into the same arrays: the same arrays."""
+    (the header only in the first span) into the same arrays: the same
+    arrays."""
     from mfrec import _read
 
     path = write(tmp_path / "r.txt", triplets, sep, header)
     monkeypatch.setattr(_read, "BLOCK_BYTES", 500)
     monkeypatch.setattr(_read, "PANDAS_ROWS", 20)
     monkeypatch.setattr(_read, "SPAN_BYTES", 600)
-    monkeypatch.setattr(_read, "SPANS", spans)
-    monkeypatch.setattr(_read, "available_cores", lambda: 8)
-    assert len(_read._spans(str(path))) == spans
+    monkeypatch.setattr(_read, "READERS", readers)
+    monkeypatch.setattr(_read, "PIECES", pieces)
+    monkeypatch.setattr(_read, "_readers", lambda: readers)
+    assert len(_read._spans(str(path))) == readers * pieces
     r = mfrec.read_ratings(path, engine=engine)
     for got, expected in zip((r.user, r.item, r.rating, r.timestamp),
                              (*triplets, np.arange(len(r)))):
@@ -345,12 +347,32 @@ def test_spans_end_at_line_ends(tmp_path, monkeypatch):
     path = tmp_path / "r.csv"
     path.write_bytes(b"1,2,3\n" * 40 + b"10,20,30\n")  # no cut may fall inside a line
     monkeypatch.setattr(_read, "SPAN_BYTES", 10)
-    monkeypatch.setattr(_read, "available_cores", lambda: 64)
+    monkeypatch.setattr(_read, "_readers", lambda: _read.READERS)
     spans = _read._spans(str(path))
     data = path.read_bytes()
-    assert spans[0][0] == 0 and spans[-1][1] == len(data) and len(spans) == _read.SPANS
+    assert spans[0][0] == 0 and spans[-1][1] == len(data)
+    assert len(spans) == _read.READERS * _read.PIECES
+    monkeypatch.setattr(_read, "_readers", lambda: 1)  # one reader: no spans
+    assert _read._spans(str(path)) == [(0, len(data))]
     for (a, b), (c, _) in zip(spans, spans[1:] + [(len(data), None)]):
         assert b == c and data[b - 1:b] == b"\n"
+
+
+@pytest.mark.parametrize("cores, load, readers", [(8, 0.0, 4), (8, 5.2, 3), (2, 0.3, 2),
+                                                  (2, 0.7, 1), (2, 4.0, 1), (1, 0.0, 1),
+                                                  (8, None, 4)])
+def test_one_reader_per_idle_core(monkeypatch, cores, load, readers):
+    from mfrec import _read
+
+    def loadavg():
+        if load is None:
+            raise OSError("no load average")
+        return (load, load, load)
+
+    monkeypatch.setattr(_read, "available_cores", lambda: cores)
+    monkeypatch.setattr(_read.os, "getloadavg", loadavg)
+    monkeypatch.setattr(_read, "READERS", 4)
+    assert _read._readers() == readers
 
 
 BAD_FILES = [  # both engines: the same errors, naming the first bad value

@@ -66,7 +66,7 @@ def test_read_ratings_when_spans_overrun_their_estimates(tmp_path, monkeypatch):
     monkeypatch.setattr(_read, "BLOCK_BYTES", 2000)
     monkeypatch.setattr(_read, "PANDAS_ROWS", 100)
     monkeypatch.setattr(_read, "SPAN_BYTES", 5000)
-    monkeypatch.setattr(_read, "available_cores", lambda: 4)
+    monkeypatch.setattr(_read, "_readers", lambda: 4)
     monkeypatch.setattr(_read, "_rows", lambda path, start, stop: 7)
     for engine in ("pandas", "pyarrow"):
         r = mfrec.read_ratings(path, engine=engine)
