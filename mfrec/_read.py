@@ -70,9 +70,10 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
         timestamp, read when present, as int64).
     string_ids : read the user and item columns as strings (ids such as
         "u123" or UUIDs); by default they must be integers.
-    engine : "pandas" or "pyarrow". Default: for a text file pandas when
-        it is installed (its C parser takes less CPU time than pyarrow's on
-        columns of numbers), for Parquet pyarrow.
+    engine : "pandas" or "pyarrow". Default: pandas for a text file of
+        integer ids (its C parser takes less CPU time than pyarrow's on
+        columns of numbers), pyarrow for string ids (pandas makes a Python
+        string of each) and Parquet; the other when one is not installed.
 
     Lines are read in blocks (1 MB, or 2**20 lines with pandas), each
     converted to the final dtypes and written into the final arrays at
@@ -88,7 +89,8 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
     """
     path = os.fspath(path)
     parquet = path.endswith((".parquet", ".pq"))
-    engine = _engine(engine, ("pyarrow", "pandas") if parquet else ("pandas", "pyarrow"))
+    engine = _engine(engine, ("pyarrow", "pandas") if parquet or string_ids else
+                     ("pandas", "pyarrow"))
     where = f"read_ratings: {path}"
     chosen = dict(user=user, item=item, rating=rating, timestamp=timestamp)
     if parquet:

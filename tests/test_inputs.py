@@ -341,6 +341,24 @@ def test_read_ratings_with_pyarrow_leaves_pandas_unimported(tmp_path, triplets, 
     assert out.stdout.strip() == "False"
 
 
+def test_read_ratings_default_engines(tmp_path, triplets, monkeypatch):
+    """pandas reads integer ids by default, pyarrow string ids (pandas makes
+    a Python string of each)."""
+    from mfrec import _read
+
+    path = write(tmp_path / "r.csv", triplets, ",", "userId,movieId,rating,timestamp")
+
+    def refused(*args, **kwargs):
+        raise AssertionError("not the default engine")
+
+    with monkeypatch.context() as m:
+        m.setattr(_read, "_arrow_blocks", refused)
+        assert np.array_equal(mfrec.read_ratings(path).user, triplets[0])
+    monkeypatch.setattr(_read, "_pandas_blocks", refused)
+    assert np.array_equal(mfrec.read_ratings(path, string_ids=True).user,
+                          triplets[0].astype(str))
+
+
 def test_spans_end_at_line_ends(tmp_path, monkeypatch):
     from mfrec import _read
 
