@@ -6,8 +6,8 @@ to its final dtype (int64 ids and timestamps, float32 ratings), written
 into the final arrays (see _columns) and dropped: peak memory stays near
 the final arrays, not a whole table of Python or Arrow objects. The
 streaming reader parses one block at a time, so a large uncompressed text
-file is cut into spans of whole lines, read by one reader per idle core (up
-to READERS) side by side, each span into its own rows of the same arrays.
+file is cut into spans of whole lines, read by one reader per core (up to
+READERS) side by side, each span into its own rows of the same arrays.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ SEPARATORS = ("::", "\t", ",", ";", "|")
 # once (its read-ahead and buffers: ~80 MB at 1 MB blocks, ~300 MB at 16 MB)
 # and is no faster with larger ones.
 BLOCK_BYTES = 1 << 20
-# A text file is read by one reader per idle core (at most READERS, see
-# _readers) side by side, in PIECES spans per reader of at least SPAN_BYTES:
-# a reader takes the next span when done with one, so that one slowed by
-# other work on its core takes fewer.
+# A text file is read by one reader per core (at most READERS) side by
+# side, in PIECES spans per reader of at least SPAN_BYTES: a reader takes
+# the next span when done with one, so that one slowed by other work on its
+# core takes fewer.
 READERS, PIECES, SPAN_BYTES = 4, 4, 32 * BLOCK_BYTES
 # A span's rows are estimated from the densest of SAMPLES pieces of its text
 # (with 10% to spare): rows past the estimate cost a copy of the columns.
@@ -202,16 +202,9 @@ def _spans(path: str) -> List[Tuple[int, Optional[int]]]:
 
 
 def _readers() -> int:
-    """Readers side by side: one per core left idle by the load average (as
-    make -l reads it), at most READERS. Readers side by side take more CPU
-    time in all than one (each thread's allocations, caches shared), which
-    pays only on cores that would otherwise idle."""
-    cores = available_cores()
-    try:
-        idle = cores - os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average (Windows)
-        idle = cores
-    return max(1, min(cores, READERS, int(idle + 0.5)))
+    """Readers side by side: one per core this process may use, at most
+    READERS (pandas' own read_csv of a whole file parses on as many)."""
+    return max(1, min(available_cores(), READERS))
 
 
 class _Span(io.RawIOBase):
