@@ -3,7 +3,6 @@ kernels release the GIL. Each fit gets its share of the model's n_threads."""
 from __future__ import annotations
 
 import numbers
-import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -11,16 +10,10 @@ from typing import Callable, List, Optional, Tuple, cast
 
 import numpy as np
 
+from ._cores import available_cores
 from ._progress import advance, close, progress_bar
 from ._scoring import score
 from .ratings import Ratings
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
 
 def check_n_jobs(n_jobs: int) -> int:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) \

@@ -2,12 +2,12 @@
 
 The parsing is pyarrow's (its streaming CSV reader, or Parquet row groups)
 or, without pyarrow, pandas' chunked ``read_csv``. Each block is converted
-to its final dtype (int64 ids and timestamps, float32 ratings) and dropped,
-and each column is joined once at the end: peak memory stays near the final
-arrays plus one column, not a whole table of Python or Arrow objects. The
+to its final dtype (int64 ids and timestamps, float32 ratings), written
+into the final arrays (see _columns) and dropped: peak memory stays near
+the final arrays, not a whole table of Python or Arrow objects. The
 streaming reader parses one block at a time, so a large uncompressed text
-file is cut into spans of whole lines, one per CPU (up to SPANS), read by
-as many readers side by side.
+file is cut into spans of whole lines, read by one reader per core (up to
+READERS) side by side, each span into its own rows of the same arrays.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from typing import IO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._columns import Columns
+from ._cores import available_cores
 from ._tables import GUESSES, pick_columns
 from .ratings import Ratings, as_ids, as_ratings
 
@@ -32,7 +34,14 @@ SEPARATORS = ("::", "\t", ",", ";", "|")
 # once (its read-ahead and buffers: ~80 MB at 1 MB blocks, ~300 MB at 16 MB)
 # and is no faster with larger ones.
 BLOCK_BYTES = 1 << 20
-SPANS, SPAN_BYTES = 4, 32 * BLOCK_BYTES  # spans of a text file read side by side
+# A text file is read by one reader per core (at most READERS) side by
+# side, in PIECES spans per reader of at least SPAN_BYTES: a reader takes
+# the next span when done with one, so that one slowed by other work on its
+# core takes fewer.
+READERS, PIECES, SPAN_BYTES = 4, 4, 32 * BLOCK_BYTES
+# A span's rows are estimated from the densest of SAMPLES pieces of its text
+# (with 10% to spare): rows past the estimate cost a copy of the columns.
+SAMPLES, SAMPLE_BYTES = 4, 1 << 18
 PANDAS_ROWS = 1 << 20  # rows per chunk of pandas' read_csv: it slows down below ~1e5
 
 
@@ -61,12 +70,15 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
         timestamp, read when present, as int64).
     string_ids : read the user and item columns as strings (ids such as
         "u123" or UUIDs); by default they must be integers.
-    engine : "pyarrow" (the default when it is installed) or "pandas".
+    engine : "pandas" or "pyarrow". Default: pandas for a text file of
+        integer ids (its C parser takes less CPU time than pyarrow's on
+        columns of numbers), pyarrow for string ids (pandas makes a Python
+        string of each) and Parquet; the other when one is not installed.
 
-    Lines are read in blocks of 1 MB, each
-    converted to the final dtypes at once, so the peak memory stays within
-    twice the final arrays; a large uncompressed file in spans of lines,
-    read side by side with pyarrow.
+    Lines are read in blocks (1 MB, or 2**20 lines with pandas), each
+    converted to the final dtypes and written into the final arrays at
+    once, so the peak memory stays within twice the final arrays; a large
+    uncompressed file in spans of lines, read side by side.
 
     Examples
     --------
@@ -76,17 +88,21 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
     Ratings(100000 ratings, 943 users, 1682 items)
     """
     path = os.fspath(path)
-    engine = _engine(engine)
+    parquet = path.endswith((".parquet", ".pq"))
+    engine = _engine(engine, ("pyarrow", "pandas") if parquet or string_ids else
+                     ("pandas", "pyarrow"))
     where = f"read_ratings: {path}"
     chosen = dict(user=user, item=item, rating=rating, timestamp=timestamp)
-    if path.endswith((".parquet", ".pq")):
+    if parquet:
         if engine != "pyarrow":
             raise ImportError("read_ratings: reading Parquet needs pyarrow "
                               "(pip install 'mfrec[data]')")
         f = _parquet_file(path, where)
-        rows = f.metadata.num_rows
-        return _ratings([_gather(_parquet_blocks(f, chosen, where, string_ids),
-                                 lambda first: rows)], where)
+        names = pick_columns(f.schema_arrow.names, chosen, where)
+        out = Columns(_dtypes(names, string_ids), [f.metadata.num_rows])
+        for block in _parquet_blocks(f, names, where, string_ids):
+            out.put(0, block)
+        return _ratings(out.join(), where)
     first = _first_line(path)
     sep = _separator(first, sep, where)
     fields = first.rstrip("\r\n").split(sep)
@@ -99,44 +115,83 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
             [ROLES[k] if k < 4 else f"column{k}" for k in range(len(fields))]
     columns = [str(c) for c in columns]
     names = pick_columns(columns, chosen, where)
-    if engine == "pandas":
-        blocks = _pandas_blocks(path, sep, columns, bool(header), names, where, string_ids)
-        return _ratings([_gather(blocks)], where)
+
+    def blocks(source, first: bool, alone: bool) -> Iterator[dict]:
+        if engine == "pandas":
+            return _pandas_blocks(source, sep, columns, first and bool(header), names, where,
+                                  string_ids)
+        return _arrow_blocks(source, sep, columns, first and bool(header), names, where,
+                             string_ids, threads=alone)
+
+    return _ratings(_read_text(path, blocks, _dtypes(names, string_ids)), where)
+
+
+def _read_text(path: str, blocks: Callable[..., Iterator[dict]],
+               dtypes: Dict[str, Optional[np.dtype]]) -> Dict[str, np.ndarray]:
+    """The columns of a text file, its spans (see _spans) read side by side
+    by `blocks(source, first span?, alone?)` on one thread per reader: both
+    parsers release the GIL while they parse and convert (pyarrow's own
+    pool's hand-offs between threads cost more than they bring when spans
+    run)."""
     spans = _spans(path)
+    out = Columns(dtypes, [_rows(path, *span) for span in spans])
 
     def read(k):  # the k-th span of lines, the header skipped in the first
-        start, stop = spans[k]
-        source = path if len(spans) == 1 else _Span(path, start, stop)
-        blocks = _arrow_blocks(source, sep, columns, bool(header) and k == 0, names, where,
-                               string_ids, threads=len(spans) == 1)
-        return _gather(blocks, None if stop is None else _text_rows(stop - start))
+        if len(spans) == 1:
+            for block in blocks(path, True, True):
+                out.put(k, block)
+            return
+        with io.BufferedReader(_Span(path, *spans[k]), 1 << 20) as source:
+            for block in blocks(source, k == 0, False):
+                out.put(k, block)
 
     if len(spans) == 1:
-        return _ratings([read(0)], where)
-    # pyarrow parses without the GIL; one thread per span (its own pool's
-    # hand-offs between threads cost more than they bring when spans run)
-    with ThreadPoolExecutor(len(spans)) as pool:
-        return _ratings(list(pool.map(read, range(len(spans)))), where)
+        read(0)
+    else:  # the pool's threads take the spans in turn
+        with ThreadPoolExecutor(_readers()) as pool:
+            list(pool.map(read, range(len(spans))))
+    return out.join()
 
 
-def _text_rows(size: int):
-    """Rows of `size` bytes of text estimated from the rows of the first
-    block (pyarrow's blocks are BLOCK_BYTES of text), with 3% to spare."""
-    blocks = size / BLOCK_BYTES
-    return lambda first: int(first * max(blocks, 1) * 1.03) + 1
+def _dtypes(names, strings: bool) -> Dict[str, Optional[np.dtype]]:
+    """The final dtype of each column read (None: string ids)."""
+    return {role: None if strings and role in ("user", "item") else
+            np.dtype(np.float32 if role == "rating" else np.int64)
+            for role, name in names.items() if name is not None}
+
+
+def _rows(path: str, start: int, stop: Optional[int]) -> int:
+    """The rows of bytes [start, stop) of a text file, counted when few,
+    else estimated from the densest of SAMPLES pieces spread over them;
+    0 when unknown (a compressed file: stop None)."""
+    if stop is None:
+        return 0
+    size = stop - start
+    with open(path, "rb") as f:
+        if size <= SAMPLES * SAMPLE_BYTES:
+            f.seek(start)
+            return _lines(f.read(size)) + 1
+        density = 0.0
+        for j in range(SAMPLES):
+            f.seek(start + (size - SAMPLE_BYTES) * j // (SAMPLES - 1))
+            density = max(density, _lines(f.read(SAMPLE_BYTES)) / SAMPLE_BYTES)
+    return int(size * density * 1.1) + 1
+
+
+def _lines(text: bytes) -> int:
+    return max(text.count(b"\n"), text.count(b"\r"))  # old Macs' lines end in CR
 
 
 def _spans(path: str) -> List[Tuple[int, Optional[int]]]:
-    """Byte ranges of whole lines, one for each of up to pyarrow's CPU
-    count (at most SPANS), each of at least SPAN_BYTES: its streaming reader
-    parses one block at a time, so spans are read side by side. A
+    """Byte ranges of whole lines, PIECES for each reader (see _readers),
+    each of at least SPAN_BYTES; one for a lone reader: both parsers read a
+    stream one block at a time, so spans are read side by side. A
     compressed file is one span (stop None: its size is unknown)."""
     if path.endswith((".gz", ".bz2", ".xz")):
         return [(0, None)]
-    import pyarrow as pa
-
     size = os.path.getsize(path)
-    k = max(1, min(pa.cpu_count(), SPANS, size // SPAN_BYTES))
+    readers = _readers()
+    k = max(1, min(readers * PIECES if readers > 1 else 1, size // SPAN_BYTES))
     cuts = [0]
     with open(path, "rb") as f:
         for j in range(1, k):
@@ -144,6 +199,12 @@ def _spans(path: str) -> List[Tuple[int, Optional[int]]]:
             f.readline()  # to the start of the next line
             cuts.append(f.tell())
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [size]) if b > a] or [(0, size)]
+
+
+def _readers() -> int:
+    """Readers side by side: one per core this process may use, at most
+    READERS (pandas' own read_csv of a whole file parses on as many)."""
+    return max(1, min(available_cores(), READERS))
 
 
 class _Span(io.RawIOBase):
@@ -168,16 +229,17 @@ class _Span(io.RawIOBase):
         super().close()
 
 
-def _engine(engine):
+def _engine(engine, preferred: Tuple[str, str]) -> str:
+    """`engine`, or the first of `preferred` that imports."""
     if engine not in (None, "pyarrow", "pandas"):
         raise ValueError(f"engine must be 'pyarrow' or 'pandas', got {engine!r}")
-    for name in ((engine,) if engine else ("pyarrow", "pandas")):
+    for name in ((engine,) if engine else preferred):
         try:
             __import__(name)
             return name
         except ImportError:
             pass
-    raise ImportError(f"read_ratings needs {engine or 'pyarrow or pandas'}: "
+    raise ImportError(f"read_ratings needs {engine or ' or '.join(preferred)}: "
                       "pip install 'mfrec[data]'")
 
 
@@ -250,7 +312,10 @@ def _arrow_message(message: str, physical: List[str]) -> str:
     numbers the gaps too)."""
     for k, name in enumerate(physical):
         message = message.replace(f"column #{k}:", f"column {name!r}:")
-    return message + " (ids must be integers and ratings numbers)"
+    return message + NUMBERS
+
+
+NUMBERS = " (ids must be integers and ratings real numbers)"
 
 
 def _parquet_file(path, where):
@@ -264,15 +329,14 @@ def _parquet_file(path, where):
         raise ValueError(f"{where}: not a Parquet file ({e})") from None
 
 
-def _parquet_blocks(f, chosen, where, strings) -> Iterator[dict]:
-    wanted = {role: name for role, name in pick_columns(f.schema_arrow.names, chosen,
-                                                        where).items() if name}
+def _parquet_blocks(f, names, where, strings) -> Iterator[dict]:
+    wanted = {role: name for role, name in names.items() if name}
     for batch in f.iter_batches(batch_size=1 << 20, columns=list(wanted.values())):
         yield {role: _array(batch.column(name), name, role, where, strings)
                for role, name in wanted.items()}
 
 
-def _pandas_blocks(path, sep, columns, header, names, where, strings) -> Iterator[dict]:
+def _pandas_blocks(source, sep, columns, header, names, where, strings) -> Iterator[dict]:
     import pandas as pd
 
     delimiter, physical = _physical(sep, columns)
@@ -280,11 +344,11 @@ def _pandas_blocks(path, sep, columns, header, names, where, strings) -> Iterato
     # int dtypes inferred per chunk (a forced int64 fails without naming the column)
     types = {name: str for role, name in wanted.items() if strings and role in ("user", "item")}
     # the header replaced by `names` (header=0): skiprows=1 slows the C parser by 60%
-    with pd.read_csv(path, sep=delimiter, header=0 if header else None, names=physical,
+    with pd.read_csv(source, sep=delimiter, header=0 if header else None, names=physical,
                      usecols=list(wanted.values()), dtype=types, keep_default_na=False,
                      na_values=[""], chunksize=PANDAS_ROWS, engine="c") as chunks:
         for chunk in chunks:
-            yield {role: _array(chunk[name].to_numpy(), name, role, where, strings)
+            yield {role: _array(chunk[name].to_numpy(), name, role, where, strings, text=True)
                    for role, name in wanted.items()}
 
 
@@ -303,13 +367,20 @@ def _numpy(column) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
-def _array(column, name, role, where, strings) -> np.ndarray:
-    """A block's column in its final dtype, nulls refused."""
+def _array(column, name, role, where, strings, text=False) -> np.ndarray:
+    """A block's column in its final dtype, nulls refused; `text`: a column
+    pandas parsed, its words where numbers should be refused as pyarrow's
+    parser refuses them."""
     if getattr(column, "null_count", 0):
         raise ValueError(f"{where}: column {name!r} has {column.null_count} missing value(s)")
     a = column if isinstance(column, np.ndarray) else _numpy(column)
-    if role != "rating" and a.dtype.kind == "f" and np.isnan(a).any():  # pandas' nulls
+    if a.dtype.kind == "f" and np.isnan(a).any():  # pandas' nulls
         raise ValueError(f"{where}: column {name!r} has {np.isnan(a).sum()} missing value(s)")
+    integers = role == "timestamp" or (role != "rating" and not strings)
+    if text and (a.dtype.kind == "O" and (integers or role == "rating")
+                 or integers and a.dtype.kind == "f"):
+        raise ValueError(f"{where}: column {name!r} ({role}): invalid value "
+                         f"{_first_invalid(a, integers)!r}{NUMBERS}")
     label = f"{where}: column {name!r} ({role})"
     if role == "rating":
         return as_ratings(a, label)
@@ -320,63 +391,21 @@ def _array(column, name, role, where, strings) -> np.ndarray:
     return as_ids(a, label, strings=strings and role != "timestamp")
 
 
-def _gather(blocks: Iterator[Dict[str, np.ndarray]], rows_hint=None) -> Dict[str, np.ndarray]:
-    """The blocks' columns joined, written straight into arrays sized by
-    `rows_hint(rows of the first block)`, an estimate of the total. Pages of
-    an array are only resident once written, and the arrays grow (by a
-    quarter) and finally shrink in place (``ndarray.resize``, a realloc), so
-    no column is ever held twice."""
-    columns: Dict[str, np.ndarray] = {}
-    strings: Dict[str, List[np.ndarray]] = {}  # str ids: widths differ between blocks
-    n = 0
-    for block in blocks:
-        m = len(next(iter(block.values())))
-        if not columns and not strings:
-            size = max(rows_hint(m) if rows_hint else 4 * m, m)
-            columns = {role: np.empty(size, a.dtype) for role, a in block.items()
-                       if a.dtype.kind not in "US"}
-            strings = {role: [] for role, a in block.items() if a.dtype.kind in "US"}
-        capacity = len(next(iter(columns.values())))
-        if n + m > capacity:
-            for a in columns.values():
-                a.resize(max(n + m, capacity + capacity // 4), refcheck=False)
-        for role, a in block.items():
-            if role in strings:
-                strings[role].append(a)
-            else:
-                columns[role][n:n + m] = a
-        n += m
-    for a in columns.values():
-        a.resize(n, refcheck=False)
-    for role in list(strings):
-        columns[role] = np.concatenate(strings.pop(role))
-    return columns
+def _first_invalid(a: np.ndarray, integers: bool):
+    """The first value of a column pandas read as words (or, integers
+    wanted, as numbers with decimals) that is not a number of the kind."""
+    for v in a.tolist():
+        try:
+            x = float(v)
+            if integers and not (isinstance(v, str) and v.strip().lstrip("+-").isdigit()) \
+                    and not x.is_integer():
+                return v
+        except ValueError:
+            return v
+    return a[0]
 
 
-def _ratings(parts: List[Dict[str, np.ndarray]], where) -> Ratings:
-    """Ratings of the columns of parts of a file read side by side, in
-    order, joined one column at a time."""
-    parts = [p for p in parts if p and len(p["rating"])]
-    if not parts:
+def _ratings(columns: Dict[str, np.ndarray], where) -> Ratings:
+    if not len(columns["rating"]):
         raise ValueError(f"{where}: the file holds no ratings")
-    columns = {role: _join([p.pop(role) for p in parts]) for role in list(parts[0])}
     return Ratings(columns["user"], columns["item"], columns["rating"], columns.get("timestamp"))
-
-
-def _join(pieces: List[np.ndarray]) -> np.ndarray:
-    """The pieces end to end: the first grown in place (a realloc) and the
-    others copied after it and dropped one by one, so that only the rest
-    of one column is ever held twice, and the first piece's pages (written
-    already) are not written again."""
-    if len(pieces) == 1:
-        return pieces[0]
-    if any(p.dtype != pieces[0].dtype for p in pieces):
-        return np.concatenate(pieces)  # str ids of different widths
-    whole = pieces.pop(0)
-    n = len(whole)
-    whole.resize(n + sum(map(len, pieces)), refcheck=False)
-    while pieces:
-        piece = pieces.pop(0)
-        whole[n:n + len(piece)] = piece
-        n += len(piece)
-    return whole

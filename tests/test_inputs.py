@@ -299,41 +299,64 @@ def test_read_ratings_in_many_blocks(tmp_path, triplets, monkeypatch, engine, na
 
 @pytest.mark.parametrize("sep, header", [(",", "userId,movieId,rating,timestamp"),
                                          ("::", None)])
-@pytest.mark.parametrize("spans", [2, 3, 7])
-def test_read_ratings_in_spans_side_by_side(tmp_path, triplets, monkeypatch, sep, header, spans):
+@pytest.mark.parametrize("readers, pieces", [(2, 1), (3, 1), (7, 1), (2, 3)])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_read_ratings_in_spans_side_by_side(tmp_path, triplets, monkeypatch, sep, header,
+                                            readers, pieces, engine):
     """A text file cut into spans of whole lines, read by parallel readers
-    (the header only in the first) and joined in order: the same arrays."""
+    (the header only in the first span) into the same arrays: the same
+    arrays."""
     from mfrec import _read
 
     path = write(tmp_path / "r.txt", triplets, sep, header)
     monkeypatch.setattr(_read, "BLOCK_BYTES", 500)
+    monkeypatch.setattr(_read, "PANDAS_ROWS", 20)
     monkeypatch.setattr(_read, "SPAN_BYTES", 600)
-    monkeypatch.setattr(_read, "SPANS", spans)
-    monkeypatch.setattr(pa, "cpu_count", lambda: 8)
-    assert len(_read._spans(str(path))) == spans
-    r = mfrec.read_ratings(path)
+    monkeypatch.setattr(_read, "READERS", readers)
+    monkeypatch.setattr(_read, "PIECES", pieces)
+    monkeypatch.setattr(_read, "_readers", lambda: readers)
+    assert len(_read._spans(str(path))) == readers * pieces
+    r = mfrec.read_ratings(path, engine=engine)
     for got, expected in zip((r.user, r.item, r.rating, r.timestamp),
                              (*triplets, np.arange(len(r)))):
         assert np.array_equal(got, expected)
-    strings = mfrec.read_ratings(path, string_ids=True)
+    strings = mfrec.read_ratings(path, string_ids=True, engine=engine)
     assert np.array_equal(strings.user, triplets[0].astype(str))
     lines = path.read_text().splitlines()
     lines[-3] = lines[-3].replace(sep, sep + "x", 1)  # a bad item id in the last span
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=f"read_ratings: {path}.*invalid value 'x"):
-        mfrec.read_ratings(path)
+        mfrec.read_ratings(path, engine=engine)
 
 
 def test_read_ratings_with_pyarrow_leaves_pandas_unimported(tmp_path, triplets, run_env):
     """pyarrow's Array.to_numpy imports pandas (a third of a second); the
     reader takes the numbers from the arrays' buffers instead."""
     path = write(tmp_path / "r.csv", triplets, ",", "userId,movieId,rating,timestamp")
-    code = ("import sys, mfrec; r = mfrec.read_ratings(sys.argv[1]); "
+    code = ("import sys, mfrec; r = mfrec.read_ratings(sys.argv[1], engine='pyarrow'); "
             "assert r.rating.dtype == 'float32' and len(r) == int(sys.argv[2]); "
             "print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(path), str(len(triplets[0]))],
                          capture_output=True, text=True, check=True, cwd=tmp_path, env=run_env)
     assert out.stdout.strip() == "False"
+
+
+def test_read_ratings_default_engines(tmp_path, triplets, monkeypatch):
+    """pandas reads integer ids by default, pyarrow string ids (pandas makes
+    a Python string of each)."""
+    from mfrec import _read
+
+    path = write(tmp_path / "r.csv", triplets, ",", "userId,movieId,rating,timestamp")
+
+    def refused(*args, **kwargs):
+        raise AssertionError("not the default engine")
+
+    with monkeypatch.context() as m:
+        m.setattr(_read, "_arrow_blocks", refused)
+        assert np.array_equal(mfrec.read_ratings(path).user, triplets[0])
+    monkeypatch.setattr(_read, "_pandas_blocks", refused)
+    assert np.array_equal(mfrec.read_ratings(path, string_ids=True).user,
+                          triplets[0].astype(str))
 
 
 def test_spans_end_at_line_ends(tmp_path, monkeypatch):
@@ -342,19 +365,33 @@ def test_spans_end_at_line_ends(tmp_path, monkeypatch):
     path = tmp_path / "r.csv"
     path.write_bytes(b"1,2,3\n" * 40 + b"10,20,30\n")  # no cut may fall inside a line
     monkeypatch.setattr(_read, "SPAN_BYTES", 10)
-    monkeypatch.setattr(pa, "cpu_count", lambda: 64)
+    monkeypatch.setattr(_read, "_readers", lambda: _read.READERS)
     spans = _read._spans(str(path))
     data = path.read_bytes()
-    assert spans[0][0] == 0 and spans[-1][1] == len(data) and len(spans) == _read.SPANS
+    assert spans[0][0] == 0 and spans[-1][1] == len(data)
+    assert len(spans) == _read.READERS * _read.PIECES
+    monkeypatch.setattr(_read, "_readers", lambda: 1)  # one reader: no spans
+    assert _read._spans(str(path)) == [(0, len(data))]
     for (a, b), (c, _) in zip(spans, spans[1:] + [(len(data), None)]):
         assert b == c and data[b - 1:b] == b"\n"
 
 
-BAD_FILES = [  # pyarrow's parser says ValueError where pandas' dtypes give a TypeError
-    ("user,item,rating\n1,2,3\nx,2,3\n", "user", (ValueError, TypeError), "integer"),
+def test_one_reader_per_core(monkeypatch):
+    from mfrec import _read
+
+    for cores, readers in ((1, 1), (2, 2), (64, _read.READERS)):
+        monkeypatch.setattr(_read, "available_cores", lambda: cores)
+        assert _read._readers() == readers
+
+
+BAD_FILES = [  # both engines: the same errors, naming the first bad value
+    ("user,item,rating\n1,2,3\nx,2,3\n", "user", ValueError, "invalid value 'x'.*integers"),
     ("user,item,rating\n1,2,3\n1,,3\n", "item", ValueError, "1 missing value"),
-    ("user,item,rating\n1,2,3\n1,2.5,3\n", "item", (ValueError, TypeError), "integer"),
-    ("user,item,rating\n1,2,3\n1,2,oops\n", "rating", (ValueError, TypeError), "float|real"),
+    ("user,item,rating\n1,2,3\n1,2.5,3\n", "item", ValueError, "invalid value '?2.5'?"),
+    ("user,item,rating\n1,2,3\n1,2,oops\n", "rating", ValueError, "invalid value 'oops'.*real"),
+    ("user,item,rating\n1,2,3\n1,2,\n", "rating", ValueError, "1 missing value"),
+    ("user,item,rating,timestamp\n1,2,3,4\n1,2,3,t\n", "timestamp", ValueError,
+     "invalid value 't'"),
     ("1 2 3\n", None, ValueError, "no separator"),
     ("", None, ValueError, "no separator"),
 ]
