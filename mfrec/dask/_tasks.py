@@ -98,13 +98,17 @@ def pieces(rows: np.ndarray, cols: np.ndarray, values: Optional[np.ndarray],
         local -= np.int32(lo)
         block_cols = cols[sel].astype(np.int32, copy=False)
         try:
-            csr = _core.build_csr(local, block_cols, None if values is None else values[sel],
-                                  int(hi - lo), n_cols, keep_values=values is not None)
+            if values is None:
+                indptr, indices, vals = _core.build_csr(local, block_cols, None, int(hi - lo),
+                                                        n_cols, keep_values=False)
+            else:
+                indptr, indices, vals = _core.build_csr(local, block_cols, values[sel],
+                                                        int(hi - lo), n_cols)
         except ValueError:  # the only failure left: a repeated (row, column) pair
             if on_duplicate is not None:
                 on_duplicate(local + lo, block_cols)
             raise
-        out.append(compact(*csr, 0, int(hi - lo)))
+        out.append(compact(indptr, indices, vals, 0, int(hi - lo)))
     return out
 
 
@@ -140,6 +144,7 @@ def transpose(block: dict, bounds: np.ndarray, wanted: Sequence[int]) -> list:
         lo, hi = bounds[b], bounds[b + 1]
         r0, r1 = (lo, hi) if needed is None else np.searchsorted(needed, (lo, hi))
         p = compact(*by_col, int(r0), int(r1), needed, int(lo), block["lo"])
+        assert p.values is not None  # a fit's blocks hold their ratings
         out[b] = p._replace(cols=p.cols.copy(), values=p.values.copy())
     return out
 
@@ -225,6 +230,7 @@ def stacked_csr(sources: Sequence, counts: np.ndarray, lo: int, hi: int):
                 dest += np.arange(p.starts[i0], p.starts[i1])
                 e0, e1 = p.starts[i0], p.starts[i1]
                 indices[dest] = p.cols[e0:e1] + np.int32(p.col_offset)
+                assert p.values is not None  # a fit's blocks hold their ratings
                 values[dest] = p.values[e0:e1]
                 cursor[p.rows[i0:i1]] += lens
     if not np.array_equal(cursor, indptr[1:]):
