@@ -125,18 +125,7 @@ class BlockedFit:
             "user", [[self.submit(_tasks.piece, s, b) for s in splits]
                      for b in range(n_user_blocks)])}
         del splits
-        # an item block reads the user blocks on its own worker in place, and
-        # pieces of the others' transposes
-        n_item_blocks, W = len(layout.bounds["item"]) - 1, len(self.workers) or 1
-        sources = []
-        for a, blk in enumerate(self.blocks["user"]):
-            wanted = [b for b in range(n_item_blocks) if (b - a) % W]
-            cut = self.submit(_tasks.transpose, blk, layout.bounds["item"], wanted,
-                              **self.worker(a)) if wanted else None
-            sources.append([blk if b not in wanted else self.submit(_tasks.piece, cut, b)
-                            for b in range(n_item_blocks)])
-        self.blocks["item"] = self.build_side("item", [list(s) for s in zip(*sources)])
-        del sources
+        self.blocks["item"] = self.build_side("item", self.item_sources())
         # sealed once the pieces are gone, where the build's peak is not
         for side in SIDES:
             self.blocks[side] = self.wait_for([self.submit(_tasks.sealed_block, blk,
@@ -144,13 +133,27 @@ class BlockedFit:
                                                for b, blk in enumerate(self.blocks[side])])
         infos = client.gather([self.submit(_tasks.block_info, blk)
                                for side in SIDES for blk in self.blocks[side]])
-        n_user_blocks = len(self.blocks["user"])
         for side, chunk in (("user", infos[:n_user_blocks]), ("item", infos[n_user_blocks:])):
             if layout.exchange[side] == "routed":
                 layout.needed[side] = np.array([i["needed"] for i in chunk])
         # each block's list of the other side's rows, once (routed blocks)
         self.needed = {side: [self.submit(operator.itemgetter("needed"), blk)
                               for blk in self.blocks[side]] for side in SIDES}
+
+    def item_sources(self) -> list:
+        """For each item block, its share of every user block (in their
+        order): the user block itself where both lie on one worker (read
+        in place), else its piece of that user block's transpose."""
+        bounds, W = self.layout.bounds["item"], self.n_workers
+        n_item_blocks = len(bounds) - 1
+        sources = []
+        for a, blk in enumerate(self.blocks["user"]):
+            wanted = [b for b in range(n_item_blocks) if (b - a) % W]
+            cut = self.submit(_tasks.transpose, blk, bounds, wanted,
+                              **self.worker(a)) if wanted else None
+            sources.append([self.submit(_tasks.piece, cut, b) if b in wanted else blk
+                            for b in range(n_item_blocks)])
+        return [list(s) for s in zip(*sources)]
 
     def build_side(self, side: str, parts: list) -> list:
         """The blocks of `side`, block b from the futures parts[b]; they

@@ -8,7 +8,7 @@ weights the kernel reads); a side's state is a dict of factors and bias.
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -136,17 +136,28 @@ def transpose(block: dict, bounds: np.ndarray, wanted: Sequence[int]) -> list:
     `wanted` (those built on other workers; None for the rest, which read
     the user block itself): its transpose, by the core, and copies of each
     wanted block's rows of it, so that the transpose goes with the task."""
-    needed = block["needed"]
-    n_cols = block["n_cols"] if needed is None else len(needed)
-    by_col = _core.transpose_csr((block["indptr"], block["indices"], block["values"]), n_cols)
+    by_col = _core.transpose_csr((block["indptr"], block["indices"], block["values"]),
+                                 transposed_rows(block))
     out: list = [None] * (len(bounds) - 1)
     for b in wanted:
-        lo, hi = bounds[b], bounds[b + 1]
-        r0, r1 = (lo, hi) if needed is None else np.searchsorted(needed, (lo, hi))
-        p = compact(*by_col, int(r0), int(r1), needed, int(lo), block["lo"])
+        lo, hi = int(bounds[b]), int(bounds[b + 1])
+        p = compact(*by_col, *item_rows(block, lo, hi), block["needed"], lo, block["lo"])
         assert p.values is not None  # a fit's blocks hold their ratings
         out[b] = p._replace(cols=p.cols.copy(), values=p.values.copy())
     return out
+
+
+def transposed_rows(block: dict) -> int:
+    """Rows of a user block's transpose: every item, or the block's own
+    list of the items it rates (`needed`, routed)."""
+    return block["n_cols"] if block["needed"] is None else len(block["needed"])
+
+
+def item_rows(block: dict, lo: int, hi: int) -> Tuple[int, int]:
+    """The rows of a user block's transpose that hold items [lo, hi)."""
+    needed = block["needed"]
+    r0, r1 = (lo, hi) if needed is None else np.searchsorted(needed, (lo, hi))
+    return int(r0), int(r1)
 
 
 def split_pairs(part, columns: dict, where: str, vocab: dict, bounds: np.ndarray) -> list:
@@ -225,10 +236,10 @@ def stacked_csr(sources: Sequence, counts: np.ndarray, lo: int, hi: int):
     for source in sources:
         for p in [source] if isinstance(source, Piece) else block_pieces(source, lo, hi):
             for i0, i1 in slices(p.starts):
+                e0, e1 = p.starts[i0], p.starts[i1]
                 lens = np.diff(p.starts[i0:i1 + 1])
                 dest = np.repeat(cursor[p.rows[i0:i1]] - p.starts[i0:i1], lens)
-                dest += np.arange(p.starts[i0], p.starts[i1])
-                e0, e1 = p.starts[i0], p.starts[i1]
+                dest += np.arange(e0, e1)
                 indices[dest] = p.cols[e0:e1] + np.int32(p.col_offset)
                 assert p.values is not None  # a fit's blocks hold their ratings
                 values[dest] = p.values[e0:e1]
@@ -241,14 +252,12 @@ def stacked_csr(sources: Sequence, counts: np.ndarray, lo: int, hi: int):
 def block_pieces(block: dict, lo: int, hi: int):
     """The Pieces of item rows [lo, hi) in a user block, a slice of its rows
     at a time (the core's transpose of each slice: a slice's scratch)."""
-    indptr, needed = block["indptr"], block["needed"]
-    n_cols = block["n_cols"] if needed is None else len(needed)
-    r0, r1 = (lo, hi) if needed is None else np.searchsorted(needed, (lo, hi))
+    indptr, n_cols, rows = block["indptr"], transposed_rows(block), item_rows(block, lo, hi)
     for u0, u1 in slices(indptr):
         e0, e1 = indptr[u0], indptr[u1]
         by_col = _core.transpose_csr((indptr[u0:u1 + 1] - e0, block["indices"][e0:e1],
                                       block["values"][e0:e1]), n_cols)
-        yield compact(*by_col, int(r0), int(r1), needed, lo, block["lo"] + u0)
+        yield compact(*by_col, *rows, block["needed"], lo, block["lo"] + u0)
 
 
 def build_block(side: str, lo: int, hi: int, n_cols: int, vocab: dict, routed: bool,
