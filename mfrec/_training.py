@@ -22,8 +22,10 @@ from ._state import core_state, set_core_state
 from .algorithms import TrainData
 
 
-def check_fit_arguments(early_stopping, validation, callback, progress) -> None:
+def check_fit_arguments(early_stopping, validation, callback, progress, record_train) -> None:
     check_progress(progress)
+    if not isinstance(record_train, (bool, np.bool_)):
+        raise ValueError(f"record_train must be True or False, got {record_train!r}")
     if early_stopping is not None:
         if isinstance(early_stopping, bool) or not isinstance(early_stopping, (int, np.integer)) \
                 or early_stopping < 1:
@@ -86,11 +88,13 @@ class Training:
     """One fit in progress: `solver` fills the core model `work` from
     `train` (TrainData); `valid` is (user indices, item indices, ratings)
     or None. `history` grows by one row per iteration; `show` is (verbose,
-    progress): print each row, and a progress bar over the iterations."""
+    progress): print each row, and a progress bar over the iterations;
+    `record_train`: whether rows hold the training RMSE."""
 
     def __init__(self, solver, work, train, valid, n_threads: int, rating_mean: float,
-                 clip_range, show: Tuple[bool, bool]):
+                 clip_range, show: Tuple[bool, bool], record_train: bool = True):
         self.solver, self.work, self.train, self.valid = solver, work, train, valid
+        self.record_train = record_train
         self.n_threads, self.rating_mean, self.clip_range = n_threads, rating_mean, clip_range
         self.verbose, self.progress = show
         self.history: list = []
@@ -104,8 +108,9 @@ class Training:
         row: Dict[str, Any] = {"epoch": iteration + 1}
         if loss is not None:
             row["train_loss"] = loss
-        row["train_rmse"] = solver.train_rmse(work, self.train, self.n_threads)
-        if not np.isfinite(row["train_rmse"]):  # finite factors whose products overflow
+        if self.record_train:
+            row["train_rmse"] = solver.train_rmse(work, self.train, self.n_threads)
+        if not np.isfinite(row.get("train_rmse", 0.0)):  # finite factors whose products overflow
             raise FloatingPointError(
                 f"fit diverged at iteration {iteration + 1}: the predictions are no "
                 "longer finite; use a smaller learning_rate or a larger regularization")

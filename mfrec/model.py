@@ -151,7 +151,8 @@ class Model(_core.Model):
             item_feature_ids=None, user_features=None, user_feature_ids=None,
             validation=None, early_stopping: Optional[int] = None,
             callback: Optional[Callable[["Model", dict], Optional[bool]]] = None,
-            verbose: bool = False, progress: bool = False, timestamps=None) -> "Model":
+            verbose: bool = False, progress: bool = False, timestamps=None,
+            record_train: bool = True) -> "Model":
         """Fit on rating triplets (raw ids: any int64 values, or strings or
         bytes; NumPy str/bytes arrays or object arrays of str or of bytes).
 
@@ -199,6 +200,11 @@ class Model(_core.Model):
         timestamps : array_like, optional
             Seconds of each rating (default: a Ratings' timestamp), for
             ``Model("bayes", context="day")``.
+        record_train : bool
+            Score the training ratings after each iteration (``train_rmse``
+            in history). False leaves it out: for "sgd" and "nmf" that
+            score is a pass over every rating, half an epoch's time again
+            on big data ("als" and "wals" get it from their last half-step).
 
         Returns
         -------
@@ -216,16 +222,16 @@ class Model(_core.Model):
         with _state.fitting(self):
             return self._fit(users, items, ratings, (user_features, user_feature_ids),
                              (item_features, item_feature_ids), validation, early_stopping,
-                             callback, (verbose, progress), timestamps)
+                             callback, (verbose, progress), timestamps, record_train)
 
     def _fit(self, users, items, ratings, user_features, item_features, validation,
-             early_stopping, callback, show, timestamps):
+             early_stopping, callback, show, timestamps, record_train):
         algorithm, params = self.algorithm, dict(self._params)
         source = users
         users, items, ratings = triplets(users, items, ratings, "fit")
         if len(users) == 0:
             raise ValueError("fit: no ratings given (empty arrays)")
-        check_fit_arguments(early_stopping, validation, callback, show[1])
+        check_fit_arguments(early_stopping, validation, callback, show[1], record_train)
         solver = get_algorithm(algorithm)(dict(params))
         solver.take_timestamps(source, timestamps, len(ratings))
         if early_stopping is not None and solver.stops_early is not True:
@@ -244,7 +250,8 @@ class Model(_core.Model):
         rating_range = (float(ratings.min()), float(ratings.max()))
         rating_mean = work.global_mean
         training = Training(solver, work, train, valid, params["n_threads"], rating_mean,
-                            rating_range if solver.clip_predictions else None, show)
+                            rating_range if solver.clip_predictions else None, show,
+                            bool(record_train))
         best = training.run(seed, params, early_stopping, callback, self)
         seen = training.finish(best + 1)
         # the arrays themselves, not copies: the setters copy (of the data, only `seen`)

@@ -412,6 +412,20 @@ def test_verbose_prints_each_history_row(name, capsys):
         assert [field.split("=")[0] for field in line.split("  ")] == list(row)
 
 
+def test_record_train_false_leaves_the_fit_alone(name):
+    """record_train=False drops train_rmse from the history and nothing
+    else: the same model, the same other columns."""
+    scored = fit(name)
+    unscored = mfrec.Model(name, **recipe_params(name)).fit(TRAIN, record_train=False)
+    assert differences(scored, unscored) == ["history"]
+    assert [{k: v for k, v in row.items() if k not in ("train_rmse", "seconds")}
+            for row in scored.history] == \
+        [{k: v for k, v in row.items() if k != "seconds"} for row in unscored.history]
+    assert all("train_rmse" in row for row in scored.history)
+    with pytest.raises(ValueError, match="record_train must be True or False"):
+        mfrec.Model(name, **recipe_params(name)).fit(TRAIN, record_train="no")
+
+
 def test_callback_sees_every_history_row(name, request):
     if not ALGORITHMS[name].iterations_param:
         request.applymarker(pytest.mark.xfail(

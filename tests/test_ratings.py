@@ -92,6 +92,25 @@ def test_build_csr_long_rows_and_their_duplicates(rng):
         _core.build_csr(rows, dup, vals, 4, n_cols)
 
 
+@pytest.mark.parametrize("n_cols", [300, 70_000, 2**31 - 1])
+def test_build_csr_sorts_long_rows_by_every_byte_of_the_column(rng, n_cols):
+    """Long rows are sorted a byte of the column at a time (one to four
+    bytes differ across these widths, and rows share high bytes or not):
+    the NumPy reference, values following their columns."""
+    lengths = rng.integers(33, min(400, n_cols), 40)
+    rows = np.repeat(np.arange(40, dtype=np.int32), lengths)
+    cols = np.concatenate([rng.choice(n_cols, n, replace=False) for n in lengths])
+    if n_cols > 2**24:  # a row whose columns share their high bytes, too
+        cols[:lengths[0]] = 2**24 + rng.choice(300, lengths[0], replace=False)
+    cols = cols.astype(np.int32)
+    vals = rng.normal(size=len(rows)).astype(np.float32)
+    order = rng.permutation(len(rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    got = _core.build_csr(rows, cols, vals, 40, n_cols)
+    for g, w in zip(got, csr_reference(rows, cols, vals, 40)):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_csrs_are_sealed_and_may_hold_no_values(rng):
     """build_csr's and transpose_csr's arrays are read-only for good (the
     kernels read them without private copies); keep_values=False builds the
@@ -256,7 +275,7 @@ def test_init_factors_rejects_bad_arguments():
 
 
 def test_init_factors_refuses_normal_scales_that_overflow():
-    """A normal draw reaches about 8.6: scales beyond 1e37 could give -inf."""
+    """A normal draw reaches about 12: scales beyond 1e37 could give -inf."""
     out = np.zeros((64, 2), np.float32)
     with pytest.raises(ValueError, match="invalid argument"):
         _core.init_factors(out, 1, 1.8e38, 0, 0)

@@ -64,6 +64,8 @@ uint64_t mfr_rng_next(mfr_rng *rng);
 float mfr_rng_uniform(mfr_rng *rng);
 /* standard normal (Box-Muller, one value per call) */
 double mfr_rng_normal(mfr_rng *rng);
+/* two independent standard normals (the polar method: cheaper per draw) */
+void mfr_rng_normal_pair(mfr_rng *rng, double out[2]);
 /* uniform integer in [0, n), unbiased; n > 0 */
 uint64_t mfr_rng_below(mfr_rng *rng, uint64_t n);
 /* a uniformly random permutation of 0..n-1 into perm */
