@@ -17,7 +17,8 @@ history's), the kernels' own seconds per iteration (timed around each
 _core kernel call), set-up (from fit's start to its first kernel call: ids,
 both CSRs, initial factors) against SciPy's two CSR builds of the same
 triplets in the same process, the whole fit against set-up + kernels, and
-the peak RSS the fit added against the input's size. Then the growth of
+the peak RSS the fit added against the input's size (fits with
+record_train=False: no train RMSE pass, the option for big data). Then the growth of
 seconds per iteration between consecutive sizes (x5 is linear for 5M->25M).
 """
 import argparse
@@ -104,7 +105,7 @@ def child(nnz, algorithm, threads, cache):
     timed_kernel(KERNELS[algorithm], calls)
     model = mfrec.Model(algorithm, n_threads=threads, seed=0, **params)
     t0 = time.perf_counter()
-    model.fit(u, i, r)
+    model.fit(u, i, r, record_train=False)  # big data: no pass for the train RMSE
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out = dict(nnz=len(u), algorithm=algorithm, threads=threads, wall=wall,
