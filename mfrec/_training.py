@@ -22,8 +22,10 @@ from ._state import core_state, set_core_state
 from .algorithms import TrainData
 
 
-def check_fit_arguments(early_stopping, validation, callback, progress, record_train) -> None:
-    check_progress(progress)
+def check_fit_arguments(early_stopping, validation, callback, report) -> None:
+    """`report`: (verbose, progress, record_train) as Training takes it."""
+    check_progress(report[1])
+    record_train = report[2]
     if not isinstance(record_train, (bool, np.bool_)):
         raise ValueError(f"record_train must be True or False, got {record_train!r}")
     if early_stopping is not None:
@@ -34,6 +36,13 @@ def check_fit_arguments(early_stopping, validation, callback, progress, record_t
             raise ValueError("early_stopping needs validation data")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
+
+
+def check_stops_early(solver, early_stopping) -> None:
+    """early_stopping only for an algorithm that stops early."""
+    if early_stopping is not None and solver.stops_early is not True:
+        raise ValueError(f"early_stopping: algorithm {solver.name!r} does not stop early "
+                         f"({solver.stops_early})")
 
 
 def rmse_step(bar, row: dict) -> None:
@@ -87,16 +96,15 @@ def held_interrupts(hold: bool):
 class Training:
     """One fit in progress: `solver` fills the core model `work` from
     `train` (TrainData); `valid` is (user indices, item indices, ratings)
-    or None. `history` grows by one row per iteration; `show` is (verbose,
-    progress): print each row, and a progress bar over the iterations;
-    `record_train`: whether rows hold the training RMSE."""
+    or None. `history` grows by one row per iteration; `report` is
+    (verbose, progress, record_train): print each row, a progress bar over
+    the iterations, and the training RMSE in each row."""
 
     def __init__(self, solver, work, train, valid, n_threads: int, rating_mean: float,
-                 clip_range, show: Tuple[bool, bool], record_train: bool = True):
+                 clip_range, report: Tuple[bool, bool, bool]):
         self.solver, self.work, self.train, self.valid = solver, work, train, valid
-        self.record_train = record_train
         self.n_threads, self.rating_mean, self.clip_range = n_threads, rating_mean, clip_range
-        self.verbose, self.progress = show
+        self.verbose, self.progress, self.record_train = report
         self.history: list = []
         # no snapshots (the solver's own arrays, solved in place, published
         # once at the end), for fits that neither validate nor stop early

@@ -18,7 +18,8 @@ from ._persist import file_contents, fitted_attributes, read_model_file
 from ._params import changed_params, check_level, checked_params, fold_in_lambda
 from ._predictions import check_n, clip_to, raw_lists, unknown_to_mean
 from ._state import check_fitted, core_state, reading, set_core_state
-from ._training import Training, check_fit_arguments, fit_seed, train_data, validation_indices
+from ._training import (Training, check_fit_arguments, check_stops_early, fit_seed,
+                        train_data, validation_indices)
 from .algorithms import Algorithm, check_threads, get_algorithm
 from .ratings import from_any
 
@@ -201,20 +202,16 @@ class Model(_core.Model):
             Seconds of each rating (default: a Ratings' timestamp), for
             ``Model("bayes", context="day")``.
         record_train : bool
-            Score the training ratings after each iteration (``train_rmse``
-            in history). False leaves it out: for "sgd" and "nmf" that
-            score is a pass over every rating, half an epoch's time again
-            on big data ("als" and "wals" get it from their last half-step).
+            False: no ``train_rmse`` in history ("sgd", "nmf": a pass over the ratings saved).
 
         Returns
         -------
         Model
             The model itself, fitted.
 
-        Ctrl-C stops training cleanly: the model keeps its last complete
-        iteration (the best one with early stopping) and a warning says so
-        ("als" and "wals" without validation first finish the one under
-        way). Fits of one model in several threads run one after the other.
+        Ctrl-C stops training cleanly: the model keeps its last complete iteration (the best one
+        with early stopping) and a warning says so ("als" and "wals" without validation first
+        finish the one under way). Fits of one model in several threads run one after the other.
         """
         source = dict(user=user, item=item, rating=rating, user_ids=user_ids, item_ids=item_ids)
         users = from_any(users, items, ratings, "fit", **source)
@@ -222,21 +219,19 @@ class Model(_core.Model):
         with _state.fitting(self):
             return self._fit(users, items, ratings, (user_features, user_feature_ids),
                              (item_features, item_feature_ids), validation, early_stopping,
-                             callback, (verbose, progress), timestamps, record_train)
+                             callback, (verbose, progress, record_train), timestamps)
 
     def _fit(self, users, items, ratings, user_features, item_features, validation,
-             early_stopping, callback, show, timestamps, record_train):
+             early_stopping, callback, report, timestamps):
         algorithm, params = self.algorithm, dict(self._params)
         source = users
         users, items, ratings = triplets(users, items, ratings, "fit")
         if len(users) == 0:
             raise ValueError("fit: no ratings given (empty arrays)")
-        check_fit_arguments(early_stopping, validation, callback, show[1], record_train)
+        check_fit_arguments(early_stopping, validation, callback, report)
         solver = get_algorithm(algorithm)(dict(params))
         solver.take_timestamps(source, timestamps, len(ratings))
-        if early_stopping is not None and solver.stops_early is not True:
-            raise ValueError(f"early_stopping: algorithm {algorithm!r} does not stop early "
-                             f"({solver.stops_early})")
+        check_stops_early(solver, early_stopping)
         train, user_ids, item_ids = train_data(solver, users, items, ratings, user_features,
                                                item_features, params["n_threads"])
         try:
@@ -246,12 +241,10 @@ class Model(_core.Model):
         valid = validation_indices(validation, user_ids, item_ids)
         seed = fit_seed(params["seed"])
         work = _core.Model()
-        work.global_mean = float(np.mean(ratings, dtype=np.float64))
+        rating_mean = work.global_mean = float(np.mean(ratings, dtype=np.float64))
         rating_range = (float(ratings.min()), float(ratings.max()))
-        rating_mean = work.global_mean
         training = Training(solver, work, train, valid, params["n_threads"], rating_mean,
-                            rating_range if solver.clip_predictions else None, show,
-                            bool(record_train))
+                            rating_range if solver.clip_predictions else None, report)
         best = training.run(seed, params, early_stopping, callback, self)
         seen = training.finish(best + 1)
         # the arrays themselves, not copies: the setters copy (of the data, only `seen`)

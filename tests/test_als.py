@@ -496,8 +496,11 @@ def test_weighted_mf_between_observed_only_and_svd(ml_small):
     any_i = rng.choice(obs.item_ids, 2000)
     assert np.mean(obs.predict(any_u, any_i)) > 0.8
 
+    # s_8 / s_9 = 1.06 here: the error shrinks by about that ratio squared an
+    # iteration, so 60 iterations reached 1e-3 from some starts and not others
+    # (all within 4e-5 after 100)
     svd = mfrec.Model("wals", factors=8, unobserved_weight=1.0, regularization=1e-4,
-                      iterations=60, seed=0).fit(u, i, r)
+                      iterations=100, seed=0).fit(u, i, r)
     uidx = np.searchsorted(svd.user_ids, u)
     iidx = np.searchsorted(svd.item_ids, i)
     A = np.zeros((len(svd.user_ids), len(svd.item_ids)))

@@ -36,9 +36,10 @@ int mfr_check_triplets(int64_t nnz, const int32_t *rows, int32_t n_rows,
 /* keys[0..n) sorted by their high 32 bits (the column), stably: a least
  * significant digit radix sort a byte at a time, skipping the bytes that
  * every key shares (the high ones, for fewer than 2^24 columns); tmp has
- * room for n keys. A tenth of qsort's time on rows of 150 ratings, where
- * qsort's calls through a comparison function made the sort two thirds
- * of building a CSR. */
+ * room for n keys. With qsort (a call through a comparison function per
+ * comparison) sorting the rows was about two thirds of building a CSR of
+ * 25M ratings in rows of 154 on average; building it now takes 0.3-0.5
+ * of the time. */
 static void radix_sort_keys(uint64_t *restrict keys, uint64_t *restrict tmp, int64_t n)
 {
     uint64_t *from = keys, *to = tmp;
