@@ -2,13 +2,17 @@
 read_csv + factorize, timed in the same run.
 
 Writes a synthetic CSV of N rows in MovieLens' layout (userId, movieId,
-rating, timestamp; N from the command line, default 5M) and reads it in a
-fresh subprocess per method, each reporting its wall time and peak resident
-memory (getrusage maxrss) above the resident memory after its imports. "fit-ready" means
-contiguous int indices for users and items plus the ratings: mfrec's id
-mapping is the one ``fit`` runs.
+rating, timestamp; N from the command line, default 5M; with --csv PATH the
+file is kept there and reused) and reads it in a fresh subprocess per
+method, each reporting its wall time, its CPU time (user + system, all
+threads) and peak resident memory (getrusage maxrss) above the resident
+memory after its imports. "fit-ready" means contiguous int indices for
+users and items plus the ratings: mfrec's id mapping is the one ``fit``
+runs. The methods run in turn, --rounds times (default 3): each round's
+ratios and the load average are printed, then their medians (on 2 cores
+shared with other work one round's wall time varies by 30%).
 
-    python benchmarks/bench_ingest.py 25000000 [SETUP_ROWS]
+    python benchmarks/bench_ingest.py 25000000 [SETUP_ROWS] [--rounds R] [--csv PATH]
 
 Then the id set-up that ``fit`` runs (the sorted vocabulary and each
 rating's index, users and items) on SETUP_ROWS ratings (default: N, at most
@@ -16,6 +20,7 @@ rating's index, users and items) on SETUP_ROWS ratings (default: N, at most
 int64, as hashes are: a sort) against the same ids as strings ("u123456"),
 in this process (best of three).
 """
+import argparse
 import json
 import os
 import subprocess
@@ -60,16 +65,19 @@ def current_rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 def ready():
-    global t0, base
-    base, t0 = current_rss(), time.perf_counter()
+    global t0, base, cpu0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    base, t0, cpu0 = current_rss(), time.perf_counter(), usage.ru_utime + usage.ru_stime
 def read_done(*arrays):
     global t_read, final, rss_read
     t_read, rss_read = time.perf_counter() - t0, rss()
     final = sum(a.nbytes for a in arrays if a is not None) / 2**20
 """
 REPORT = """
-print(json.dumps(dict(read_s=t_read, ready_s=time.perf_counter() - t0, base_mb=base,
-                      read_peak_mb=rss_read, peak_mb=rss(), final_mb=final)))
+ready_s, usage = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps(dict(read_s=t_read, ready_s=ready_s, base_mb=base, read_peak_mb=rss_read,
+                      peak_mb=rss(), final_mb=final,
+                      cpu_s=usage.ru_utime + usage.ru_stime - cpu0)))
 """
 
 
@@ -100,25 +108,46 @@ def run(method: str, path: str) -> dict:
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=5_000_000)
+    parser.add_argument("setup_rows", nargs="?", type=int)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--csv", help="the CSV's path: written when absent, else reused")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "ratings.csv")
-        t0 = time.perf_counter()
-        write_csv(path, n)
-        print(f"{n:,} rows, {os.path.getsize(path) / 2**20:.0f} MB of CSV written in "
-              f"{time.perf_counter() - t0:.1f} s; load average {os.getloadavg()[0]:.2f}")
-        results = {m: run(m, path) for m in METHODS}
-    print(f"{'method':30s} {'read s':>7s} {'ready s':>8s} {'arrays MB':>9s} "
+        path = args.csv or os.path.join(tmp, "ratings.csv")
+        if not os.path.exists(path):
+            t0 = time.perf_counter()
+            write_csv(path, args.n)
+            print(f"{args.n:,} rows written in {time.perf_counter() - t0:.1f} s")
+        print(f"{path}: {os.path.getsize(path) / 2**20:.0f} MB of CSV")
+        rounds = [one_round(path, k) for k in range(args.rounds)]
+    print("median over the rounds: " + "; ".join(
+        f"{name} {np.median([r[name] for r in rounds]):.2f}x" for name in rounds[0]))
+    setup_seconds(args.setup_rows or min(args.n, 5_000_000))
+
+
+def one_round(path: str, k: int) -> dict:
+    """Each method once, in an order that turns from round to round; the
+    ratios of mfrec's default to pandas."""
+    order = list(METHODS)[k % len(METHODS):] + list(METHODS)[:k % len(METHODS)]
+    load = os.getloadavg()[0]
+    results = {m: run(m, path) for m in order}
+    print(f"round {k + 1} (load average {load:.2f} before, {os.getloadavg()[0]:.2f} after)")
+    print(f"  {'method':30s} {'read s':>7s} {'ready s':>8s} {'cpu s':>6s} {'arrays MB':>9s} "
           f"{'read peak-base MB':>17s} {'ratio':>6s} {'ready peak-base MB':>18s}")
-    for m, r in results.items():
+    for m in METHODS:
+        r = results[m]
         read, ready = r["read_peak_mb"] - r["base_mb"], r["peak_mb"] - r["base_mb"]
-        print(f"{m:30s} {r['read_s']:7.2f} {r['ready_s']:8.2f} {r['final_mb']:9.0f} "
-              f"{read:17.0f} {read / r['final_mb']:6.2f} {ready:18.0f}")
+        print(f"  {m:30s} {r['read_s']:7.2f} {r['ready_s']:8.2f} {r['cpu_s']:6.2f} "
+              f"{r['final_mb']:9.0f} {read:17.0f} {read / r['final_mb']:6.2f} {ready:18.0f}")
     ours, pandas = results[DEFAULT], results["pandas read_csv + factorize"]
-    print(f"time to fit-ready arrays, mfrec / pandas: {ours['ready_s'] / pandas['ready_s']:.2f}x; "
-          f"memory above imports: {(ours['peak_mb'] - ours['base_mb']) / (pandas['peak_mb'] - pandas['base_mb']):.2f}x; "
-          f"load average now {os.getloadavg()[0]:.2f}")
-    setup_seconds(int(sys.argv[2]) if len(sys.argv) > 2 else min(n, 5_000_000))
+    ratios = {"time": ours["ready_s"] / pandas["ready_s"],
+              "cpu time": ours["cpu_s"] / pandas["cpu_s"],
+              "memory": (ours["peak_mb"] - ours["base_mb"]) / (pandas["peak_mb"] - pandas["base_mb"]),
+              "peak / arrays": (ours["peak_mb"] - ours["base_mb"]) / ours["final_mb"]}
+    print("  mfrec / pandas: " + "; ".join(f"{name} {v:.2f}x" for name, v in ratios.items()))
+    return ratios
 
 
 def setup_seconds(n: int) -> None:

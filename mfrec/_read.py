@@ -12,6 +12,7 @@ READERS) side by side, each span into its own rows of the same arrays.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -116,12 +117,12 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
     columns = [str(c) for c in columns]
     names = pick_columns(columns, chosen, where)
 
-    def blocks(source, first: bool, alone: bool) -> Iterator[dict]:
+    def blocks(span: Optional[Tuple[int, int]], first: bool) -> Iterator[dict]:
         if engine == "pandas":
-            return _pandas_blocks(source, sep, columns, first and bool(header), names, where,
-                                  string_ids)
-        return _arrow_blocks(source, sep, columns, first and bool(header), names, where,
-                             string_ids, threads=alone)
+            return _pandas_blocks(path, span, sep, columns, first and bool(header), names,
+                                  where, string_ids)
+        return _arrow_blocks(path, span, sep, columns, first and bool(header), names, where,
+                             string_ids)
 
     return _ratings(_read_text(path, blocks, _dtypes(names, string_ids)), where)
 
@@ -129,21 +130,14 @@ def read_ratings(path, sep: Optional[str] = None, *, columns: Optional[Sequence[
 def _read_text(path: str, blocks: Callable[..., Iterator[dict]],
                dtypes: Dict[str, Optional[np.dtype]]) -> Dict[str, np.ndarray]:
     """The columns of a text file, its spans (see _spans) read side by side
-    by `blocks(source, first span?, alone?)` on one thread per reader: both
-    parsers release the GIL while they parse and convert (pyarrow's own
-    pool's hand-offs between threads cost more than they bring when spans
-    run)."""
+    by `blocks(span or None for the whole file, first span?)` on one thread
+    per reader: both parsers release the GIL while they parse and convert."""
     spans = _spans(path)
     out = Columns(dtypes, [_rows(path, *span) for span in spans])
 
     def read(k):  # the k-th span of lines, the header skipped in the first
-        if len(spans) == 1:
-            for block in blocks(path, True, True):
-                out.put(k, block)
-            return
-        with io.BufferedReader(_Span(path, *spans[k]), 1 << 20) as source:
-            for block in blocks(source, k == 0, False):
-                out.put(k, block)
+        for block in blocks(spans[k] if len(spans) > 1 else None, k == 0):
+            out.put(k, block)
 
     if len(spans) == 1:
         read(0)
@@ -284,8 +278,14 @@ def _physical(sep: str, columns: List[str]):
     return ":", spread
 
 
-def _arrow_blocks(source, sep, columns, header, names, where, strings,
-                  threads=True) -> Iterator[dict]:
+def _arrow_blocks(path, span, sep, columns, header, names, where, strings) -> Iterator[dict]:
+    """The blocks of the whole file (span None: pyarrow opens it, a
+    compressed one too) or of bytes [start, stop), read by pyarrow's own
+    file reader: a Python stream's reads cost a fresh buffer (and its page
+    faults) per read (5M lines: 13-15k faults against about 100, three
+    times the system time). Only an empty field is missing, as with pandas
+    (pyarrow's list of null words, "NA", "NULL", "nan", ..., tried on each
+    field, costs about 10% of the parse)."""
     import pyarrow as pa
     from pyarrow import csv
 
@@ -295,16 +295,20 @@ def _arrow_blocks(source, sep, columns, header, names, where, strings,
              if strings and role != "timestamp" else pa.int64() for role, name in wanted.items()}
     options = dict(
         read_options=csv.ReadOptions(column_names=physical, skip_rows=int(header),
-                                     block_size=BLOCK_BYTES, use_threads=threads),
+                                     block_size=BLOCK_BYTES, use_threads=span is None),
         parse_options=csv.ParseOptions(delimiter=delimiter),
         convert_options=csv.ConvertOptions(include_columns=list(wanted.values()),
-                                           column_types=types))
-    try:
-        for batch in csv.open_csv(source, **options):
-            yield {role: _array(batch.column(name), name, role, where, strings)
-                   for role, name in wanted.items()}
-    except pa.ArrowInvalid as e:
-        raise ValueError(f"{where}: {_arrow_message(str(e), physical)}") from None
+                                           column_types=types, null_values=[""]))
+    with contextlib.ExitStack() as stack:
+        source = path
+        if span is not None:
+            source = stack.enter_context(pa.OSFile(path)).get_stream(span[0], span[1] - span[0])
+        try:
+            for batch in csv.open_csv(source, **options):
+                yield {role: _array(batch.column(name), name, role, where, strings)
+                       for role, name in wanted.items()}
+        except pa.ArrowInvalid as e:
+            raise ValueError(f"{where}: {_arrow_message(str(e), physical)}") from None
 
 
 def _arrow_message(message: str, physical: List[str]) -> str:
@@ -336,17 +340,23 @@ def _parquet_blocks(f, names, where, strings) -> Iterator[dict]:
                for role, name in wanted.items()}
 
 
-def _pandas_blocks(source, sep, columns, header, names, where, strings) -> Iterator[dict]:
+def _pandas_blocks(path, span, sep, columns, header, names, where, strings) -> Iterator[dict]:
     import pandas as pd
 
     delimiter, physical = _physical(sep, columns)
     wanted = {role: name for role, name in names.items() if name is not None}
-    # int dtypes inferred per chunk (a forced int64 fails without naming the column)
+    # int dtypes inferred per chunk (a forced int64 fails without naming the column);
+    # no null words (about 10% of the parse): an empty field leaves a column of words
+    # (see _array)
     types = {name: str for role, name in wanted.items() if strings and role in ("user", "item")}
     # the header replaced by `names` (header=0): skiprows=1 slows the C parser by 60%
-    with pd.read_csv(source, sep=delimiter, header=0 if header else None, names=physical,
-                     usecols=list(wanted.values()), dtype=types, keep_default_na=False,
-                     na_values=[""], chunksize=PANDAS_ROWS, engine="c") as chunks:
+    with contextlib.ExitStack() as stack:
+        source = path if span is None else stack.enter_context(
+            io.BufferedReader(_Span(path, *span), 1 << 20))
+        chunks = stack.enter_context(pd.read_csv(
+            source, sep=delimiter, header=0 if header else None, names=physical,
+            usecols=list(wanted.values()), dtype=types, na_filter=False,
+            chunksize=PANDAS_ROWS, engine="c"))
         for chunk in chunks:
             yield {role: _array(chunk[name].to_numpy(), name, role, where, strings, text=True)
                    for role, name in wanted.items()}
@@ -379,6 +389,9 @@ def _array(column, name, role, where, strings, text=False) -> np.ndarray:
     integers = role == "timestamp" or (role != "rating" and not strings)
     if text and (a.dtype.kind == "O" and (integers or role == "rating")
                  or integers and a.dtype.kind == "f"):
+        missing = int((a == "").sum()) if a.dtype.kind == "O" else 0
+        if missing:  # pandas reads no nulls (na_filter=False): empty fields
+            raise ValueError(f"{where}: column {name!r} has {missing} missing value(s)")
         raise ValueError(f"{where}: column {name!r} ({role}): invalid value "
                          f"{_first_invalid(a, integers)!r}{NUMBERS}")
     label = f"{where}: column {name!r} ({role})"

@@ -387,6 +387,9 @@ def test_one_reader_per_core(monkeypatch):
 BAD_FILES = [  # both engines: the same errors, naming the first bad value
     ("user,item,rating\n1,2,3\nx,2,3\n", "user", ValueError, "invalid value 'x'.*integers"),
     ("user,item,rating\n1,2,3\n1,,3\n", "item", ValueError, "1 missing value"),
+    # only an empty field is missing, not a word such as NA
+    ("user,item,rating\n1,2,3\nNA,2,3\n", "user", ValueError, "invalid value 'NA'"),
+    ("user,item,rating\n1,2,3\n1,2,NULL\n", "rating", ValueError, "invalid value 'NULL'"),
     ("user,item,rating\n1,2,3\n1,2.5,3\n", "item", ValueError, "invalid value '?2.5'?"),
     ("user,item,rating\n1,2,3\n1,2,oops\n", "rating", ValueError, "invalid value 'oops'.*real"),
     ("user,item,rating\n1,2,3\n1,2,\n", "rating", ValueError, "1 missing value"),

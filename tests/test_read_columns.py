@@ -86,3 +86,39 @@ def test_rows_are_estimated_with_room_to_spare(tmp_path, monkeypatch):
     assert len(lines) <= estimate <= 1.5 * len(lines)
     assert _read._rows(str(path), 0, 100) == path.read_bytes()[:100].count(b"\n") + 1
     assert _read._rows(str(path), 0, None) == 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("engine", ["pandas", "pyarrow"])
+def test_read_ratings_equals_pandas_read_and_factorize(tmp_path, monkeypatch, seed, engine):
+    """A random file (separator, header, ids small or spread over int64,
+    blocks, spans and readers) read and its ids mapped as fit maps them:
+    what pandas' read_csv and factorize give."""
+    pd = pytest.importorskip("pandas")
+    from mfrec._ids import known_ids
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    spread = bool(rng.integers(2))
+    users = rng.integers(-2**62, 2**62, n) if spread else rng.integers(1, n // 5 + 2, n)
+    items = rng.zipf(1.3, n) % 500 + 1
+    ratings = rng.integers(0, 1000, n) / 100
+    stamps = rng.integers(-10**9, 2 * 10**9, n)
+    sep, header = [(",", True), ("\t", False), ("::", False), (";", True)][seed % 4]
+    lines = [sep.join(map(str, row)) for row in zip(users, items, ratings, stamps)]
+    path = tmp_path / "r.txt"
+    path.write_text("\n".join(["u" + sep + "i" + sep + "r" + sep + "t"] * header + lines) + "\n")
+    monkeypatch.setattr(_read, "BLOCK_BYTES", int(rng.integers(200, 5000)))
+    monkeypatch.setattr(_read, "PANDAS_ROWS", int(rng.integers(5, 500)))
+    monkeypatch.setattr(_read, "SPAN_BYTES", int(rng.integers(100, 5000)))
+    monkeypatch.setattr(_read, "_readers", lambda: int(rng.integers(1, 4)))
+    r = mfrec.read_ratings(path, sep=sep, columns=["u", "i", "r", "t"], header=header,
+                           user="u", item="i", rating="r", timestamp="t", engine=engine)
+    df = pd.read_csv(path, sep=sep, header=0 if header else None, names=["u", "i", "r", "t"],
+                     engine="python" if sep == "::" else "c")
+    for raw, column in ((r.user, "u"), (r.item, "i")):
+        ids, index = known_ids(raw, None)
+        codes, uniques = pd.factorize(df[column], sort=True)
+        assert np.array_equal(ids, uniques) and np.array_equal(index, codes)
+    assert np.array_equal(r.rating, df["r"].to_numpy().astype(np.float32))
+    assert np.array_equal(r.timestamp, df["t"].to_numpy())
