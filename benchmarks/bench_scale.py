@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py                       # 1M, 5M, 25M; threads 1 and 2
     python benchmarks/bench_scale.py --sizes 2M,5M --threads 2 --algorithms als,wals
+    python benchmarks/bench_scale.py --sizes 25M --algorithms topn   # recommend_all(10)
 
 Data: 162,541 users x 59,047 items (MovieLens 25M's shape), long-tailed user
 activity and item popularity (bench_als.synthetic), ratings from a planted
@@ -19,6 +20,13 @@ both CSRs, initial factors) against SciPy's two CSR builds of the same
 triplets in the same process, the whole fit against set-up + kernels, and
 the peak RSS the fit added against the input's size. Then the growth of
 seconds per iteration between consecutive sizes (x5 is linear for 5M->25M).
+
+"topn" (not among the defaults): recommend_all(10) of the "wals" model of
+the size (fitted once with 2 threads, cached beside the data) skipping the
+seen items, against implicit's recommend of every user with the same
+factors (filter_already_liked_items, num_threads as mfrec's, BLAS on one
+thread as implicit asks), each run twice, and whether both list the same
+items; its growth between sizes is that of recommend_all's seconds.
 """
 import argparse
 import json
