@@ -397,17 +397,7 @@ typedef struct {
  * the list are asked, a few per tile). */
 static int skipped(const topn_skip *q, int32_t j)
 {
-    if (j == q->self)
-        return 1;
-    int64_t lo = 0, hi = q->n_skip;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (q->skip[mid] < j)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < q->n_skip && q->skip[lo] == j;
+    return j == q->self || mfr_sorted_find(q->skip, q->n_skip, j) >= 0;
 }
 
 /* Offer the scores of one row of a tile (positions p0 + t, target id[p]
