@@ -1,5 +1,6 @@
-"""Top-N lists of big batches (csrc/core/topn.c orders the items by factor
-norm and stops a user's scan once no item left can beat its n-th best):
+"""Top-N lists of big batches (256+ users, 2048+ items: csrc/core/topn.c
+orders the items by factor norm and stops a user's scan once no item left
+can beat its n-th best):
 the same lists as a plain NumPy ranking of every item, on shapes that are
 not multiples of the blocks and tiles, with long-tailed item norms (so the
 scan does stop early), ties, biases, candidate pools, and users with few or
@@ -63,7 +64,7 @@ def check_lists(model, n, items=None, n_threads=2):
 
 
 @pytest.mark.parametrize("n_users,n_items,k,biases", [
-    (700, 7001, 2, True), (700, 7001, 7, False), (4099, 1537, 1, False), (4099, 1537, 3, True)])
+    (700, 7001, 2, True), (700, 7001, 7, False), (2600, 2563, 1, False), (2600, 2563, 3, True)])
 def test_big_batches_match_the_full_ranking(n_users, n_items, k, biases):
     model = model_of(n_users, n_items, k, biases, seed=k + n_users)
     for n in (1, 10):
@@ -75,13 +76,13 @@ def test_big_batches_match_the_full_ranking(n_users, n_items, k, biases):
 
 
 def test_big_batches_with_a_candidate_pool():
-    model = model_of(600, 3001, 5, True, seed=3)
-    pool = np.random.default_rng(0).choice(model.item_ids, 1200, replace=False)
+    model = model_of(600, 5001, 5, True, seed=3)
+    pool = np.random.default_rng(0).choice(model.item_ids, 3000, replace=False)
     check_lists(model, 10, items=pool)
 
 
 def test_nan_factors_are_never_listed_and_do_not_stop_the_scan():
-    model = model_of(500, 2003, 4, False, seed=4)
+    model = model_of(500, 2053, 4, False, seed=4)
     Q = model.item_factors.copy()
     Q[11] = np.nan
     model.item_factors = Q
@@ -108,12 +109,28 @@ def test_a_scan_goes_on_while_a_later_item_can_win():
     20 items along d of norm ~1.05 beat them: a bound any tighter than
     |x| |y| would stop the scans before them."""
     rng = np.random.default_rng(7)
-    model = model_of(400, 2000, 4, False, seed=7)
+    model = model_of(400, 2100, 4, False, seed=7)
     d, e = np.eye(4)[0], np.eye(4)[1]
     model.user_factors = (rng.uniform(0.5, 2, (400, 1)) * d).astype(np.float32)
-    Q = rng.standard_normal((2000, 4)) * 0.1
+    Q = rng.standard_normal((2100, 4)) * 0.1
     Q[:1024] = (2 + rng.uniform(0, 0.01, (1024, 1))) * (0.5 * d + np.sqrt(0.75) * e)
     Q[1024:1044] = (1.05 + rng.uniform(0, 0.01, (20, 1))) * d
     model.item_factors = Q.astype(np.float32)
     ids = check_lists(model, 10)
     assert np.mean(np.isin(ids[2:], model.item_ids[1024:1044])) > 0.9
+
+
+def test_ties_go_to_the_lower_item_id_in_any_scan_order():
+    """Small integer factors and biases: many exactly equal scores (exact in
+    float32 too), met in the order of the items' norms, not of their ids."""
+    model = model_of(300, 2100, 3, True, seed=8)
+    rng = np.random.default_rng(8)
+    model.user_factors = rng.integers(-1, 2, (300, 3)).astype(np.float32)
+    model.item_factors = (rng.integers(-2, 3, (2100, 3))).astype(np.float32)
+    model.user_bias = np.zeros(300, np.float32)
+    model.item_bias = rng.integers(0, 3, 2100).astype(np.float32)
+    ids, scores = model.recommend_all(25)
+    ref_ids, ref_scores = reference_lists(model, 25)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_array_equal(scores, ref_scores)
+    assert np.sum(np.diff(scores[2:], axis=1) == 0) > 1000  # the case is really about ties
