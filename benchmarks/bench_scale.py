@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py                       # 1M, 5M, 25M; threads 1 and 2
     python benchmarks/bench_scale.py --sizes 2M,5M --threads 2 --algorithms als,wals
+    python benchmarks/bench_scale.py --sizes 25M --algorithms topn   # recommend_all(10)
 
 Data: 162,541 users x 59,047 items (MovieLens 25M's shape), long-tailed user
 activity and item popularity (bench_als.synthetic), ratings from a planted
@@ -20,6 +21,13 @@ triplets in the same process, the whole fit against set-up + kernels, and
 the peak RSS the fit added against the input's size (fits with
 record_train=False: no train RMSE pass, the option for big data). Then the growth of
 seconds per iteration between consecutive sizes (x5 is linear for 5M->25M).
+
+"topn" (not among the defaults): recommend_all(10) of the "wals" model of
+the size (fitted once with 2 threads, cached beside the data) skipping the
+seen items, against implicit's recommend of every user with the same
+factors (filter_already_liked_items, num_threads as mfrec's, BLAS on one
+thread as implicit asks), each run twice, and whether both list the same
+items; its growth between sizes is that of recommend_all's seconds.
 """
 import argparse
 import json
@@ -90,16 +98,20 @@ def timed_kernel(name, calls):
     setattr(_core, name, wrapper)
 
 
+def wals_params():
+    from bench_als import ALPHA, CG_STEPS, LAMBDA
+    return dict(factors=K, alpha=ALPHA - 1.0, unobserved_weight=1.0, regularization=LAMBDA,
+                solver="cg", cg_steps=CG_STEPS, iterations=ITERATIONS)
+
+
 def child(nnz, algorithm, threads, cache):
     """One fit in this process; prints its figures as one JSON line."""
+    if algorithm == "topn":
+        return print(json.dumps(topn_child(nnz, threads, cache)), flush=True)
     u, i, r = dataset(nnz, cache)
     if algorithm == "wals":
-        from bench_als import ALPHA, CG_STEPS, LAMBDA
         r = np.ones(len(u), np.float32)
-        params = dict(factors=K, alpha=ALPHA - 1.0, unobserved_weight=1.0, regularization=LAMBDA,
-                      solver="cg", cg_steps=CG_STEPS, iterations=ITERATIONS)
-    else:
-        params = PARAMS[algorithm]
+    params = wals_params() if algorithm == "wals" else PARAMS[algorithm]
     before = rss_bytes()
     calls = []
     timed_kernel(KERNELS[algorithm], calls)
@@ -145,6 +157,68 @@ def implicit_per_iteration(u, i, threads):
         return fit_implicit(csr, K, threads, ITERATIONS, True)[3]
 
 
+def topn_model(nnz, cache):
+    """The wals model of `nnz` ratings (as the "wals" child fits it, 2
+    threads), cached beside the data: top-N lists come from a fitted
+    model's scores, whose spread sets how much of the selection work a
+    bound skips."""
+    path = os.path.join(cache, f"topn-wals-{nnz}.npz")
+    if not os.path.exists(path):
+        u, i, _ = dataset(nnz, cache)
+        model = mfrec.Model("wals", n_threads=2, seed=0, **wals_params())
+        model.fit(u, i, np.ones(len(u), np.float32)).save(path)
+    return mfrec.Model.load(path)
+
+
+def topn_child(nnz, threads, cache):
+    """recommend_all(10) skipping seen items against implicit's batch
+    recommend of the same factors (filter_already_liked_items), each run
+    twice; at 1 thread also what scoring every pair costs: the sgemm calls
+    of a full scan (NumPy, blocks of 512 users x tiles of 512 items) alone."""
+    import scipy.sparse as sp
+    from bench_topn import blocked_gemm, implicit_model
+    from threadpoolctl import threadpool_limits
+
+    model = topn_model(nnz, cache)
+    P, Q = model.user_factors, model.item_factors
+    seen = sp.csr_matrix((np.ones(len(model.seen_indices), np.float32), model.seen_indices,
+                          model.seen_indptr), shape=(len(P), len(Q)))
+    out = dict(nnz=nnz, algorithm="topn", threads=threads, users=len(P), items=len(Q))
+    mine = best_of(lambda: model.recommend_all(10, n_threads=threads)[0])
+    als = implicit_model(P, Q, threads)
+    with threadpool_limits(1, "blas"):
+        theirs = best_of(lambda: als.recommend(np.arange(len(P)), seen, N=10)[0])
+        if threads == 1:
+            out["sgemm"] = best_of(lambda: blocked_gemm(P, Q))[0]
+    mine_idx = np.searchsorted(model.item_ids, mine[1])
+    out["same_lists"] = float(np.mean(np.all(np.sort(mine_idx, 1) == np.sort(theirs[1], 1), 1)))
+    out.update(per_iteration=mine[0], kernel_per_iteration=mine[0], implicit=theirs[0],
+               runs=mine[2], implicit_runs=theirs[2])
+    return out
+
+
+def best_of(fn, repeat=2):
+    """(least seconds of `repeat` calls, the last call's result, all seconds)"""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result, times
+
+
+def report_topn(rows):
+    print("recommend_all(10), seen items skipped, against implicit's recommend (same factors):")
+    for o in rows:
+        line = (f"{o['nnz']:>9} {o['users']} x {o['items']} thr {o['threads']} | mfrec "
+                f"{o['per_iteration']:6.2f} s, implicit {o['implicit']:6.2f} s = "
+                f"{o['implicit'] / o['per_iteration']:.2f}x mfrec's | same lists "
+                f"{o['same_lists']:.4f} | runs {o['runs']} and {o['implicit_runs']}")
+        if "sgemm" in o:
+            line += f" | a full scan's sgemm alone {o['sgemm']:6.2f} s"
+        print(line, flush=True)
+
+
 def machine():
     info = {}
     with open("/proc/cpuinfo") as f:
@@ -160,9 +234,12 @@ def machine():
 
 
 def report(rows):
+    report_topn([o for o in rows if o["algorithm"] == "topn"])
     print(f"{'size':>9} {'algo':<5} thr | s/it  kernel/it | fit = setup + kernels + rest "
           f"(fit / (setup + kernels)) | setup vs SciPy CSR+CSC (ids) | added RSS / input")
     for o in rows:
+        if o["algorithm"] == "topn":
+            continue
         rest = o["wall"] - o["setup"] - o["kernels"]
         line = (f"{o['nnz']:>9} {o['algorithm']:<5} {o['threads']:>3} | {o['per_iteration']:6.3f} "
                 f"{o['kernel_per_iteration']:6.3f} | {o['wall']:6.2f} = {o['setup']:5.2f} + "

@@ -67,6 +67,20 @@ static MFR_ALWAYS_INLINE float mfr_sum8(const mfr_v8 *v)
     return t[0];
 }
 
+/* The position of j in the ascending a[0..n) (binary search), or -1. */
+static inline int64_t mfr_sorted_find(const int32_t *a, int64_t n, int32_t j)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && a[lo] == j ? lo : -1;
+}
+
 /* Dot product in 16 lanes (two vectors of 8), summed pairwise at the end.
  * When 16 does not divide k, the last 16 are the row's last 16 floats
  * with the lanes already summed masked off: no scalar remainder loop,

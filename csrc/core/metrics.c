@@ -27,20 +27,6 @@ int mfr_rmse_mae(int64_t n, const float *pred, const float *truth,
     return MFR_OK;
 }
 
-/* Position of label in the ascending rel[0..n), or -1. */
-static int64_t find_label(const int32_t *rel, int64_t n, int32_t label)
-{
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (rel[mid] < label)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && rel[lo] == label ? lo : -1;
-}
-
 /* One user's metrics into row[0..MFR_RANK_METRICS); hit_mark (R bytes,
  * zeroed) records which relevant labels were hit, to reject repeats. */
 static int user_metrics(int32_t k, const int32_t *rec, const int32_t *rel, int64_t R,
@@ -53,7 +39,7 @@ static int user_metrics(int32_t k, const int32_t *rec, const int32_t *rel, int64
         int32_t i = rec[t];
         if (i < -1 || i >= n_items)
             return MFR_EINDEX;
-        int64_t at = i >= 0 ? find_label(rel, R, i) : -1;
+        int64_t at = i >= 0 ? mfr_sorted_find(rel, R, i) : -1;
         if (at < 0)
             continue;
         if (hit_mark[at])

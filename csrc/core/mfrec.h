@@ -348,7 +348,11 @@ int mfr_nmf_objective(const mfr_model *m, const mfr_nmf_params *p, const mfr_csr
  * ranking to those items; pool == NULL ranks every item.
  * Scores are computed for blocks of queries against tiles of targets with
  * sgemm (single-threaded BLAS inside the OpenMP region) and selected with a
- * bounded heap per query; the lists do not depend on n_threads. */
+ * bounded heap per query; the lists do not depend on n_threads. Batches of
+ * 256 or more recommend queries over 2048 or more items scan the items by
+ * decreasing factor norm and stop a query's scan once no item left can make
+ * its list. sgemm's rounding depends on the shapes, so a score can differ
+ * in its last bit between batch sizes (never between thread counts). */
 typedef struct {
     int32_t n;       /* list length, >= 1 */
     int32_t *items;  /* n_query x n */

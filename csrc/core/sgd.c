@@ -234,15 +234,7 @@ static int check_epoch_args(const mfr_model *m, const mfr_sgd_params *p, int64_t
 /* Whether row u of the CSR holds column j (columns ascending). */
 static int row_has(const mfr_csr *c, int32_t u, int32_t j)
 {
-    int64_t lo = c->indptr[u], hi = c->indptr[u + 1];
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (c->indices[mid] < j)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < c->indptr[u + 1] && c->indices[lo] == j;
+    return mfr_sorted_find(c->indices + c->indptr[u], c->indptr[u + 1] - c->indptr[u], j) >= 0;
 }
 
 #define NEGATIVE_STREAM (UINT64_C(1) << 40) /* apart from the shuffle's streams */
