@@ -67,8 +67,9 @@ static MFR_ALWAYS_INLINE float mfr_sum8(const mfr_v8 *v)
     return t[0];
 }
 
-/* The position of j in the ascending a[0..n) (binary search), or -1. */
-static inline int64_t mfr_sorted_find(const int32_t *a, int64_t n, int32_t j)
+/* The first position in the ascending a[0..n) whose value is >= j (binary
+ * search; n if none). */
+static inline int64_t mfr_lower_bound(const int32_t *a, int64_t n, int32_t j)
 {
     int64_t lo = 0, hi = n;
     while (lo < hi) {
@@ -78,6 +79,13 @@ static inline int64_t mfr_sorted_find(const int32_t *a, int64_t n, int32_t j)
         else
             hi = mid;
     }
+    return lo;
+}
+
+/* The position of j in the ascending a[0..n), or -1. */
+static inline int64_t mfr_sorted_find(const int32_t *a, int64_t n, int32_t j)
+{
+    const int64_t lo = mfr_lower_bound(a, n, j);
     return lo < n && a[lo] == j ? lo : -1;
 }
 

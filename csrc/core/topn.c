@@ -401,26 +401,70 @@ static int skipped(const topn_skip *q, int32_t j)
     return j == q->self || mfr_sorted_find(q->skip, q->n_skip, j) >= 0;
 }
 
+/* The n-th largest of x[0..len), n <= len, keeping the n largest sorted
+ * in top[0..n). Most values fail one predictable test against top[n-1]. */
+static float nth_largest(const float *x, int32_t len, int32_t n, float *top)
+{
+    int32_t count = 0;
+    for (int32_t i = 0; i < len; i++) {
+        float v = x[i];
+        if (count == n && !(v > top[n - 1]))
+            continue;
+        int32_t p = count < n ? count++ : n - 1;
+        for (; p > 0 && top[p - 1] < v; p--)
+            top[p] = top[p - 1];
+        top[p] = v;
+    }
+    return top[n - 1];
+}
+
+/* Set the scores of the targets query q leaves out to -inf in a tile row
+ * of targets by index (positions p0 .. p0 + len; id: the pool or NULL),
+ * walking its skip list from the tile's first target. */
+static void mask_skipped(float *S, const int32_t *id, int32_t p0, int32_t len,
+                         const topn_skip *q)
+{
+    const int32_t first = id ? id[p0] : p0, last = id ? id[p0 + len - 1] : p0 + len - 1;
+    for (int64_t e = mfr_lower_bound(q->skip, q->n_skip, first);
+         e < q->n_skip && q->skip[e] <= last; e++) {
+        int64_t t = id ? mfr_sorted_find(id + p0, len, q->skip[e]) : q->skip[e] - p0;
+        if (t >= 0)
+            S[t] = -INFINITY;
+    }
+    if (q->self >= first && q->self <= last) {
+        int64_t t = id ? mfr_sorted_find(id + p0, len, q->self) : q->self - p0;
+        if (t >= 0)
+            S[t] = -INFINITY;
+    }
+}
+
 /* Offer the scores of one row of a tile (positions p0 + t, target id[p]
  * or p) to the heap, reading again only the chunks whose maximum reaches
  * the heap's bar (one vector pass each gives their scores and candidates).
  * Targets come in any order of index, so a score equal to the bar is a
- * candidate too and heap_takes settles the tie by index. */
+ * candidate too and heap_takes settles the tie by index. q NULL: the
+ * skipped targets are -inf in S already (mask_skipped), and while the heap
+ * is not full the n-th largest chunk maximum L bounds too (n targets of
+ * the tile score >= L, so none below L can make the list; top: n floats);
+ * else skipped targets are looked up, for the few candidates that would
+ * enter. */
 static void select_row(const float *S, const float *bias, const float *scale,
                        const float *cmax, int32_t len, int32_t p0, const int32_t *id,
-                       float a, float c, const topn_skip *q, topn_heap *h)
+                       float a, float c, const topn_skip *q, topn_heap *h, float *top)
 {
     const int32_t n_chunks = (len + TOPN_CHUNK - 1) / TOPN_CHUNK;
-    float bar = heap_bar(h), v[TOPN_CHUNK];
+    float bar = heap_bar(h), v[TOPN_CHUNK], low = -INFINITY;
+    if (!q && h->count < h->n && n_chunks > h->n)
+        low = nth_largest(cmax, n_chunks, h->n, top);
     for (int32_t ch = 0; ch < n_chunks; ch++) {
-        if (!(cmax[ch] >= bar) || cmax[ch] == -INFINITY)
+        if (!(cmax[ch] >= bar) || cmax[ch] == -INFINITY || cmax[ch] < low)
             continue;
         int32_t t0 = ch * TOPN_CHUNK;
         uint32_t mask = chunk_candidates(S, bias, scale, t0, MFR_MIN(len, t0 + TOPN_CHUNK), a,
                                          c, bar, v);
         for (; mask; mask &= mask - 1) {
             int32_t t = lowest_bit(mask), p = p0 + t0 + t, j = id ? id[p] : p;
-            if (heap_takes(h, v[t], j) && !skipped(q, j)) {
+            if (v[t] >= low && heap_takes(h, v[t], j) && !(q && skipped(q, j))) {
                 heap_offer(h, v[t], j);
                 bar = heap_bar(h);
             }
@@ -474,7 +518,7 @@ static int skip_get(const topn_job *job, int32_t x, topn_skip *q)
 
 /* A thread's scratch buffers for blocks of up to `block` queries. */
 typedef struct {
-    float *Xb, *S, *cmax, *heap_s, *norm;
+    float *Xb, *S, *cmax, *heap_s, *norm, *top;
     int32_t *heap_j, *active;
     topn_skip *skip;
 } topn_scratch;
@@ -534,13 +578,16 @@ static int topn_block(const topn_job *job, const topn_targets *t, int64_t r0, in
                               t->Y + (size_t)p0 * k, k, 0.0f, w->S, len);
         for (int32_t i = 0; i < n_active; i++) {
             int32_t r = w->active[i], x = job->rows ? job->rows[r0 + r] : (int32_t)(r0 + r);
-            const float *Sr = w->S + (size_t)i * len;
+            float *Sr = w->S + (size_t)i * len;
             float c = job->offset + (job->row_offset ? job->row_offset[x] : 0.0f);
             float a = job->row_scale ? job->row_scale[x] : 1.0f;
             const float *bias = t->bias ? t->bias + p0 : NULL;
             const float *scale = t->scale ? t->scale + p0 : NULL;
+            if (!t->reach) /* by index: masked in the tile, the old way */
+                mask_skipped(Sr, t->id, p0, len, &w->skip[r]);
             chunk_maxima(Sr, bias, scale, len, a, c, w->cmax);
-            select_row(Sr, bias, scale, w->cmax, len, p0, t->id, a, c, &w->skip[r], &heaps[r]);
+            select_row(Sr, bias, scale, w->cmax, len, p0, t->id, a, c,
+                       t->reach ? &w->skip[r] : NULL, &heaps[r], w->top);
         }
     }
     for (int32_t r = 0; r < rows; r++) {
@@ -557,6 +604,7 @@ static void scratch_free(topn_scratch *w)
     free(w->cmax);
     free(w->heap_s);
     free(w->norm);
+    free(w->top);
     free(w->heap_j);
     free(w->active);
     free(w->skip);
@@ -570,11 +618,12 @@ static int scratch_new(topn_scratch *w, int64_t block, int32_t tile, int32_t k, 
     w->cmax = malloc(sizeof(float) * (size_t)((tile + TOPN_CHUNK - 1) / TOPN_CHUNK));
     w->heap_s = malloc(sizeof(float) * b * (size_t)n);
     w->norm = malloc(sizeof(float) * b);
+    w->top = malloc(sizeof(float) * (size_t)n);
     w->heap_j = malloc(sizeof(int32_t) * b * (size_t)n);
     w->active = malloc(sizeof(int32_t) * b);
     w->skip = malloc(sizeof(topn_skip) * b);
-    return w->Xb && w->S && w->cmax && w->heap_s && w->norm && w->heap_j && w->active &&
-                   w->skip
+    return w->Xb && w->S && w->cmax && w->heap_s && w->norm && w->top && w->heap_j &&
+                   w->active && w->skip
                ? MFR_OK
                : MFR_ENOMEM;
 }
