@@ -106,8 +106,8 @@ class Training:
         self.n_threads, self.rating_mean, self.clip_range = n_threads, rating_mean, clip_range
         self.verbose, self.progress, self.record_train = report
         self.history: list = []
-        # no snapshots (the solver's own arrays, solved in place, published
-        # once at the end), for fits that neither validate nor stop early
+        # no snapshots, for fits that neither validate nor stop early (see
+        # the solver's runs_lean): Ctrl-C waits for the iteration under way
         self.lean = False
 
     def record(self, iteration: int, loss, seconds: float) -> dict:
@@ -175,7 +175,7 @@ class Training:
                 rmse_step(bar, self.record(0, None, time.perf_counter() - t0))
                 return 0
             solver.start(work, self.train, seed)
-            self.lean = lean = solver.owns_state() and early_stopping is None \
+            self.lean = lean = solver.runs_lean() and early_stopping is None \
                 and self.valid is None
             stale = 0
             for it in range(n_iter):

@@ -190,7 +190,7 @@ FIT_INTERRUPTED_EARLY = """
     before = model.predict(small.user, small.item)
     try:
         print("fitting", flush=True)
-        model.fit(big)
+        model.fit(big, validation=small)  # a fit that keeps a snapshot per epoch
     except KeyboardInterrupt:
         same = np.array_equal(model.predict(small.user, small.item), before)
         print("interrupted", same, len(model.history), flush=True)
@@ -199,7 +199,8 @@ FIT_INTERRUPTED_EARLY = """
 
 def test_ctrl_c_in_first_epoch_keeps_previous_model():
     """Interrupted before any epoch completed: KeyboardInterrupt, and a model
-    fitted before keeps its old state."""
+    fitted before keeps its old state. (A fit without validation finishes
+    the epoch under way: test_sgd.py.)"""
     with python(FIT_INTERRUPTED_EARLY) as proc:
         wait_for(proc, "fitting")
         proc.send_signal(signal.SIGINT)
@@ -213,12 +214,13 @@ def test_ctrl_c_between_history_and_snapshot(monkeypatch, at_call, early):
     """Ctrl-C landing after an iteration's history row is written but before
     its factors are kept (deterministic: the snapshot itself is interrupted).
     The model and its history agree on the last complete iteration; in the
-    first iteration, the interrupt propagates."""
+    first iteration, the interrupt propagates. Both fits validate: one
+    that does not keeps no snapshot (Ctrl-C waits for its iteration)."""
     import mfrec._training as training_module
 
     data = mfrec.make_low_rank(60, 50, 3, density=0.3, seed=1).ratings
     params = dict(factors=4, epochs=10, seed=2)
-    kwargs = dict(validation=data, early_stopping=100) if early else {}
+    kwargs = dict(validation=data, early_stopping=100 if early else None)
     real, calls = training_module.core_state, []
 
     def interrupted(core, **kwargs):

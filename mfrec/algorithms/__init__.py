@@ -316,6 +316,13 @@ class Algorithm:
         per step); else the core model is the fit's state."""
         return False
 
+    def runs_lean(self) -> bool:
+        """Whether a fit without validation or early stopping may keep no
+        snapshot of its iterations: Ctrl-C then waits for the iteration
+        under way, after which the state (the solver's own, published at
+        the end, or the core model's) is a complete fit of that length."""
+        return self.owns_state()
+
     def publish(self, core) -> None:
         """The fit's state into the core model (see owns_state)."""
 

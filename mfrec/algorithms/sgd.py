@@ -76,6 +76,12 @@ class SGD(FeatureSolver, Algorithm):
     # scored; over the CSR while negatives keep it, else over the triplets
     train_rmse = Algorithm.train_rmse_by_user
 
+    def runs_lean(self):
+        """Each epoch leaves a complete model (the core model, or the free
+        one and the feature arrays, materialized): a fit that neither
+        validates nor stops early copies none of them per epoch."""
+        return True
+
     def step(self, core, train, iteration):
         p = self.params
         common = dict(learning_rate=p["learning_rate"], regularization=p["regularization"],
