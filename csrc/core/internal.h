@@ -120,33 +120,32 @@ static MFR_ALWAYS_INLINE float mfr_dot(const float *restrict a, const float *res
     return mfr_sum8(&lo);
 }
 
-/* The four dot products of a with b[0..3], each summed lane for lane as
- * mfr_dot sums it (so each equals mfr_dot's), side by side: one product's
- * sums wait on its FMAs in turn, four of them keep the FMA units busy. */
-static MFR_ALWAYS_INLINE void mfr_dot4(const float *restrict a, const float *const b[4],
-                                       int32_t k, float out[4])
+/* The four dot products of a[c] with b[c], c = 0..3, each summed lane for
+ * lane as mfr_dot sums it (so each equals mfr_dot's), side by side: one
+ * product's sums wait on its FMAs in turn, four of them keep the FMA units
+ * busy. */
+static MFR_ALWAYS_INLINE void mfr_dots4(const float *const a[4], const float *const b[4],
+                                        int32_t k, float out[4])
 {
     if (k < 16) {
         for (int c = 0; c < 4; c++)
-            out[c] = mfr_dot(a, b[c], k);
+            out[c] = mfr_dot(a[c], b[c], k);
         return;
     }
     mfr_v8 lo[4] = {{0}}, hi[4] = {{0}};
     int32_t f = 0;
     for (; f + 16 <= k; f += 16) {
-        const mfr_v8 al = *(const mfr_v8 *)(a + f), ah = *(const mfr_v8 *)(a + f + 8);
         for (int c = 0; c < 4; c++) {
-            lo[c] += al * *(const mfr_v8 *)(b[c] + f);
-            hi[c] += ah * *(const mfr_v8 *)(b[c] + f + 8);
+            lo[c] += *(const mfr_v8 *)(a[c] + f) * *(const mfr_v8 *)(b[c] + f);
+            hi[c] += *(const mfr_v8 *)(a[c] + f + 8) * *(const mfr_v8 *)(b[c] + f + 8);
         }
     }
     if (f < k) {
         const mfr_v8i ml = *(const mfr_v8i *)(mfr_tail_mask + (k - f));
         const mfr_v8i mh = *(const mfr_v8i *)(mfr_tail_mask + (k - f) + 8);
-        const mfr_v8 al = *(const mfr_v8 *)(a + k - 16), ah = *(const mfr_v8 *)(a + k - 8);
         for (int c = 0; c < 4; c++) {
-            mfr_v8 l = al * *(const mfr_v8 *)(b[c] + k - 16);
-            mfr_v8 h = ah * *(const mfr_v8 *)(b[c] + k - 8);
+            mfr_v8 l = *(const mfr_v8 *)(a[c] + k - 16) * *(const mfr_v8 *)(b[c] + k - 16);
+            mfr_v8 h = *(const mfr_v8 *)(a[c] + k - 8) * *(const mfr_v8 *)(b[c] + k - 8);
             lo[c] += (mfr_v8)((mfr_v8i)l & ml);
             hi[c] += (mfr_v8)((mfr_v8i)h & mh);
         }
@@ -155,6 +154,14 @@ static MFR_ALWAYS_INLINE void mfr_dot4(const float *restrict a, const float *con
         lo[c] += hi[c];
         out[c] = mfr_sum8(&lo[c]);
     }
+}
+
+/* mfr_dots4 of one vector a with four b[c]. */
+static MFR_ALWAYS_INLINE void mfr_dot4(const float *a, const float *const b[4], int32_t k,
+                                       float out[4])
+{
+    const float *const as[4] = {a, a, a, a};
+    mfr_dots4(as, b, k, out);
 }
 
 #endif /* MFR_INTERNAL_H */
