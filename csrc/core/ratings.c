@@ -21,14 +21,40 @@
 
 #include "internal.h"
 
-int mfr_check_triplets(int64_t nnz, const int32_t *rows, int32_t n_rows,
-                       const int32_t *cols, int32_t n_cols, const float *vals)
+/* The status of the first bad triplet among [lo, hi), or MFR_OK. */
+static int first_bad_triplet(int64_t lo, int64_t hi, const int32_t *rows, int32_t n_rows,
+                             const int32_t *cols, int32_t n_cols, const float *vals)
 {
-    for (int64_t t = 0; t < nnz; t++) {
+    for (int64_t t = lo; t < hi; t++) {
         if (rows[t] < 0 || rows[t] >= n_rows || cols[t] < 0 || cols[t] >= n_cols)
             return MFR_EINDEX;
         if (vals && !isfinite(vals[t]))
             return MFR_ENONFINITE;
+    }
+    return MFR_OK;
+}
+
+enum { CHECK_BLOCK = 4096 }; /* triplets tested at a time without a branch */
+
+/* Each block is tested without early exits (unsigned comparisons, the
+ * exponent bits), which vectorizes: every SGD epoch checks its triplets,
+ * and the loop that stops at the first bad one cost 2% of the epoch. */
+int mfr_check_triplets(int64_t nnz, const int32_t *rows, int32_t n_rows,
+                       const int32_t *cols, int32_t n_cols, const float *vals)
+{
+    for (int64_t lo = 0; lo < nnz; lo += CHECK_BLOCK) {
+        const int64_t hi = MFR_MIN(nnz, lo + CHECK_BLOCK);
+        uint32_t bad = (uint32_t)(n_rows < 0) | (uint32_t)(n_cols < 0);
+        for (int64_t t = lo; t < hi; t++) {
+            uint32_t bits = 0;
+            if (vals)
+                memcpy(&bits, vals + t, sizeof bits);
+            bad |= ((uint32_t)rows[t] >= (uint32_t)n_rows) |
+                   ((uint32_t)cols[t] >= (uint32_t)n_cols) |
+                   ((bits & 0x7f800000u) == 0x7f800000u);
+        }
+        if (bad)
+            return first_bad_triplet(lo, hi, rows, n_rows, cols, n_cols, vals);
     }
     return MFR_OK;
 }
