@@ -59,7 +59,7 @@ typedef struct {
 } triplet;
 
 /* How many ratings ahead the kernels prefetch factor rows. */
-enum { AHEAD = 2 };
+enum { AHEAD = 4 };
 
 /* Bring a factor row towards L1 a few ratings before it is needed: every
  * line of it (the first line alone was slower once the rows outgrow the
@@ -68,6 +68,30 @@ static inline void prefetch_row(const float *row, int32_t k)
 {
     for (int32_t f = 0; f < k; f += 16)
         __builtin_prefetch(row + f, 1, 3);
+}
+
+/* a . b in four sums of 8 lanes (mfr_dot: two), which the next rating's
+ * product waits on for fewer FMAs in turn; for k < 32, mfr_dot. */
+static MFR_ALWAYS_INLINE float step_dot(const float *restrict a, const float *restrict b,
+                                        int32_t k)
+{
+    if (k < 32)
+        return mfr_dot(a, b, k);
+    mfr_v8 s[4] = {{0}};
+    int32_t f = 0;
+    for (; f + 32 <= k; f += 32)
+        for (int c = 0; c < 4; c++)
+            s[c] += *(const mfr_v8 *)(a + f + 8 * c) * *(const mfr_v8 *)(b + f + 8 * c);
+    for (int c = 0; f + 8 <= k; f += 8, c++)
+        s[c] += *(const mfr_v8 *)(a + f) * *(const mfr_v8 *)(b + f);
+    if (f < k) { /* the last 8 floats, the lanes summed already masked off */
+        const mfr_v8 last = *(const mfr_v8 *)(a + k - 8) * *(const mfr_v8 *)(b + k - 8);
+        s[3] += (mfr_v8)((mfr_v8i)last & *(const mfr_v8i *)(mfr_tail_mask + 8 + (k - f)));
+    }
+    s[0] += s[2];
+    s[1] += s[3];
+    s[0] += s[1];
+    return mfr_sum8(&s[0]);
 }
 
 /* The effective row of r (free + weighted feature vectors) into out; the
@@ -110,11 +134,43 @@ static inline void feature_step(const mfr_features *f, int32_t r, const float *r
     }
 }
 
+/* p += lr (e q^eff - lambda p) and q += lr (e p^eff - lambda q) as
+ * keep p + step q^eff (keep = 1 - lr lambda, step = lr e: two operations a
+ * float where three were); without features p^eff, q^eff are p, q, read
+ * before either changes. */
+static MFR_ALWAYS_INLINE void step_rows(float *restrict p, float *restrict q, const float *pe,
+                                        const float *qe, int32_t k, float keep, float step)
+{
+    if (pe == p) {
+#pragma omp simd
+        for (int32_t f = 0; f < k; f++) {
+            const float pf = p[f], qf = q[f];
+            p[f] = keep * pf + step * qf;
+            q[f] = keep * qf + step * pf;
+        }
+        return;
+    }
+#pragma omp simd
+    for (int32_t f = 0; f < k; f++) {
+        p[f] = keep * p[f] + step * qe[f];
+        q[f] = keep * q[f] + step * pe[f];
+    }
+}
+
+/* The product p_u . q_i of rating t (step_dot). */
+static MFR_ALWAYS_INLINE float rating_dot(const mfr_model *m, const triplet *t)
+{
+    return step_dot(m->P + (int64_t)t->u * m->k, m->Q + (int64_t)t->i * m->k, m->k);
+}
+
 /* Updates for the ratings t[0..n). Returns the sum of squared errors, or
  * NaN as soon as an error is no longer finite. features (a constant where
  * this is inlined, so each case is its own loop): uf/itf (either may be
  * NULL) add side features, and pe, qe are scratch rows of k floats for the
- * effective rows; without features the free rows are the effective ones. */
+ * effective rows; without features the free rows are the effective ones,
+ * and the next rating's product is taken before this one's update when
+ * the two share no row (the same value: the update leaves its rows alone),
+ * so that the update's stores and that product's FMAs overlap. */
 static inline __attribute__((always_inline)) double
 sgd_steps(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n,
           const int features, const mfr_features *uf, const mfr_features *itf,
@@ -125,20 +181,20 @@ sgd_steps(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n,
     const float mu = (float)m->global_mean;
     float *restrict bu = p->biases ? m->user_bias : NULL;
     float *restrict bi = p->biases ? m->item_bias : NULL;
+    float next = !features && n > 0 ? rating_dot(m, t) : 0.0f;
     for (int64_t j = 0; j < n; j++) {
         if (j + AHEAD < n) {
             prefetch_row(m->P + (int64_t)t[j + AHEAD].u * k, k);
             prefetch_row(m->Q + (int64_t)t[j + AHEAD].i * k, k);
         }
         const int32_t u = t[j].u, i = t[j].i;
-        float *restrict pu = m->P + (int64_t)u * k;
-        float *restrict qi = m->Q + (int64_t)i * k;
+        float *pu = m->P + (int64_t)u * k, *qi = m->Q + (int64_t)i * k;
         float fbu = 0.0f, fbi = 0.0f;
         if (features) {
             effective_row(uf, u, pu, k, pe, &fbu);
             effective_row(itf, i, qi, k, qe, &fbi);
         }
-        float pred = features ? mfr_dot(pe, qe, k) : mfr_dot(pu, qi, k);
+        float pred = features ? step_dot(pe, qe, k) : next;
         if (bu)
             pred += features ? mu + bu[u] + bi[i] + fbu + fbi : mu + bu[u] + bi[i];
         const float e = t[j].r - pred;
@@ -149,15 +205,12 @@ sgd_steps(mfr_model *m, const mfr_sgd_params *p, const triplet *t, int64_t n,
             bu[u] += lr * (e - reg * bu[u]);
             bi[i] += lr * (e - reg * bi[i]);
         }
-        /* p + lr (e q - lambda p) as (1 - lr lambda) p + (lr e) q: two
-         * operations a float where three were */
-        const float keep = 1.0f - lr * reg, step = lr * e;
-#pragma omp simd
-        for (int32_t f = 0; f < k; f++) {
-            const float pf = pu[f], qf = qi[f];
-            pu[f] = keep * pf + step * (features ? qe[f] : qf);
-            qi[f] = keep * qf + step * (features ? pe[f] : pf);
-        }
+        const int early = !features && j + 1 < n && t[j + 1].u != u && t[j + 1].i != i;
+        if (early)
+            next = rating_dot(m, t + j + 1);
+        step_rows(pu, qi, features ? pe : pu, features ? qe : qi, k, 1.0f - lr * reg, lr * e);
+        if (!features && !early && j + 1 < n)
+            next = rating_dot(m, t + j + 1);
         if (features && uf)
             feature_step(uf, u, qe, k, e, lr, reg);
         if (features && itf)
