@@ -100,13 +100,43 @@ uint64_t mfr_rng_below(mfr_rng *rng, uint64_t n)
     return high;
 }
 
+/* Uniform integers in [0, n) for a shuffle: below 2^32, Lemire's method on
+ * 32-bit halves of the draws (two bounds a draw, half the generator's work
+ * of mfr_rng_below's 64-bit one), else mfr_rng_below. */
+typedef struct {
+    mfr_rng *rng;
+    uint64_t spare; /* a draw whose high half is unused while `have` */
+    int have;
+} half_draws;
+
+static inline uint64_t shuffle_below(half_draws *h, uint64_t n)
+{
+    if (n > UINT32_MAX)
+        return mfr_rng_below(h->rng, n);
+    for (;;) {
+        uint32_t x;
+        if (h->have) {
+            x = (uint32_t)(h->spare >> 32);
+        } else {
+            h->spare = mfr_rng_next(h->rng);
+            x = (uint32_t)h->spare;
+        }
+        h->have = !h->have;
+        const uint64_t m = (uint64_t)x * n;
+        const uint32_t low = (uint32_t)m;
+        if (low >= n || low >= (uint32_t)(-(uint32_t)n) % (uint32_t)n)
+            return m >> 32;
+    }
+}
+
 /* Fisher-Yates over perm[0..n): the same draws whatever perm's integer type. */
 #define SHUFFLE(rng, n, perm)                                                     \
     do {                                                                          \
+        half_draws h = {(rng), 0, 0};                                             \
         for (int64_t i = 0; i < (n); i++)                                         \
             (perm)[i] = (__typeof__((perm)[0]))i;                                 \
         for (int64_t i = (n) - 1; i > 0; i--) {                                   \
-            int64_t j = (int64_t)mfr_rng_below((rng), (uint64_t)i + 1);           \
+            int64_t j = (int64_t)shuffle_below(&h, (uint64_t)i + 1);              \
             const __typeof__((perm)[0]) t = (perm)[i];                            \
             (perm)[i] = (perm)[j];                                                \
             (perm)[j] = t;                                                        \
