@@ -1,6 +1,5 @@
 """The ALS family: the half-step kernel against dense NumPy normal equations,
 the exact objective, thread independence, MovieLens accuracy, bad input."""
-import signal
 
 import numpy as np
 import pytest
@@ -424,37 +423,6 @@ def test_fit_snapshots_copy_only_what_kernels_write(algorithm, in_place, ml_smal
     for name, a in before.items():
         assert np.array_equal(state[name], a), name
         assert not np.array_equal(getattr(work, name), a), name
-
-
-@pytest.mark.parametrize("validate, kept", [(False, 2), (True, 1)])
-def test_ctrl_c_during_an_iteration(monkeypatch, validate, kept):
-    """SIGINT in iteration 2's first half-step. A fit that keeps no snapshot
-    (no validation, no early stopping: it solves its arrays in place) holds
-    it until the iteration ends and keeps iteration 2; one that validates
-    goes back to its snapshot of iteration 1. Either way the model is a
-    fit of that many iterations, bit for bit, and SIGINT's handler is
-    restored."""
-    data = mfrec.make_low_rank(300, 200, 4, density=0.1, seed=1).ratings
-    kwargs = dict(validation=data) if validate else {}
-    real, calls = _core.als_half_step, []
-
-    def interrupting(*args, **kw):
-        calls.append(1)
-        if len(calls) == 3:
-            signal.raise_signal(signal.SIGINT)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(_core, "als_half_step", interrupting)
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.warns(RuntimeWarning, match=f"the model keeps iteration {kept}"):
-        model = mfrec.Model("als", factors=4, iterations=5, seed=2).fit(data, **kwargs)
-    assert signal.getsignal(signal.SIGINT) is handler
-    assert len(model.history) == kept
-    assert len(calls) == {2: 4, 1: 3}[kept]  # half-steps run (the lean fit ends iteration 2)
-    monkeypatch.undo()
-    ref = mfrec.Model("als", factors=4, iterations=kept, seed=2).fit(data)
-    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
-        assert np.array_equal(getattr(model, name), getattr(ref, name)), name
 
 
 def test_explicit_als_movielens_folds(ml100k):

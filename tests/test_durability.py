@@ -244,6 +244,43 @@ def test_ctrl_c_between_history_and_snapshot(monkeypatch, at_call, early):
     assert same_model(model, ref)
 
 
+@pytest.mark.parametrize("name, kernel, at_call, validate, kept, calls_run", [
+    ("als", "als_half_step", 3, False, 2, 4), ("als", "als_half_step", 3, True, 1, 3),
+    ("sgd", "sgd_epoch", 2, False, 2, 2), ("sgd", "sgd_epoch", 1, False, 1, 1),
+    ("sgd", "sgd_epoch", 2, True, 1, 2)])
+def test_ctrl_c_inside_a_kernel(monkeypatch, name, kernel, at_call, validate, kept, calls_run):
+    """SIGINT inside the `at_call`-th kernel call (ALS: iteration 2's first
+    half-step; SGD: epoch 1 or 2). A fit that neither validates nor stops
+    early keeps no snapshot: it holds the signal until the iteration ends
+    and keeps it, the first one too; one that validates goes back to its
+    snapshot of the iteration before. Either way the model is bit for bit
+    a fit of that many iterations, and SIGINT's handler is restored."""
+    from mfrec import _core
+    from mfrec.algorithms import ALGORITHMS
+
+    data = mfrec.make_low_rank(300, 200, 4, density=0.1, seed=1).ratings
+    kwargs = dict(validation=data) if validate else {}
+    real, calls = getattr(_core, kernel), []
+
+    def interrupting(*args, **kw):
+        calls.append(1)
+        if len(calls) == at_call:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_core, kernel, interrupting)
+    handler = signal.getsignal(signal.SIGINT)
+    iterations = ALGORITHMS[name].iterations_param
+    with pytest.warns(RuntimeWarning, match=f"the model keeps iteration {kept}"):
+        model = mfrec.Model(name, factors=4, seed=2, **{iterations: 5}).fit(data, **kwargs)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert len(model.history) == kept and len(calls) == calls_run
+    monkeypatch.undo()
+    ref = mfrec.Model(name, factors=4, seed=2, **{iterations: kept}).fit(data)
+    for attr in ("user_factors", "item_factors", "user_bias", "item_bias"):
+        assert np.array_equal(getattr(model, attr), getattr(ref, attr)), attr
+
+
 # ---- Ctrl-C during long calls outside fit ------------------------------------------
 
 RECOMMEND_ALL_INTERRUPTED = """

@@ -1,7 +1,6 @@
 """SGD: the C update against its formula and finite differences, then
 accuracy on planted low-rank data and on MovieLens 100K."""
 import itertools
-import signal
 
 import numpy as np
 import pytest
@@ -230,35 +229,6 @@ def test_diverging_refit_keeps_the_previous_fit(ml100k):
         model.fit(train.user, train.item, train.rating * 100)  # same rate, 100x the scale
     assert np.array_equal(model.user_factors, before)
     assert np.isfinite(model.predict(test.user, test.item)).all()
-
-
-@pytest.mark.parametrize("validate, at_call, kept", [(False, 2, 2), (False, 1, 1), (True, 2, 1)])
-def test_ctrl_c_during_an_epoch(monkeypatch, validate, at_call, kept):
-    """SIGINT inside epoch `at_call`'s kernel. A fit that neither validates
-    nor stops early keeps no snapshot: it holds the signal until the epoch
-    ends and keeps it, the first one too; one that validates goes back to
-    its snapshot of the epoch before. Either way the model is bit for bit
-    a fit of that many epochs, and SIGINT's handler is restored."""
-    data = mfrec.make_low_rank(300, 200, 4, density=0.1, seed=1).ratings
-    kwargs = dict(validation=data) if validate else {}
-    real, calls = _core.sgd_epoch, []
-
-    def interrupting(*args, **kw):
-        calls.append(1)
-        if len(calls) == at_call:
-            signal.raise_signal(signal.SIGINT)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(_core, "sgd_epoch", interrupting)
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.warns(RuntimeWarning, match=f"the model keeps iteration {kept}"):
-        model = mfrec.Model("sgd", factors=4, epochs=5, seed=2).fit(data, **kwargs)
-    assert signal.getsignal(signal.SIGINT) is handler
-    assert len(model.history) == kept and len(calls) == at_call
-    monkeypatch.undo()
-    ref = mfrec.Model("sgd", factors=4, epochs=kept, seed=2).fit(data)
-    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
-        assert np.array_equal(getattr(model, name), getattr(ref, name)), name
 
 
 # ---- the core function's own checks -------------------------------------
