@@ -65,11 +65,12 @@ def one_rating_case(rng, k=16):
     return p, q, bu, bi, 3.5, 4.0
 
 
+@pytest.mark.parametrize("k", [16, 33, 100])  # the step's product: short rows, and in sums of 8
 @pytest.mark.parametrize("case", CASES)
-def test_one_step_equals_analytic_update(case, rng):
+def test_one_step_equals_analytic_update(case, k, rng):
     reg, biases = CASES[case]["reg"], CASES[case]["biases"]
     lr = 0.05
-    p, q, bu, bi, mu, r = one_rating_case(rng)
+    p, q, bu, bi, mu, r = one_rating_case(rng, k)
     core = core_model([p], [q], [bu] if biases else None, [bi] if biases else None,
                       mu if biases else 0.0)
     loss = sgd_epoch(core, [0], [0], [r], lr, reg, biases)
@@ -159,6 +160,31 @@ def test_epoch_is_sequential_over_a_shuffled_order(rng):
     distances = [np.max(np.abs(got - o)) for o in outcomes]
     assert min(distances) < 1e-5
     assert sorted(distances)[1] > 1e-3  # the orders are distinguishable
+
+
+def test_epoch_steps_in_turn_where_neighbours_share_rows(rng):
+    """Five ratings of 3 users and 3 items, k = 40: the step takes the next
+    rating's product early when the two share no row, and after the update
+    when they do; either way the epoch is the steps in turn over one of the
+    5! orders (a product taken from a row before its update would not be)."""
+    k, lr, reg = 40, 0.1, 0.05
+    P = rng.normal(0, 0.5, (3, k))
+    Q = rng.normal(0, 0.5, (3, k))
+    users, items = [0, 0, 1, 1, 2], [0, 1, 1, 2, 0]
+    r = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
+    core = core_model(P, Q, np.zeros(3), np.zeros(3), 3.0)
+    sgd_epoch(core, users, items, r, lr, reg, True, seed=5)
+    P32, Q32 = P.astype(np.float32).astype(float), Q.astype(np.float32).astype(float)
+    distances = []
+    for order in itertools.permutations(range(5)):
+        Pr, Qr, bu, bi = P32.copy(), Q32.copy(), np.zeros(3), np.zeros(3)
+        for t in order:
+            u, i = users[t], items[t]
+            Pr[u], Qr[i], bu[u], bi[i], _ = reference_step(Pr[u], Qr[i], bu[u], bi[i], 3.0,
+                                                           r[t], lr, reg, True)
+        got = np.concatenate([core.user_factors.ravel(), core.item_factors.ravel()])
+        distances.append(np.max(np.abs(got - np.concatenate([Pr.ravel(), Qr.ravel()]))))
+    assert min(distances) < 1e-5
 
 
 def test_planted_low_rank_recovery():
