@@ -50,6 +50,8 @@
 #define ROW_BLOCK 32    /* rows per unit of parallel work (and loss sum) */
 #define OBS_CHUNK 128   /* observations gathered per ssyrk update */
 #define BLOCK_SUMS 3    /* per block of rows: data loss, regularization, sse */
+#define GROUP_BYTES (256 * 1024) /* rows of Y a group of rows gathers (group_end) */
+#define AHEAD 16        /* entries ahead whose rows of Y are prefetched */
 
 mfr_als_params mfr_als_default_params(void)
 {
@@ -305,6 +307,18 @@ static inline void dot4(const float *restrict v, const float *restrict y0,
 #endif
 
 
+/* Entries ahead whose rows of Y are prefetched: the rows of a long row's
+ * entries are scattered over the other side's factors, past the caches at
+ * scale, and one miss per entry at a time was most of a half-step. */
+static MFR_ALWAYS_INLINE void prefetch_rows(const ctx *h, int64_t e, int64_t end)
+{
+    for (int64_t t = e + AHEAD; t < MFR_MIN(e + AHEAD + 4, end); t++) {
+        const char *row = (const char *)(h->Y + (int64_t)h->R->indices[t] * h->d);
+        for (int32_t l = 0; l < h->d * (int32_t)sizeof(float); l += 64)
+            __builtin_prefetch(row + l, 0, 3);
+    }
+}
+
 /* out += sum over row i's entries of a_e y_e, four entries at a time (their
  * dot products run side by side, their updates share one pass over out):
  *   residual: a_e = c_e t_e - (c_e - w0)(y_e.v)     product: a_e = (c_e - w0)(y_e.v) */
@@ -316,6 +330,7 @@ static MFR_ALWAYS_INLINE void sparse_pass(const ctx *h, int32_t i, const float *
     const int64_t end = R->indptr[i + 1];
     int64_t e = R->indptr[i];
     for (; e + 4 <= end; e += 4) {
+        prefetch_rows(h, e, end);
         const float *restrict y0 = h->Y + (int64_t)R->indices[e] * d,
                               *restrict y1 = h->Y + (int64_t)R->indices[e + 1] * d,
                               *restrict y2 = h->Y + (int64_t)R->indices[e + 2] * d,
@@ -364,13 +379,15 @@ static void dense_block(const ctx *h, const float *V, int32_t n, const float *la
  * part w0 G p of every product is one sgemm for the block; the sparse
  * part sum_obs (c - w0)(y.p) y is applied without forming the matrix. */
 MFR_TARGET_CLONES
-static void solve_cg_block(const ctx *h, float *restrict X, int32_t lo, int32_t n, int steps,
-                           scratch *s)
+static void solve_cg_group(const ctx *h, float *restrict X, int32_t lo, int32_t n, int steps,
+                           scratch *s, int32_t at)
 {
     const int32_t d = h->d;
-    float *restrict Rm = s->R, *restrict P = s->P, *restrict AP = s->AP, *restrict rs = s->rs;
+    float *restrict Rm = s->R + (int64_t)at * d, *restrict P = s->P + (int64_t)at * d,
+                    *restrict AP = s->AP + (int64_t)at * d, *restrict rs = s->rs + at;
+    const float *lam = s->lam + at;
 
-    dense_block(h, X, n, s->lam, AP);
+    dense_block(h, X, n, lam, AP);
     for (int32_t r = 0; r < n; r++) {
         float *restrict x = X + (int64_t)r * d, *restrict res = Rm + (int64_t)r * d;
         for (int32_t f = 0; f < d; f++)
@@ -380,7 +397,7 @@ static void solve_cg_block(const ctx *h, float *restrict X, int32_t lo, int32_t 
         rs[r] = mfr_dot(res, res, d);
     }
     for (int it = 0; it < steps; it++) {
-        dense_block(h, P, n, s->lam, AP);
+        dense_block(h, P, n, lam, AP);
         for (int32_t r = 0; r < n; r++) {
             float *restrict x = X + (int64_t)r * d, *restrict res = Rm + (int64_t)r * d;
             float *restrict p = P + (int64_t)r * d, *restrict ap = AP + (int64_t)r * d;
@@ -403,6 +420,7 @@ static void solve_cg_block(const ctx *h, float *restrict X, int32_t lo, int32_t 
         }
     }
 }
+
 
 /* Squared error of the prediction of raw value v at row x, column j, given
  * dot = x.y_j over the k factors summed as mfr_dot sums it: the prediction
@@ -440,6 +458,7 @@ static double block_data_loss(const ctx *h, const float *X, int32_t lo, int32_t 
         double obs = 0.0, sq_obs = 0.0;
         for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e += 4) {
             const int m = (int)MFR_MIN(4, R->indptr[i + 1] - e);
+            prefetch_rows(h, e, R->indptr[i + 1]);
             const float *y[4];
             float pred[4], dot_k[4];
             for (int u = 0; u < 4; u++) /* short groups repeat their first entry */
@@ -567,6 +586,21 @@ static void block_augment(const ctx *h, int32_t lo, int32_t n, float *Xb, int ou
     }
 }
 
+/* The end of the group of rows from r0 (of the block at lo, n rows) that
+ * are solved and scored together: consecutive rows whose entries' rows of
+ * Y fit in GROUP_BYTES, at least one. Every pass over a group after the
+ * first then reads them from L2 (256 KiB: half of Zen 3's, a quarter of
+ * Zen 4's); a whole block's did not fit once rows grew past ~30 entries. */
+static int32_t group_end(const ctx *h, int32_t lo, int32_t r0, int32_t n)
+{
+    const int64_t *indptr = h->R->indptr + lo;
+    const int64_t budget = GROUP_BYTES / ((int64_t)h->d * (int64_t)sizeof(float));
+    int32_t r1 = r0 + 1;
+    while (r1 < n && indptr[r1 + 1] - indptr[r0] <= budget)
+        r1++;
+    return r1;
+}
+
 /* The rows [lo, lo + n) of the half-step (n <= ROW_BLOCK); adds their
  * objective terms to loss[0] (data, if p->loss) and loss[1] (reg), and
  * their predictions' squared errors to loss[2] (if p->loss). */
@@ -582,16 +616,20 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
         if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
             memset(X + (int64_t)r * d, 0, (size_t)d * sizeof *X); /* nothing to fit: 0 */
     }
-    if (p->solver == MFR_ALS_CG) {
-        solve_cg_block(h, X, lo, n, p->cg_steps, s);
-    } else {
-        for (int32_t r = 0; r < n; r++) {
+    for (int32_t g0 = 0, g1; g0 < n; g0 = g1) {
+        g1 = group_end(h, lo, g0, n);
+        float *Xg = X + (int64_t)g0 * d;
+        if (p->solver == MFR_ALS_CG)
+            solve_cg_group(h, Xg, lo + g0, g1 - g0, p->cg_steps, s, g0);
+        for (int32_t r = g0; r < g1 && p->solver == MFR_ALS_CHOLESKY; r++) {
             if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
                 continue;
             int status = solve_cholesky(h, lo + r, s->lam[r], s, X + (int64_t)r * d);
             if (status != MFR_OK)
                 return status;
         }
+        if (loss && p->loss) /* while the group's rows of Y are in cache */
+            loss[0] += block_data_loss(h, Xg, lo + g0, g1 - g0, s, &loss[2]);
     }
     for (int64_t t = 0; t < (int64_t)n * d; t++)
         if (!isfinite(X[t]))
@@ -603,8 +641,6 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
                 xx += (double)X[(int64_t)r * d + f] * X[(int64_t)r * d + f];
             loss[1] += s->lam[r] * xx;
         }
-        if (p->loss)
-            loss[0] += block_data_loss(h, X, lo, n, s, &loss[2]);
     }
     if (h->xs)
         block_augment(h, lo, n, X, 1);
