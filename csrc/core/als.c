@@ -241,70 +241,6 @@ static int solve_cholesky(const ctx *h, int32_t i, float lam, scratch *s, float 
     return status;
 }
 
-/* Dot products of v with four vectors at once. The short (d ~ 64)
- * products of the sparse passes are bound by their horizontal sums, which
- * mfr_dot leaves as a sequential chain; here the four sums are reduced
- * together by shuffles, log2(8) vector steps for all four after lane
- * j + 8 goes into lane j. GCC's generic vectors take the instruction set of
- * the kernel this is inlined into. */
-#if defined(__GNUC__) && !defined(__clang__)
-
-/* Lane sums of four 16-lane sums held as lo[u] (lanes 0-7) and hi[u]
- * (8-15), pairwise (lanes j and j + 8, then j + 4, j + 2, j + 1, as mfr_dot
- * sums its lanes), the four reductions in shared shuffles. */
-static MFR_ALWAYS_INLINE void reduce4(const mfr_v8 lo[4], const mfr_v8 hi[4], float out[4])
-{
-    const mfr_v8i q1 = {0, 1, 2, 3, 8, 9, 10, 11}, q2 = {4, 5, 6, 7, 12, 13, 14, 15};
-    const mfr_v8i h1 = {0, 1, 4, 5, 8, 9, 12, 13}, h2 = {2, 3, 6, 7, 10, 11, 14, 15};
-    const mfr_v8i s1 = {1, 0, 3, 2, 5, 4, 7, 6};
-    mfr_v8 a[4];
-    for (int u = 0; u < 4; u++)
-        a[u] = lo[u] + hi[u];
-    mfr_v8 ab = __builtin_shuffle(a[0], a[1], q1) + __builtin_shuffle(a[0], a[1], q2);
-    mfr_v8 cd = __builtin_shuffle(a[2], a[3], q1) + __builtin_shuffle(a[2], a[3], q2);
-    mfr_v8 x = __builtin_shuffle(ab, cd, h1) + __builtin_shuffle(ab, cd, h2);
-    x += __builtin_shuffle(x, s1);
-    out[0] = x[0];
-    out[1] = x[2];
-    out[2] = x[4];
-    out[3] = x[6];
-}
-
-static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restrict y0,
-                                   const float *restrict y1, const float *restrict y2,
-                                   const float *restrict y3, int32_t d, float out[4])
-{
-    const float *const y[4] = {y0, y1, y2, y3};
-    mfr_v8 lo[4] = {{0}}, hi[4] = {{0}};
-    int32_t f = 0;
-    for (; f + 16 <= d; f += 16) {
-        const mfr_v8 vl = *(const mfr_v8 *)(v + f), vh = *(const mfr_v8 *)(v + f + 8);
-        for (int u = 0; u < 4; u++) {
-            lo[u] += *(const mfr_v8 *)(y[u] + f) * vl;
-            hi[u] += *(const mfr_v8 *)(y[u] + f + 8) * vh;
-        }
-    }
-    for (int l = 0; f + l < d; l++) /* the tail goes into the first lanes */
-        for (int u = 0; u < 4; u++) {
-            if (l < 8)
-                lo[u][l] += y[u][f + l] * v[f + l];
-            else
-                hi[u][l - 8] += y[u][f + l] * v[f + l];
-        }
-    reduce4(lo, hi, out);
-}
-
-#else
-static inline void dot4(const float *restrict v, const float *restrict y0,
-                        const float *restrict y1, const float *restrict y2,
-                        const float *restrict y3, int32_t d, float out[4])
-{
-    out[0] = mfr_dot(v, y0, d);
-    out[1] = mfr_dot(v, y1, d);
-    out[2] = mfr_dot(v, y2, d);
-    out[3] = mfr_dot(v, y3, d);
-}
-#endif
 
 
 /* Entries ahead whose rows of Y are prefetched: the rows of a long row's
@@ -335,8 +271,9 @@ static MFR_ALWAYS_INLINE void sparse_pass(const ctx *h, int32_t i, const float *
                               *restrict y1 = h->Y + (int64_t)R->indices[e + 1] * d,
                               *restrict y2 = h->Y + (int64_t)R->indices[e + 2] * d,
                               *restrict y3 = h->Y + (int64_t)R->indices[e + 3] * d;
+        const float *const y[4] = {y0, y1, y2, y3};
         float a[4];
-        dot4(v, y0, y1, y2, y3, d, a);
+        mfr_dot4(v, y, d, a);
         for (int u = 0; u < 4; u++) {
             int32_t j = R->indices[e + u];
             float val = value_of(R, e + u), c = conf_of(h, i, j, val);
@@ -463,8 +400,11 @@ static double block_data_loss(const ctx *h, const float *X, int32_t lo, int32_t 
             float pred[4], dot_k[4];
             for (int u = 0; u < 4; u++) /* short groups repeat their first entry */
                 y[u] = h->Y + (int64_t)R->indices[e + (u < m ? u : 0)] * d;
-            dot4(x, y[0], y[1], y[2], y[3], d, pred);
-            mfr_dot4(x, y, k, dot_k);
+            mfr_dot4(x, y, d, pred);
+            if (k < d) /* with biases: the factors' part alone */
+                mfr_dot4(x, y, k, dot_k);
+            else
+                memcpy(dot_k, pred, sizeof dot_k);
             for (int u = 0; u < m; u++) {
                 int32_t j = R->indices[e + u];
                 float v = value_of(R, e + u);
