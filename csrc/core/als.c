@@ -293,27 +293,66 @@ static MFR_ALWAYS_INLINE void sparse_pass(const ctx *h, int32_t i, const float *
     }
 }
 
-/* out = w0 V G + diag(lam) V for n rows V (one sgemm for the block). */
-static void dense_block(const ctx *h, const float *V, int32_t n, const float *lam, float *out)
+/* out = a V G (+ diag(lam) V, lam given) for n rows V, G the symmetric
+ * d x d Gram matrix: row r of V G is sum_c v_r[c] G[c], four rows at a
+ * time so that each load of G serves four. The groups are a few rows, for
+ * which sgemm's calls and packing of G cost more than the products. */
+static MFR_ALWAYS_INLINE void gram_product(const float *restrict G, int32_t d, float a,
+                                           const float *restrict V, int32_t n,
+                                           const float *lam, float *restrict out)
+{
+    const int32_t d16 = d / 16 * 16;
+    for (int32_t r0 = 0; r0 < n; r0 += 4) {
+        const int32_t m = MFR_MIN(4, n - r0);
+        const float *v[4];
+        for (int u = 0; u < 4; u++) /* past the last row: the last row again, unstored */
+            v[u] = V + (int64_t)(r0 + MFR_MIN(u, m - 1)) * d;
+        for (int32_t f0 = 0; f0 < d16; f0 += 16) {
+            mfr_v8 lo[4] = {{0}}, hi[4] = {{0}};
+            for (int32_t c = 0; c < d; c++) {
+                const mfr_v8 gl = *(const mfr_v8 *)(G + (int64_t)c * d + f0),
+                             gh = *(const mfr_v8 *)(G + (int64_t)c * d + f0 + 8);
+                for (int u = 0; u < 4; u++) {
+                    lo[u] += v[u][c] * gl;
+                    hi[u] += v[u][c] * gh;
+                }
+            }
+            for (int u = 0; u < 4; u++)
+                if (u < m) {
+                    float *o = out + (int64_t)(r0 + u) * d + f0;
+                    *(mfr_v8 *)o = a * lo[u];
+                    *(mfr_v8 *)(o + 8) = a * hi[u];
+                }
+        }
+        for (int u = 0; u < m; u++)
+            for (int32_t f = d16; f < d; f++) {
+                float sum = 0.0f;
+                for (int32_t c = 0; c < d; c++)
+                    sum += v[u][c] * G[(int64_t)c * d + f];
+                out[(int64_t)(r0 + u) * d + f] = a * sum;
+            }
+    }
+    for (int32_t r = 0; lam && r < n; r++)
+        axpy(lam[r], V + (int64_t)r * d, out + (int64_t)r * d, d);
+}
+
+/* out = w0 V G + diag(lam) V for n rows V. */
+static MFR_ALWAYS_INLINE void dense_block(const ctx *h, const float *V, int32_t n,
+                                          const float *lam, float *out)
 {
     const int32_t d = h->d;
-    if (h->G)
-        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, h->w0, V, d, h->G,
-                              d, 0.0f, out, d);
-    for (int32_t r = 0; r < n; r++) {
-        const float *restrict v = V + (int64_t)r * d;
-        float *restrict o = out + (int64_t)r * d;
-        if (h->G)
-            axpy(lam[r], v, o, d);
-        else
-            for (int32_t f = 0; f < d; f++)
-                o[f] = lam[r] * v[f];
+    if (h->G) {
+        gram_product(h->G, d, h->w0, V, n, lam, out);
+        return;
     }
+    for (int32_t r = 0; r < n; r++)
+        for (int32_t f = 0; f < d; f++)
+            out[(int64_t)r * d + f] = lam[r] * V[(int64_t)r * d + f];
 }
 
 /* Conjugate gradient on the normal equations of rows lo..lo+n-1, warm-
  * started from their current x, the rows in lockstep so that the dense
- * part w0 G p of every product is one sgemm for the block; the sparse
+ * part w0 G p of every product is one gram_product for the group; the sparse
  * part sum_obs (c - w0)(y.p) y is applied without forming the matrix. */
 MFR_TARGET_CLONES
 static void solve_cg_group(const ctx *h, float *restrict X, int32_t lo, int32_t n, int steps,
@@ -377,7 +416,7 @@ static MFR_ALWAYS_INLINE double predict_error2(const ctx *h, const float *x, int
 
 /* The block's weighted squared errors at its new x, over all entries: the
  * observed ones directly, the unobserved ones as w0 (x^T G x - sum_obs (x.y)^2)
- * with X G one sgemm for the block; *sse += the predictions' plain squared
+ * with X G one gram_product for the rows; *sse += the predictions' plain squared
  * errors on the observed raw values (predict_error2). */
 MFR_TARGET_CLONES
 static double block_data_loss(const ctx *h, const float *X, int32_t lo, int32_t n, scratch *s,
@@ -387,8 +426,7 @@ static double block_data_loss(const ctx *h, const float *X, int32_t lo, int32_t 
     const int32_t d = h->d, k = h->ob ? d - 1 : d; /* biases: x = (x, b_x), y = (y, 1) */
     double total = 0.0;
     if (h->G)
-        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, 1.0f, X, d, h->G, d,
-                              0.0f, s->AP, d);
+        gram_product(h->G, d, 1.0f, X, n, NULL, s->AP);
     for (int32_t r = 0; r < n; r++) {
         const int32_t i = lo + r;
         const float *x = X + (int64_t)r * d;
