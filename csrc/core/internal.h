@@ -55,6 +55,10 @@ typedef float mfr_v8 __attribute__((vector_size(32), aligned(4)));
 typedef int32_t mfr_v8i __attribute__((vector_size(32), aligned(4)));
 extern const int32_t mfr_tail_mask[32]; /* 16 zeros, then 16 all-ones */
 
+/* keys[0..n) sorted by their high 32 bits, stably (common.c); tmp has room
+ * for n keys. A sort key goes in the high half, what it sorts in the low. */
+void mfr_sort_by_high32(uint64_t *restrict keys, uint64_t *restrict tmp, int64_t n);
+
 /* The sum of *v's 8 lanes, pairwise: lane j + 4 into lane j, then j + 2,
  * then j + 1. */
 static MFR_ALWAYS_INLINE float mfr_sum8(const mfr_v8 *v)
