@@ -241,11 +241,10 @@ static int solve_cholesky(const ctx *h, int32_t i, float lam, scratch *s, float 
     return status;
 }
 
-
-
-/* Entries ahead whose rows of Y are prefetched: the rows of a long row's
- * entries are scattered over the other side's factors, past the caches at
- * scale, and one miss per entry at a time was most of a half-step. */
+/* Prefetch the rows of Y of the entries AHEAD to AHEAD + 3 past e (before
+ * end): a row's entries are scattered over the other side's factors, past
+ * the caches at scale, and waiting on one miss an entry at a time was most
+ * of a half-step. */
 static MFR_ALWAYS_INLINE void prefetch_rows(const ctx *h, int64_t e, int64_t end)
 {
     for (int64_t t = e + AHEAD; t < MFR_MIN(e + AHEAD + 4, end); t++) {
@@ -350,10 +349,12 @@ static MFR_ALWAYS_INLINE void dense_block(const ctx *h, const float *V, int32_t 
             out[(int64_t)r * d + f] = lam[r] * V[(int64_t)r * d + f];
 }
 
-/* Conjugate gradient on the normal equations of rows lo..lo+n-1, warm-
- * started from their current x, the rows in lockstep so that the dense
- * part w0 G p of every product is one gram_product for the group; the sparse
- * part sum_obs (c - w0)(y.p) y is applied without forming the matrix. */
+/* Conjugate gradient on the normal equations of rows lo..lo+n-1 (a group:
+ * group_end), warm-started from their current x, the rows in lockstep so
+ * that the dense part w0 G p of every product is one gram_product for the
+ * group; the sparse part sum_obs (c - w0)(y.p) y is applied without
+ * forming the matrix. The group's vectors are the block scratch's rows
+ * from `at` on. */
 MFR_TARGET_CLONES
 static void solve_cg_group(const ctx *h, float *restrict X, int32_t lo, int32_t n, int steps,
                            scratch *s, int32_t at)
