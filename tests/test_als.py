@@ -235,6 +235,57 @@ def test_cg_converges_to_the_solution_and_never_increases_the_row_objective(mode
     assert row_relative_error(X, ref, floor=typical).max() < 1e-3
 
 
+def reference_cg(mask, values, Y, X0, steps, lam, w0=0.0, alpha=0.0, binary=False,
+                 scale=False):
+    """`steps` conjugate-gradient steps on each row's normal equations (as
+    reference_half_step forms them), warm-started from X0's row."""
+    W, T = dense_weights_targets(mask, values, w0, alpha, binary, None, None, 0.0, None)
+    Yd = Y.astype(float)
+    X = X0.astype(float)
+    for i in range(len(X)):
+        li = lam * mask[i].sum() if scale else lam
+        A = (Yd * W[i][:, None]).T @ Yd + li * np.eye(Yd.shape[1])
+        x = X[i]
+        r = (Yd * W[i][:, None]).T @ T[i] - A @ x
+        p, rs = r.copy(), r @ r
+        for _ in range(steps):
+            ap = A @ p
+            a = rs / (p @ ap)
+            x, r = x + a * p, r - a * ap
+            p, rs = r + (r @ r) / rs * p, r @ r
+        X[i] = x
+    return X
+
+
+@pytest.mark.parametrize("mode", ["explicit-scaled", "implicit"])
+def test_cg_rows_grouped_by_what_fits_in_cache_take_their_own_steps(mode, rng):
+    """The kernel solves a block's rows in groups whose gathered factor rows
+    fit in cache (1024 entries at k = 64): rows of 1-1400 entries make groups
+    of one row and of many, across two blocks. Every row takes exactly its
+    own CG steps, and the objective and sse sum every group's rows."""
+    k, n_rows, n_cols = 64, 70, 1500
+    lengths = rng.choice([1, 30, 200, 700, 1100, 1400], n_rows)
+    mask = np.zeros((n_rows, n_cols), bool)
+    for row, n in enumerate(lengths):
+        mask[row, rng.choice(n_cols, n, replace=False)] = True
+    values = np.where(mask, rng.integers(1, 6, mask.shape), 0).astype(np.float32)
+    rows, cols = np.nonzero(mask)
+    csr = _core.build_csr(rows.astype(np.int32), cols.astype(np.int32), values[rows, cols],
+                          n_rows, n_cols)
+    Y = rng.normal(0, 0.1, (n_cols, k)).astype(np.float32)
+    m = mode_arguments(mode, rng, n_rows, n_cols)
+    X0 = rng.normal(0, 0.1, (n_rows, k)).astype(np.float32)
+    X = X0.copy()
+    stats = _core.als_half_step(*csr, Y, X, solver="cg", cg_steps=3, n_threads=2,
+                                **kernel_kwargs(m))
+    ref = reference_cg(mask, values, Y, X0, 3, **m)
+    assert row_relative_error(X, ref).max() < 1e-4
+    data, reg = reference_loss(mask, values, X, Y, **m)
+    assert stats["data"] == pytest.approx(data, rel=1e-5)
+    assert stats["reg"] == pytest.approx(reg, rel=1e-5)
+    assert stats["sse"] == pytest.approx(reference_sse(mask, values, X, Y), rel=1e-5)
+
+
 def test_half_step_leaves_inputs_alone(rng):
     mask, values, csr, Y = small_problem(rng)
     copies = [a.copy() for a in csr] + [Y.copy()]

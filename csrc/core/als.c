@@ -50,6 +50,8 @@
 #define ROW_BLOCK 32    /* rows per unit of parallel work (and loss sum) */
 #define OBS_CHUNK 128   /* observations gathered per ssyrk update */
 #define BLOCK_SUMS 3    /* per block of rows: data loss, regularization, sse */
+#define GROUP_BYTES (256 * 1024) /* rows of Y a group of rows gathers (group_end) */
+#define AHEAD 16        /* entries ahead whose rows of Y are prefetched */
 
 mfr_als_params mfr_als_default_params(void)
 {
@@ -239,71 +241,18 @@ static int solve_cholesky(const ctx *h, int32_t i, float lam, scratch *s, float 
     return status;
 }
 
-/* Dot products of v with four vectors at once. The short (d ~ 64)
- * products of the sparse passes are bound by their horizontal sums, which
- * mfr_dot leaves as a sequential chain; here the four sums are reduced
- * together by shuffles, log2(8) vector steps for all four after lane
- * j + 8 goes into lane j. GCC's generic vectors take the instruction set of
- * the kernel this is inlined into. */
-#if defined(__GNUC__) && !defined(__clang__)
-
-/* Lane sums of four 16-lane sums held as lo[u] (lanes 0-7) and hi[u]
- * (8-15), pairwise (lanes j and j + 8, then j + 4, j + 2, j + 1, as mfr_dot
- * sums its lanes), the four reductions in shared shuffles. */
-static MFR_ALWAYS_INLINE void reduce4(const mfr_v8 lo[4], const mfr_v8 hi[4], float out[4])
+/* Prefetch the rows of Y of the entries AHEAD to AHEAD + 3 past e (before
+ * end): a row's entries are scattered over the other side's factors, past
+ * the caches at scale, and waiting on one miss an entry at a time was most
+ * of a half-step. */
+static MFR_ALWAYS_INLINE void prefetch_rows(const ctx *h, int64_t e, int64_t end)
 {
-    const mfr_v8i q1 = {0, 1, 2, 3, 8, 9, 10, 11}, q2 = {4, 5, 6, 7, 12, 13, 14, 15};
-    const mfr_v8i h1 = {0, 1, 4, 5, 8, 9, 12, 13}, h2 = {2, 3, 6, 7, 10, 11, 14, 15};
-    const mfr_v8i s1 = {1, 0, 3, 2, 5, 4, 7, 6};
-    mfr_v8 a[4];
-    for (int u = 0; u < 4; u++)
-        a[u] = lo[u] + hi[u];
-    mfr_v8 ab = __builtin_shuffle(a[0], a[1], q1) + __builtin_shuffle(a[0], a[1], q2);
-    mfr_v8 cd = __builtin_shuffle(a[2], a[3], q1) + __builtin_shuffle(a[2], a[3], q2);
-    mfr_v8 x = __builtin_shuffle(ab, cd, h1) + __builtin_shuffle(ab, cd, h2);
-    x += __builtin_shuffle(x, s1);
-    out[0] = x[0];
-    out[1] = x[2];
-    out[2] = x[4];
-    out[3] = x[6];
-}
-
-static MFR_ALWAYS_INLINE void dot4(const float *restrict v, const float *restrict y0,
-                                   const float *restrict y1, const float *restrict y2,
-                                   const float *restrict y3, int32_t d, float out[4])
-{
-    const float *const y[4] = {y0, y1, y2, y3};
-    mfr_v8 lo[4] = {{0}}, hi[4] = {{0}};
-    int32_t f = 0;
-    for (; f + 16 <= d; f += 16) {
-        const mfr_v8 vl = *(const mfr_v8 *)(v + f), vh = *(const mfr_v8 *)(v + f + 8);
-        for (int u = 0; u < 4; u++) {
-            lo[u] += *(const mfr_v8 *)(y[u] + f) * vl;
-            hi[u] += *(const mfr_v8 *)(y[u] + f + 8) * vh;
-        }
+    for (int64_t t = e + AHEAD; t < MFR_MIN(e + AHEAD + 4, end); t++) {
+        const char *row = (const char *)(h->Y + (int64_t)h->R->indices[t] * h->d);
+        for (int32_t l = 0; l < h->d * (int32_t)sizeof(float); l += 64)
+            __builtin_prefetch(row + l, 0, 3);
     }
-    for (int l = 0; f + l < d; l++) /* the tail goes into the first lanes */
-        for (int u = 0; u < 4; u++) {
-            if (l < 8)
-                lo[u][l] += y[u][f + l] * v[f + l];
-            else
-                hi[u][l - 8] += y[u][f + l] * v[f + l];
-        }
-    reduce4(lo, hi, out);
 }
-
-#else
-static inline void dot4(const float *restrict v, const float *restrict y0,
-                        const float *restrict y1, const float *restrict y2,
-                        const float *restrict y3, int32_t d, float out[4])
-{
-    out[0] = mfr_dot(v, y0, d);
-    out[1] = mfr_dot(v, y1, d);
-    out[2] = mfr_dot(v, y2, d);
-    out[3] = mfr_dot(v, y3, d);
-}
-#endif
-
 
 /* out += sum over row i's entries of a_e y_e, four entries at a time (their
  * dot products run side by side, their updates share one pass over out):
@@ -316,12 +265,14 @@ static MFR_ALWAYS_INLINE void sparse_pass(const ctx *h, int32_t i, const float *
     const int64_t end = R->indptr[i + 1];
     int64_t e = R->indptr[i];
     for (; e + 4 <= end; e += 4) {
+        prefetch_rows(h, e, end);
         const float *restrict y0 = h->Y + (int64_t)R->indices[e] * d,
                               *restrict y1 = h->Y + (int64_t)R->indices[e + 1] * d,
                               *restrict y2 = h->Y + (int64_t)R->indices[e + 2] * d,
                               *restrict y3 = h->Y + (int64_t)R->indices[e + 3] * d;
+        const float *const y[4] = {y0, y1, y2, y3};
         float a[4];
-        dot4(v, y0, y1, y2, y3, d, a);
+        mfr_dot4(v, y, d, a);
         for (int u = 0; u < 4; u++) {
             int32_t j = R->indices[e + u];
             float val = value_of(R, e + u), c = conf_of(h, i, j, val);
@@ -341,36 +292,79 @@ static MFR_ALWAYS_INLINE void sparse_pass(const ctx *h, int32_t i, const float *
     }
 }
 
-/* out = w0 V G + diag(lam) V for n rows V (one sgemm for the block). */
-static void dense_block(const ctx *h, const float *V, int32_t n, const float *lam, float *out)
+/* out = a V G (+ diag(lam) V, lam given) for n rows V, G the symmetric
+ * d x d Gram matrix: row r of V G is sum_c v_r[c] G[c], four rows at a
+ * time so that each load of G serves four. The groups are a few rows, for
+ * which sgemm's calls and packing of G cost more than the products. */
+static MFR_ALWAYS_INLINE void gram_product(const float *restrict G, int32_t d, float a,
+                                           const float *restrict V, int32_t n,
+                                           const float *lam, float *restrict out)
 {
-    const int32_t d = h->d;
-    if (h->G)
-        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, h->w0, V, d, h->G,
-                              d, 0.0f, out, d);
-    for (int32_t r = 0; r < n; r++) {
-        const float *restrict v = V + (int64_t)r * d;
-        float *restrict o = out + (int64_t)r * d;
-        if (h->G)
-            axpy(lam[r], v, o, d);
-        else
-            for (int32_t f = 0; f < d; f++)
-                o[f] = lam[r] * v[f];
+    const int32_t d16 = d / 16 * 16;
+    for (int32_t r0 = 0; r0 < n; r0 += 4) {
+        const int32_t m = MFR_MIN(4, n - r0);
+        const float *v[4];
+        for (int u = 0; u < 4; u++) /* past the last row: the last row again, unstored */
+            v[u] = V + (int64_t)(r0 + MFR_MIN(u, m - 1)) * d;
+        for (int32_t f0 = 0; f0 < d16; f0 += 16) {
+            mfr_v8 lo[4] = {{0}}, hi[4] = {{0}};
+            for (int32_t c = 0; c < d; c++) {
+                const mfr_v8 gl = *(const mfr_v8 *)(G + (int64_t)c * d + f0),
+                             gh = *(const mfr_v8 *)(G + (int64_t)c * d + f0 + 8);
+                for (int u = 0; u < 4; u++) {
+                    lo[u] += v[u][c] * gl;
+                    hi[u] += v[u][c] * gh;
+                }
+            }
+            for (int u = 0; u < 4; u++)
+                if (u < m) {
+                    float *o = out + (int64_t)(r0 + u) * d + f0;
+                    *(mfr_v8 *)o = a * lo[u];
+                    *(mfr_v8 *)(o + 8) = a * hi[u];
+                }
+        }
+        for (int u = 0; u < m; u++)
+            for (int32_t f = d16; f < d; f++) {
+                float sum = 0.0f;
+                for (int32_t c = 0; c < d; c++)
+                    sum += v[u][c] * G[(int64_t)c * d + f];
+                out[(int64_t)(r0 + u) * d + f] = a * sum;
+            }
     }
+    for (int32_t r = 0; lam && r < n; r++)
+        axpy(lam[r], V + (int64_t)r * d, out + (int64_t)r * d, d);
 }
 
-/* Conjugate gradient on the normal equations of rows lo..lo+n-1, warm-
- * started from their current x, the rows in lockstep so that the dense
- * part w0 G p of every product is one sgemm for the block; the sparse
- * part sum_obs (c - w0)(y.p) y is applied without forming the matrix. */
-MFR_TARGET_CLONES
-static void solve_cg_block(const ctx *h, float *restrict X, int32_t lo, int32_t n, int steps,
-                           scratch *s)
+/* out = w0 V G + diag(lam) V for n rows V. */
+static MFR_ALWAYS_INLINE void dense_block(const ctx *h, const float *V, int32_t n,
+                                          const float *lam, float *out)
 {
     const int32_t d = h->d;
-    float *restrict Rm = s->R, *restrict P = s->P, *restrict AP = s->AP, *restrict rs = s->rs;
+    if (h->G) {
+        gram_product(h->G, d, h->w0, V, n, lam, out);
+        return;
+    }
+    for (int32_t r = 0; r < n; r++)
+        for (int32_t f = 0; f < d; f++)
+            out[(int64_t)r * d + f] = lam[r] * V[(int64_t)r * d + f];
+}
 
-    dense_block(h, X, n, s->lam, AP);
+/* Conjugate gradient on the normal equations of rows lo..lo+n-1 (a group:
+ * group_end), warm-started from their current x, the rows in lockstep so
+ * that the dense part w0 G p of every product is one gram_product for the
+ * group; the sparse part sum_obs (c - w0)(y.p) y is applied without
+ * forming the matrix. The group's vectors are the block scratch's rows
+ * from `at` on. */
+MFR_TARGET_CLONES
+static void solve_cg_group(const ctx *h, float *restrict X, int32_t lo, int32_t n, int steps,
+                           scratch *s, int32_t at)
+{
+    const int32_t d = h->d;
+    float *restrict Rm = s->R + (int64_t)at * d, *restrict P = s->P + (int64_t)at * d,
+                    *restrict AP = s->AP + (int64_t)at * d, *restrict rs = s->rs + at;
+    const float *lam = s->lam + at;
+
+    dense_block(h, X, n, lam, AP);
     for (int32_t r = 0; r < n; r++) {
         float *restrict x = X + (int64_t)r * d, *restrict res = Rm + (int64_t)r * d;
         for (int32_t f = 0; f < d; f++)
@@ -380,7 +374,7 @@ static void solve_cg_block(const ctx *h, float *restrict X, int32_t lo, int32_t 
         rs[r] = mfr_dot(res, res, d);
     }
     for (int it = 0; it < steps; it++) {
-        dense_block(h, P, n, s->lam, AP);
+        dense_block(h, P, n, lam, AP);
         for (int32_t r = 0; r < n; r++) {
             float *restrict x = X + (int64_t)r * d, *restrict res = Rm + (int64_t)r * d;
             float *restrict p = P + (int64_t)r * d, *restrict ap = AP + (int64_t)r * d;
@@ -404,6 +398,7 @@ static void solve_cg_block(const ctx *h, float *restrict X, int32_t lo, int32_t 
     }
 }
 
+
 /* Squared error of the prediction of raw value v at row x, column j, given
  * dot = x.y_j over the k factors summed as mfr_dot sums it: the prediction
  * as mfr_predict forms it. Only the offset is float here (mu is double
@@ -422,7 +417,7 @@ static MFR_ALWAYS_INLINE double predict_error2(const ctx *h, const float *x, int
 
 /* The block's weighted squared errors at its new x, over all entries: the
  * observed ones directly, the unobserved ones as w0 (x^T G x - sum_obs (x.y)^2)
- * with X G one sgemm for the block; *sse += the predictions' plain squared
+ * with X G one gram_product for the rows; *sse += the predictions' plain squared
  * errors on the observed raw values (predict_error2). */
 MFR_TARGET_CLONES
 static double block_data_loss(const ctx *h, const float *X, int32_t lo, int32_t n, scratch *s,
@@ -432,20 +427,23 @@ static double block_data_loss(const ctx *h, const float *X, int32_t lo, int32_t 
     const int32_t d = h->d, k = h->ob ? d - 1 : d; /* biases: x = (x, b_x), y = (y, 1) */
     double total = 0.0;
     if (h->G)
-        MFR_BLAS(cblas_sgemm)(MfrRowMajor, MfrNoTrans, MfrNoTrans, n, d, d, 1.0f, X, d, h->G, d,
-                              0.0f, s->AP, d);
+        gram_product(h->G, d, 1.0f, X, n, NULL, s->AP);
     for (int32_t r = 0; r < n; r++) {
         const int32_t i = lo + r;
         const float *x = X + (int64_t)r * d;
         double obs = 0.0, sq_obs = 0.0;
         for (int64_t e = R->indptr[i]; e < R->indptr[i + 1]; e += 4) {
             const int m = (int)MFR_MIN(4, R->indptr[i + 1] - e);
+            prefetch_rows(h, e, R->indptr[i + 1]);
             const float *y[4];
             float pred[4], dot_k[4];
             for (int u = 0; u < 4; u++) /* short groups repeat their first entry */
                 y[u] = h->Y + (int64_t)R->indices[e + (u < m ? u : 0)] * d;
-            dot4(x, y[0], y[1], y[2], y[3], d, pred);
-            mfr_dot4(x, y, k, dot_k);
+            mfr_dot4(x, y, d, pred);
+            if (k < d) /* with biases: the factors' part alone */
+                mfr_dot4(x, y, k, dot_k);
+            else
+                memcpy(dot_k, pred, sizeof dot_k);
             for (int u = 0; u < m; u++) {
                 int32_t j = R->indices[e + u];
                 float v = value_of(R, e + u);
@@ -567,6 +565,21 @@ static void block_augment(const ctx *h, int32_t lo, int32_t n, float *Xb, int ou
     }
 }
 
+/* The end of the group of rows from r0 (of the block at lo, n rows) that
+ * are solved and scored together: consecutive rows whose entries' rows of
+ * Y fit in GROUP_BYTES, at least one. Every pass over a group after the
+ * first then reads them from L2 (256 KiB: half of Zen 3's, a quarter of
+ * Zen 4's); a whole block's did not fit once rows grew past ~30 entries. */
+static int32_t group_end(const ctx *h, int32_t lo, int32_t r0, int32_t n)
+{
+    const int64_t *indptr = h->R->indptr + lo;
+    const int64_t budget = GROUP_BYTES / ((int64_t)h->d * (int64_t)sizeof(float));
+    int32_t r1 = r0 + 1;
+    while (r1 < n && indptr[r1 + 1] - indptr[r0] <= budget)
+        r1++;
+    return r1;
+}
+
 /* The rows [lo, lo + n) of the half-step (n <= ROW_BLOCK); adds their
  * objective terms to loss[0] (data, if p->loss) and loss[1] (reg), and
  * their predictions' squared errors to loss[2] (if p->loss). */
@@ -582,16 +595,20 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
         if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
             memset(X + (int64_t)r * d, 0, (size_t)d * sizeof *X); /* nothing to fit: 0 */
     }
-    if (p->solver == MFR_ALS_CG) {
-        solve_cg_block(h, X, lo, n, p->cg_steps, s);
-    } else {
-        for (int32_t r = 0; r < n; r++) {
+    for (int32_t g0 = 0, g1; g0 < n; g0 = g1) {
+        g1 = group_end(h, lo, g0, n);
+        float *Xg = X + (int64_t)g0 * d;
+        if (p->solver == MFR_ALS_CG)
+            solve_cg_group(h, Xg, lo + g0, g1 - g0, p->cg_steps, s, g0);
+        for (int32_t r = g0; r < g1 && p->solver == MFR_ALS_CHOLESKY; r++) {
             if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
                 continue;
             int status = solve_cholesky(h, lo + r, s->lam[r], s, X + (int64_t)r * d);
             if (status != MFR_OK)
                 return status;
         }
+        if (loss && p->loss) /* while the group's rows of Y are in cache */
+            loss[0] += block_data_loss(h, Xg, lo + g0, g1 - g0, s, &loss[2]);
     }
     for (int64_t t = 0; t < (int64_t)n * d; t++)
         if (!isfinite(X[t]))
@@ -603,8 +620,6 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
                 xx += (double)X[(int64_t)r * d + f] * X[(int64_t)r * d + f];
             loss[1] += s->lam[r] * xx;
         }
-        if (p->loss)
-            loss[0] += block_data_loss(h, X, lo, n, s, &loss[2]);
     }
     if (h->xs)
         block_augment(h, lo, n, X, 1);

@@ -57,6 +57,10 @@ extern const int32_t mfr_tail_mask[32]; /* 16 zeros, then 16 all-ones */
 
 typedef float mfr_v4 __attribute__((vector_size(16), aligned(4)));
 
+/* keys[0..n) sorted by their high 32 bits, stably (common.c); tmp has room
+ * for n keys. A sort key goes in the high half, what it sorts in the low. */
+void mfr_sort_by_high32(uint64_t *restrict keys, uint64_t *restrict tmp, int64_t n);
+
 /* The sum of *v's 8 lanes, pairwise: lane j + 4 into lane j, then j + 2,
  * then j + 1. In registers (through an array in memory, GCC stored the
  * vector and loaded lanes back: a store forwarding on every dot product). */
@@ -122,6 +126,36 @@ static MFR_ALWAYS_INLINE float mfr_dot(const float *restrict a, const float *res
     return mfr_sum8(&lo);
 }
 
+/* out[c] = mfr_sum8(lo[c] + hi[c]) for c < 4, summed in the same pairwise
+ * order (lane j + 8 into j, then j + 4, j + 2, j + 1) but the four at once,
+ * in shared shuffles: the short (k ~ 64) products of the sparse passes are
+ * bound by their horizontal sums. GCC's generic vectors take the
+ * instruction set of the kernel this is inlined into. */
+static MFR_ALWAYS_INLINE void mfr_sum8x4(const mfr_v8 lo[4], const mfr_v8 hi[4], float out[4])
+{
+#if defined(__GNUC__) && !defined(__clang__)
+    const mfr_v8i q1 = {0, 1, 2, 3, 8, 9, 10, 11}, q2 = {4, 5, 6, 7, 12, 13, 14, 15};
+    const mfr_v8i h1 = {0, 1, 4, 5, 8, 9, 12, 13}, h2 = {2, 3, 6, 7, 10, 11, 14, 15};
+    const mfr_v8i s1 = {1, 0, 3, 2, 5, 4, 7, 6};
+    mfr_v8 a[4];
+    for (int u = 0; u < 4; u++)
+        a[u] = lo[u] + hi[u];
+    mfr_v8 ab = __builtin_shuffle(a[0], a[1], q1) + __builtin_shuffle(a[0], a[1], q2);
+    mfr_v8 cd = __builtin_shuffle(a[2], a[3], q1) + __builtin_shuffle(a[2], a[3], q2);
+    mfr_v8 x = __builtin_shuffle(ab, cd, h1) + __builtin_shuffle(ab, cd, h2);
+    x += __builtin_shuffle(x, s1);
+    out[0] = x[0];
+    out[1] = x[2];
+    out[2] = x[4];
+    out[3] = x[6];
+#else
+    for (int c = 0; c < 4; c++) {
+        mfr_v8 a = lo[c] + hi[c];
+        out[c] = mfr_sum8(&a);
+    }
+#endif
+}
+
 /* The four dot products of a[c] with b[c], c = 0..3, each summed lane for
  * lane as mfr_dot sums it (so each equals mfr_dot's), side by side: one
  * product's sums wait on its FMAs in turn, four of them keep the FMA units
@@ -152,10 +186,7 @@ static MFR_ALWAYS_INLINE void mfr_dots4(const float *const a[4], const float *co
             hi[c] += (mfr_v8)((mfr_v8i)h & mh);
         }
     }
-    for (int c = 0; c < 4; c++) {
-        lo[c] += hi[c];
-        out[c] = mfr_sum8(&lo[c]);
-    }
+    mfr_sum8x4(lo, hi, out);
 }
 
 /* mfr_dots4 of one vector a with four b[c]. */

@@ -59,34 +59,6 @@ int mfr_check_triplets(int64_t nnz, const int32_t *rows, int32_t n_rows,
     return MFR_OK;
 }
 
-/* keys[0..n) sorted by their high 32 bits (the column), stably: a least
- * significant digit radix sort a byte at a time, skipping the bytes that
- * every key shares (the high ones, for fewer than 2^24 columns); tmp has
- * room for n keys. With qsort (a call through a comparison function per
- * comparison) sorting the rows was about two thirds of building a CSR of
- * 25M ratings in rows of 154 on average; building it now takes 0.3-0.5
- * of the time. */
-static void radix_sort_keys(uint64_t *restrict keys, uint64_t *restrict tmp, int64_t n)
-{
-    uint64_t *from = keys, *to = tmp;
-    for (int shift = 32; shift < 64; shift += 8) {
-        int64_t count[257] = {0};
-        for (int64_t j = 0; j < n; j++)
-            count[((from[j] >> shift) & 0xff) + 1]++;
-        if (count[((from[0] >> shift) & 0xff) + 1] == n)
-            continue;
-        for (int d = 0; d < 256; d++)
-            count[d + 1] += count[d];
-        for (int64_t j = 0; j < n; j++)
-            to[count[(from[j] >> shift) & 0xff]++] = from[j];
-        uint64_t *t = from;
-        from = to;
-        to = t;
-    }
-    if (from != keys)
-        memcpy(keys, from, (size_t)n * sizeof *keys);
-}
-
 /* Row r's entries sorted by column, stably: insertion sort for short rows,
  * and a radix sort of (column, value bits) keys in `keys` (room for twice
  * the longest row) for long ones. Columns are distinct unless the row has
@@ -121,7 +93,7 @@ static void sort_row(int32_t *restrict cols, float *restrict vals, int64_t n,
             memcpy(&bits, &vals[j], sizeof bits);
         keys[j] = (uint64_t)(uint32_t)cols[j] << 32 | bits;
     }
-    radix_sort_keys(keys, keys + n, n);
+    mfr_sort_by_high32(keys, keys + n, n);
     for (int64_t j = 0; j < n; j++) {
         cols[j] = (int32_t)(keys[j] >> 32);
         if (vals) {

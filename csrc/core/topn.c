@@ -225,26 +225,6 @@ static float row_norm(const float *x, int32_t k)
     return (float)sqrt(s);
 }
 
-/* Sort id[0..n) by key[id] ascending, stably (LSD radix sort on bytes);
- * tmp holds 2n entries. */
-static void radix_sort(uint32_t *key, int32_t *id, int32_t n, uint32_t *tmp_key, int32_t *tmp_id)
-{
-    for (int shift = 0; shift < 32; shift += 8) {
-        int32_t count[257] = {0};
-        for (int32_t p = 0; p < n; p++)
-            count[((key[p] >> shift) & 255u) + 1]++;
-        for (int d = 0; d < 256; d++)
-            count[d + 1] += count[d];
-        for (int32_t p = 0; p < n; p++) {
-            int32_t at = count[(key[p] >> shift) & 255u]++;
-            tmp_key[at] = key[p];
-            tmp_id[at] = id[p];
-        }
-        memcpy(key, tmp_key, sizeof(uint32_t) * (size_t)n);
-        memcpy(id, tmp_id, sizeof(int32_t) * (size_t)n);
-    }
-}
-
 /* The sort key of a reach r >= 0 (the bits of +inf less its bits):
  * larger reach first; NaN last (such targets never score). */
 #define REACH_INF 0x7f800000u
@@ -261,26 +241,26 @@ static int targets_order(const topn_job *job, int32_t *id, topn_targets *t)
 {
     const int32_t n_t = t->n_t;
     const size_t m = (size_t)MFR_MAX(n_t, 1);
-    uint32_t *key = malloc(sizeof(uint32_t) * 2 * m);
-    int32_t *tmp = malloc(sizeof(int32_t) * m);
+    uint64_t *keys = malloc(sizeof(uint64_t) * 2 * m); /* (reach key, id) */
     float *reach = t->own[3] = malloc(sizeof(float) * m);
     float *top = t->own[4] = job->col_bias ? malloc(sizeof(float) * m) : NULL;
     int status = MFR_ENOMEM;
-    if (!key || !tmp || !reach || (job->col_bias && !top))
+    if (!keys || !reach || (job->col_bias && !top))
         goto cleanup;
     for (int32_t p = 0; p < n_t; p++) {
         int32_t j = id[p];
-        reach[p] = row_norm(job->Y + (size_t)j * job->k, job->k) *
-                   (job->col_scale ? fabsf(job->col_scale[j]) : 1.0f);
-        key[p] = reach_key(reach[p]);
+        float r = row_norm(job->Y + (size_t)j * job->k, job->k) *
+                  (job->col_scale ? fabsf(job->col_scale[j]) : 1.0f);
+        keys[p] = (uint64_t)reach_key(r) << 32 | (uint32_t)j;
     }
-    radix_sort(key, id, n_t, key + m, tmp);
+    mfr_sort_by_high32(keys, keys + m, n_t);
     /* sorted, a reach is the largest from its position on (NaN: -inf) */
     float most_b = -INFINITY;
     for (int32_t p = n_t - 1; p >= 0; p--) {
-        uint32_t bits = REACH_INF - key[p];
+        const uint32_t key = (uint32_t)(keys[p] >> 32), bits = REACH_INF - key;
+        id[p] = (int32_t)(uint32_t)keys[p];
         memcpy(&reach[p], &bits, sizeof bits);
-        reach[p] = key[p] == 0xffffffffu ? -INFINITY : reach[p];
+        reach[p] = key == 0xffffffffu ? -INFINITY : reach[p];
         if (top) {
             float b = job->col_bias[id[p]];
             most_b = b > most_b ? b : most_b; /* NaN biases never score */
@@ -291,8 +271,7 @@ static int targets_order(const topn_job *job, int32_t *id, topn_targets *t)
     t->top_bias = top;
     status = MFR_OK;
 cleanup:
-    free(key);
-    free(tmp);
+    free(keys);
     return status;
 }
 
@@ -418,6 +397,15 @@ static float nth_largest(const float *x, int32_t len, int32_t n, float *top)
     return top[n - 1];
 }
 
+/* -inf in S for target j, if the tile (positions p0 .. p0 + len - 1,
+ * targets id[p] ascending, or p without id) holds it. */
+static void mask_target(float *S, const int32_t *id, int32_t p0, int32_t len, int32_t j)
+{
+    const int64_t t = id ? mfr_sorted_find(id + p0, len, j) : j - p0;
+    if (t >= 0)
+        S[t] = -INFINITY;
+}
+
 /* Set the scores of the targets query q leaves out to -inf in a tile row
  * of targets by index (positions p0 .. p0 + len; id: the pool or NULL),
  * walking its skip list from the tile's first target. */
@@ -426,16 +414,10 @@ static void mask_skipped(float *S, const int32_t *id, int32_t p0, int32_t len,
 {
     const int32_t first = id ? id[p0] : p0, last = id ? id[p0 + len - 1] : p0 + len - 1;
     for (int64_t e = mfr_lower_bound(q->skip, q->n_skip, first);
-         e < q->n_skip && q->skip[e] <= last; e++) {
-        int64_t t = id ? mfr_sorted_find(id + p0, len, q->skip[e]) : q->skip[e] - p0;
-        if (t >= 0)
-            S[t] = -INFINITY;
-    }
-    if (q->self >= first && q->self <= last) {
-        int64_t t = id ? mfr_sorted_find(id + p0, len, q->self) : q->self - p0;
-        if (t >= 0)
-            S[t] = -INFINITY;
-    }
+         e < q->n_skip && q->skip[e] <= last; e++)
+        mask_target(S, id, p0, len, q->skip[e]);
+    if (q->self >= first && q->self <= last)
+        mask_target(S, id, p0, len, q->self);
 }
 
 /* Offer the scores of one row of a tile (positions p0 + t, target id[p]
