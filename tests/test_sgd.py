@@ -140,6 +140,24 @@ def test_epoch_of_independent_ratings_matches_numpy(n_threads, rng):
     assert loss == pytest.approx(np.mean(np.square(errors)), rel=1e-5)
 
 
+def test_epoch_of_a_million_independent_ratings_visits_each_once(rng):
+    """From 2^20 ratings the epoch's order is shuffled by buckets (each in
+    cache) rather than by one Fisher-Yates pass: still every rating exactly
+    once, so independent ratings take one reference step each."""
+    n, k, lr, reg = (1 << 20) + 3, 4, 0.03, 0.02
+    P, Q = (rng.normal(0, 0.3, (n, k)).astype(np.float32) for _ in range(2))
+    items = rng.permutation(n)
+    r = rng.integers(1, 6, n).astype(np.float32)
+    core = core_model(P, Q)
+    loss = sgd_epoch(core, np.arange(n), items, r, lr, reg, False)
+    P2, Q2 = P.astype(np.float64), Q.astype(np.float64)[items]
+    e = r - np.einsum("ij,ij->i", P2, Q2)
+    want_p, want_q = P2 + lr * (e[:, None] * Q2 - reg * P2), Q2 + lr * (e[:, None] * P2 - reg * Q2)
+    np.testing.assert_allclose(core.user_factors, want_p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(core.item_factors[items], want_q, rtol=1e-5, atol=1e-6)
+    assert loss == pytest.approx(np.mean(e * e), rel=1e-5)
+
+
 def test_epoch_is_sequential_over_a_shuffled_order(rng):
     """Three ratings of one user: each step starts from the previous one's
     result, in one of the 3! orders (the epoch's shuffle picks which)."""
