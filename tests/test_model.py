@@ -170,16 +170,17 @@ def test_real_sigint_stops_fit_cleanly(tmp_path, data):
     script.write_text(SIGINT_SCRIPT)
     path = tmp_path / "interrupted.npz"
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(mfrec.__file__)))
-    proc = subprocess.Popen([sys.executable, "-u", str(script), str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        for line in proc.stdout:
-            if line.strip() == "epoch 3":
-                proc.send_signal(signal.SIGINT)
-                break
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    with subprocess.Popen([sys.executable, "-u", str(script), str(path)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env) as proc:  # (its exit closes the pipes and waits)
+        try:
+            for line in proc.stdout:
+                if line.strip() == "epoch 3":
+                    proc.send_signal(signal.SIGINT)
+                    break
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
     assert proc.returncode == 0, err
     kept = re.search(r"^kept (\d+) (\d+) (\w+)$", out, re.M)
     n_epochs = int(kept[1])
