@@ -210,8 +210,8 @@ class Model(_core.Model):
             The model itself, fitted.
 
         Ctrl-C stops training cleanly: the model keeps its last complete iteration (the best one
-        with early stopping) and a warning says so ("sgd", "als" and "wals" without validation
-        or early stopping first finish the one under way). Fits of one model in several threads run one after the other.
+        with early stopping) and a warning says so ("sgd", "als" and "wals" without validation or
+        early stopping first finish the one under way). Fits of one model in threads take turns.
         """
         source = dict(user=user, item=item, rating=rating, user_ids=user_ids, item_ids=item_ids)
         users = from_any(users, items, ratings, "fit", **source)
