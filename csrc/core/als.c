@@ -398,7 +398,6 @@ static void solve_cg_group(const ctx *h, float *restrict X, int32_t lo, int32_t 
     }
 }
 
-
 /* Squared error of the prediction of raw value v at row x, column j, given
  * dot = x.y_j over the k factors summed as mfr_dot sums it: the prediction
  * as mfr_predict forms it. Only the offset is float here (mu is double
@@ -415,7 +414,7 @@ static MFR_ALWAYS_INLINE double predict_error2(const ctx *h, const float *x, int
     return e * e;
 }
 
-/* The block's weighted squared errors at its new x, over all entries: the
+/* The rows' weighted squared errors at their new x, over all entries: the
  * observed ones directly, the unobserved ones as w0 (x^T G x - sum_obs (x.y)^2)
  * with X G one gram_product for the rows; *sse += the predictions' plain squared
  * errors on the observed raw values (predict_error2). */
@@ -600,13 +599,14 @@ static int solve_block(const ctx *h, const mfr_als_params *p, int32_t lo, int32_
         float *Xg = X + (int64_t)g0 * d;
         if (p->solver == MFR_ALS_CG)
             solve_cg_group(h, Xg, lo + g0, g1 - g0, p->cg_steps, s, g0);
-        for (int32_t r = g0; r < g1 && p->solver == MFR_ALS_CHOLESKY; r++) {
-            if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
-                continue;
-            int status = solve_cholesky(h, lo + r, s->lam[r], s, X + (int64_t)r * d);
-            if (status != MFR_OK)
-                return status;
-        }
+        else
+            for (int32_t r = g0; r < g1; r++) {
+                if (h->R->indptr[lo + r + 1] == h->R->indptr[lo + r] && !h->G)
+                    continue;
+                int status = solve_cholesky(h, lo + r, s->lam[r], s, X + (int64_t)r * d);
+                if (status != MFR_OK)
+                    return status;
+            }
         if (loss && p->loss) /* while the group's rows of Y are in cache */
             loss[0] += block_data_loss(h, Xg, lo + g0, g1 - g0, s, &loss[2]);
     }
