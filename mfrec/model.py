@@ -202,7 +202,7 @@ class Model(_core.Model):
             Seconds of each rating (default: a Ratings' timestamp), for
             ``Model("bayes", context="day")``.
         record_train : bool
-            False: no ``train_rmse`` in history ("sgd", "nmf": a pass over the ratings saved).
+            False: no ``train_rmse`` in history (nor its pass over the ratings, where it takes one).
 
         Returns
         -------

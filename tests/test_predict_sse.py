@@ -1,6 +1,6 @@
-"""predict_sse: the training RMSE user by user over the CSR (SGD's and NMF's
-history), against NumPy and against the pairs predicted in input order;
-pairs_sse, the same sum over the triplets."""
+"""predict_sse: the training RMSE user by user over the CSR (NMF's history,
+and SGD's with negatives), against NumPy and against the pairs predicted in
+input order; SGD's own train_rmse, from the errors its epochs met."""
 import math
 
 import numpy as np
@@ -79,27 +79,6 @@ def test_sse_adds_the_predictions_of_predict_bit_for_bit(k):
     assert _core.predict_sse(core, by_user) == want
 
 
-@pytest.mark.parametrize("k", [3, 37])
-def test_pairs_sse_is_the_same_sum_over_triplets(k):
-    """pairs_sse (a fit holding no CSR: SGD without negatives) over the
-    triplets in their order: the C predictions' squared errors, summed in
-    an order no thread count changes (blocks of 65,536 pairs); an index out
-    of range is refused, not read."""
-    core, (users, items, ratings), by_user = random_case(k, True, nnz=60_000, n_items=900,
-                                                           seed=k)
-    sse = _core.pairs_sse(core, users, items, ratings)
-    err = core._predict(users, items).astype(np.float64) - ratings
-    assert sse == pytest.approx(float(np.sum(err * err)), rel=1e-12)
-    assert sse == pytest.approx(_core.predict_sse(core, by_user), rel=1e-12)
-    assert [_core.pairs_sse(core, users, items, ratings, n_threads=t) for t in (2, 3)] == [sse] * 2
-    bad = items.copy()
-    bad[-1] = 900
-    with pytest.raises(IndexError):
-        _core.pairs_sse(core, users, bad, ratings)
-    with pytest.raises(ValueError, match="same length"):
-        _core.pairs_sse(core, users, items, ratings[:-1])
-
-
 def test_non_finite_predictions_give_inf_rmse():
     core, data, by_user = random_case(5, True)
     P, Q = core.user_factors.copy(), core.item_factors.copy()
@@ -107,7 +86,7 @@ def test_non_finite_predictions_give_inf_rmse():
     core.user_factors, core.item_factors = P, Q
     train = TrainData(*data, 700, 90)
     assert _core.predict_sse(core, by_user) == math.inf
-    assert SGD({}).train_rmse(core, train, 1) == math.inf
+    assert SGD({"negatives": 1}).train_rmse(core, train, 1) == math.inf
     P[4, 0] = np.nan
     core.user_factors = P
     assert math.isnan(_core.predict_sse(core, by_user, n_threads=2))
@@ -148,8 +127,9 @@ def _history(algorithm, monkeypatch, by_pairs, **params):
     return [row["train_rmse"] for row in model.history]
 
 
-@pytest.mark.parametrize("algorithm, params", [("sgd", {}), ("sgd", {"biases": False}),
-                                               ("nmf", {}), ("nmf", {"biases": True})])
+@pytest.mark.parametrize("algorithm, params", [
+    ("sgd", {"negatives": 1}), ("sgd", {"negatives": 1, "biases": False}),
+    ("nmf", {}), ("nmf", {"biases": True})])
 def test_history_is_unchanged(algorithm, params, monkeypatch):
     """The history's train_rmse as the pairs in input order gave it: the
     same float32 predictions, summed in another order (1e-12 covers it)."""
@@ -157,12 +137,38 @@ def test_history_is_unchanged(algorithm, params, monkeypatch):
     with monkeypatch.context() as m:
         old = _history(algorithm, m, True, **params)
     np.testing.assert_allclose(new, old, rtol=1e-12)
-    assert new[-1] < new[0]
+    if "negatives" not in params:  # drawn pairs pull the predictions towards 0
+        assert new[-1] < new[0]
 
 
 def test_history_with_side_features_is_unchanged(monkeypatch):
     """With features the core model holds the effective rows when scored."""
-    new = _history("sgd", monkeypatch, False, features=True)
+    new = _history("sgd", monkeypatch, False, features=True, negatives=1)
     with monkeypatch.context() as m:
-        old = _history("sgd", m, True, features=True)
+        old = _history("sgd", m, True, features=True, negatives=1)
     np.testing.assert_allclose(new, old, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_sgd_train_rmse_is_the_epochs_own_errors(n_threads):
+    """Without negatives SGD's train_rmse is the RMSE of the errors its epoch
+    met, each before its rating's step: the loss of the same epoch run on
+    the factors the one before left (a model fitted one epoch shorter)."""
+    rng = np.random.default_rng(4)
+    pairs = rng.choice(300 * 120, 4000, replace=False)
+    users, items = pairs // 120, pairs % 120  # every index present: ids are indices
+    ratings = rng.integers(1, 6, len(pairs)).astype(np.float32)
+    params = dict(seed=2, factors=8, n_threads=n_threads)
+    three = mfrec.Model("sgd", epochs=3, **params).fit(users, items, ratings)
+    two = mfrec.Model("sgd", epochs=2, **params).fit(users, items, ratings)
+    core = _core.Model()
+    core.user_factors, core.item_factors = two.user_factors.copy(), two.item_factors.copy()
+    core.user_bias, core.item_bias = two.user_bias.copy(), two.item_bias.copy()
+    core.global_mean = two.global_mean
+    loss = _core.sgd_epoch(core, users.astype(np.int32), items.astype(np.int32), ratings,
+                           learning_rate=0.005, regularization=0.02, biases=True,
+                           seed=three.seed_, epoch=2, n_threads=n_threads)
+    assert three.history[2]["train_rmse"] == math.sqrt(loss)
+    np.testing.assert_array_equal(core.user_factors, three.user_factors)
+    after = math.sqrt(np.mean((three.predict(users, items, clip=False) - ratings) ** 2))
+    assert three.history[2]["train_rmse"] == pytest.approx(after, rel=0.05)

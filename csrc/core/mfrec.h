@@ -152,11 +152,6 @@ int mfr_predict(const mfr_model *m, int64_t n, const int32_t *users,
  * does not depend on n_threads. Inf or NaN if a prediction is; MFR_EINVAL
  * if R's shape is not the model's or R has no values. */
 int mfr_predict_sse(const mfr_model *m, const mfr_csr *R, int n_threads, double *sse);
-/* The same sum over n triplets (users, items, ratings), per block of pairs
- * in their order, then the blocks in order (independent of n_threads).
- * MFR_EINDEX for an index out of range. */
-int mfr_pairs_sse(const mfr_model *m, int64_t n, const int32_t *users, const int32_t *items,
-                  const float *ratings, int n_threads, double *sse);
 
 /* ---- metrics (metrics.c) ---------------------------------------------- */
 int mfr_rmse_mae(int64_t n, const float *pred, const float *truth,

@@ -5,15 +5,13 @@
  * so an unknown user falls back to mu + b_i, an unknown pair to mu.
  * mfr_predict_sse sums (float(r_hat) - r)^2 over a CSR of ratings by user:
  * the training RMSE in the CSR's order, which reads each user's row of P
- * once; mfr_pairs_sse sums them over triplets in their order (for a fit
- * that keeps no CSR), prefetching both rows.
+ * once.
  */
 #include <stdlib.h>
 
 #include "internal.h"
 
 #define SSE_ROWS 256 /* rows per block of mfr_predict_sse (one partial sum each) */
-#define SSE_PAIRS 65536 /* pairs per block of mfr_pairs_sse */
 #define SSE_AHEAD 32 /* entries ahead that mfr_predict_sse prefetches item rows */
 
 /* The prediction for known or unknown (-1) u, i whose factors' dot
@@ -120,73 +118,22 @@ static int sse_rows(const mfr_model *m, const mfr_csr *R, int32_t lo, int32_t hi
     return MFR_OK;
 }
 
-/* Prefetch the factor rows of pair t if t < hi and both indices are valid. */
-static inline void prefetch_pair(const mfr_model *m, int64_t t, int64_t hi,
-                                 const int32_t *users, const int32_t *items)
+int mfr_predict_sse(const mfr_model *m, const mfr_csr *R, int n_threads, double *sse)
 {
-    if (t >= hi)
-        return;
-    const int32_t u = users[t], i = items[t];
-    if (u >= 0 && u < m->n_users && i >= 0 && i < m->n_items)
-        for (int32_t f = 0; f < m->k; f += 16) {
-            __builtin_prefetch(m->P + (int64_t)u * m->k + f, 0, 3);
-            __builtin_prefetch(m->Q + (int64_t)i * m->k + f, 0, 3);
-        }
-}
-
-/* The squared errors of the triplets [lo, hi), summed in double in order.
- * Four pairs go at a time (mfr_dots4: four independent sums of products
- * in flight instead of one: 1.4x faster at k = 100), the rest one by one;
- * both factor rows of a pair are random reads, prefetched SSE_AHEAD pairs
- * ahead. Each index is checked where it is read. */
-MFR_TARGET_CLONES
-static int sse_pairs(const mfr_model *m, int64_t lo, int64_t hi, const int32_t *users,
-                     const int32_t *items, const float *ratings, double *sse)
-{
-    double s = 0.0;
-    for (int64_t t = lo; t < hi;) {
-        const int c = hi - t >= 4 ? 4 : 1;
-        const float *p[4], *q[4];
-        float dot[4];
-        for (int j = 0; j < c; j++) {
-            const int32_t u = users[t + j], i = items[t + j];
-            if (u < 0 || u >= m->n_users || i < 0 || i >= m->n_items)
-                return MFR_EINDEX;
-            p[j] = m->P + (int64_t)u * m->k;
-            q[j] = m->Q + (int64_t)i * m->k;
-            prefetch_pair(m, t + j + SSE_AHEAD, hi, users, items);
-        }
-        if (c == 4)
-            mfr_dots4(p, q, m->k, dot);
-        else
-            dot[0] = mfr_dot(p[0], q[0], m->k);
-        for (int j = 0; j < c; j++, t++) {
-            const double err =
-                (double)predict_with_dot(m, users[t], items[t], dot[j]) - (double)ratings[t];
-            s += err * err;
-        }
-    }
-    *sse = s;
-    return MFR_OK;
-}
-
-/* Blocks [b size, (b + 1) size) of n entries, each summed by one call of
- * sse_rows (rows) or sse_pairs (pairs) into part[b], then the parts in
- * order: a sum that does not depend on the threads. */
-static int sse_blocks(const mfr_model *m, const mfr_csr *R, const int32_t *users,
-                      const int32_t *items, const float *ratings, int64_t n, int64_t size,
-                      int n_threads, double *sse)
-{
-    const int64_t nb = (n + size - 1) / size;
+    if (m->k <= 0 || R->n_rows != m->n_users || R->n_cols != m->n_items || !R->values)
+        return MFR_EINVAL;
+    /* blocks of SSE_ROWS rows, each summed into part[b], then the parts in
+     * order: a sum that does not depend on the threads */
+    const int64_t nb = (R->n_rows + SSE_ROWS - 1) / SSE_ROWS;
     double *part = malloc((size_t)MFR_MAX(nb, 1) * sizeof *part);
     int status = MFR_OK;
     if (!part)
         return MFR_ENOMEM;
 #pragma omp parallel for schedule(dynamic) num_threads(mfr_threads(n_threads)) if (nb > 1)
     for (int64_t b = 0; b < nb; b++) {
-        const int64_t lo = b * size, hi = MFR_MIN(n, lo + size);
-        int s = R ? sse_rows(m, R, (int32_t)lo, (int32_t)hi, &part[b])
-                  : sse_pairs(m, lo, hi, users, items, ratings, &part[b]);
+        const int32_t lo = (int32_t)(b * SSE_ROWS);
+        int s = sse_rows(m, R, lo, (int32_t)MFR_MIN(R->n_rows, lo + (int64_t)SSE_ROWS),
+                         &part[b]);
         if (s != MFR_OK) {
 #pragma omp atomic write
             status = s;
@@ -198,19 +145,4 @@ static int sse_blocks(const mfr_model *m, const mfr_csr *R, const int32_t *users
     free(part);
     *sse = total;
     return status;
-}
-
-int mfr_pairs_sse(const mfr_model *m, int64_t n, const int32_t *users, const int32_t *items,
-                  const float *ratings, int n_threads, double *sse)
-{
-    if (m->k <= 0 || n < 0)
-        return MFR_EINVAL;
-    return sse_blocks(m, NULL, users, items, ratings, n, SSE_PAIRS, n_threads, sse);
-}
-
-int mfr_predict_sse(const mfr_model *m, const mfr_csr *R, int n_threads, double *sse)
-{
-    if (m->k <= 0 || R->n_rows != m->n_users || R->n_cols != m->n_items || !R->values)
-        return MFR_EINVAL;
-    return sse_blocks(m, R, NULL, NULL, NULL, R->n_rows, SSE_ROWS, n_threads, sse);
 }

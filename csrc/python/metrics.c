@@ -71,46 +71,6 @@ cleanup:
     return result;
 }
 
-BINDING_KW(pairs_sse, "(model, users, items, ratings, n_threads=1)",
-"predict_sse over triplets (int32 indices of the model's users and items,\n"
-"float32 ratings) in their order, per block of pairs, then the blocks in\n"
-"order: a sum that does not depend on n_threads (mfr_pairs_sse).")
-{
-    static char *kwlist[] = {"model", "users", "items", "ratings", "n_threads", NULL};
-    PyObject *mo, *uo, *io, *ro, *result = NULL;
-    int n_threads = 1, status;
-    double sse = 0.0;
-    model_view v = {0};
-    PyArrayObject *users = NULL, *items = NULL, *ratings = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|i", kwlist, &mo, &uo, &io, &ro,
-                                     &n_threads))
-        return NULL;
-    ModelObject *model = as_model(module, mo);
-    /* no copies: the core checks each index where it reads it */
-    if (!model || model_view_get(model, &v, 0) < 0 ||
-        !(users = as_array(uo, NPY_INT32, 1, "users")) ||
-        !(items = as_array(io, NPY_INT32, 1, "items")) ||
-        !(ratings = as_array(ro, NPY_FLOAT32, 1, "ratings")) ||
-        same_length(users, items, "users", "items") < 0 ||
-        same_length(users, ratings, "users", "ratings") < 0)
-        goto cleanup;
-    Py_BEGIN_ALLOW_THREADS
-    status = mfr_pairs_sse(&v.m, PyArray_DIM(users, 0), PyArray_DATA(users),
-                           PyArray_DATA(items), PyArray_DATA(ratings), n_threads, &sse);
-    Py_END_ALLOW_THREADS
-    if (status != MFR_OK) {
-        raise_status(status, "pairs_sse");
-        goto cleanup;
-    }
-    result = PyFloat_FromDouble(sse);
-cleanup:
-    model_view_release(&v);
-    Py_XDECREF(users);
-    Py_XDECREF(items);
-    Py_XDECREF(ratings);
-    return result;
-}
-
 BINDING_KW(ranking_metrics, "(recommended, rel_indptr, rel_indices, n_items, n_threads=1)",
 "Ranking metrics at k = recommended.shape[1] (see mfr_ranking_metrics):\n"
 "recommended (int32, users x k, -1 = empty rank), the relevant labels as a\n"
@@ -175,5 +135,5 @@ cleanup:
 }
 
 PyMethodDef mfr_py_metrics_functions[] = {METHOD(rmse_mae), METHOD(predict_sse),
-                                          METHOD(pairs_sse), METHOD(ranking_metrics),
+                                          METHOD(ranking_metrics),
                                           {NULL}};

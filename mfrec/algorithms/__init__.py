@@ -301,13 +301,9 @@ class Algorithm:
     def train_rmse_by_user(self, core, train: TrainData, n_threads: int) -> float:
         """train_rmse for algorithms that predict with the core model as it
         is: the same float32 predictions scored user by user over the CSR
-        (each user's row read once; cheaper than the pairs' input order),
-        or over the triplets when the fit holds no CSR. Only the double
-        sum's order differs, by a few ulps."""
-        if "by_user" in train.__dict__:
-            sse = _core.predict_sse(core, train.by_user, n_threads)
-        else:  # a fit that keeps no CSR (SGD): the triplets in their order
-            sse = _core.pairs_sse(core, train.users, train.items, train.ratings, n_threads)
+        (each user's row read once; cheaper than the pairs' input order).
+        Only the double sum's order differs, by a few ulps."""
+        sse = _core.predict_sse(core, train.by_user, n_threads)
         return math.sqrt(sse / len(train)) if math.isfinite(sse) else math.inf
 
     def owns_state(self) -> bool:

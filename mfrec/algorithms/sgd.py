@@ -22,6 +22,8 @@ weighted MF's unobserved term, drawn instead of summed. Predictions then
 mix "rating" and "chosen at all", so they rank well and no longer estimate
 ratings (RMSE worsens). Fold-in minimizes the same expected objective.
 """
+import math
+
 import numpy as np
 
 from .. import _core
@@ -72,9 +74,14 @@ class SGD(FeatureSolver, Algorithm):
             core.global_mean = 0.0
         self.start_features(core, train, p["biases"])
 
-    # the core model holds the effective rows (materialize) when it is
-    # scored; over the CSR while negatives keep it, else over the triplets
-    train_rmse = Algorithm.train_rmse_by_user
+    def train_rmse(self, core, train, n_threads):
+        """The RMSE of the errors the epoch met, each before its rating's
+        step (as LIBMF reports it; no pass of its own). With negatives, whose
+        pairs the epoch's loss also sums, the ratings scored afresh over the
+        CSR (with features the core model then holds the effective rows)."""
+        if self.params["negatives"]:
+            return self.train_rmse_by_user(core, train, n_threads)
+        return math.sqrt(self.epoch_loss)
 
     def runs_lean(self):
         """Each epoch leaves a complete model (the core model, or the free
@@ -90,9 +97,10 @@ class SGD(FeatureSolver, Algorithm):
                       rated=train.by_user if p["negatives"] else None)
         try:
             if self.free is None:
-                return _core.sgd_epoch(core, train.users, train.items, train.ratings,
-                                       n_threads=p["n_threads"], **common)
-            loss = _core.sgd_epoch_features(
+                self.epoch_loss = _core.sgd_epoch(core, train.users, train.items, train.ratings,
+                                                  n_threads=p["n_threads"], **common)
+                return self.epoch_loss
+            self.epoch_loss = _core.sgd_epoch_features(
                 self.free, train.users, train.items, train.ratings,
                 user_features=self.side("user"), item_features=self.side("item"), **common)
         except FloatingPointError:
@@ -101,7 +109,7 @@ class SGD(FeatureSolver, Algorithm):
                 f"{p['learning_rate']}: the factors became infinite or NaN; "
                 "use a smaller learning_rate") from None
         self.materialize(core)
-        return loss
+        return self.epoch_loss
 
     def fold_in_regularization(self, n_ratings):
         """SGD's L2 summed over the user's updates in an epoch: one per
