@@ -142,8 +142,9 @@ def test_epoch_of_independent_ratings_matches_numpy(n_threads, rng):
 
 def test_epoch_of_a_million_independent_ratings_visits_each_once(rng):
     """From 2^20 ratings the epoch's order is shuffled by buckets (each in
-    cache) rather than by one Fisher-Yates pass: still every rating exactly
-    once, so independent ratings take one reference step each."""
+    cache) rather than by one Fisher-Yates pass, and these 2^21 factor rows
+    (32 MiB) are stepped by 17 x 17 blocks on one thread: still every rating
+    exactly once, so independent ratings take one reference step each."""
     n, k, lr, reg = (1 << 20) + 3, 4, 0.03, 0.02
     P, Q = (rng.normal(0, 0.3, (n, k)).astype(np.float32) for _ in range(2))
     items = rng.permutation(n)
