@@ -296,6 +296,34 @@ def test_core_sgd_epoch_catches_factors_that_overflow_with_finite_errors(biases)
         sgd_epoch(core, [0, 1], [0, 1], [1.0, 1.0], 1.0, 0.0, biases)
 
 
+@pytest.mark.parametrize("biases", [True, False])
+def test_core_sgd_epoch_catches_finite_factors_whose_products_overflow(biases):
+    """Every error and every factor stays finite, but the last step leaves
+    p_1 . q_1 = 20 * 1e20 * 1e20 past float32's range: the epoch's loss (the
+    errors met before each step) cannot see it, so the bound on the
+    predictions after the epoch must: |mu| + max |b| + k max |p| max |q|."""
+    k = 20
+    P, Q = np.full((2, k), 1e-3), np.full((2, k), 1e-3)
+    core = core_model(P, Q, [0, 0] if biases else None, [0, 0] if biases else None, 0.0)
+    sgd_epoch(core, [0, 1], [0, 1], [1.0, 1.0], 0.1, 0.0, biases)  # healthy: passes
+    P[1], Q[1] = 1e20, 1e20
+    core = core_model(P, Q, [0, 0] if biases else None, [0, 0] if biases else None, 0.0)
+    with pytest.raises(FloatingPointError):
+        sgd_epoch(core, [0], [0], [1.0], 0.1, 0.0, biases)
+
+
+def test_fit_whose_last_epoch_leaves_overflowing_predictions_raises():
+    """A fit whose running errors stay finite but whose final factors
+    predict -inf for a rating: named as divergence, with or without the
+    training RMSE in the history (found by test_properties.test_fit_arrays)."""
+    users, items = np.array([1, 2, 0, 21, 5, 4]), np.array([1, 3, 6, 0, 0, 0])
+    ratings = np.array([1, 5, 32297, 32767, 3, -32745], np.float32)
+    for record_train in (True, False):
+        model = mfrec.Model("sgd", factors=1, learning_rate=0.02, epochs=2, seed=0)
+        with pytest.raises(FloatingPointError, match="too large for float32 predictions"):
+            model.fit(users, items, ratings, record_train=record_train)
+
+
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(users=[0, 5]), IndexError, "index out of range"),
     (dict(users=[0, -1]), IndexError, "index out of range"),

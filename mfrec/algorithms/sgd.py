@@ -106,8 +106,8 @@ class SGD(FeatureSolver, Algorithm):
         except FloatingPointError:
             raise FloatingPointError(
                 f"SGD diverged at epoch {iteration + 1} with learning_rate="
-                f"{p['learning_rate']}: the factors became infinite or NaN; "
-                "use a smaller learning_rate") from None
+                f"{p['learning_rate']}: the factors became infinite, NaN or too large "
+                "for float32 predictions; use a smaller learning_rate") from None
         self.materialize(core)
         return self.epoch_loss
 
