@@ -298,10 +298,11 @@ def test_core_sgd_epoch_catches_factors_that_overflow_with_finite_errors(biases)
 
 @pytest.mark.parametrize("biases", [True, False])
 def test_core_sgd_epoch_catches_finite_factors_whose_products_overflow(biases):
-    """Every error and every factor stays finite, but the last step leaves
-    p_1 . q_1 = 20 * 1e20 * 1e20 past float32's range: the epoch's loss (the
-    errors met before each step) cannot see it, so the bound on the
-    predictions after the epoch must: |mu| + max |b| + k max |p| max |q|."""
+    """Row 1's factors (1e20) are finite and the epoch's one rating leaves
+    them alone with a finite error, but p_1 . q_1 = 20 * 1e20 * 1e20 is past
+    float32's range: the epoch's loss (the errors met before each step)
+    cannot see it, so the bound on the predictions after the epoch must:
+    |mu| + max |b| + k max |p| max |q|."""
     k = 20
     P, Q = np.full((2, k), 1e-3), np.full((2, k), 1e-3)
     core = core_model(P, Q, [0, 0] if biases else None, [0, 0] if biases else None, 0.0)

@@ -99,16 +99,17 @@ class SGD(FeatureSolver, Algorithm):
             if self.free is None:
                 self.epoch_loss = _core.sgd_epoch(core, train.users, train.items, train.ratings,
                                                   n_threads=p["n_threads"], **common)
-                return self.epoch_loss
-            self.epoch_loss = _core.sgd_epoch_features(
-                self.free, train.users, train.items, train.ratings,
-                user_features=self.side("user"), item_features=self.side("item"), **common)
+            else:
+                self.epoch_loss = _core.sgd_epoch_features(
+                    self.free, train.users, train.items, train.ratings,
+                    user_features=self.side("user"), item_features=self.side("item"), **common)
         except FloatingPointError:
             raise FloatingPointError(
                 f"SGD diverged at epoch {iteration + 1} with learning_rate="
                 f"{p['learning_rate']}: the factors became infinite, NaN or too large "
                 "for float32 predictions; use a smaller learning_rate") from None
-        self.materialize(core)
+        if self.free is not None:
+            self.materialize(core)
         return self.epoch_loss
 
     def fold_in_regularization(self, n_ratings):
